@@ -1,0 +1,3 @@
+"""modelrouter server: gRPC model routing over the official provider SDKs."""
+
+__all__: list[str] = []

@@ -1,0 +1,38 @@
+"""Configuration: one TOML file, parsed strictly.
+
+An unknown key or a bad value is an error that names its path (`models.gpt-4o-mini.pricing`),
+and cross-references (aliases, routes, providers, the summarizer) are checked at load time,
+so a typo fails start-up instead of the first request that touches it.
+"""
+
+from modelrouter_server.config.loader import ConfigError, default_config_path, load_config
+from modelrouter_server.config.schema import (
+    Capabilities,
+    ContextConfig,
+    EmulatorMode,
+    ModelConfig,
+    Pricing,
+    ProviderConfig,
+    ProviderKind,
+    ResilienceConfig,
+    RouterConfig,
+    RoutingConfig,
+    ServerConfig,
+)
+
+__all__ = [
+    "Capabilities",
+    "ConfigError",
+    "ContextConfig",
+    "EmulatorMode",
+    "ModelConfig",
+    "Pricing",
+    "ProviderConfig",
+    "ProviderKind",
+    "ResilienceConfig",
+    "RouterConfig",
+    "RoutingConfig",
+    "ServerConfig",
+    "default_config_path",
+    "load_config",
+]

@@ -1,0 +1,194 @@
+"""The configuration schema. Every model forbids unknown keys and is immutable."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelrouter_server.domain import Task
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class LogFormat(enum.Enum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 50051
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    """0 disables the Prometheus endpoint."""
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace_s: NonNegFloat = 5.0
+
+
+class ProviderKind(enum.Enum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class ProviderConfig(_Strict):
+    kind: ProviderKind
+    api_key_env: str = ""
+    """The environment variable holding the key (the key itself never goes in config)."""
+    base_url: str = ""
+    """Empty: the SDK's own variable (ANTHROPIC_BASE_URL / OPENAI_BASE_URL), else its default."""
+    timeout_s: PositiveFloat = 600.0
+    connect_timeout_s: PositiveFloat = 5.0
+    max_connections: PositiveInt = 200
+
+
+class Capabilities(_Strict):
+    streaming: bool = True
+    thinking: bool = False
+    reasoning_effort: bool = False
+    temperature: bool = True
+    continuation: bool = True
+    """The model can resume a partial answer (assistant prefill or a continue turn)."""
+
+
+class Pricing(_Strict):
+    """USD per million tokens."""
+
+    input_per_mtok: NonNegFloat = 0.0
+    output_per_mtok: NonNegFloat = 0.0
+    cache_read_per_mtok: NonNegFloat = 0.0
+    cache_write_per_mtok: NonNegFloat = 0.0
+
+
+class Tokenizer(enum.Enum):
+    O200K_BASE = "o200k_base"
+    CL100K_BASE = "cl100k_base"
+    ANTHROPIC = "anthropic"
+    """Anthropic's count_tokens endpoint, else a calibrated local estimate."""
+
+
+class ModelConfig(_Strict):
+    provider: str
+    context_window: PositiveInt
+    max_output_tokens: PositiveInt
+    default_output_tokens: PositiveInt = 4096
+    aliases: tuple[str, ...] = ()
+    capabilities: Capabilities = Capabilities()
+    pricing: Pricing = Pricing()
+    tokenizer: Tokenizer = Tokenizer.O200K_BASE
+    message_overhead_tokens: Annotated[int, Field(ge=0)] = 3
+    """Per-message framing tokens of the chat format (OpenAI cookbook: 3)."""
+    reply_priming_tokens: Annotated[int, Field(ge=0)] = 3
+
+    @model_validator(mode="after")
+    def _output_fits_window(self) -> ModelConfig:
+        if self.max_output_tokens > self.context_window:
+            raise ValueError("max_output_tokens is larger than context_window")
+        return self
+
+
+class RoutingConfig(_Strict):
+    default: tuple[str, ...] = Field(min_length=1)
+    """The route for TASK_UNSPECIFIED."""
+    tasks: dict[Task, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class ResilienceConfig(_Strict):
+    max_attempts_per_model: PositiveInt = 3
+    backoff_initial_s: PositiveFloat = 0.25
+    backoff_max_s: PositiveFloat = 8.0
+    backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_retry_after_s: PositiveFloat = 60.0
+    """A provider asking to wait longer than this is treated as down for this request."""
+    breaker_fail_max: PositiveInt = 5
+    breaker_reset_timeout_s: PositiveFloat = 30.0
+    ttft_timeout_s: PositiveFloat = 30.0
+    inter_token_timeout_s: PositiveFloat = 30.0
+    default_deadline_s: PositiveFloat = 300.0
+    """Used when the caller sets no gRPC deadline."""
+
+
+class StoreKind(enum.Enum):
+    SQLITE = "sqlite"
+    REDIS = "redis"
+    MEMORY = "memory"
+
+
+class ContextConfig(_Strict):
+    summarize_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    safety_margin_tokens: Annotated[int, Field(ge=0)] = 256
+    summarizer_model: str = "gpt-4o-mini-2024-07-18"
+    summary_max_tokens: PositiveInt = 1024
+    store: StoreKind = StoreKind.SQLITE
+    sqlite_path: str = "modelrouter.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    anthropic_estimate_margin: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Share added to the local Claude estimate when count_tokens is unreachable."""
+
+
+class EmulatorMode(enum.Enum):
+    AUTO = "auto"
+    """Serve each provider whose key is not set through the built-in emulator."""
+    ALWAYS = "always"
+    OFF = "off"
+
+
+class EmulatorConfig(_Strict):
+    mode: EmulatorMode = EmulatorMode.AUTO
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
+class RouterConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig]
+    routing: RoutingConfig
+    resilience: ResilienceConfig = ResilienceConfig()
+    context: ContextConfig = ContextConfig()
+    emulator: EmulatorConfig = EmulatorConfig()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> RouterConfig:
+        problems: list[str] = []
+        names: dict[str, str] = {}
+        for model_id, model in self.models.items():
+            if model.provider not in self.providers:
+                problems.append(f"models.{model_id}.provider: no provider {model.provider!r}")
+            for name in (model_id, *model.aliases):
+                if name in names and names[name] != model_id:
+                    problems.append(
+                        f"models.{model_id}.aliases: {name!r} already names {names[name]!r}"
+                    )
+                names[name] = model_id
+        routes = {"routing.default": self.routing.default}
+        routes.update({f"routing.tasks.{t.value}": c for t, c in self.routing.tasks.items()})
+        for path, chain in routes.items():
+            for i, name in enumerate(chain):
+                if name not in names:
+                    problems.append(f"{path}[{i}]: no model or alias {name!r}")
+        if self.context.summarizer_model not in names:
+            problems.append(
+                f"context.summarizer_model: no model or alias {self.context.summarizer_model!r}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def resolve(self, name: str) -> str | None:
+        """The model id that `name` (an id or alias) stands for."""
+        if name in self.models:
+            return name
+        for model_id, model in self.models.items():
+            if name in model.aliases:
+                return model_id
+        return None

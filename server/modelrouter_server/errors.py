@@ -1,0 +1,200 @@
+"""The domain error hierarchy.
+
+    RouterError
+    ├── RequestError            the caller's request is wrong (names the field)
+    │   └── ModelNotFound           an unknown model id or alias
+    ├── ConversationNotFound
+    ├── StoreError              the conversation store failed (nothing was written)
+    ├── DeadlineExceeded        the caller's deadline passed inside the router
+    ├── NoCandidates            every candidate was skipped or failed
+    └── ProviderError           one upstream call failed; mapped once, at the provider boundary
+        ├── InvalidProviderRequest      400/413/422: the request itself is wrong
+        │   └── ContextWindowExceeded
+        ├── AuthenticationFailed        401
+        ├── PermissionDenied            403
+        ├── UpstreamModelNotFound       404
+        ├── RateLimited                 429 (quota exhausted is not retryable)
+        ├── Overloaded                  529
+        ├── ServerError                 5xx
+        ├── ProviderTimeout             the call or time-to-first-token timed out
+        ├── ProviderConnectionError     could not connect / connection reset before a reply
+        └── StreamInterrupted           the stream broke after it started (error event,
+                                        dropped connection, stall, or an end without the
+                                        terminal event)
+
+The gRPC status of each class lives in one table, `api.status`. Provider errors carry
+only what is safe to return: never a header, a key or the raw request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelrouter_server.attempts import AttemptRecord
+
+
+class RouterError(Exception):
+    """Base of every error the router raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RequestError(RouterError):
+    """The caller's request is invalid; `field` is the proto field path at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ModelNotFound(RequestError):
+    pass
+
+
+class ConversationNotFound(RouterError):
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"conversation_id: no conversation {conversation_id!r}")
+        self.conversation_id = conversation_id
+
+
+class StoreError(RouterError):
+    pass
+
+
+class DeadlineExceeded(RouterError):
+    pass
+
+
+class ProviderError(RouterError):
+    """One failed upstream call. `retryable` says whether the provider's health is at
+    fault (worth another try, counted by the circuit breaker) or the request is."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status_code: int | None = None,
+        upstream_request_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.upstream_request_id = upstream_request_id
+        self.retry_after_s = retry_after_s
+
+
+class InvalidProviderRequest(ProviderError):
+    pass
+
+
+class ContextWindowExceeded(InvalidProviderRequest):
+    pass
+
+
+class AuthenticationFailed(ProviderError):
+    pass
+
+
+class PermissionDenied(ProviderError):
+    pass
+
+
+class UpstreamModelNotFound(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota_exhausted: bool = False,
+        provider: str = "",
+        model: str = "",
+        status_code: int | None = None,
+        upstream_request_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            provider=provider,
+            model=model,
+            status_code=status_code,
+            upstream_request_id=upstream_request_id,
+            retry_after_s=retry_after_s,
+        )
+        self.quota_exhausted = quota_exhausted
+        # Out of quota: retrying cannot help until someone pays.
+        self.retryable = not quota_exhausted
+
+
+class Overloaded(ProviderError):
+    retryable = True
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    retryable = True
+
+
+class InterruptionKind(enum.Enum):
+    ERROR_EVENT = "error_event"
+    DROPPED = "dropped"
+    TRUNCATED = "truncated"
+    STALLED = "stalled"
+
+
+class StreamInterrupted(ProviderError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: InterruptionKind,
+        provider: str = "",
+        model: str = "",
+        status_code: int | None = None,
+        upstream_request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            provider=provider,
+            model=model,
+            status_code=status_code,
+            upstream_request_id=upstream_request_id,
+        )
+        self.kind = kind
+
+
+class NoCandidates(RouterError):
+    """Every candidate was skipped or failed; `attempts` holds each, in order."""
+
+    def __init__(self, message: str, attempts: Sequence[AttemptRecord]) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+
+    @property
+    def all_rate_limited(self) -> bool:
+        tried = [a for a in self.attempts if a.error_class is not None]
+        return bool(tried) and all(a.error_class is RateLimited for a in tried)
