@@ -1,0 +1,462 @@
+"""The Anthropic Messages API: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
+
+Validation follows the real API's rules and wording for what the router can get wrong;
+anything the emulator does not model (tools, images, cache control) is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from modelrouter_server.emulator.behavior import Behavior
+from modelrouter_server.emulator.conversation import Turn, content_text, turn
+from modelrouter_server.emulator.counting import claude_input_tokens
+from modelrouter_server.emulator.errors import WireError
+from modelrouter_server.emulator.models import Api, EmulatedModel
+from modelrouter_server.emulator.records import AuthScheme
+from modelrouter_server.emulator.sse import Frame, StreamPlan, event
+from modelrouter_server.emulator.text import (
+    LimitedAnswer,
+    answer_tokens,
+    limit_answer,
+    thinking_tokens,
+)
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MIN_THINKING_BUDGET = 1024
+REQUESTS_PER_MINUTE = 4000
+TOKENS_PER_MINUTE = 400_000
+
+_THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+
+_ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_ERROR_MESSAGES: Mapping[str, str] = {
+    "invalid_request_error": "Invalid request.",
+    "authentication_error": "invalid x-api-key",
+    "billing_error": "Your credit balance is too low to access the Anthropic API.",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "The requested resource could not be found.",
+    "timeout_error": "Request timed out.",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "This request would exceed your account's rate limit. "
+    "Please try again later.",
+    "api_error": "Internal server error",
+    "overloaded_error": "Overloaded",
+}
+
+_STOP_REASONS: Mapping[str, str] = {
+    "end": "end_turn",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+}
+
+
+def _message_for(error_type: str) -> str:
+    return _ERROR_MESSAGES.get(error_type, error_type.replace("_", " "))
+
+
+def _invalid(message: str) -> WireError:
+    return WireError(400, "invalid_request_error", message)
+
+
+def _rfc3339(seconds_from_now: float) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _integer(raw: object, field: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _invalid(f"{field}: Input should be a valid integer")
+    return raw
+
+
+@dataclass(frozen=True)
+class _Conversation:
+    model: EmulatedModel
+    system: str
+    turns: tuple[Turn, ...]
+    message_texts: tuple[str, ...]
+
+    @property
+    def input_tokens(self) -> int:
+        return claude_input_tokens(self.system, self.message_texts)
+
+
+@dataclass(frozen=True)
+class MessageReply:
+    """A validated Messages request and its answer."""
+
+    model: str
+    stream: bool
+    input_tokens: int
+    thinking: tuple[str, ...]
+    answer: LimitedAnswer
+    error_event_type: str = "overloaded_error"
+
+    @property
+    def paced_tokens(self) -> int:
+        return len(self.thinking) + len(self.answer.tokens)
+
+    @property
+    def output_tokens(self) -> int:
+        return self.paced_tokens
+
+    def _signature(self) -> str:
+        # Opaque like the real one, but stable for the same thinking text.
+        digest = hashlib.sha256("".join(self.thinking).encode()).digest()
+        return base64.b64encode(digest * 2).decode()
+
+    def _usage(self, output_tokens: int) -> dict[str, object]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        }
+
+    def _message(self, message_id: str, *, final: bool) -> dict[str, object]:
+        content: list[dict[str, object]] = []
+        if final:
+            if self.thinking:
+                content.append(
+                    {
+                        "type": "thinking",
+                        "thinking": "".join(self.thinking),
+                        "signature": self._signature(),
+                    }
+                )
+            content.append({"type": "text", "text": self.answer.text})
+        return {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": _STOP_REASONS[self.answer.stop] if final else None,
+            "stop_sequence": self.answer.stop_sequence if final else None,
+            "usage": self._usage(self.output_tokens if final else 1),
+        }
+
+    def json_body(self) -> dict[str, object]:
+        return self._message(_message_id(), final=True)
+
+    def stream_plan(self, ping_every_tokens: int) -> StreamPlan:
+        ping = event("ping", {"type": "ping"})
+        start = {"type": "message_start", "message": self._message(_message_id(), final=False)}
+        head = [event("message_start", start)]
+        if ping_every_tokens > 0:
+            head.append(ping)
+        body: list[Frame] = []
+        index = 0
+        if self.thinking:
+            thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
+            body.append(Frame(_block_start(index, thinking_block)))
+            body.extend(
+                Frame(_block_delta(index, {"type": "thinking_delta", "thinking": t}), "thinking")
+                for t in self.thinking
+            )
+            signature = {"type": "signature_delta", "signature": self._signature()}
+            body.append(Frame(_block_delta(index, signature)))
+            body.append(Frame(_block_stop(index)))
+            index += 1
+        body.append(Frame(_block_start(index, {"type": "text", "text": ""})))
+        tokens = self.answer.tokens
+        for position, token in enumerate(tokens, start=1):
+            body.append(Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text"))
+            if (
+                ping_every_tokens > 0
+                and position % ping_every_tokens == 0
+                and position < len(tokens)
+            ):
+                body.append(Frame(ping))
+        tail = (
+            _block_stop(index),
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": _STOP_REASONS[self.answer.stop],
+                        "stop_sequence": self.answer.stop_sequence,
+                    },
+                    "usage": {"output_tokens": self.output_tokens},
+                },
+            ),
+            event("message_stop", {"type": "message_stop"}),
+        )
+        error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
+        error_event = event("error", {"type": "error", "error": error})
+        return StreamPlan(tuple(head), tuple(body), tail, error_event)
+
+
+def _message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def _block_start(index: int, block: Mapping[str, object]) -> bytes:
+    payload = {"type": "content_block_start", "index": index, "content_block": block}
+    return event("content_block_start", payload)
+
+
+def _block_delta(index: int, delta: Mapping[str, object]) -> bytes:
+    return event(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+
+
+def _block_stop(index: int) -> bytes:
+    return event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+class AnthropicMessages:
+    """The Anthropic dialect of the emulator (see `exchange.Dialect`)."""
+
+    api: Api = "anthropic"
+    request_id_header = "request-id"
+
+    def __init__(self, models: Mapping[str, EmulatedModel]) -> None:
+        self._models = models
+
+    def auth_scheme(self, headers: Mapping[str, str]) -> AuthScheme | None:
+        if headers.get("x-api-key"):
+            return "x-api-key"
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return "bearer"
+        return None
+
+    def check_request(self, headers: Mapping[str, str], auth: AuthScheme | None, size: int) -> None:
+        if auth is None:
+            raise WireError(401, "authentication_error", "x-api-key header is required")
+        # Any version is accepted: the SDK sends dates the emulator cannot know in advance.
+        if not headers.get("anthropic-version"):
+            raise _invalid("anthropic-version: header is required")
+        if size > MAX_REQUEST_BYTES:
+            raise WireError(413, "request_too_large", _ERROR_MESSAGES["request_too_large"])
+
+    def invalid_body(self) -> WireError:
+        return _invalid("The request body is not valid JSON.")
+
+    def count_tokens(self, body: Mapping[str, object]) -> dict[str, object]:
+        return {"input_tokens": self._conversation(body).input_tokens}
+
+    def prepare(self, body: Mapping[str, object], behavior: Behavior) -> MessageReply:
+        conversation = self._conversation(body)
+        model = conversation.model
+        raw_max_tokens = body.get("max_tokens")
+        if raw_max_tokens is None:
+            raise _invalid("max_tokens: Field required")
+        max_tokens = _integer(raw_max_tokens, "max_tokens")
+        if max_tokens < 1:
+            raise _invalid("max_tokens: Input should be greater than or equal to 1")
+        if max_tokens > model.max_output_tokens:
+            raise _invalid(
+                f"max_tokens: {max_tokens} > {model.max_output_tokens}, which is the maximum "
+                f"allowed number of output tokens for {model.id}"
+            )
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise _invalid("stream: Input should be a valid boolean")
+        stop_sequences = _stop_sequences(body.get("stop_sequences"))
+        temperature = _temperature(body.get("temperature"))
+        budget = _thinking_budget(body.get("thinking"), model, max_tokens, temperature)
+
+        input_tokens = conversation.input_tokens
+        if input_tokens + max_tokens > model.context_window:
+            raise _invalid(
+                f"prompt is too long: {input_tokens + max_tokens} tokens > "
+                f"{model.context_window} maximum"
+            )
+
+        thinking = thinking_tokens(conversation.turns, min(behavior.thinking_tokens, budget))
+        answer = limit_answer(
+            answer_tokens(conversation.turns, behavior),
+            max_tokens - len(thinking),
+            stop_sequences,
+        )
+        return MessageReply(
+            model.id,
+            stream,
+            input_tokens,
+            tuple(thinking),
+            answer,
+            error_event_type=behavior.error_type or "overloaded_error",
+        )
+
+    def _conversation(self, body: Mapping[str, object]) -> _Conversation:
+        name = body.get("model")
+        if name is None:
+            raise _invalid("model: Field required")
+        if not isinstance(name, str):
+            raise _invalid("model: Input should be a valid string")
+        model = self._models.get(name)
+        if model is None or model.api != "anthropic":
+            raise WireError(404, "not_found_error", f"model: {name}")
+        system = _system_text(body.get("system"))
+        messages = _messages(body.get("messages"))
+        turns = ([Turn("system", system)] if system else []) + [
+            turn(role, content) for role, content in messages
+        ]
+        texts = tuple(content_text(content) for _, content in messages)
+        return _Conversation(model, system, tuple(turns), texts)
+
+    def scripted_error(
+        self, status: int, error_type: str | None, model: str, retry_after_s: float | None
+    ) -> WireError:
+        kind = error_type or _ERROR_TYPES.get(
+            status, "invalid_request_error" if status < 500 else "api_error"
+        )
+        return WireError(status, kind, _message_for(kind))
+
+    def error_body(self, error: WireError, request_id: str) -> dict[str, object]:
+        return {
+            "type": "error",
+            "error": {"type": error.type, "message": error.message},
+            "request_id": request_id,
+        }
+
+    def rate_limit_headers(self, retry_after_s: float | None) -> dict[str, str]:
+        limited = retry_after_s is not None
+        reset = _rfc3339(retry_after_s if retry_after_s is not None else 0.0)
+        return {
+            "anthropic-ratelimit-requests-limit": str(REQUESTS_PER_MINUTE),
+            "anthropic-ratelimit-requests-remaining": "0"
+            if limited
+            else str(REQUESTS_PER_MINUTE - 1),
+            "anthropic-ratelimit-requests-reset": reset,
+            "anthropic-ratelimit-tokens-limit": str(TOKENS_PER_MINUTE),
+            "anthropic-ratelimit-tokens-remaining": "0" if limited else str(TOKENS_PER_MINUTE),
+            "anthropic-ratelimit-tokens-reset": reset,
+        }
+
+
+def _system_text(system: object) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str | list):
+        return content_text(system)
+    raise _invalid("system: Input should be a valid string")
+
+
+def _messages(raw: object) -> list[tuple[Literal["user", "assistant"], object]]:
+    if raw is None:
+        raise _invalid("messages: Field required")
+    if not isinstance(raw, list):
+        raise _invalid("messages: Input should be a valid list")
+    if not raw:
+        raise _invalid("messages: at least one message is required")
+    messages: list[tuple[Literal["user", "assistant"], object]] = []
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise _invalid(f"messages.{i}: Input should be a valid dictionary")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise _invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = message.get("content")
+        if content is None:
+            raise _invalid(f"messages.{i}.content: Field required")
+        if not isinstance(content, str | list):
+            raise _invalid(f"messages.{i}.content: Input should be a valid list")
+        if i == 0 and role != "user":
+            raise _invalid('messages: first message must use the "user" role')
+        if i > 0 and role == messages[-1][0]:
+            raise _invalid(
+                'messages: roles must alternate between "user" and "assistant", '
+                f'but found multiple "{role}" roles in a row'
+            )
+        final_assistant = i == len(raw) - 1 and role == "assistant"
+        if not content and not final_assistant:
+            raise _invalid(
+                f"messages.{i}: all messages must have non-empty content except for the "
+                "optional final assistant message"
+            )
+        messages.append((role, content))
+    role, content = messages[-1]
+    if role == "assistant":
+        text = content_text(content)
+        if text != text.rstrip():
+            raise _invalid("messages: final assistant content cannot end with trailing whitespace")
+    return messages
+
+
+def _stop_sequences(raw: object) -> Sequence[str]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise _invalid("stop_sequences: Input should be a valid list of strings")
+    if any(not s.strip() for s in raw):
+        raise _invalid("stop_sequences: each stop sequence must contain non-whitespace")
+    return tuple(raw)
+
+
+def _temperature(raw: object) -> float | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        raise _invalid("temperature: Input should be a valid number")
+    if raw < 0:
+        raise _invalid("temperature: Input should be greater than or equal to 0")
+    if raw > 1:
+        raise _invalid("temperature: Input should be less than or equal to 1")
+    return float(raw)
+
+
+def _thinking_budget(
+    raw: object, model: EmulatedModel, max_tokens: int, temperature: float | None
+) -> int:
+    """The thinking budget the request enables, 0 when thinking is off."""
+    if raw is None:
+        return 0
+    if not isinstance(raw, dict):
+        raise _invalid("thinking: Input should be a valid dictionary")
+    kind = raw.get("type")
+    if kind == "disabled":
+        return 0
+    if kind != "enabled":
+        raise _invalid(
+            f"thinking: Input tag '{kind}' found using 'type' does not match any of the "
+            "expected tags: 'enabled', 'disabled'"
+        )
+    if not model.thinking:
+        raise _invalid(f"'{model.id}' does not support thinking.")
+    raw_budget = raw.get("budget_tokens")
+    if raw_budget is None:
+        raise _invalid("thinking.enabled.budget_tokens: Field required")
+    budget = _integer(raw_budget, "thinking.enabled.budget_tokens")
+    if budget < MIN_THINKING_BUDGET:
+        raise _invalid(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    if budget >= max_tokens:
+        raise _invalid(
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+            f"documentation at {_THINKING_DOCS}#max-tokens-and-context-window-size"
+        )
+    if temperature is not None and temperature != 1:
+        raise _invalid(
+            "`temperature` may only be set to 1 when thinking is enabled. Please consult our "
+            f"documentation at {_THINKING_DOCS}#feature-compatibility"
+        )
+    return budget

@@ -1,0 +1,117 @@
+"""Scripting the emulator over HTTP, and running it as `python -m`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+
+import httpx2
+import openai
+import pytest
+from modelrouter_server.emulator import Emulator
+
+from .support import API_KEY, GPT_4O_MINI, gpt_user
+
+HELLO = [gpt_user("Hello, world")]
+
+
+async def test_admin_behavior_scripts_a_model(
+    emulator: Emulator, gpt: openai.AsyncOpenAI, http: httpx2.AsyncClient
+) -> None:
+    response = await http.post(
+        f"{emulator.base_url}/_emulator/behavior",
+        json={"model": GPT_4O_MINI, "behavior": {"error_status": 503}, "enqueue": True},
+    )
+    assert response.status_code == 200
+    assert response.json()["behavior"]["error_status"] == 503
+
+    with pytest.raises(openai.InternalServerError):
+        await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+    await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+
+
+async def test_admin_default_behavior_applies_until_reset(
+    emulator: Emulator, gpt: openai.AsyncOpenAI, http: httpx2.AsyncClient
+) -> None:
+    await http.post(
+        f"{emulator.base_url}/_emulator/behavior",
+        json={"model": "*", "behavior": {"output_tokens": 2, "text": None}},
+    )
+    first = await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+    reset = await http.post(f"{emulator.base_url}/_emulator/reset")
+    second = await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+
+    assert reset.status_code == 200
+    assert first.usage is not None and first.usage.completion_tokens == 2
+    assert second.usage is not None and second.usage.completion_tokens == 24
+    assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": "*", "behavior": {"latency": 1}},
+        {"model": "*", "behavior": {"output_tokens": "many"}},
+        {"model": "*", "behavior": {"error_rate": 2.0}},
+        {"model": "*", "behavior": {"latency_s": True}},
+        {"behavior": {}},
+    ],
+)
+async def test_admin_rejects_a_malformed_behavior(
+    emulator: Emulator, http: httpx2.AsyncClient, payload: dict[str, object]
+) -> None:
+    response = await http.post(f"{emulator.base_url}/_emulator/behavior", json=payload)
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+async def test_admin_requests_lists_records_without_the_key(
+    emulator: Emulator, gpt: openai.AsyncOpenAI, http: httpx2.AsyncClient
+) -> None:
+    await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+    response = await http.get(f"{emulator.base_url}/_emulator/requests")
+
+    [record] = response.json()
+    assert record["model"] == GPT_4O_MINI
+    assert record["auth"] == "bearer"
+    assert record["outcome"] == "ok"
+    assert record["body"]["messages"] == HELLO
+    assert API_KEY not in response.text
+    disconnects = await http.get(f"{emulator.base_url}/_emulator/disconnects")
+    assert disconnects.json() == []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_module_runs_standalone_until_interrupted() -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "modelrouter_server.emulator",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 15)
+        assert f"http://127.0.0.1:{port}/v1" in line.decode()
+        client = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=0
+        )
+        completion = await client.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+        await client.close()
+        assert completion.choices[0].finish_reason == "stop"
+    finally:
+        process.send_signal(signal.SIGINT)
+        returncode = await asyncio.wait_for(process.wait(), 10)
+    assert returncode == 0
