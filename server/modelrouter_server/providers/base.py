@@ -11,7 +11,7 @@ retry loop lives in `resilience.retry`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol, runtime_checkable
 
 from modelrouter_server.domain import Completion, Message, ProviderRequest, StreamEvent
@@ -33,7 +33,7 @@ class Provider(Protocol):
         """One complete reply; raises `ProviderError` subclasses."""
         ...
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
         """Chunks then exactly one `StreamEnd`.
 
         Raises `StreamInterrupted` when the stream breaks after it started, including a

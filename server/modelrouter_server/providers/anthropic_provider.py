@@ -1,0 +1,374 @@
+"""Anthropic's Messages API through `anthropic.AsyncAnthropic`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+
+import anthropic
+import httpx2
+from anthropic.types import (
+    MessageDeltaUsage,
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    RawMessageStopEvent,
+    RawMessageStreamEvent,
+    TextBlock,
+    TextDelta,
+    ThinkingBlock,
+    ThinkingConfigEnabledParam,
+    ThinkingDelta,
+)
+from anthropic.types import Usage as AnthropicUsage
+from anthropic.types.message_create_params import MessageCreateParamsBase
+
+from modelrouter_server.domain import (
+    Completion,
+    FinishReason,
+    Message,
+    ProviderRequest,
+    Role,
+    StreamEnd,
+    StreamEvent,
+    TextChunk,
+    ThinkingChunk,
+    Usage,
+)
+from modelrouter_server.errors import InterruptionKind, ProviderError
+from modelrouter_server.providers.connection import Connection
+from modelrouter_server.providers.continuation import (
+    EchoedWhitespaceFilter,
+    strip_partial_answer,
+)
+from modelrouter_server.providers.upstream_errors import (
+    HttpFailure,
+    UpstreamErrors,
+    transport_detail,
+)
+
+_FINISH_REASONS: Mapping[str, FinishReason] = {
+    "end_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "stop_sequence": FinishReason.STOP_SEQUENCE,
+    "tool_use": FinishReason.TOOL_CALL,
+    "refusal": FinishReason.CONTENT_FILTER,
+    "model_context_window_exceeded": FinishReason.CONTEXT_WINDOW,
+}
+
+# Anthropic gives the context-window error no type or code of its own: it is an
+# invalid_request_error whose message starts "prompt is too long: N tokens > M maximum".
+# The start of that message is the only signal, so it is matched there and nowhere else.
+_PROMPT_TOO_LONG = "prompt is too long"
+
+# Spend caps: retrying cannot help until someone raises the cap or the period turns.
+_QUOTA_ERROR_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_limit_reached"})
+
+_SDK_FAILURES = (anthropic.APIError, httpx2.RequestError)
+
+# Counting is quick, and the caller has a local estimate to fall back on: a slow count
+# endpoint must not hold a request for the provider's whole call timeout.
+_COUNT_TOKENS_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request in the SDK's terms."""
+
+    params: MessageCreateParamsBase
+    extra_body: dict[str, object] | None
+    stripped_prefill: str
+    """Whitespace removed from the end of a trailing assistant message."""
+
+
+class AnthropicProvider:
+    """`Provider` over the Messages API (or the emulator's stand-in for it)."""
+
+    def __init__(self, name: str, connection: Connection, *, emulated: bool = False) -> None:
+        self._name = name
+        self._emulated = emulated
+        self._connection = connection
+        self._client = anthropic.AsyncAnthropic(
+            api_key=connection.api_key,
+            base_url=connection.base_url,
+            timeout=connection.timeout,
+            # The router has the one retry loop; a second one here would multiply attempts.
+            max_retries=0,
+            # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                timeout=connection.timeout, limits=connection.limits
+            ),
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def emulated(self) -> bool:
+        return self._emulated
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        call = _call(request)
+        errors = self._errors(request.model)
+        try:
+            message = await self._client.messages.create(
+                **call.params,
+                extra_body=call.extra_body,
+                timeout=self._connection.call_timeout(request.timeout_s),
+            )
+        except _SDK_FAILURES as exc:
+            raise _before_answer(exc, errors) from exc
+        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
+        thinking = "".join(
+            block.thinking for block in message.content if isinstance(block, ThinkingBlock)
+        )
+        return Completion(
+            text=EchoedWhitespaceFilter(call.stripped_prefill).feed(text),
+            finish_reason=_finish_reason(message.stop_reason),
+            usage=_UsageTally.of(message.usage).usage(),
+            thinking=thinking,
+        )
+
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
+        call = _call(request)
+        errors = self._errors(request.model)
+        try:
+            upstream = await self._client.messages.create(
+                **call.params,
+                stream=True,
+                extra_body=call.extra_body,
+                timeout=self._connection.call_timeout(request.timeout_s),
+            )
+        except _SDK_FAILURES as exc:
+            raise _before_answer(exc, errors) from exc
+        request_id = upstream.response.headers.get("request-id")
+        echo = EchoedWhitespaceFilter(call.stripped_prefill)
+        tally = _UsageTally()
+        stop_reason: str | None = None
+        stopped = False
+        try:
+            while not stopped:
+                event = await _next_event(upstream, errors, request_id)
+                if event is None:
+                    break
+                if isinstance(event, RawContentBlockDeltaEvent):
+                    delta = event.delta
+                    if isinstance(delta, TextDelta) and (text := echo.feed(delta.text)):
+                        yield TextChunk(text)
+                    elif isinstance(delta, ThinkingDelta) and delta.thinking:
+                        yield ThinkingChunk(delta.thinking)
+                elif isinstance(event, RawMessageStartEvent):
+                    tally = _UsageTally.of(event.message.usage)
+                elif isinstance(event, RawMessageDeltaEvent):
+                    stop_reason = event.delta.stop_reason or stop_reason
+                    tally.add_delta(event.usage)
+                elif isinstance(event, RawMessageStopEvent):
+                    # The answer is complete; whatever follows in the body is not waited for.
+                    stopped = True
+        finally:
+            # Runs on cancellation and aclose() too: closing the response closes the
+            # connection, which is how the provider learns to stop generating.
+            await upstream.close()
+        if not stopped:
+            raise errors.interrupted(
+                InterruptionKind.TRUNCATED,
+                "the body ended before message_stop",
+                request_id=request_id,
+            )
+        yield StreamEnd(_finish_reason(stop_reason), tally.usage())
+
+    async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
+        system, turns, _ = _conversation(messages)
+        try:
+            counted = await self._client.messages.count_tokens(
+                model=model,
+                messages=turns,
+                system=system or anthropic.omit,
+                timeout=self._connection.call_timeout(_COUNT_TOKENS_TIMEOUT_S),
+            )
+        except _SDK_FAILURES as exc:
+            raise _before_answer(exc, self._errors(model)) from exc
+        return counted.input_tokens
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _errors(self, model: str) -> UpstreamErrors:
+        return UpstreamErrors(provider=self._name, model=model, secret=self._connection.api_key)
+
+
+def _call(request: ProviderRequest) -> _Call:
+    system, turns, stripped = _conversation(request.messages)
+    params: MessageCreateParamsBase = {
+        "model": request.model,
+        "max_tokens": request.max_output_tokens,
+        "messages": turns,
+    }
+    if system:
+        params["system"] = system
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
+    extra_body: dict[str, object] | None = None
+    prefilling = bool(turns) and turns[-1]["role"] == "assistant"
+    # The API refuses thinking together with a prefilled answer, and continuing a partial
+    # answer needs no fresh thinking, so a continuation runs without it.
+    if request.thinking_budget_tokens and not prefilling:
+        thinking: ThinkingConfigEnabledParam = {
+            "type": "enabled",
+            "budget_tokens": request.thinking_budget_tokens,
+        }
+        params["thinking"] = thinking
+    elif request.temperature is not None:
+        # anthropic 2.14's create() has no temperature argument; the API still takes it.
+        # With thinking on, the API requires the default temperature, so none is sent.
+        extra_body = {"temperature": request.temperature}
+    return _Call(params=params, extra_body=extra_body, stripped_prefill=stripped)
+
+
+def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam], str]:
+    """The system prompt, strictly alternating turns, and whitespace stripped from a prefill.
+
+    The API layer already rejects a bad order; consecutive turns of one role are joined
+    anyway, because the API would refuse them.
+    """
+    system = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
+    roles: list[Role] = []
+    texts: list[list[str]] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            continue
+        if roles and roles[-1] is message.role:
+            texts[-1].append(message.content)
+        else:
+            roles.append(message.role)
+            texts.append([message.content])
+    turns: list[MessageParam] = []
+    for role, parts in zip(roles, texts, strict=True):
+        content = "\n\n".join(parts)
+        if role is Role.USER:
+            turns.append({"role": "user", "content": content})
+        else:
+            turns.append({"role": "assistant", "content": content})
+    stripped = ""
+    if roles and roles[-1] is Role.ASSISTANT:
+        kept, stripped = strip_partial_answer("\n\n".join(texts[-1]))
+        turns.pop()
+        if kept:
+            turns.append({"role": "assistant", "content": kept})
+    return system, turns, stripped
+
+
+async def _next_event(
+    upstream: anthropic.AsyncStream[RawMessageStreamEvent],
+    errors: UpstreamErrors,
+    request_id: str | None,
+) -> RawMessageStreamEvent | None:
+    """The next event, None at the end of the body; failures become `StreamInterrupted`."""
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        return None
+    except anthropic.APIStatusError as exc:
+        # An SSE `error` event: the SDK raises it with the 200 status of the stream.
+        detail = _failure(exc).describe()
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, detail, request_id=exc.request_id or request_id
+        ) from exc
+    except (anthropic.APITimeoutError, httpx2.TimeoutException) as exc:
+        raise errors.interrupted(
+            InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
+        ) from exc
+    except (anthropic.APIConnectionError, httpx2.RequestError) as exc:
+        # anthropic lets the transport's own error (e.g. RemoteProtocolError) through.
+        raise errors.interrupted(
+            InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
+        ) from exc
+    except (anthropic.APIError, json.JSONDecodeError) as exc:
+        # An event the SDK could not read.
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, f"malformed event: {exc}", request_id=request_id
+        ) from exc
+
+
+def _before_answer(
+    exc: anthropic.APIError | httpx2.RequestError, errors: UpstreamErrors
+) -> ProviderError:
+    """The domain error for a call that failed before any answer arrived."""
+    if isinstance(exc, anthropic.APIStatusError):
+        quota = exc.status_code == 402 or exc.error_code in _QUOTA_ERROR_CODES
+        return errors.from_status(
+            _failure(exc),
+            context_window=exc.status_code == 400
+            and exc.type == "invalid_request_error"
+            and (exc.api_message or "").startswith(_PROMPT_TOO_LONG),
+            quota_exhausted=quota,
+            overloaded=exc.type == "overloaded_error",
+        )
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return errors.timeout(transport_detail(exc))
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.RequestError):
+        return errors.connection(transport_detail(exc))
+    return errors.unexpected(exc.message)
+
+
+def _failure(exc: anthropic.APIStatusError) -> HttpFailure:
+    return HttpFailure(
+        status_code=exc.status_code,
+        error_type=exc.type,
+        error_code=exc.error_code,
+        message=exc.api_message or "",
+        request_id=exc.request_id,
+        headers=exc.response.headers,
+    )
+
+
+def _finish_reason(stop_reason: str | None) -> FinishReason:
+    return _FINISH_REASONS.get(stop_reason or "", FinishReason.UNKNOWN)
+
+
+class _UsageTally:
+    """Token counts as the Messages API reports them: the start of a stream carries the
+    input side, each `message_delta` the cumulative output (and, on newer APIs, input)."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.cache_read_tokens = 0
+        self.cache_write_tokens = 0
+        self.output_tokens = 0
+        self.thinking_tokens = 0
+
+    @classmethod
+    def of(cls, usage: AnthropicUsage) -> _UsageTally:
+        tally = cls()
+        tally.input_tokens = usage.input_tokens
+        tally.cache_read_tokens = usage.cache_read_input_tokens or 0
+        tally.cache_write_tokens = usage.cache_creation_input_tokens or 0
+        tally.output_tokens = usage.output_tokens
+        if usage.output_tokens_details is not None:
+            tally.thinking_tokens = usage.output_tokens_details.thinking_tokens
+        return tally
+
+    def add_delta(self, usage: MessageDeltaUsage) -> None:
+        self.output_tokens = usage.output_tokens
+        if usage.input_tokens is not None:
+            self.input_tokens = usage.input_tokens
+        if usage.cache_read_input_tokens is not None:
+            self.cache_read_tokens = usage.cache_read_input_tokens
+        if usage.cache_creation_input_tokens is not None:
+            self.cache_write_tokens = usage.cache_creation_input_tokens
+        if usage.output_tokens_details is not None:
+            self.thinking_tokens = usage.output_tokens_details.thinking_tokens
+
+    def usage(self) -> Usage:
+        # Anthropic's input_tokens leaves out cached tokens; the domain's includes them
+        # (pricing subtracts them back out at their own rates).
+        return Usage(
+            input_tokens=self.input_tokens + self.cache_read_tokens + self.cache_write_tokens,
+            output_tokens=self.output_tokens,
+            reasoning_tokens=self.thinking_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+        )

@@ -1,0 +1,46 @@
+"""Where a provider's SDK client connects, and the HTTP settings it is built with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx2
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything an SDK client is built from. The key is kept out of `repr`."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    """None: the SDK's own default (which honours its base-URL environment variable)."""
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    max_connections: int = 200
+
+    @property
+    def timeout(self) -> httpx2.Timeout:
+        """The client-wide timeout: `timeout_s` per read/write/pool wait, a shorter connect."""
+        return httpx2.Timeout(self.timeout_s, connect=self.connect_timeout_s)
+
+    @property
+    def limits(self) -> httpx2.Limits:
+        # Keep every pooled connection alive: a router re-uses them for the next call.
+        return httpx2.Limits(
+            max_connections=self.max_connections,
+            max_keepalive_connections=self.max_connections,
+        )
+
+    def call_timeout(self, remaining_s: float | None) -> httpx2.Timeout:
+        """The timeout of one call that must end within `remaining_s` (None: no deadline).
+
+        Always explicit, because anthropic's `create` refuses large non-streaming calls
+        client-side when it is left to pick a timeout itself.
+        """
+        if remaining_s is None:
+            return self.timeout
+        # A deadline already past still gets a tiny budget, so the call fails as a timeout.
+        remaining_s = max(remaining_s, 0.001)
+        return httpx2.Timeout(
+            min(self.timeout_s, remaining_s), connect=min(self.connect_timeout_s, remaining_s)
+        )

@@ -1,0 +1,307 @@
+"""OpenAI Chat Completions through `openai.AsyncOpenAI`, for OpenAI itself and for
+OpenAI-compatible servers (vLLM, Ollama, llama.cpp) reached by base URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+
+import httpx2
+import openai
+from openai.types import CompletionUsage
+from openai.types import ReasoningEffort as OpenAIReasoningEffort
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat.completion_create_params import CompletionCreateParamsBase
+
+from modelrouter_server.config.schema import Capabilities, ModelConfig, ProviderKind
+from modelrouter_server.domain import (
+    Completion,
+    FinishReason,
+    Message,
+    ProviderRequest,
+    ReasoningEffort,
+    Role,
+    StreamEnd,
+    StreamEvent,
+    TextChunk,
+    Usage,
+)
+from modelrouter_server.errors import InterruptionKind, ProviderError
+from modelrouter_server.providers.connection import Connection
+from modelrouter_server.providers.continuation import (
+    EchoedWhitespaceFilter,
+    split_partial_answer,
+    strip_partial_answer,
+)
+from modelrouter_server.providers.openai_done_marker import DoneAwareAsyncOpenAI, saw_done_marker
+from modelrouter_server.providers.upstream_errors import (
+    HttpFailure,
+    UpstreamErrors,
+    transport_detail,
+)
+
+CONTINUE_INSTRUCTION = (
+    "Your previous message was cut off. Continue it exactly where it stopped, as if you had "
+    "never been interrupted: do not repeat any of it, do not add a preamble or a comment, "
+    "and reply with only the rest of the text."
+)
+"""Chat Completions has no assistant prefill, so a partial answer is sent as an assistant
+message followed by this user message, and the reply is taken as the continuation."""
+
+_FINISH_REASONS: Mapping[str, FinishReason] = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "tool_calls": FinishReason.TOOL_CALL,
+    "function_call": FinishReason.TOOL_CALL,
+    "content_filter": FinishReason.CONTENT_FILTER,
+}
+
+_EFFORTS: Mapping[ReasoningEffort, OpenAIReasoningEffort] = {
+    ReasoningEffort.LOW: "low",
+    ReasoningEffort.MEDIUM: "medium",
+    ReasoningEffort.HIGH: "high",
+}
+
+_OPENAI_KINDS = frozenset({ProviderKind.OPENAI, ProviderKind.OPENAI_COMPATIBLE})
+
+_SDK_FAILURES = (openai.APIError, httpx2.RequestError)
+
+
+class OpenAIProvider:
+    """`Provider` over Chat Completions.
+
+    `models` is the catalog: a model's capabilities decide which parameters it is sent
+    (o-series models take no temperature, want `developer` for the system role and take
+    `reasoning_effort`). `kind` decides the output cap's name: OpenAI wants
+    `max_completion_tokens`, compatible servers understand `max_tokens`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: Connection,
+        *,
+        models: Mapping[str, ModelConfig],
+        kind: ProviderKind = ProviderKind.OPENAI,
+        emulated: bool = False,
+    ) -> None:
+        if kind not in _OPENAI_KINDS:
+            raise ValueError(
+                f"OpenAIProvider serves kinds openai and openai_compatible, not {kind}"
+            )
+        self._name = name
+        self._kind = kind
+        self._models = models
+        self._emulated = emulated
+        self._connection = connection
+        self._client = DoneAwareAsyncOpenAI(
+            api_key=connection.api_key,
+            base_url=connection.base_url,
+            timeout=connection.timeout,
+            # The router has the one retry loop; a second one here would multiply attempts.
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(
+                timeout=connection.timeout, limits=connection.limits
+            ),
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def emulated(self) -> bool:
+        return self._emulated
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        errors = self._errors(request.model)
+        params, stripped = self._params(request)
+        try:
+            completion = await self._client.chat.completions.create(
+                **params, timeout=self._connection.call_timeout(request.timeout_s)
+            )
+        except _SDK_FAILURES as exc:
+            raise _before_answer(exc, errors) from exc
+        if not completion.choices:
+            raise errors.unexpected("a completion without choices", status_code=200)
+        choice = completion.choices[0]
+        return Completion(
+            text=EchoedWhitespaceFilter(stripped).feed(choice.message.content or ""),
+            finish_reason=_finish_reason(choice.finish_reason),
+            usage=_usage(completion.usage),
+        )
+
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
+        errors = self._errors(request.model)
+        params, stripped = self._params(request)
+        # Without it the stream carries no usage at all.
+        params["stream_options"] = {"include_usage": True}
+        try:
+            upstream = await self._client.chat.completions.create(
+                **params, stream=True, timeout=self._connection.call_timeout(request.timeout_s)
+            )
+        except _SDK_FAILURES as exc:
+            raise _before_answer(exc, errors) from exc
+        request_id = upstream.response.headers.get("x-request-id")
+        echo = EchoedWhitespaceFilter(stripped)
+        finish_reason: str | None = None
+        usage: CompletionUsage | None = None
+        try:
+            while (chunk := await _next_chunk(upstream, errors, request_id)) is not None:
+                # With include_usage the last chunk has no choices and the whole usage;
+                # some compatible servers put it on the last choice chunk instead.
+                usage = chunk.usage or usage
+                for choice in chunk.choices:
+                    if choice.delta.content and (text := echo.feed(choice.delta.content)):
+                        yield TextChunk(text)
+                    finish_reason = choice.finish_reason or finish_reason
+        finally:
+            # Runs on cancellation and aclose() too: closing the response closes the
+            # connection, which is how the server learns to stop generating.
+            await upstream.close()
+        if not saw_done_marker(upstream):
+            raise errors.interrupted(
+                InterruptionKind.TRUNCATED, "the body ended before [DONE]", request_id=request_id
+            )
+        yield StreamEnd(_finish_reason(finish_reason), _usage(usage))
+
+    async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
+        # Chat Completions has no counting endpoint; the context manager counts with tiktoken.
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _errors(self, model: str) -> UpstreamErrors:
+        return UpstreamErrors(provider=self._name, model=model, secret=self._connection.api_key)
+
+    def _params(self, request: ProviderRequest) -> tuple[CompletionCreateParamsBase, str]:
+        """The call's parameters, and the whitespace stripped off a partial answer."""
+        capabilities = self._capabilities(request.model)
+        messages, stripped = _messages(
+            request.messages, developer_role=capabilities.reasoning_effort
+        )
+        params: CompletionCreateParamsBase = {"model": request.model, "messages": messages}
+        if self._kind is ProviderKind.OPENAI:
+            params["max_completion_tokens"] = request.max_output_tokens
+        else:
+            params["max_tokens"] = request.max_output_tokens
+        if capabilities.temperature and request.temperature is not None:
+            params["temperature"] = request.temperature
+        if capabilities.reasoning_effort and request.reasoning_effort is not None:
+            params["reasoning_effort"] = _EFFORTS[request.reasoning_effort]
+        if request.stop:
+            params["stop"] = list(request.stop)
+        return params, stripped
+
+    def _capabilities(self, model: str) -> Capabilities:
+        config = self._models.get(model)
+        return config.capabilities if config is not None else Capabilities()
+
+
+def _messages(
+    messages: Sequence[Message], *, developer_role: bool
+) -> tuple[list[ChatCompletionMessageParam], str]:
+    history, partial = split_partial_answer(messages)
+    converted: list[ChatCompletionMessageParam] = []
+    for message in history:
+        if message.role is Role.SYSTEM and developer_role:
+            converted.append({"role": "developer", "content": message.content})
+        elif message.role is Role.SYSTEM:
+            converted.append({"role": "system", "content": message.content})
+        elif message.role is Role.USER:
+            converted.append({"role": "user", "content": message.content})
+        else:
+            converted.append({"role": "assistant", "content": message.content})
+    kept, stripped = strip_partial_answer(partial or "")
+    if kept:
+        converted.append({"role": "assistant", "content": kept})
+        converted.append({"role": "user", "content": CONTINUE_INSTRUCTION})
+    return converted, stripped
+
+
+async def _next_chunk(
+    upstream: openai.AsyncStream[ChatCompletionChunk],
+    errors: UpstreamErrors,
+    request_id: str | None,
+) -> ChatCompletionChunk | None:
+    """The next chunk, None at the end of the body; failures become `StreamInterrupted`."""
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        return None
+    except openai.APITimeoutError as exc:
+        raise errors.interrupted(
+            InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
+        ) from exc
+    except openai.APIConnectionError as exc:
+        raise errors.interrupted(
+            InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
+        ) from exc
+    except openai.APIError as exc:
+        # An error chunk: the SDK raises a bare APIError (status None) with its body.
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, _describe(exc), request_id=request_id
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, f"malformed chunk: {exc}", request_id=request_id
+        ) from exc
+
+
+def _before_answer(
+    exc: openai.APIError | httpx2.RequestError, errors: UpstreamErrors
+) -> ProviderError:
+    """The domain error for a call that failed before any answer arrived."""
+    if isinstance(exc, openai.APIStatusError):
+        return errors.from_status(
+            HttpFailure(
+                status_code=exc.status_code,
+                error_type=exc.type,
+                error_code=exc.code,
+                message=_api_message(exc),
+                request_id=exc.request_id,
+                headers=exc.response.headers,
+            ),
+            context_window=exc.code == "context_length_exceeded",
+            # Out of credit, unlike a rate limit, does not pass by waiting.
+            quota_exhausted="insufficient_quota" in (exc.code, exc.type),
+        )
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return errors.timeout(transport_detail(exc))
+    if isinstance(exc, openai.APIConnectionError | httpx2.RequestError):
+        return errors.connection(transport_detail(exc))
+    return errors.unexpected(_describe(exc))
+
+
+def _api_message(exc: openai.APIError) -> str:
+    # `exc.message` is the SDK's summary with the whole body in it; the body's own
+    # message is the provider's words.
+    body = exc.body
+    if isinstance(body, Mapping) and isinstance(message := body.get("message"), str):
+        return message
+    return exc.message
+
+
+def _describe(exc: openai.APIError) -> str:
+    labels = " ".join(label for label in (exc.type, exc.code) if label)
+    return f"{labels or 'error'}: {_api_message(exc)}"
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    return _FINISH_REASONS.get(reason or "", FinishReason.UNKNOWN)
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    completion_details = usage.completion_tokens_details
+    prompt_details = usage.prompt_tokens_details
+    return Usage(
+        # prompt_tokens already includes the cached tokens, as the domain's input does.
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
+        cache_read_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
+        cache_write_tokens=(prompt_details.cache_write_tokens or 0) if prompt_details else 0,
+    )
