@@ -1,0 +1,106 @@
+"""The fallback chain: the API the gRPC servicer calls to get an answer for a plan.
+
+    chain = FallbackChain(providers, breakers, config.resilience)
+    result = await chain.complete(plan, build, deadline=time.monotonic() + 30)
+    async with contextlib.aclosing(chain.stream(plan, build, deadline=...)) as events:
+        async for event in events: ...
+
+Unary: per candidate, breaker -> retry loop -> provider call (see `run`). Streaming adds
+the time-to-first-token timeout, the inter-token stall timeout and mid-stream resume (see
+`streaming`). Both raise `NoCandidates` (every candidate failed, with each attempt and a
+message naming the models and why), `DeadlineExceeded`, or a 400-class
+`InvalidProviderRequest` unchanged (no fallback for a request that is itself wrong).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncGenerator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING
+
+from modelrouter_server.config.schema import ResilienceConfig
+from modelrouter_server.errors import DeadlineExceeded
+from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
+from modelrouter_server.resilience.events import ChainEvent, ChainResult, RequestBuilder
+from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, call_with_retries
+from modelrouter_server.resilience.run import ChainRun, ChainSettings
+from modelrouter_server.resilience.streaming import stream_chain
+from modelrouter_server.resilience.timing import ASYNCIO_SLEEP, MONOTONIC, Clock, Sleep
+from modelrouter_server.routing.candidate import RoutePlan
+
+if TYPE_CHECKING:
+    # Only the protocol is needed, and importing the providers package loads both SDKs.
+    from modelrouter_server.providers.base import Provider
+
+
+class FallbackChain:
+    """Runs a `RoutePlan` against the providers with retries, breakers and fallback.
+
+    `clock` and `sleep` default to `time.monotonic` and `asyncio.sleep`; tests pass a fake
+    pair so backoff and cool-downs take no real time. Deadlines are on `clock`'s scale.
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        breakers: BreakerRegistry,
+        policy: ResilienceConfig,
+        *,
+        clock: Clock = MONOTONIC,
+        sleep: Sleep = ASYNCIO_SLEEP,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = ChainSettings(
+            providers=providers,
+            breakers=breakers,
+            policy=policy,
+            retry=RetryPolicy(policy, rng=rng),
+            clock=clock,
+            sleep=sleep,
+        )
+
+    async def complete(
+        self, plan: RoutePlan, build: RequestBuilder, *, deadline: float | None
+    ) -> ChainResult:
+        """One complete answer from the first candidate that gives one."""
+        run = ChainRun(self._settings, plan, build, deadline)
+        settings = self._settings
+        while (candidate := run.next_candidate()) is not None:
+            request = await run.build(candidate)
+            if request is None:
+                continue
+            try:
+                completion = await call_with_retries(
+                    partial(run.complete_once, candidate, request),
+                    policy=settings.retry,
+                    deadline=deadline,
+                    clock=settings.clock,
+                    sleep=settings.sleep,
+                    log_context=run.log_context(candidate),
+                )
+            except CircuitOpen as error:
+                run.skip_open_circuit(candidate, error)
+                continue
+            except RetryStopped as stop:
+                run.gave_up(candidate, stop, fail_fast=True)
+                continue
+            except DeadlineExceeded:
+                raise run.failure(deadline=True) from None
+            return ChainResult(
+                completion=completion,
+                candidate=candidate,
+                attempts=run.ledger.attempts,
+                fallback=not run.is_first(candidate),
+                usage=run.ledger.usage,
+                cost_usd=run.ledger.cost_usd,
+            )
+        raise run.failure()
+
+    def stream(
+        self, plan: RoutePlan, build: RequestBuilder, *, deadline: float | None
+    ) -> AsyncGenerator[ChainEvent, None]:
+        """Stream one answer: `ChainStarted`, chunks (with `ChainResumed` at any seam),
+        then `ChainFinished`; or raise. Close it (`aclose`) or cancel the consuming task
+        to stop it: the upstream request is closed at once."""
+        return stream_chain(ChainRun(self._settings, plan, build, deadline))

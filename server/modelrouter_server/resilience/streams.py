@@ -1,0 +1,123 @@
+"""Reading one upstream stream: timed steps, closing, and the breaker/ledger bookkeeping.
+
+Each `__anext__` runs under its own `asyncio.timeout`, which is how a stall (no event for
+`inter_token_timeout_s`) or a slow first token is seen without a helper task. When the
+timeout fires, the provider's generator is cancelled at its await point, which closes the
+SDK's HTTP response; `close_stream` then makes sure of it on every other exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import AsyncIterator
+
+from modelrouter_server.attempts import Outcome
+from modelrouter_server.domain import StreamEnd, StreamEvent
+from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
+from modelrouter_server.resilience.breakers import Permit
+from modelrouter_server.resilience.ledger import AttemptLedger
+from modelrouter_server.routing.candidate import Candidate
+
+
+class StepExpired(Exception):
+    """Our own per-step timeout fired (as opposed to a `TimeoutError` from below)."""
+
+
+async def next_event(stream: AsyncIterator[StreamEvent], timeout_s: float) -> StreamEvent:
+    """The stream's next event within `timeout_s`, else `StepExpired`.
+
+    A stream that ends without its `StreamEnd` is a truncated answer; providers report it
+    themselves, and this makes sure of it for any that does not.
+    """
+    scope = asyncio.timeout(timeout_s)
+    try:
+        async with scope:
+            return await anext(stream)
+    except TimeoutError:
+        if scope.expired():
+            raise StepExpired from None
+        raise
+    except StopAsyncIteration:
+        raise StreamInterrupted(
+            "the stream ended without its terminal event", kind=InterruptionKind.TRUNCATED
+        ) from None
+
+
+async def close_stream(stream: AsyncIterator[StreamEvent]) -> None:
+    """Close a provider stream (an async generator, or anything with `aclose`)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class StreamLeg:
+    """An open upstream stream whose first event has arrived.
+
+    Used as an async context manager: on any exit (including cancellation and the consumer
+    closing the chain's generator) the upstream stream is closed and an unreported breaker
+    permit is released, so nothing leaks.
+    """
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        stream: AsyncIterator[StreamEvent],
+        first: StreamEvent,
+        permit: Permit,
+        *,
+        started: float,
+        first_at: float,
+    ) -> None:
+        self.candidate = candidate
+        self.first = first
+        self.started = started
+        self.first_at = first_at
+        self._stream = stream
+        self._permit = permit
+
+    async def next(self, timeout_s: float) -> StreamEvent:
+        """The next event; raises `StepExpired` on a stall, `ProviderError` on a break."""
+        return await next_event(self._stream, timeout_s)
+
+    def succeeded(self, ledger: AttemptLedger, end: StreamEnd) -> None:
+        self._permit.success()
+        ledger.tried(
+            self.candidate, Outcome.SUCCESS, started=self.started, first_token_at=self.first_at
+        )
+        ledger.bill(self.candidate, end.usage)
+
+    def failed(self, ledger: AttemptLedger, error: ProviderError) -> None:
+        self._permit.failure(error)
+        ledger.tried(
+            self.candidate,
+            Outcome.INTERRUPTED,
+            started=self.started,
+            first_token_at=self.first_at,
+            error=error,
+        )
+
+    def abandoned(self, ledger: AttemptLedger, note: str) -> None:
+        """The caller's deadline ended the stream: neither the endpoint's fault nor a success."""
+        self._permit.release()
+        ledger.tried(
+            self.candidate,
+            Outcome.INTERRUPTED,
+            started=self.started,
+            first_token_at=self.first_at,
+            note=note,
+        )
+
+    async def __aenter__(self) -> StreamLeg:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        try:
+            await close_stream(self._stream)
+        finally:
+            self._permit.release()
