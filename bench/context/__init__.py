@@ -1,0 +1,1 @@
+"""Context-window management benchmarks: token counting and long conversations."""

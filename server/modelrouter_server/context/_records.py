@@ -1,0 +1,123 @@
+"""What the store implementations share: ids, timestamps, paging and argument checks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from modelrouter_server.context.conversations import SummaryRecord
+from modelrouter_server.domain import Importance, Message, Role
+from modelrouter_server.errors import RequestError
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Stamps:
+    """Microseconds since the epoch (integers sort, compare and store exactly everywhere),
+    strictly increasing per store, so conversations created within one microsecond still
+    list in creation order."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> int:
+        self._last = max(int(datetime.now(UTC).timestamp() * 1_000_000), self._last + 1)
+        return self._last
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def normalized_page_size(requested: int) -> int:
+    """The page size to use: 0 means the default, more than the maximum is capped."""
+    if requested < 0:
+        raise RequestError("page_size", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode_page_token(created_us: int, conversation_id: str) -> str:
+    """An opaque cursor: the (created, id) of the last conversation on the page."""
+    return base64.urlsafe_b64encode(f"{created_us}:{conversation_id}".encode()).decode()
+
+
+def decode_page_token(token: str) -> tuple[int, str]:
+    try:
+        created, _, conversation_id = (
+            base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        )
+        if not conversation_id:
+            raise ValueError("no id")
+        return int(created), conversation_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise RequestError("page_token", "not a token from a previous response") from exc
+
+
+def check_append(messages: Sequence[Message], tokens: Sequence[int] | None) -> tuple[int, ...]:
+    """The token count of each message (0 when not given)."""
+    if tokens is None:
+        return (0,) * len(messages)
+    if len(tokens) != len(messages):
+        raise ValueError(f"{len(tokens)} token counts for {len(messages)} messages")
+    return tuple(tokens)
+
+
+def summary_applies(
+    summary: SummaryRecord, next_seq: int, summarized: Mapping[int, int | None]
+) -> bool:
+    """True when every seq the summary replaces exists and no summary replaces it yet.
+
+    False means a concurrent request summarized (some of) the same messages first; that
+    summary stands and this one is dropped, so no message is ever replaced twice.
+    """
+    replaces = summary.replaces
+    if not replaces or len(set(replaces)) != len(replaces):
+        return False
+    return all(0 <= seq < next_seq and summarized.get(seq) is None for seq in replaces)
+
+
+# -- JSON forms (Redis values, SQLite metadata) ----------------------------------------------
+
+
+def metadata_json(metadata: Mapping[str, str]) -> str:
+    return json.dumps(dict(metadata), separators=(",", ":"), sort_keys=True)
+
+
+def metadata_from_json(raw: str) -> dict[str, str]:
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("metadata is not a map of strings")
+    return value
+
+
+def message_fields(message: Message) -> dict[str, Any]:
+    return {
+        "role": message.role.value,
+        "content": message.content,
+        "pinned": message.pinned,
+        "importance": int(message.importance),
+    }
+
+
+def message_from_fields(fields: Mapping[str, Any]) -> Message:
+    content = fields["content"]
+    if not isinstance(content, str):
+        raise ValueError("content is not a string")
+    return Message(
+        role=Role(fields["role"]),
+        content=content,
+        pinned=bool(fields["pinned"]),
+        importance=Importance(int(fields["importance"])),
+    )

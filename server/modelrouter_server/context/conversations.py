@@ -1,0 +1,106 @@
+"""Stored conversations: the frozen values every `ConversationStore` returns.
+
+A conversation's messages are numbered by `seq` from 0 with no gaps, in the order they were
+appended. Nothing is ever deleted from a conversation: when older messages are summarized, the
+summary is appended as one more message that records the seqs it replaces (`summarizes`), and
+each replaced message records the summary's seq (`summarized_by`). `Conversation.history()` is
+what a model is sent: every message not replaced, each summary standing where the first message
+it replaces stood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelrouter_server.domain import Message
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of a conversation with the store's bookkeeping."""
+
+    seq: int
+    message: Message
+    tokens: int
+    """Tokens counted for the model that served the turn that added it (0: not counted)."""
+    created_at: datetime
+    summarized_by: int | None = None
+    """The seq of the summary that replaces this message, if one does."""
+    summarizes: tuple[int, ...] = ()
+    """For a summary: the seqs it replaces (empty for any other message)."""
+
+    @property
+    def is_summary(self) -> bool:
+        return bool(self.summarizes)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation; `messages` is empty when listed (see `message_count`)."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    messages: tuple[StoredMessage, ...] = ()
+    message_count: int = 0
+
+    def history(self) -> tuple[StoredMessage, ...]:
+        """The messages to send: the ones no summary replaces, in conversation order.
+
+        A summary takes the place of the earliest message it replaces (following nested
+        summaries down to the originals), so the order of what remains is preserved.
+        """
+        by_seq = {m.seq: m for m in self.messages}
+
+        def current(message: StoredMessage) -> StoredMessage:
+            seen = {message.seq}
+            while message.summarized_by is not None and message.summarized_by in by_seq:
+                message = by_seq[message.summarized_by]
+                if message.seq in seen:  # a cycle would be corrupt data; stop rather than loop
+                    break
+                seen.add(message.seq)
+            return message
+
+        out: list[StoredMessage] = []
+        emitted: set[int] = set()
+        for message in self.messages:
+            if message.is_summary:
+                continue  # placed by the first message it replaces
+            shown = current(message)
+            if shown.seq not in emitted:
+                emitted.add(shown.seq)
+                out.append(shown)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A summary to store: it replaces the messages with the given seqs."""
+
+    message: Message
+    replaces: tuple[int, ...]
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append stored.
+
+    `summary` is None when no summary was given, or when another request summarized any of
+    the same messages first (its summary stands; the turn is stored all the same).
+    """
+
+    messages: tuple[StoredMessage, ...]
+    summary: StoredMessage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """One page of conversations, newest first, without their messages."""
+
+    conversations: tuple[Conversation, ...]
+    next_page_token: str = ""
+    """Empty on the last page."""

@@ -1,0 +1,142 @@
+"""A conversation store in process memory: for tests and throwaway servers.
+
+Each operation runs without an `await` between its reads and writes, so on one event loop it
+is atomic without a lock.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from modelrouter_server.context._records import (
+    Stamps,
+    check_append,
+    decode_page_token,
+    encode_page_token,
+    from_us,
+    new_conversation_id,
+    normalized_page_size,
+    summary_applies,
+)
+from modelrouter_server.context.conversations import (
+    AppendResult,
+    Conversation,
+    ConversationPage,
+    StoredMessage,
+    SummaryRecord,
+)
+from modelrouter_server.domain import Message
+from modelrouter_server.errors import ConversationNotFound
+
+
+@dataclass
+class _Row:
+    created_us: int
+    updated_us: int
+    metadata: dict[str, str]
+    messages: builtins.list[StoredMessage] = field(default_factory=builtins.list)
+
+
+class MemoryStore:
+    """`ConversationStore` in a dict; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, _Row] = {}
+        self._stamp = Stamps()
+
+    async def create(
+        self,
+        messages: Sequence[Message],
+        metadata: Mapping[str, str],
+        *,
+        tokens: Sequence[int] | None = None,
+    ) -> Conversation:
+        counts = check_append(messages, tokens)
+        stamp = self._stamp()
+        conversation_id = new_conversation_id()
+        row = _Row(stamp, stamp, dict(metadata))
+        row.messages.extend(
+            StoredMessage(seq=i, message=m, tokens=n, created_at=from_us(stamp))
+            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        )
+        self._rows[conversation_id] = row
+        return self._conversation(conversation_id, row, with_messages=True)
+
+    async def get(self, conversation_id: str) -> Conversation:
+        return self._conversation(conversation_id, self._row(conversation_id), with_messages=True)
+
+    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+        size = normalized_page_size(page_size)
+        ordered = sorted(self._rows.items(), key=lambda kv: (kv[1].created_us, kv[0]), reverse=True)
+        if page_token:
+            after = decode_page_token(page_token)
+            ordered = [(i, r) for i, r in ordered if (r.created_us, i) < after]
+        page = ordered[:size]
+        token = ""
+        if len(ordered) > size:
+            last_id, last = page[-1]
+            token = encode_page_token(last.created_us, last_id)
+        return ConversationPage(
+            tuple(self._conversation(i, r, with_messages=False) for i, r in page), token
+        )
+
+    async def delete(self, conversation_id: str) -> None:
+        self._row(conversation_id)
+        del self._rows[conversation_id]
+
+    async def append(
+        self,
+        conversation_id: str,
+        messages: Sequence[Message],
+        *,
+        tokens: Sequence[int] | None = None,
+        summary: SummaryRecord | None = None,
+    ) -> AppendResult:
+        counts = check_append(messages, tokens)
+        row = self._row(conversation_id)
+        stamp = self._stamp()
+        created = from_us(stamp)
+        base = len(row.messages)
+        added = [
+            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        ]
+        row.messages.extend(added)
+        stored_summary = None
+        if summary is not None and summary_applies(
+            summary, base, {m.seq: m.summarized_by for m in row.messages}
+        ):
+            stored_summary = StoredMessage(
+                seq=len(row.messages),
+                message=summary.message,
+                tokens=summary.tokens,
+                created_at=created,
+                summarizes=summary.replaces,
+            )
+            for seq in summary.replaces:
+                row.messages[seq] = replace(row.messages[seq], summarized_by=stored_summary.seq)
+            row.messages.append(stored_summary)
+        row.updated_us = stamp
+        return AppendResult(tuple(added), stored_summary)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _row(self, conversation_id: str) -> _Row:
+        row = self._rows.get(conversation_id)
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        return row
+
+    @staticmethod
+    def _conversation(conversation_id: str, row: _Row, *, with_messages: bool) -> Conversation:
+        return Conversation(
+            id=conversation_id,
+            created_at=from_us(row.created_us),
+            updated_at=from_us(row.updated_us),
+            metadata=dict(row.metadata),
+            messages=tuple(row.messages) if with_messages else (),
+            message_count=len(row.messages),
+        )

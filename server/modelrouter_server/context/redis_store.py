@@ -1,0 +1,346 @@
+"""The shared conversation store: Redis, for several router replicas.
+
+Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
+
+    <prefix>conversations          sorted set, all scores 0, members "<inverted created>:<id>",
+                                   so lexicographic order is newest first (keyset paging)
+    <prefix>conv:{<id>}            hash: created_us, updated_us, metadata (JSON), member
+    <prefix>conv:{<id>}:msgs       list: one JSON message per seq (the index is the seq)
+    <prefix>conv:{<id>}:by         hash: replaced seq -> the seq of the summary replacing it
+
+Appending runs as one Lua script, which Redis executes atomically across every client: it
+reads the list length as the first new seq and pushes the turn in the same step, so
+concurrent turns from any number of replicas get distinct, gap-free seqs. The script does
+every check before its first write, so a refused append writes nothing.
+
+The client never retries on its own: an append that timed out may have been applied, and
+retrying it could store the turn twice. A failure surfaces as `StoreError` instead.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from modelrouter_server.context._records import (
+    Stamps,
+    check_append,
+    decode_page_token,
+    encode_page_token,
+    from_us,
+    message_fields,
+    message_from_fields,
+    metadata_from_json,
+    metadata_json,
+    new_conversation_id,
+    normalized_page_size,
+)
+from modelrouter_server.context.conversations import (
+    AppendResult,
+    Conversation,
+    ConversationPage,
+    StoredMessage,
+    SummaryRecord,
+)
+from modelrouter_server.domain import Message
+from modelrouter_server.errors import ConversationNotFound, StoreError
+
+# Larger than any microsecond timestamp for centuries; keeps members fixed-width.
+_INVERT_FROM = 10**17 - 1
+
+_APPEND = """
+local conv, msgs, by = KEYS[1], KEYS[2], KEYS[3]
+local t = redis.call('TYPE', conv).ok
+if t == 'none' then return {-1, -1} end
+if t ~= 'hash' then return redis.error_reply('corrupt store: ' .. conv .. ' is a ' .. t) end
+t = redis.call('TYPE', msgs).ok
+if t ~= 'list' and t ~= 'none' then
+  return redis.error_reply('corrupt store: ' .. msgs .. ' is a ' .. t)
+end
+t = redis.call('TYPE', by).ok
+if t ~= 'hash' and t ~= 'none' then
+  return redis.error_reply('corrupt store: ' .. by .. ' is a ' .. t)
+end
+local base = redis.call('LLEN', msgs)
+local n = tonumber(ARGV[2])
+local summary = ARGV[3 + n]
+local first = 4 + n
+local apply = summary ~= '' and #ARGV >= first
+if apply then
+  for i = first, #ARGV do
+    local seq = tonumber(ARGV[i])
+    if seq == nil or seq < 0 or seq >= base or redis.call('HEXISTS', by, ARGV[i]) == 1 then
+      apply = false
+      break
+    end
+  end
+end
+for i = 1, n do redis.call('RPUSH', msgs, ARGV[2 + i]) end
+local summary_seq = -1
+if apply then
+  summary_seq = base + n
+  redis.call('RPUSH', msgs, summary)
+  for i = first, #ARGV do redis.call('HSET', by, ARGV[i], summary_seq) end
+end
+redis.call('HSET', conv, 'updated_us', ARGV[1])
+return {base, summary_seq}
+"""
+
+_DELETE = """
+local conv = KEYS[1]
+if redis.call('EXISTS', conv) == 0 then return 0 end
+local member = redis.call('HGET', conv, 'member')
+redis.call('DEL', conv, KEYS[2], KEYS[3])
+if member then redis.call('ZREM', KEYS[4], member) end
+return 1
+"""
+
+
+def _message_json(message: Message, tokens: int, created_us: int, summarizes: Sequence[int]) -> str:
+    fields = message_fields(message)
+    fields.update(tokens=tokens, created_us=created_us, summarizes=list(summarizes))
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def _stored_message(seq: int, raw: str, summarized_by: int | None) -> StoredMessage:
+    fields = json.loads(raw)
+    if not isinstance(fields, dict):
+        raise ValueError("not a JSON object")
+    return StoredMessage(
+        seq=seq,
+        message=message_from_fields(fields),
+        tokens=int(fields["tokens"]),
+        created_at=from_us(int(fields["created_us"])),
+        summarized_by=summarized_by,
+        summarizes=tuple(int(s) for s in fields["summarizes"]),
+    )
+
+
+class RedisStore:
+    """`ConversationStore` in Redis. Open with `await RedisStore.open(url)`."""
+
+    def __init__(self, client: aioredis.Redis, *, key_prefix: str, where: str) -> None:
+        """Use `open`."""
+        self._redis = client
+        self._prefix = key_prefix
+        self._where = where
+        self._stamp = Stamps()
+        self._append = client.register_script(_APPEND)
+        self._delete = client.register_script(_DELETE)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        key_prefix: str = "modelrouter:",
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
+    ) -> RedisStore:
+        """Connect to `url` and check that Redis answers; `StoreError` when it does not."""
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+        kwargs = client.connection_pool.connection_kwargs
+        # host:port/db only: the URL may hold a password.
+        where = f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+        store = cls(client, key_prefix=key_prefix, where=where)
+        try:
+            await store._call("connect", client.ping())
+        except BaseException:
+            await client.aclose()
+            raise
+        return store
+
+    def _keys(self, conversation_id: str) -> tuple[str, str, str]:
+        conv = f"{self._prefix}conv:{{{conversation_id}}}"
+        return conv, f"{conv}:msgs", f"{conv}:by"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}conversations"
+
+    async def _call(self, what: str, pending: Any) -> Any:
+        try:
+            return await pending
+        except RedisError as exc:
+            raise StoreError(f"redis store {self._where}: {what} failed: {exc}") from exc
+
+    def _corrupt(self, what: str, exc: Exception) -> StoreError:
+        return StoreError(f"redis store {self._where}: {what}: unreadable data: {exc}")
+
+    async def create(
+        self,
+        messages: Sequence[Message],
+        metadata: Mapping[str, str],
+        *,
+        tokens: Sequence[int] | None = None,
+    ) -> Conversation:
+        counts = check_append(messages, tokens)
+        conversation_id = new_conversation_id()
+        stamp = self._stamp()
+        conv, msgs, _ = self._keys(conversation_id)
+        member = f"{_INVERT_FROM - stamp:017d}:{conversation_id}"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            conv,
+            mapping={
+                "created_us": str(stamp),
+                "updated_us": str(stamp),
+                "metadata": metadata_json(metadata),
+                "member": member,
+            },
+        )
+        if messages:
+            pipe.rpush(
+                msgs,
+                *(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True)),
+            )
+        pipe.zadd(self._index, {member: 0})
+        await self._call("create", pipe.execute())
+        created = from_us(stamp)
+        return Conversation(
+            id=conversation_id,
+            created_at=created,
+            updated_at=created,
+            metadata=dict(metadata),
+            messages=tuple(
+                StoredMessage(seq=i, message=m, tokens=n, created_at=created)
+                for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+            ),
+            message_count=len(messages),
+        )
+
+    async def get(self, conversation_id: str) -> Conversation:
+        conv, msgs, by = self._keys(conversation_id)
+        # One MULTI/EXEC: the head, the messages and the summary links are one snapshot.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(conv)
+        pipe.lrange(msgs, 0, -1)
+        pipe.hgetall(by)
+        what = f"get {conversation_id!r}"
+        head, raw_messages, links = await self._call(what, pipe.execute())
+        if not head:
+            raise ConversationNotFound(conversation_id)
+        try:
+            summarized = {int(k): int(v) for k, v in links.items()}
+            messages = tuple(
+                _stored_message(seq, raw, summarized.get(seq))
+                for seq, raw in enumerate(raw_messages)
+            )
+            return self._conversation(conversation_id, head, messages, len(messages))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._corrupt(what, exc) from exc
+
+    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+        size = normalized_page_size(page_size)
+        start = "-"
+        if page_token:
+            created_us, after_id = decode_page_token(page_token)
+            start = f"({_INVERT_FROM - created_us:017d}:{after_id}"
+        members = cast(
+            builtins.list[str],
+            await self._call(
+                "list", self._redis.zrangebylex(self._index, start, "+", start=0, num=size + 1)
+            ),
+        )
+        ids = [m.partition(":")[2] for m in members[:size]]
+        pipe = self._redis.pipeline(transaction=False)
+        for conversation_id in ids:
+            conv, msgs, _ = self._keys(conversation_id)
+            pipe.hgetall(conv)
+            pipe.llen(msgs)
+        replies = await self._call("list", pipe.execute()) if ids else []
+        page: builtins.list[Conversation] = []
+        try:
+            for i, conversation_id in enumerate(ids):
+                head, count = replies[2 * i], replies[2 * i + 1]
+                if head:  # deleted between the two reads: leave it out
+                    page.append(self._conversation(conversation_id, head, (), int(count)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._corrupt("list", exc) from exc
+        token = ""
+        if len(members) > size:
+            last = members[size - 1]
+            inverted, _, last_id = last.partition(":")
+            token = encode_page_token(_INVERT_FROM - int(inverted), last_id)
+        return ConversationPage(tuple(page), token)
+
+    async def delete(self, conversation_id: str) -> None:
+        conv, msgs, by = self._keys(conversation_id)
+        deleted = await self._call(
+            f"delete {conversation_id!r}", self._delete(keys=[conv, msgs, by, self._index])
+        )
+        if int(deleted) == 0:
+            raise ConversationNotFound(conversation_id)
+
+    async def append(
+        self,
+        conversation_id: str,
+        messages: Sequence[Message],
+        *,
+        tokens: Sequence[int] | None = None,
+        summary: SummaryRecord | None = None,
+    ) -> AppendResult:
+        counts = check_append(messages, tokens)
+        stamp = self._stamp()
+        args: builtins.list[str] = [str(stamp), str(len(messages))]
+        args.extend(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True))
+        # A summary replacing a seq twice is malformed: it is not sent, so it is not stored.
+        if summary is not None and len(set(summary.replaces)) == len(summary.replaces):
+            args.append(_message_json(summary.message, summary.tokens, stamp, summary.replaces))
+            args.extend(str(seq) for seq in summary.replaces)
+        else:
+            args.append("")
+        reply = await self._call(
+            f"append to {conversation_id!r}",
+            self._append(keys=list(self._keys(conversation_id)), args=args),
+        )
+        base, summary_seq = int(reply[0]), int(reply[1])
+        if base < 0:
+            raise ConversationNotFound(conversation_id)
+        created = from_us(stamp)
+        stored = tuple(
+            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        )
+        stored_summary = None
+        if summary is not None and summary_seq >= 0:
+            stored_summary = StoredMessage(
+                seq=summary_seq,
+                message=summary.message,
+                tokens=summary.tokens,
+                created_at=created,
+                summarizes=summary.replaces,
+            )
+        return AppendResult(stored, stored_summary)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    @staticmethod
+    def _conversation(
+        conversation_id: str,
+        head: Mapping[str, str],
+        messages: tuple[StoredMessage, ...],
+        count: int,
+    ) -> Conversation:
+        return Conversation(
+            id=conversation_id,
+            created_at=from_us(int(head["created_us"])),
+            updated_at=from_us(int(head["updated_us"])),
+            metadata=metadata_from_json(head["metadata"]),
+            messages=messages,
+            message_count=count,
+        )

@@ -1,0 +1,408 @@
+"""The embedded conversation store: one SQLite file, the default.
+
+The stdlib `sqlite3` runs on one dedicated worker thread that owns the connection: every
+operation is a function queued to that thread, so operations of one process never interleave
+and the event loop never blocks on disk. (aiosqlite is this same design as a dependency; the
+few lines here avoid one.) Across processes sharing the file, `BEGIN IMMEDIATE` takes the
+write lock before seqs are read, so two writers cannot allocate the same seq, and the
+(conversation_id, seq) primary key would refuse a duplicate anyway.
+
+WAL mode lets readers proceed during a write; `synchronous=NORMAL` in WAL keeps the file
+consistent after a crash of the process or the machine (a power loss may drop the last
+commits, never corrupt the file). Every write is one transaction: on any failure it is rolled
+back, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelrouter_server.context._records import (
+    Stamps,
+    check_append,
+    decode_page_token,
+    encode_page_token,
+    from_us,
+    message_from_fields,
+    metadata_from_json,
+    metadata_json,
+    new_conversation_id,
+    normalized_page_size,
+    summary_applies,
+)
+from modelrouter_server.context.conversations import (
+    AppendResult,
+    Conversation,
+    ConversationPage,
+    StoredMessage,
+    SummaryRecord,
+)
+from modelrouter_server.domain import Message
+from modelrouter_server.errors import ConversationNotFound, StoreError
+
+T = TypeVar("T")
+
+_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    created_us INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    message_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_newest ON conversations (created_us DESC, id DESC);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    pinned INTEGER NOT NULL,
+    importance INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    summarized_by INTEGER,
+    summarizes TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+"""
+
+_MESSAGE_COLUMNS = (
+    "seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes"
+)
+
+
+class _Corrupt(Exception):
+    """Stored data that does not parse."""
+
+
+def _message_row(row: Sequence[Any]) -> StoredMessage:
+    seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes = row
+    try:
+        message = message_from_fields(
+            {"role": role, "content": content, "pinned": pinned, "importance": importance}
+        )
+        replaces = tuple(int(s) for s in json.loads(summarizes))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _Corrupt(f"message seq {seq}: {exc}") from exc
+    return StoredMessage(
+        seq=int(seq),
+        message=message,
+        tokens=int(tokens),
+        created_at=from_us(int(created_us)),
+        summarized_by=None if summarized_by is None else int(summarized_by),
+        summarizes=replaces,
+    )
+
+
+def _insert_message(
+    db: sqlite3.Connection,
+    conversation_id: str,
+    seq: int,
+    message: Message,
+    tokens: int,
+    created_us: int,
+    summarizes: Sequence[int] = (),
+) -> None:
+    db.execute(
+        f"INSERT INTO messages (conversation_id, {_MESSAGE_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        (
+            conversation_id,
+            seq,
+            message.role.value,
+            message.content,
+            int(message.pinned),
+            int(message.importance),
+            tokens,
+            created_us,
+            json.dumps(list(summarizes)),
+        ),
+    )
+
+
+def _in_transaction(db: sqlite3.Connection, work: Callable[[], T], *, write: bool) -> T:
+    # IMMEDIATE takes the write lock up front: seqs read inside are not stale when written.
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        result = work()
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+class SQLiteStore:
+    """`ConversationStore` in one SQLite file. Open with `await SQLiteStore.open(path)`."""
+
+    def __init__(self, path: str, executor: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
+        """Use `open`; this takes a connection already made on `executor`'s thread."""
+        self._path = path
+        self._executor = executor
+        self._db = db
+        self._closed = False
+        self._stamp = Stamps()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout_s: float = 5.0) -> SQLiteStore:
+        """Open (creating if needed) the database at `path`; `StoreError` if it is not a
+        usable conversation database."""
+        where = str(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
+            try:
+                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if where != ":memory:" and str(mode).lower() != "wal":
+                    raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, _SCHEMA_VERSION):
+                    raise sqlite3.DatabaseError(f"unknown schema version {version}")
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+        try:
+            db = await asyncio.get_running_loop().run_in_executor(executor, connect)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise StoreError(f"sqlite store {where}: cannot open: {exc}") from exc
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(where, executor, db)
+
+    async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError(f"sqlite store {self._path}: closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self._path}: {what} failed: {exc}") from exc
+        except _Corrupt as exc:
+            raise StoreError(f"sqlite store {self._path}: {what}: unreadable data: {exc}") from exc
+
+    async def create(
+        self,
+        messages: Sequence[Message],
+        metadata: Mapping[str, str],
+        *,
+        tokens: Sequence[int] | None = None,
+    ) -> Conversation:
+        counts = check_append(messages, tokens)
+        conversation_id = new_conversation_id()
+        stamp = self._stamp()
+        meta = metadata_json(metadata)
+
+        def work(db: sqlite3.Connection) -> None:
+            def insert() -> None:
+                db.execute(
+                    "INSERT INTO conversations (id, created_us, updated_us, metadata,"
+                    " message_count) VALUES (?, ?, ?, ?, ?)",
+                    (conversation_id, stamp, stamp, meta, len(messages)),
+                )
+                for seq, (message, n) in enumerate(zip(messages, counts, strict=True)):
+                    _insert_message(db, conversation_id, seq, message, n, stamp)
+
+            _in_transaction(db, insert, write=True)
+
+        await self._run("create", work)
+        created = from_us(stamp)
+        return Conversation(
+            id=conversation_id,
+            created_at=created,
+            updated_at=created,
+            metadata=dict(metadata),
+            messages=tuple(
+                StoredMessage(seq=i, message=m, tokens=n, created_at=created)
+                for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+            ),
+            message_count=len(messages),
+        )
+
+    async def get(self, conversation_id: str) -> Conversation:
+        def work(db: sqlite3.Connection) -> Conversation | None:
+            def read() -> Conversation | None:
+                head = db.execute(
+                    "SELECT created_us, updated_us, metadata, message_count"
+                    " FROM conversations WHERE id = ?",
+                    (conversation_id,),
+                ).fetchone()
+                if head is None:
+                    return None
+                rows = db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+                    " ORDER BY seq",
+                    (conversation_id,),
+                ).fetchall()
+                return _conversation(conversation_id, head, [_message_row(r) for r in rows])
+
+            return _in_transaction(db, read, write=False)
+
+        found = await self._run(f"get {conversation_id!r}", work)
+        if found is None:
+            raise ConversationNotFound(conversation_id)
+        return found
+
+    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+        size = normalized_page_size(page_size)
+        after = decode_page_token(page_token) if page_token else None
+
+        def work(db: sqlite3.Connection) -> builtins.list[Any]:
+            columns = "id, created_us, updated_us, metadata, message_count"
+            if after is None:
+                return db.execute(
+                    f"SELECT {columns} FROM conversations"
+                    " ORDER BY created_us DESC, id DESC LIMIT ?",
+                    (size + 1,),
+                ).fetchall()
+            return db.execute(
+                f"SELECT {columns} FROM conversations WHERE (created_us, id) < (?, ?)"
+                " ORDER BY created_us DESC, id DESC LIMIT ?",
+                (*after, size + 1),
+            ).fetchall()
+
+        rows = await self._run("list", work)
+        try:
+            page = tuple(_conversation(r[0], r[1:], []) for r in rows[:size])
+        except _Corrupt as exc:
+            raise StoreError(f"sqlite store {self._path}: list: unreadable data: {exc}") from exc
+        token = ""
+        if len(rows) > size:
+            token = encode_page_token(int(rows[size - 1][1]), str(rows[size - 1][0]))
+        return ConversationPage(page, token)
+
+    async def delete(self, conversation_id: str) -> None:
+        def work(db: sqlite3.Connection) -> int:
+            def remove() -> int:
+                # Messages go by ON DELETE CASCADE, in the same transaction.
+                cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+                return cursor.rowcount
+
+            return _in_transaction(db, remove, write=True)
+
+        if await self._run(f"delete {conversation_id!r}", work) == 0:
+            raise ConversationNotFound(conversation_id)
+
+    async def append(
+        self,
+        conversation_id: str,
+        messages: Sequence[Message],
+        *,
+        tokens: Sequence[int] | None = None,
+        summary: SummaryRecord | None = None,
+    ) -> AppendResult:
+        counts = check_append(messages, tokens)
+        stamp = self._stamp()
+
+        def work(db: sqlite3.Connection) -> tuple[int, int | None] | None:
+            def add() -> tuple[int, int | None] | None:
+                head = db.execute(
+                    "SELECT message_count FROM conversations WHERE id = ?", (conversation_id,)
+                ).fetchone()
+                if head is None:
+                    return None
+                base = int(head[0])
+                for i, (message, n) in enumerate(zip(messages, counts, strict=True)):
+                    _insert_message(db, conversation_id, base + i, message, n, stamp)
+                end = base + len(messages)
+                summary_seq = None
+                if summary is not None and _summary_applies(db, conversation_id, summary, base):
+                    summary_seq = end
+                    _insert_message(
+                        db,
+                        conversation_id,
+                        summary_seq,
+                        summary.message,
+                        summary.tokens,
+                        stamp,
+                        summary.replaces,
+                    )
+                    db.execute(
+                        "UPDATE messages SET summarized_by = ? WHERE conversation_id = ?"
+                        f" AND seq IN ({','.join('?' * len(summary.replaces))})",
+                        (summary_seq, conversation_id, *summary.replaces),
+                    )
+                    end += 1
+                db.execute(
+                    "UPDATE conversations SET message_count = ?, updated_us = ? WHERE id = ?",
+                    (end, stamp, conversation_id),
+                )
+                return base, summary_seq
+
+            return _in_transaction(db, add, write=True)
+
+        allocated = await self._run(f"append to {conversation_id!r}", work)
+        if allocated is None:
+            raise ConversationNotFound(conversation_id)
+        base, summary_seq = allocated
+        created = from_us(stamp)
+        stored = tuple(
+            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        )
+        stored_summary = None
+        if summary is not None and summary_seq is not None:
+            stored_summary = StoredMessage(
+                seq=summary_seq,
+                message=summary.message,
+                tokens=summary.tokens,
+                created_at=created,
+                summarizes=summary.replaces,
+            )
+        return AppendResult(stored, stored_summary)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+def _summary_applies(
+    db: sqlite3.Connection, conversation_id: str, summary: SummaryRecord, base: int
+) -> bool:
+    if not summary.replaces:
+        return False
+    rows = db.execute(
+        "SELECT seq, summarized_by FROM messages WHERE conversation_id = ?"
+        f" AND seq IN ({','.join('?' * len(summary.replaces))})",
+        (conversation_id, *summary.replaces),
+    ).fetchall()
+    return summary_applies(summary, base, {int(seq): by for seq, by in rows})
+
+
+def _conversation(
+    conversation_id: str, head: Sequence[Any], messages: builtins.list[StoredMessage]
+) -> Conversation:
+    created_us, updated_us, metadata, message_count = head
+    try:
+        meta = metadata_from_json(metadata)
+    except ValueError as exc:
+        raise _Corrupt(f"conversation {conversation_id}: metadata: {exc}") from exc
+    return Conversation(
+        id=conversation_id,
+        created_at=from_us(int(created_us)),
+        updated_at=from_us(int(updated_us)),
+        metadata=meta,
+        messages=tuple(messages),
+        message_count=int(message_count),
+    )

@@ -1,0 +1,247 @@
+"""Token counting: one interface over tiktoken, Anthropic's count_tokens and a local estimate.
+
+- OpenAI models (`o200k_base`, `cl100k_base`): exact, offline, with the vocabularies shipped in
+  the package, plus the chat format's framing from `ModelConfig` (`message_overhead_tokens` per
+  message, `reply_priming_tokens` once).
+- Claude (`anthropic`): the provider's count_tokens endpoint when it answers (cached by
+  content), else `ClaudeEstimate` with its safety margin. `TokenCount.method` says which.
+
+Counting is incremental: each message's tokens are cached by (vocabulary, role, content hash),
+so a long conversation costs one tokenization per new message, not one per request, and the
+several candidates of one request that share a vocabulary share the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from modelrouter_server.config.schema import ModelConfig, RouterConfig, Tokenizer
+from modelrouter_server.context._digest import content_digest, messages_digest
+from modelrouter_server.context._lru import LruCache
+from modelrouter_server.context.claude_estimate import ClaudeEstimate, base_tokens
+from modelrouter_server.context.vocabulary import shipped_encoding
+from modelrouter_server.domain import Message
+from modelrouter_server.errors import ModelNotFound, ProviderError
+from modelrouter_server.providers.base import Provider
+
+_log = structlog.get_logger(__name__)
+
+
+class CountMethod(enum.Enum):
+    """How a count was made (mirrors `modelrouter.v1.CountMethod`)."""
+
+    EXACT_LOCAL = "exact_local"
+    """The model's own tokenizer, offline (tiktoken)."""
+    PROVIDER = "provider"
+    """The provider's counting endpoint (Anthropic count_tokens)."""
+    ESTIMATE = "estimate"
+    """A calibrated local estimate with a safety margin."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """The input tokens a list of messages uses on one model, and how that was found."""
+
+    tokens: int
+    method: CountMethod
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters of the per-message token cache."""
+
+    entries: int
+    hits: int
+    misses: int
+
+
+_MessageKey = tuple[str, str, bytes]
+"""(counting scheme: a vocabulary name or "claude-estimate", role, content digest)."""
+
+_CLAUDE_SCHEME = "claude-estimate"
+
+_PromptKey = tuple[str, bytes]
+"""(model id, digest of the whole message list)."""
+
+
+class TokenCounter:
+    """Counts the input tokens of messages for any configured model.
+
+    `count` is the complete answer (it may ask the provider); `count_local` and
+    `message_tokens` never leave the process, for the router's window filter and for fitting.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        providers: Mapping[str, Provider],
+        *,
+        cache_entries: int = 65_536,
+        provider_cache_entries: int = 4_096,
+        provider_timeout_s: float = 10.0,
+        provider_cooldown_s: float = 30.0,
+        offload_chars: int = 65_536,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._providers = providers
+        self._messages: LruCache[_MessageKey, int] = LruCache(cache_entries)
+        self._provider_counts: LruCache[_PromptKey, int] = LruCache(provider_cache_entries)
+        self._provider_timeout_s = provider_timeout_s
+        # After a failed count_tokens call the provider is not asked again for a while, so an
+        # unreachable endpoint costs one connect timeout, not one per request.
+        self._provider_cooldown_s = provider_cooldown_s
+        self._provider_down_until: dict[str, float] = {}
+        # Tokenizing this many uncached characters or more runs in a worker thread, so a huge
+        # message does not stall the event loop.
+        self._offload_chars = offload_chars
+        self._clock = clock
+        self.claude_estimate = ClaudeEstimate(config.context.anthropic_estimate_margin)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def resolve(self, model: str) -> str:
+        """The concrete model id for an id or alias; `ModelNotFound` when unknown."""
+        model_id = self._config.resolve(model)
+        if model_id is None:
+            raise ModelNotFound("model", f"no model or alias {model!r}")
+        return model_id
+
+    def _model(self, model: str) -> tuple[str, ModelConfig]:
+        model_id = self.resolve(model)
+        return model_id, self._config.models[model_id]
+
+    @staticmethod
+    def _scheme(model: ModelConfig) -> str:
+        if model.tokenizer is Tokenizer.ANTHROPIC:
+            return _CLAUDE_SCHEME
+        return str(model.tokenizer.value)
+
+    # -- local counting ---------------------------------------------------------------------
+
+    @staticmethod
+    def _key(scheme: str, message: Message) -> _MessageKey:
+        return (scheme, message.role.value, content_digest(message.content))
+
+    def _base_tokens(self, scheme: str, message: Message) -> int:
+        """A message's tokens before framing (Claude: the uncalibrated estimate), cached."""
+        key = self._key(scheme, message)
+        cached = self._messages.get(key)
+        if cached is not None:
+            return cached
+        if scheme == _CLAUDE_SCHEME:
+            tokens = base_tokens(message.content)
+        else:
+            encoding = shipped_encoding(Tokenizer(scheme))
+            # encode_ordinary: special-token text in a message is ordinary text to the API.
+            tokens = len(encoding.encode_ordinary(message.role.value)) + len(
+                encoding.encode_ordinary(message.content)
+            )
+        self._messages.put(key, tokens)
+        return tokens
+
+    def message_tokens(self, model: str, messages: Sequence[Message]) -> tuple[int, ...]:
+        """Each message's tokens on `model`, framing included (Claude: estimate with margin).
+
+        `count_local` is their sum plus `reply_priming_tokens`.
+        """
+        _, config = self._model(model)
+        scheme = self._scheme(config)
+        overhead = config.message_overhead_tokens
+        if scheme == _CLAUDE_SCHEME:
+            scale = self.claude_estimate.scale
+            return tuple(scale(self._base_tokens(scheme, m)) + overhead for m in messages)
+        return tuple(self._base_tokens(scheme, m) + overhead for m in messages)
+
+    def reply_priming_tokens(self, model: str) -> int:
+        """The tokens a request adds once, whatever its messages."""
+        return self._model(model)[1].reply_priming_tokens
+
+    def count_local(self, model: str, messages: Sequence[Message]) -> int:
+        """Input tokens without leaving the process: exact for tiktoken models, the estimate
+        with its margin for Claude."""
+        return sum(self.message_tokens(model, messages)) + self.reply_priming_tokens(model)
+
+    async def warm(self, model: str, messages: Iterable[Message]) -> None:
+        """Tokenize the uncached messages ahead of a synchronous count, in a worker thread
+        when they are large."""
+        _, config = self._model(model)
+        scheme = self._scheme(config)
+        missing = [m for m in messages if self._key(scheme, m) not in self._messages]
+        if not missing:
+            return
+        if sum(len(m.content) for m in missing) < self._offload_chars:
+            for message in missing:
+                self._base_tokens(scheme, message)
+            return
+
+        def fill() -> None:
+            for message in missing:
+                self._base_tokens(scheme, message)
+
+        await asyncio.to_thread(fill)
+
+    # -- the full count ---------------------------------------------------------------------
+
+    async def count(self, model: str, messages: Sequence[Message]) -> TokenCount:
+        """The input tokens of `messages` on `model`, by the best method available."""
+        model_id, config = self._model(model)
+        await self.warm(model_id, messages)
+        if config.tokenizer is not Tokenizer.ANTHROPIC:
+            return TokenCount(self.count_local(model_id, messages), CountMethod.EXACT_LOCAL)
+        exact = await self._provider_count(model_id, config, messages)
+        if exact is not None:
+            return TokenCount(exact, CountMethod.PROVIDER)
+        return TokenCount(self.count_local(model_id, messages), CountMethod.ESTIMATE)
+
+    async def _provider_count(
+        self, model_id: str, config: ModelConfig, messages: Sequence[Message]
+    ) -> int | None:
+        key = (model_id, messages_digest(messages))
+        cached = self._provider_counts.get(key)
+        if cached is not None:
+            return cached
+        provider = self._providers.get(config.provider)
+        if provider is None or self._clock() < self._provider_down_until.get(config.provider, 0):
+            return None
+        try:
+            async with asyncio.timeout(self._provider_timeout_s):
+                exact = await provider.count_tokens(model_id, messages)
+        except (ProviderError, TimeoutError) as exc:
+            self._provider_down_until[config.provider] = self._clock() + self._provider_cooldown_s
+            _log.warning(
+                "count_tokens_unavailable",
+                provider=config.provider,
+                model=model_id,
+                error=type(exc).__name__,
+                detail=str(exc),
+            )
+            return None
+        if exact is None:
+            return None
+        self._provider_counts.put(key, exact)
+        self._calibrate(config, messages, exact)
+        return exact
+
+    def observe(self, model: str, messages: Sequence[Message], input_tokens: int) -> None:
+        """Calibrate the Claude estimate from an exact input count the provider reported
+        for `messages` (a reply's billed `usage.input_tokens`). No-op for exact models."""
+        _, config = self._model(model)
+        if config.tokenizer is Tokenizer.ANTHROPIC:
+            self._calibrate(config, messages, input_tokens)
+
+    def _calibrate(self, config: ModelConfig, messages: Sequence[Message], exact: int) -> None:
+        framing = config.message_overhead_tokens * len(messages) + config.reply_priming_tokens
+        base = sum(self._base_tokens(_CLAUDE_SCHEME, m) for m in messages)
+        self.claude_estimate.observe(base, exact - framing)
+
+    def cache_stats(self) -> CacheStats:
+        """Entries, hits and misses of the per-message cache."""
+        cache = self._messages
+        return CacheStats(entries=len(cache), hits=cache.hits, misses=cache.misses)
