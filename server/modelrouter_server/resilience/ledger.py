@@ -160,18 +160,24 @@ class AttemptLedger:
         """The error to raise when no candidate answered.
 
         `DeadlineExceeded` when the caller's deadline ended the search (it passed, or a
-        retry was given up because it was too near), else `NoCandidates` with every
-        attempt. `context` prefixes the message (e.g. where a stream broke).
+        retry was given up because it was too near, unless every try was rate limited),
+        else `NoCandidates` with every attempt. `context` prefixes the message (e.g. where
+        a stream broke).
         """
         count = len(self._reasons)
         prefix = f"{context}: " if context else ""
-        if deadline_passed or self.deadline_cut:
+        if count == 0:
+            failed = NoCandidates(f"{prefix}no candidate to try", self._records)
+        else:
+            noun = "candidate" if count == 1 else f"{count} candidates"
+            verb = "the" if count == 1 else "all"
+            failed = NoCandidates(f"{prefix}{verb} {noun} failed: {self.summary()}", self._records)
+        # When every provider asked us to wait past the deadline, "rate limited, retry
+        # after N s" (RESOURCE_EXHAUSTED with RetryInfo) tells the caller more than a
+        # deadline error would, and the deadline has not actually passed.
+        if deadline_passed or (self.deadline_cut and not failed.all_rate_limited):
             return DeadlineExceeded(
                 f"{prefix}deadline exceeded after {sum(self._tries.values())} upstream "
                 f"tries: {self.summary()}"
             )
-        if count == 0:
-            return NoCandidates(f"{prefix}no candidate to try", self._records)
-        noun = "candidate" if count == 1 else f"{count} candidates"
-        verb = "the" if count == 1 else "all"
-        return NoCandidates(f"{prefix}{verb} {noun} failed: {self.summary()}", self._records)
+        return failed
