@@ -6,6 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/client/src}
 py=${PYTHON:-$root/.venv/bin/python}
+# protoc finds the mypy-protobuf plugins on PATH, beside the interpreter.
+export PATH="$(dirname "$py"):$PATH"
 mkdir -p "$out/modelrouter/v1"
 "$py" -m grpc_tools.protoc \
   -I "$root/protos" \
@@ -17,3 +19,5 @@ mkdir -p "$out/modelrouter/v1"
 for init in "$out/modelrouter/__init__.py" "$out/modelrouter/v1/__init__.py"; do
   [ -f "$init" ] || printf '"""Generated from protos/ by scripts/gen_protos.sh; do not edit."""\n' > "$init"
 done
+# PEP 561 marker: the .pyi files mypy-protobuf writes are the package's types.
+touch "$out/modelrouter/py.typed" "$out/modelrouter/v1/py.typed"

@@ -50,6 +50,7 @@ class RequestError(RouterError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.description = message
 
 
 class ModelNotFound(RequestError):

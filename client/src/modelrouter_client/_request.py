@@ -1,0 +1,41 @@
+"""Building a GenerateRequest from keyword arguments (shared by the async and sync clients)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypedDict, Unpack
+
+from modelrouter.v1 import modelrouter_pb2 as pb
+
+
+class GenerateOptions(TypedDict, total=False):
+    """Everything a GenerateRequest can carry besides its messages (see the .proto)."""
+
+    model: str
+    task: pb.Task.ValueType
+    max_output_tokens: int
+    temperature: float
+    reasoning_effort: pb.ReasoningEffort.ValueType
+    thinking_budget_tokens: int
+    stop: Sequence[str]
+    request_id: str
+    metadata: Mapping[str, str]
+    disable_fallback: bool
+    max_cost_usd: float
+    conversation_id: str
+
+
+def generate_request(
+    messages: Sequence[pb.Message] | str, **options: Unpack[GenerateOptions]
+) -> pb.GenerateRequest:
+    """A request from messages (or one user prompt) and options."""
+    if isinstance(messages, str):
+        messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
+    request = pb.GenerateRequest(messages=list(messages))
+    stop = options.pop("stop", ())
+    metadata = options.pop("metadata", {})
+    request.stop.extend(stop)
+    request.metadata.update(metadata)
+    for name, value in options.items():
+        setattr(request, name, value)
+    return request

@@ -1,0 +1,141 @@
+"""The asyncio client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Unpack
+
+import grpc
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+
+from modelrouter_client._request import GenerateOptions, generate_request
+
+Metadata = Sequence[tuple[str, str]]
+
+
+class AsyncModelRouterClient:
+    """A modelrouter client for asyncio agents.
+
+    Every call takes `timeout` (seconds; becomes the gRPC deadline, which the router
+    honours end to end) and `metadata`. Errors arrive as `grpc.aio.AioRpcError` with the
+    router's status code and a message naming the field at fault.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        channel: grpc.aio.Channel | None = None,
+        default_timeout: float | None = 300.0,
+    ) -> None:
+        self.target = target
+        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._stub = pb_grpc.ModelRouterStub(self._channel)
+        self._default_timeout = default_timeout
+
+    async def __aenter__(self) -> AsyncModelRouterClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self._default_timeout if timeout is None else timeout
+
+    async def generate(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        timeout: float | None = None,
+        call_metadata: Metadata = (),
+        **options: Unpack[GenerateOptions],
+    ) -> pb.GenerateResponse:
+        """One complete reply."""
+        request = generate_request(messages, **options)
+        return await self._stub.Generate(
+            request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
+        )
+
+    async def stream(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        timeout: float | None = None,
+        call_metadata: Metadata = (),
+        **options: Unpack[GenerateOptions],
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        """The reply as events: start, deltas (and resume), finish.
+
+        Breaking out of the loop (or cancelling the task) cancels the RPC, and the router
+        closes the upstream provider request.
+        """
+        request = generate_request(messages, **options)
+        call = self._stub.GenerateStream(
+            request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
+        )
+        try:
+            async for event in call:
+                yield event
+        finally:
+            call.cancel()
+
+    async def count_tokens(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        model: str = "",
+        conversation_id: str = "",
+        timeout: float | None = None,
+    ) -> pb.CountTokensResponse:
+        if isinstance(messages, str):
+            messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
+        request = pb.CountTokensRequest(
+            messages=list(messages), model=model, conversation_id=conversation_id
+        )
+        return await self._stub.CountTokens(request, timeout=self._timeout(timeout))
+
+    async def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
+        response = await self._stub.ListModels(
+            pb.ListModelsRequest(), timeout=self._timeout(timeout)
+        )
+        return list(response.models)
+
+    async def create_conversation(
+        self,
+        messages: Sequence[pb.Message] = (),
+        *,
+        metadata: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> pb.Conversation:
+        request = pb.CreateConversationRequest(messages=list(messages), metadata=metadata or {})
+        return await self._stub.CreateConversation(request, timeout=self._timeout(timeout))
+
+    async def get_conversation(
+        self, conversation_id: str, *, timeout: float | None = None
+    ) -> pb.Conversation:
+        return await self._stub.GetConversation(
+            pb.GetConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
+        )
+
+    async def list_conversations(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> pb.ListConversationsResponse:
+        request = pb.ListConversationsRequest(page_size=page_size, page_token=page_token)
+        return await self._stub.ListConversations(request, timeout=self._timeout(timeout))
+
+    async def delete_conversation(
+        self, conversation_id: str, *, timeout: float | None = None
+    ) -> None:
+        await self._stub.DeleteConversation(
+            pb.DeleteConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
+        )

@@ -1,0 +1,84 @@
+"""The blocking client, for scripts and agents without an event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Unpack
+
+import grpc
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+
+from modelrouter_client._request import GenerateOptions, generate_request
+
+
+class ModelRouterClient:
+    """A blocking modelrouter client; the same calls as `AsyncModelRouterClient`."""
+
+    def __init__(
+        self, target: str = "127.0.0.1:50051", *, default_timeout: float | None = 300.0
+    ) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = pb_grpc.ModelRouterStub(self._channel)
+        self._default_timeout = default_timeout
+
+    def __enter__(self) -> ModelRouterClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self._default_timeout if timeout is None else timeout
+
+    def generate(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[GenerateOptions],
+    ) -> pb.GenerateResponse:
+        request = generate_request(messages, **options)
+        response: pb.GenerateResponse = self._stub.Generate(request, timeout=self._timeout(timeout))
+        return response
+
+    def stream(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[GenerateOptions],
+    ) -> Iterator[pb.GenerateStreamResponse]:
+        """Events as they arrive; closing the iterator cancels the RPC."""
+        request = generate_request(messages, **options)
+        call = self._stub.GenerateStream(request, timeout=self._timeout(timeout))
+        try:
+            yield from call
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it unannotated
+
+    def count_tokens(
+        self, messages: Sequence[pb.Message] | str, *, model: str = ""
+    ) -> pb.CountTokensResponse:
+        if isinstance(messages, str):
+            messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
+        response: pb.CountTokensResponse = self._stub.CountTokens(
+            pb.CountTokensRequest(messages=list(messages), model=model),
+            timeout=self._timeout(None),
+        )
+        return response
+
+    def list_models(self) -> list[pb.ModelInfo]:
+        response: pb.ListModelsResponse = self._stub.ListModels(
+            pb.ListModelsRequest(), timeout=self._timeout(None)
+        )
+        return list(response.models)

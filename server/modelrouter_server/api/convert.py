@@ -1,0 +1,229 @@
+"""Protobuf <-> domain conversion, and validation of what callers send.
+
+Validation happens here, once, at the edge: every rejection is a `RequestError` naming
+the proto field path (`messages[2].role`), which the status table maps to
+INVALID_ARGUMENT with a BadRequest detail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.domain import (
+    ContextReport,
+    FinishReason,
+    GenerateOptions,
+    Importance,
+    Message,
+    ReasoningEffort,
+    Role,
+    Task,
+    Usage,
+)
+from modelrouter_server.errors import RequestError
+
+MAX_STOP_SEQUENCES = 4
+MAX_REQUEST_ID_LENGTH = 128
+MAX_METADATA_ENTRIES = 64
+MIN_THINKING_BUDGET = 1024
+
+_ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
+_ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
+_IMPORTANCE = {
+    pb.IMPORTANCE_UNSPECIFIED: Importance.NORMAL,
+    pb.IMPORTANCE_LOW: Importance.LOW,
+    pb.IMPORTANCE_NORMAL: Importance.NORMAL,
+    pb.IMPORTANCE_HIGH: Importance.HIGH,
+}
+_IMPORTANCE_TO_PB = {
+    Importance.LOW: pb.IMPORTANCE_LOW,
+    Importance.NORMAL: pb.IMPORTANCE_NORMAL,
+    Importance.HIGH: pb.IMPORTANCE_HIGH,
+}
+_TASKS = {
+    pb.TASK_UNSPECIFIED: Task.UNSPECIFIED,
+    pb.TASK_CHAT: Task.CHAT,
+    pb.TASK_REASONING: Task.REASONING,
+    pb.TASK_CODE: Task.CODE,
+    pb.TASK_SUMMARIZE: Task.SUMMARIZE,
+    pb.TASK_EXTRACT: Task.EXTRACT,
+}
+_EFFORTS = {
+    pb.REASONING_EFFORT_LOW: ReasoningEffort.LOW,
+    pb.REASONING_EFFORT_MEDIUM: ReasoningEffort.MEDIUM,
+    pb.REASONING_EFFORT_HIGH: ReasoningEffort.HIGH,
+}
+_FINISH_TO_PB = {
+    FinishReason.STOP: pb.FINISH_REASON_STOP,
+    FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+    FinishReason.STOP_SEQUENCE: pb.FINISH_REASON_STOP_SEQUENCE,
+    FinishReason.TOOL_CALL: pb.FINISH_REASON_TOOL_CALL,
+    FinishReason.CONTENT_FILTER: pb.FINISH_REASON_CONTENT_FILTER,
+    FinishReason.CONTEXT_WINDOW: pb.FINISH_REASON_CONTEXT_WINDOW,
+    FinishReason.UNKNOWN: pb.FINISH_REASON_UNSPECIFIED,
+}
+_OUTCOME_TO_PB = {
+    Outcome.SUCCESS: pb.ATTEMPT_OUTCOME_SUCCESS,
+    Outcome.ERROR: pb.ATTEMPT_OUTCOME_ERROR,
+    Outcome.SKIPPED_CIRCUIT_OPEN: pb.ATTEMPT_OUTCOME_SKIPPED_CIRCUIT_OPEN,
+    Outcome.SKIPPED_CONTEXT_WINDOW: pb.ATTEMPT_OUTCOME_SKIPPED_CONTEXT_WINDOW,
+    Outcome.SKIPPED_CAPABILITY: pb.ATTEMPT_OUTCOME_SKIPPED_CAPABILITY,
+    Outcome.SKIPPED_COST: pb.ATTEMPT_OUTCOME_SKIPPED_COST,
+    Outcome.INTERRUPTED: pb.ATTEMPT_OUTCOME_INTERRUPTED,
+    Outcome.SKIPPED_DEADLINE: pb.ATTEMPT_OUTCOME_SKIPPED_DEADLINE,
+}
+
+
+def messages_from_pb(
+    messages: Sequence[pb.Message], *, field: str = "messages"
+) -> tuple[Message, ...]:
+    """Each message checked on its own (role set, content present)."""
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        role = _ROLES.get(m.role)
+        if role is None:
+            raise RequestError(
+                f"{field}[{i}].role", "must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT"
+            )
+        if not m.content.strip():
+            raise RequestError(f"{field}[{i}].content", "must not be empty")
+        importance = _IMPORTANCE.get(m.importance)
+        if importance is None:
+            raise RequestError(f"{field}[{i}].importance", f"unknown value {m.importance}")
+        out.append(Message(role=role, content=m.content, pinned=m.pinned, importance=importance))
+    return tuple(out)
+
+
+def check_role_order(
+    messages: Sequence[Message], *, field: str = "messages", offset: int = 0
+) -> None:
+    """System messages first, then user and assistant strictly alternating, starting and
+    ending with a user turn. `offset` numbers messages after a stored history."""
+    seen_turn = False
+    previous: Role | None = None
+    for i, m in enumerate(messages):
+        path = f"{field}[{i + offset}].role"
+        if m.role is Role.SYSTEM:
+            if seen_turn:
+                raise RequestError(path, "a system message must come before every user turn")
+            continue
+        if not seen_turn and m.role is not Role.USER:
+            raise RequestError(path, "the first non-system message must be ROLE_USER")
+        if m.role is previous:
+            raise RequestError(
+                path, f"two {m.role.value} messages in a row; user and assistant must alternate"
+            )
+        seen_turn = True
+        previous = m.role
+    if previous is not Role.USER:
+        raise RequestError(field, "the conversation must end with a ROLE_USER message")
+
+
+def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
+    """A validated GenerateOptions. Model-dependent limits (output cap, thinking) are
+    checked by the router once the model is known."""
+    messages = messages_from_pb(request.messages)
+    if not request.conversation_id:
+        if not messages:
+            raise RequestError("messages", "must not be empty")
+        check_role_order(messages)
+    task = _TASKS.get(request.task)
+    if task is None:
+        raise RequestError("task", f"unknown value {request.task}")
+    effort: ReasoningEffort | None = None
+    if request.reasoning_effort != pb.REASONING_EFFORT_UNSPECIFIED:
+        effort = _EFFORTS.get(request.reasoning_effort)
+        if effort is None:
+            raise RequestError("reasoning_effort", f"unknown value {request.reasoning_effort}")
+    if request.max_output_tokens < 0:
+        raise RequestError("max_output_tokens", "must be at least 1 (or 0 for the default)")
+    temperature = request.temperature if request.HasField("temperature") else None
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        raise RequestError("temperature", "must be between 0 and 2")
+    budget = request.thinking_budget_tokens
+    if budget < 0 or 0 < budget < MIN_THINKING_BUDGET:
+        raise RequestError(
+            "thinking_budget_tokens", f"must be 0 (off) or at least {MIN_THINKING_BUDGET}"
+        )
+    if budget and request.max_output_tokens and budget >= request.max_output_tokens:
+        raise RequestError("thinking_budget_tokens", "must be below max_output_tokens")
+    if len(request.stop) > MAX_STOP_SEQUENCES:
+        raise RequestError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences")
+    for i, stop in enumerate(request.stop):
+        if not stop:
+            raise RequestError(f"stop[{i}]", "must not be empty")
+    if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+        raise RequestError("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")
+    if len(request.metadata) > MAX_METADATA_ENTRIES:
+        raise RequestError("metadata", f"at most {MAX_METADATA_ENTRIES} entries")
+    if request.max_cost_usd < 0:
+        raise RequestError("max_cost_usd", "must not be negative")
+    return GenerateOptions(
+        messages=messages,
+        model=request.model.strip(),
+        task=task,
+        max_output_tokens=request.max_output_tokens,
+        temperature=temperature,
+        reasoning_effort=effort,
+        thinking_budget_tokens=budget,
+        stop=tuple(request.stop),
+        request_id=request.request_id or uuid.uuid4().hex,
+        metadata=dict(request.metadata),
+        disable_fallback=request.disable_fallback,
+        max_cost_usd=request.max_cost_usd,
+        conversation_id=request.conversation_id,
+    )
+
+
+def message_to_pb(message: Message) -> pb.Message:
+    return pb.Message(
+        role=_ROLE_TO_PB[message.role],
+        content=message.content,
+        pinned=message.pinned,
+        importance=_IMPORTANCE_TO_PB[message.importance],
+    )
+
+
+def finish_reason_to_pb(reason: FinishReason) -> pb.FinishReason.ValueType:
+    return _FINISH_TO_PB[reason]
+
+
+def usage_to_pb(usage: Usage, cost_usd: float) -> pb.Usage:
+    return pb.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=cost_usd,
+    )
+
+
+def attempts_to_pb(attempts: Sequence[AttemptRecord], codes: Sequence[int]) -> list[pb.Attempt]:
+    return [
+        pb.Attempt(
+            model=a.model,
+            provider=a.provider,
+            outcome=_OUTCOME_TO_PB[a.outcome],
+            grpc_code=code,
+            error=a.error,
+            latency_ms=a.latency_ms,
+            ttft_ms=a.ttft_ms,
+        )
+        for a, code in zip(attempts, codes, strict=True)
+    ]
+
+
+def context_report_to_pb(report: ContextReport | None) -> pb.ContextReport | None:
+    if report is None:
+        return None
+    return pb.ContextReport(
+        history_tokens=report.history_tokens,
+        sent_tokens=report.sent_tokens,
+        summarized_messages=report.summarized_messages,
+        pruned_messages=report.pruned_messages,
+        budget_tokens=report.budget_tokens,
+    )

@@ -1,0 +1,54 @@
+"""The grpc.aio server: the ModelRouter service plus health checking and reflection, so
+grpcurl and ghz work with no .proto files at hand."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
+from grpc_reflection.v1alpha import reflection
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+
+
+class GrpcServer:
+    """Owns the grpc.aio server and its health state."""
+
+    def __init__(
+        self, servicer: pb_grpc.ModelRouterServicer, *, max_concurrent_rpcs: int = 4096
+    ) -> None:
+        self._server = grpc.aio.server(
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        pb_grpc.add_ModelRouterServicer_to_server(servicer, self._server)
+        self._health = AsyncHealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and serve; returns the bound port (useful with port 0)."""
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {host}:{port}")
+        await self._server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await self._health.set("", serving)
+        await self._health.set(SERVICE_NAME, serving)
+        return self.port
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING, then let in-flight RPCs finish for up to `grace_s`."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace_s)
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()

@@ -1,0 +1,28 @@
+"""The `modelrouter` command line: argument parsing and dispatch to a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from modelrouter_server.cli import chat, count_tokens, generate, models, serve
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelrouter",
+        description="modelrouter: one gRPC front door to many LLM providers.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (serve, chat, generate, models, count_tokens):
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `modelrouter` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)

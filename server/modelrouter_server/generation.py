@@ -1,0 +1,208 @@
+"""One generate request end to end, independent of gRPC.
+
+    options -> history (conversation store) -> router.plan -> chain, which for each
+    candidate calls `build`: fit the history to that model's window -> provider
+    -> append the turn to the conversation -> outcome
+
+The window is fitted per candidate inside the chain, so a fallback to a model with a
+smaller window re-fits the history for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import structlog
+
+from modelrouter_server.api.convert import check_role_order
+from modelrouter_server.attempts import Outcome
+from modelrouter_server.context import (
+    ContextManager,
+    ConversationService,
+    ConversationTurn,
+    FittedPrompt,
+    TokenCounter,
+)
+from modelrouter_server.domain import (
+    ContextReport,
+    GenerateOptions,
+    Message,
+    ProviderRequest,
+    TextChunk,
+)
+from modelrouter_server.errors import ContextWindowExceeded, NoCandidates, RequestError
+from modelrouter_server.resilience import (
+    ChainEvent,
+    ChainFinished,
+    ChainResult,
+    FallbackChain,
+)
+from modelrouter_server.routing import Candidate, RoutePlan, Router
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateOutcome:
+    result: ChainResult
+    context: ContextReport | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """After `ChainFinished`, once the turn is stored: what context management did."""
+
+    context: ContextReport | None
+
+
+class _Request:
+    """The per-request state the chain's builder fills in: each candidate's fit."""
+
+    def __init__(
+        self,
+        options: GenerateOptions,
+        messages: tuple[Message, ...],
+        turn: ConversationTurn | None,
+        context: ContextManager,
+    ) -> None:
+        self.options = options
+        self.messages = messages
+        self.turn = turn
+        self._context = context
+        self.fits: dict[str, FittedPrompt] = {}
+        self.too_large: dict[str, RequestError] = {}
+
+    async def build(self, candidate: Candidate, timeout_s: float | None) -> ProviderRequest:
+        try:
+            fitted = await self._context.fit(
+                candidate.model_id,
+                self.messages,
+                candidate.max_output_tokens,
+                seqs=self.turn.seqs if self.turn else None,
+                timeout_s=timeout_s,
+            )
+        except RequestError as error:
+            # Too large for this model: the chain moves on to a larger window. Only when
+            # no model can hold it does the caller get this error (see `_reraise`).
+            self.too_large[candidate.model_id] = error
+            raise ContextWindowExceeded(
+                error.message, provider=candidate.provider, model=candidate.model_id
+            ) from error
+        self.fits[candidate.model_id] = fitted
+        return candidate.request(
+            fitted.messages,
+            stop=self.options.stop,
+            timeout_s=timeout_s,
+            request_id=self.options.request_id,
+        )
+
+    def reraise(self, error: NoCandidates) -> None:
+        """When nothing was called because the prompt fits no window, the caller's request
+        is at fault: raise the error that names the message too large to send."""
+        called = [a for a in error.attempts if a.outcome is not Outcome.SKIPPED_CONTEXT_WINDOW]
+        if self.too_large and not called:
+            raise max(self.too_large.items(), key=lambda kv: len(kv[0]))[1] from error
+
+
+class Generation:
+    """Runs generate requests; built once at start-up and shared by every RPC."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        chain: FallbackChain,
+        context: ContextManager,
+        counter: TokenCounter,
+        conversations: ConversationService,
+        safety_margin_tokens: int,
+    ) -> None:
+        self._safety_margin = safety_margin_tokens
+        self._router = router
+        self._chain = chain
+        self._context = context
+        self._counter = counter
+        self._conversations = conversations
+
+    async def _prepare(self, options: GenerateOptions) -> tuple[_Request, RoutePlan]:
+        turn: ConversationTurn | None = None
+        messages = options.messages
+        if options.conversation_id:
+            turn = await self._conversations.open_turn(options.conversation_id, messages)
+            if not options.messages:
+                raise RequestError("messages", "must hold the new user turn")
+            messages = turn.messages
+            check_role_order(messages, offset=-len(turn.history))
+        request = _Request(options, messages, turn, self._context)
+        # The router compares against the whole window; fitting keeps a safety margin
+        # free, so count it as part of the prompt here or the two would disagree.
+        margin = self._safety_margin
+        try:
+            plan = self._router.plan(
+                options,
+                prompt_tokens=lambda model: self._counter.count_local(model, messages) + margin,
+                min_prompt_tokens=lambda model: self._context.min_tokens(model, messages) + margin,
+            )
+        except NoCandidates as error:
+            if all(a.outcome is Outcome.SKIPPED_CONTEXT_WINDOW for a in error.attempts):
+                await self._raise_too_large(messages, [a.model for a in error.attempts])
+            raise
+        return request, plan
+
+    async def _raise_too_large(self, messages: Sequence[Message], models: list[str]) -> None:
+        """Every model was skipped for its window: fit on the largest, which raises the
+        RequestError naming the message that cannot be sent."""
+        largest = max(models, key=lambda m: self._context.budget_tokens(m, 0))
+        await self._context.fit(largest, messages, 1)
+
+    async def generate(self, options: GenerateOptions, *, deadline: float) -> GenerateOutcome:
+        request, plan = await self._prepare(options)
+        try:
+            result = await self._chain.complete(plan, request.build, deadline=deadline)
+        except NoCandidates as error:
+            request.reraise(error)
+            raise
+        fitted = request.fits.get(result.candidate.model_id)
+        if fitted is not None:
+            self._counter.observe(
+                result.candidate.model_id, fitted.messages, result.completion.usage.input_tokens
+            )
+        if request.turn is not None:
+            await self._conversations.record_turn(
+                request.turn,
+                result.completion.text,
+                model_id=result.candidate.model_id,
+                fitted=fitted,
+            )
+        return GenerateOutcome(result, fitted.report if fitted else None)
+
+    async def stream(
+        self, options: GenerateOptions, *, deadline: float
+    ) -> AsyncGenerator[ChainEvent | StreamClosed, None]:
+        """The chain's events, then `StreamClosed` once the turn is stored."""
+        request, plan = await self._prepare(options)
+        text: list[str] = []
+        finished: ChainFinished | None = None
+        try:
+            async with aclosing(
+                self._chain.stream(plan, request.build, deadline=deadline)
+            ) as events:
+                async for event in events:
+                    if isinstance(event, TextChunk):
+                        text.append(event.text)
+                    elif isinstance(event, ChainFinished):
+                        finished = event
+                    yield event
+        except NoCandidates as error:
+            request.reraise(error)
+            raise
+        if finished is None:
+            return
+        fitted = request.fits.get(finished.candidate.model_id)
+        if request.turn is not None:
+            await self._conversations.record_turn(
+                request.turn, "".join(text), model_id=finished.candidate.model_id, fitted=fitted
+            )
+        yield StreamClosed(fitted.report if fitted else None)
