@@ -55,14 +55,18 @@ async def start_router(emulator: Emulator) -> AsyncIterator[StartRouter]:
     clients: list[AsyncModelRouterClient] = []
 
     async def start(
-        *, env: dict[str, str] | None = None, **sections: dict[str, Any]
+        *,
+        env: dict[str, str] | None = None,
+        config: RouterConfig | None = None,
+        upstream: Emulator | None = None,
+        **sections: dict[str, Any],
     ) -> AsyncModelRouterClient:
         app = await App.start(
-            make_config(**sections),
+            config or make_config(**sections),
             env=env or {},
             host="127.0.0.1",
             port=0,
-            emulator=emulator,
+            emulator=upstream or emulator,
         )
         apps.append(app)
         client = AsyncModelRouterClient(f"127.0.0.1:{app.port}", default_timeout=30)
