@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 
 from modelrouter_client import AsyncModelRouterClient
-
 from modelrouter_server.app import App, emulated_models
 from modelrouter_server.config import load_config
 from modelrouter_server.emulator import Behavior, Emulator
@@ -37,14 +37,12 @@ async def _unary_cancel(client: AsyncModelRouterClient, emulator: Emulator) -> f
     before = len(emulator.disconnects)
     seen = len(emulator.requests)
     task = asyncio.create_task(client.generate("Wait.", model=MODEL, disable_fallback=True))
-    while len(emulator.requests) == seen:
+    while len(emulator.requests) == seen:  # noqa: ASYNC110  # the emulator has no arrival event
         await asyncio.sleep(0.005)
     cancelled_at = time.monotonic()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     records = await emulator.wait_for_disconnect(before + 1, timeout=5)
     return records[-1].at - cancelled_at
 

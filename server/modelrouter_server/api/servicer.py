@@ -8,6 +8,7 @@ metrics.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -146,6 +147,15 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         )
         raise AssertionError("abort returned")  # pragma: no cover
 
+    def _cancelled(self, rpc: str, started: float, request_id: str) -> None:
+        """The caller cancelled or its deadline passed; the upstream call was closed by
+        the cancellation unwinding through the chain and the provider stream."""
+        latency_s = time.monotonic() - started
+        log.info(
+            "rpc_cancelled", rpc=rpc, request_id=request_id, latency_ms=round(latency_s * 1000, 1)
+        )
+        self._d.metrics.observe_request(rpc=rpc, code="CANCELLED", latency_s=latency_s)
+
     def _finished(
         self,
         *,
@@ -205,6 +215,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             options = convert.options_from_pb(request)
             request_id = options.request_id
             outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
+        except asyncio.CancelledError:
+            self._cancelled("Generate", started, request_id)
+            raise
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="Generate", started=started, request_id=request_id)
         result = outcome.result
@@ -291,6 +304,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
                                     finished, event, request_id, started, first_token
                                 )
                             )
+        except asyncio.CancelledError:
+            self._cancelled("GenerateStream", started, request_id)
+            raise
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(
                 context, exc, rpc="GenerateStream", started=started, request_id=request_id
