@@ -10,7 +10,7 @@ it replaces stood.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -74,6 +74,27 @@ class Conversation:
                 emitted.add(shown.seq)
                 out.append(shown)
         return tuple(out)
+
+
+def new_conversation(
+    conversation_id: str,
+    messages: Sequence[Message],
+    tokens: Sequence[int],
+    metadata: Mapping[str, str],
+    created: datetime,
+) -> Conversation:
+    """A conversation as just created: its opening messages numbered from 0."""
+    return Conversation(
+        id=conversation_id,
+        created_at=created,
+        updated_at=created,
+        metadata=dict(metadata),
+        messages=tuple(
+            StoredMessage(seq=i, message=m, tokens=n, created_at=created)
+            for i, (m, n) in enumerate(zip(messages, tokens, strict=True))
+        ),
+        message_count=len(messages),
+    )
 
 
 @dataclass(frozen=True, slots=True)

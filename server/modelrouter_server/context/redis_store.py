@@ -48,6 +48,7 @@ from modelrouter_server.context.conversations import (
     ConversationPage,
     StoredMessage,
     SummaryRecord,
+    new_conversation,
 )
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError
@@ -209,18 +210,7 @@ class RedisStore:
             )
         pipe.zadd(self._index, {member: 0})
         await self._call("create", pipe.execute())
-        created = from_us(stamp)
-        return Conversation(
-            id=conversation_id,
-            created_at=created,
-            updated_at=created,
-            metadata=dict(metadata),
-            messages=tuple(
-                StoredMessage(seq=i, message=m, tokens=n, created_at=created)
-                for i, (m, n) in enumerate(zip(messages, counts, strict=True))
-            ),
-            message_count=len(messages),
-        )
+        return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
 
     async def get(self, conversation_id: str) -> Conversation:
         conv, msgs, by = self._keys(conversation_id)
