@@ -28,8 +28,7 @@ from modelrouter_server.context import (
 )
 from modelrouter_server.emulator import EmulatedModel, Emulator
 from modelrouter_server.generation import Generation
-from modelrouter_server.observability import configure_logging
-from modelrouter_server.observability.metrics import Metrics
+from modelrouter_server.observability import Metrics, configure_logging
 from modelrouter_server.providers import (
     Provider,
     build_providers,
@@ -114,6 +113,7 @@ class App:
 
         breakers = BreakerRegistry.from_config(config.resilience, observers=(on_transition,))
         counter = TokenCounter(config, providers)
+        await asyncio.to_thread(counter.load_vocabularies)
         context = ContextManager(config, counter, providers)
         store = await open_store(config.context)
         conversations = ConversationService(store, counter, config)

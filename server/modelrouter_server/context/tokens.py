@@ -104,6 +104,15 @@ class TokenCounter:
         self._clock = clock
         self.claude_estimate = ClaudeEstimate(config.context.anthropic_estimate_margin)
 
+    def load_vocabularies(self) -> None:
+        """Load every vocabulary the configured models count with (about a second each),
+        so the first request does not pay for it. Blocking: run it off the event loop."""
+        needed = {m.tokenizer for m in self._config.models.values()}
+        if Tokenizer.ANTHROPIC in needed:
+            needed |= {Tokenizer.CL100K_BASE}  # the Claude estimate's cross-check
+        for tokenizer in needed - {Tokenizer.ANTHROPIC}:
+            shipped_encoding(tokenizer)
+
     # -- models ---------------------------------------------------------------------------
 
     def resolve(self, model: str) -> str:
