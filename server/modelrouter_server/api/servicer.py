@@ -34,7 +34,7 @@ from modelrouter_server.context import (
 from modelrouter_server.domain import TextChunk, ThinkingChunk, Usage
 from modelrouter_server.errors import RequestError
 from modelrouter_server.generation import Generation, StreamClosed
-from modelrouter_server.observability.metrics import Metrics
+from modelrouter_server.observability import Metrics
 from modelrouter_server.resilience import (
     BreakerRegistry,
     ChainFinished,
