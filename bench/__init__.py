@@ -1,0 +1,1 @@
+"""Load tests and benchmarks for modelrouter (`make bench`); see bench/README.md."""

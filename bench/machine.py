@@ -1,0 +1,85 @@
+"""What the benchmark ran on, for the report's header."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpus: int
+    cpu_model: str
+    memory_gib: float
+    kernel: str
+    python: str
+    grpcio: str
+    revision: str
+
+    def markdown(self) -> str:
+        return (
+            f"| CPUs (nproc) | {self.cpus} ({self.cpu_model}) |\n"
+            f"| memory | {self.memory_gib:.1f} GiB |\n"
+            f"| kernel | {self.kernel} |\n"
+            f"| Python / grpcio | {self.python} / {self.grpcio} |\n"
+            f"| revision | {self.revision} |\n"
+        )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / (1024 * 1024)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _revision(root: Path) -> str:
+    # Read-only: which commit the numbers belong to, and whether the tree had edits.
+    result = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def describe_machine(root: Path) -> Machine:
+    return Machine(
+        cpus=os.cpu_count() or 0,
+        cpu_model=_cpu_model(),
+        memory_gib=_memory_gib(),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        grpcio=metadata.version("grpcio"),
+        revision=_revision(root),
+    )
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name, which is parenthesised and may hold spaces.
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,234 @@
+"""Run `modelrouter serve` as a child process on free ports, against an emulator.
+
+Shared by the benchmarks and the end-to-end tests (tests/cli, tests/grpcurl), which need
+the real console command rather than an in-process server: they exercise what an operator
+runs. The child gets a config derived from the built-in one with an in-memory conversation
+store and its own metrics port, and an environment without provider keys, so it never
+reaches a real API. It serves through its built-in emulator, or, given `emulator_url`,
+through an emulator running elsewhere (the providers' base URLs point there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.toml_writer import dump_toml
+
+# Variables that would point the child at a real provider.
+_PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
+# The SDKs refuse to start without a key; the emulator accepts any.
+_EMULATOR_KEY = "emulator-accepts-any-key"
+# "emulator_started base_url=http://..." (console logs) or "base_url": "http://..." (JSON).
+_EMULATOR_URL = re.compile(r"""base_url["']?\s*[=:]\s*["']?(https?://[^\s"',}]+)""")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class RouterStartError(RuntimeError):
+    """The router did not become healthy; the message carries its log's tail."""
+
+
+@dataclass(frozen=True)
+class RouterProcess:
+    """A running router: where to reach it and where its log goes."""
+
+    target: str
+    port: int
+    metrics_port: int
+    config_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    external_emulator_url: str | None = None
+
+    def log(self) -> str:
+        return _ANSI.sub("", self.log_path.read_text(errors="replace"))
+
+    def emulator_url(self, timeout_s: float = 10.0) -> str:
+        """The emulator's base URL: the external one, or the built-in one's from the
+        router's `emulator_started` log line."""
+        if self.external_emulator_url:
+            return self.external_emulator_url
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in self.log().splitlines():
+                if "emulator_started" in line and (match := _EMULATOR_URL.search(line)):
+                    return match.group(1).rstrip("/")
+            if time.monotonic() > deadline:
+                raise RouterStartError(
+                    "no 'emulator_started base_url=...' line in the router log:\n"
+                    + _tail(self.log())
+                )
+            time.sleep(0.05)
+
+    def scrape_metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: bytes = response.read()
+        return body.decode()
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the OS may hand it out again: a small race)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def modelrouter_command() -> list[str]:
+    """The `modelrouter` console script beside this interpreter (the venv's)."""
+    script = Path(sys.executable).parent / "modelrouter"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("modelrouter")
+    return [found] if found else [sys.executable, "-m", "modelrouter_server.cli"]
+
+
+def write_config(
+    directory: Path,
+    *,
+    metrics_port: int,
+    log_level: str = "info",
+    provider_connections: int | None = None,
+    emulator_url: str | None = None,
+) -> Path:
+    """The built-in config with a memory store and `metrics_port`, served by the built-in
+    emulator, or with every provider pointed at `emulator_url`. `provider_connections`
+    sizes every provider's HTTP connection pool."""
+    from modelrouter_server.config.loader import default_config_path
+
+    config = tomllib.loads(default_config_path().read_text(encoding="utf-8"))
+    config.setdefault("server", {}).update(metrics_port=metrics_port, log_level=log_level)
+    config.setdefault("emulator", {})["mode"] = "off" if emulator_url else "always"
+    config.setdefault("context", {})["store"] = "memory"
+    for provider in config.get("providers", {}).values():
+        if provider_connections is not None:
+            provider["max_connections"] = provider_connections
+        if emulator_url:
+            # The OpenAI SDK's base URL includes the /v1 prefix; Anthropic's does not.
+            suffix = "" if provider["kind"] == "anthropic" else "/v1"
+            provider["base_url"] = emulator_url.rstrip("/") + suffix
+    path = directory / "modelrouter.toml"
+    path.write_text(dump_toml(config), encoding="utf-8")
+    return path
+
+
+def start_router(
+    directory: Path,
+    *,
+    metrics: bool = True,
+    log_level: str = "info",
+    provider_connections: int | None = None,
+    emulator_url: str | None = None,
+    timeout_s: float = 30.0,
+) -> RouterProcess:
+    """Start `modelrouter serve` in `directory` and wait until its health check says
+    SERVING. Raises RouterStartError (with the log) when it exits or times out first."""
+    # Absolute: the child runs in `directory` and is handed paths inside it.
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    metrics_port = free_port() if metrics else 0
+    config_path = write_config(
+        directory,
+        metrics_port=metrics_port,
+        log_level=log_level,
+        provider_connections=provider_connections,
+        emulator_url=emulator_url,
+    )
+    log_path = directory / "router.log"
+    env = {k: v for k, v in os.environ.items() if k not in _PROVIDER_ENV}
+    if emulator_url:
+        env.update(ANTHROPIC_API_KEY=_EMULATOR_KEY, OPENAI_API_KEY=_EMULATOR_KEY)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*modelrouter_command(), "serve", "--config", str(config_path), "--port", str(port)],
+            cwd=directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    router = RouterProcess(
+        target=f"127.0.0.1:{port}",
+        port=port,
+        metrics_port=metrics_port,
+        config_path=config_path,
+        log_path=log_path,
+        process=process,
+        external_emulator_url=emulator_url,
+    )
+    try:
+        _wait_healthy(router, timeout_s)
+    except BaseException:
+        stop_router(router)
+        raise
+    return router
+
+
+def _wait_healthy(router: RouterProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    request = health_pb2.HealthCheckRequest(service="")
+    with grpc.insecure_channel(router.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if router.process.poll() is not None:
+                raise RouterStartError(
+                    f"modelrouter serve exited with {router.process.returncode}:\n"
+                    + _tail(router.log())
+                )
+            try:
+                reply = stub.Check(request, timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise RouterStartError(
+                    f"modelrouter serve not healthy after {timeout_s:g} s:\n" + _tail(router.log())
+                )
+            time.sleep(0.1)
+
+
+def stop_router(router: RouterProcess, *, grace_s: float = 10.0) -> int:
+    """SIGTERM (the router drains in-flight RPCs), then SIGKILL after `grace_s`."""
+    process = router.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextmanager
+def running_router(
+    directory: Path, *, metrics: bool = True, log_level: str = "info"
+) -> Iterator[RouterProcess]:
+    """`start_router` for the length of a `with` block."""
+    router = start_router(directory, metrics=metrics, log_level=log_level)
+    try:
+        yield router
+    finally:
+        stop_router(router)
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
