@@ -141,6 +141,19 @@ async def test_slow_first_token_fails_over(emu: Emulator) -> None:
     assert gone.model == GPT
 
 
+async def test_a_models_own_first_token_timeout_overrides_the_default(emu: Emulator) -> None:
+    config = emulated_config(ttft_timeout_s=0.2)
+    patient = config.models[GPT].model_copy(update={"ttft_timeout_s": 5.0})
+    config = config.model_copy(update={"models": {**config.models, GPT: patient}})
+    async with rig_for(emu, config) as rig:
+        expected = await reference_text(rig)
+        emu.set_behavior(GPT, Behavior(ttft_s=0.5))
+        events = await rig.stream(rig.plan())
+    assert text_of(events) == expected
+    end = finished(events)
+    assert end.candidate.model_id == GPT and not end.fallback
+
+
 # -- streams: mid-stream resume -----------------------------------------------------
 
 

@@ -88,6 +88,9 @@ class ModelConfig(_Strict):
     message_overhead_tokens: Annotated[int, Field(ge=0)] = 3
     """Per-message framing tokens of the chat format (OpenAI cookbook: 3)."""
     reply_priming_tokens: Annotated[int, Field(ge=0)] = 3
+    ttft_timeout_s: PositiveFloat | None = None
+    """Time-to-first-token limit for this model's streams (a reasoning model thinks before
+    its first token); None: `resilience.ttft_timeout_s`."""
 
     @model_validator(mode="after")
     def _output_fits_window(self) -> ModelConfig:

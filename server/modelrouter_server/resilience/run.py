@@ -222,7 +222,8 @@ class ChainRun:
         permit = self.settings.breakers.acquire(candidate.provider, candidate.model_id)
         clock = self.settings.clock
         started = clock()
-        limit, by_deadline = bounded(self.settings.policy.ttft_timeout_s, timeout_s)
+        ttft_limit = candidate.config.ttft_timeout_s or self.settings.policy.ttft_timeout_s
+        limit, by_deadline = bounded(ttft_limit, timeout_s)
         stream: AsyncIterator[StreamEvent] = self.provider(candidate).stream(
             dataclasses.replace(request, timeout_s=timeout_s)
         )
