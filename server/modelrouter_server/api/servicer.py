@@ -37,6 +37,7 @@ from modelrouter_server.generation import Generation, StreamClosed
 from modelrouter_server.observability import Metrics
 from modelrouter_server.resilience import (
     BreakerRegistry,
+    ChainEvent,
     ChainFinished,
     ChainResumed,
     ChainStarted,
@@ -102,6 +103,18 @@ def _conversation_pb(conversation: StoredConversation) -> pb.Conversation:
         messages=[_stored_pb(m) for m in conversation.messages],
         message_count=conversation.message_count or len(conversation.messages),
     )
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What one GenerateStream call tracks across its events."""
+
+    request_id: str
+    started: float
+    model: str = ""
+    first_token: float | None = None
+    last_token: float | None = None
+    finished: ChainFinished | None = None
 
 
 class ModelRouterServicer(pb_grpc.ModelRouterServicer):
@@ -252,65 +265,74 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     async def GenerateStream(  # type: ignore[override]  # an async generator handler
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> object:
-        started = time.monotonic()
-        request_id = request.request_id
-        first_token: float | None = None
-        last_token: float | None = None
-        finished: ChainFinished | None = None
-        current_model = ""
+        state = _StreamState(request_id=request.request_id, started=time.monotonic())
         try:
             options = convert.options_from_pb(request)
-            request_id = options.request_id
+            state.request_id = options.request_id
             events = self._d.generation.stream(options, deadline=self._deadline(context))
             with self._d.metrics.track_stream():
                 async with aclosing(events):
                     async for event in events:
-                        if isinstance(event, TextChunk):
-                            now = time.monotonic()
-                            if first_token is None:
-                                first_token = now
-                            elif last_token is not None and finished is None:
-                                self._d.metrics.observe_inter_token(current_model, now - last_token)
-                            last_token = now
-                            yield pb.GenerateStreamResponse(delta=pb.TextDelta(text=event.text))
-                        elif isinstance(event, ThinkingChunk):
-                            yield pb.GenerateStreamResponse(
-                                thinking_delta=pb.ThinkingDelta(text=event.text)
-                            )
-                        elif isinstance(event, ChainStarted):
-                            current_model = event.candidate.model_id
-                            yield pb.GenerateStreamResponse(
-                                start=pb.StreamStart(
-                                    model=event.candidate.model_id,
-                                    provider=event.candidate.provider,
-                                    request_id=request_id,
-                                )
-                            )
-                        elif isinstance(event, ChainResumed):
-                            current_model = event.candidate.model_id
-                            yield pb.GenerateStreamResponse(
-                                resume=pb.StreamResume(
-                                    model=event.candidate.model_id,
-                                    provider=event.candidate.provider,
-                                    resumed_at_char=event.at_char,
-                                    reason=event.reason,
-                                )
-                            )
-                        elif isinstance(event, ChainFinished):
-                            finished = event
-                        elif isinstance(event, StreamClosed) and finished is not None:
-                            yield pb.GenerateStreamResponse(
-                                finish=self._finish_pb(
-                                    finished, event, request_id, started, first_token
-                                )
-                            )
+                        response = self._stream_response(state, event)
+                        if response is not None:
+                            yield response
         except asyncio.CancelledError:
-            self._cancelled("GenerateStream", started, request_id)
+            self._cancelled("GenerateStream", state.started, state.request_id)
             raise
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(
-                context, exc, rpc="GenerateStream", started=started, request_id=request_id
+                context,
+                exc,
+                rpc="GenerateStream",
+                started=state.started,
+                request_id=state.request_id,
             )
+
+    def _stream_response(
+        self, state: _StreamState, event: ChainEvent | StreamClosed
+    ) -> pb.GenerateStreamResponse | None:
+        """The message for one chain event (None for events the client does not see),
+        keeping the timings the finish event and the metrics report."""
+        if isinstance(event, TextChunk):
+            now = time.monotonic()
+            if state.first_token is None:
+                state.first_token = now
+            elif state.last_token is not None:
+                self._d.metrics.observe_inter_token(state.model, now - state.last_token)
+            state.last_token = now
+            return pb.GenerateStreamResponse(delta=pb.TextDelta(text=event.text))
+        if isinstance(event, ThinkingChunk):
+            return pb.GenerateStreamResponse(thinking_delta=pb.ThinkingDelta(text=event.text))
+        if isinstance(event, ChainStarted):
+            state.model = event.candidate.model_id
+            return pb.GenerateStreamResponse(
+                start=pb.StreamStart(
+                    model=event.candidate.model_id,
+                    provider=event.candidate.provider,
+                    request_id=state.request_id,
+                )
+            )
+        if isinstance(event, ChainResumed):
+            state.model = event.candidate.model_id
+            return pb.GenerateStreamResponse(
+                resume=pb.StreamResume(
+                    model=event.candidate.model_id,
+                    provider=event.candidate.provider,
+                    resumed_at_char=event.at_char,
+                    reason=event.reason,
+                )
+            )
+        if isinstance(event, ChainFinished):
+            # The finish goes out after StreamClosed, once the turn is stored.
+            state.finished = event
+            return None
+        if state.finished is None:
+            return None
+        return pb.GenerateStreamResponse(
+            finish=self._finish_pb(
+                state.finished, event, state.request_id, state.started, state.first_token
+            )
+        )
 
     def _finish_pb(
         self,
