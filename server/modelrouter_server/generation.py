@@ -72,7 +72,8 @@ class _Request:
         self.turn = turn
         self._context = context
         self.fits: dict[str, FittedPrompt] = {}
-        self.too_large: dict[str, RequestError] = {}
+        # model id -> (its context window, why the history cannot fit it)
+        self.too_large: dict[str, tuple[int, RequestError]] = {}
 
     async def build(self, candidate: Candidate, timeout_s: float | None) -> ProviderRequest:
         try:
@@ -86,7 +87,7 @@ class _Request:
         except RequestError as error:
             # Too large for this model: the chain moves on to a larger window. Only when
             # no model can hold it does the caller get this error (see `_reraise`).
-            self.too_large[candidate.model_id] = error
+            self.too_large[candidate.model_id] = (candidate.config.context_window, error)
             raise ContextWindowExceeded(
                 error.message, provider=candidate.provider, model=candidate.model_id
             ) from error
@@ -103,7 +104,8 @@ class _Request:
         is at fault: raise the error that names the message too large to send."""
         called = [a for a in error.attempts if a.outcome is not Outcome.SKIPPED_CONTEXT_WINDOW]
         if self.too_large and not called:
-            raise max(self.too_large.items(), key=lambda kv: len(kv[0]))[1] from error
+            # The largest window's verdict: the message is too large even there.
+            raise max(self.too_large.values(), key=lambda entry: entry[0])[1] from error
 
 
 class Generation:
