@@ -24,11 +24,11 @@ from modelrouter_server.domain import (
     Usage,
 )
 from modelrouter_server.errors import RequestError
+from modelrouter_server.routing import MIN_THINKING_BUDGET
 
 MAX_STOP_SEQUENCES = 4
 MAX_REQUEST_ID_LENGTH = 128
 MAX_METADATA_ENTRIES = 64
-MIN_THINKING_BUDGET = 1024
 
 _ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
 _ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
