@@ -25,13 +25,18 @@ class GenerateOptions(TypedDict, total=False):
     conversation_id: str
 
 
+def as_messages(messages: Sequence[pb.Message] | str) -> list[pb.Message]:
+    """Messages as given, or one user message for a plain prompt."""
+    if isinstance(messages, str):
+        return [pb.Message(role=pb.ROLE_USER, content=messages)]
+    return list(messages)
+
+
 def generate_request(
     messages: Sequence[pb.Message] | str, **options: Unpack[GenerateOptions]
 ) -> pb.GenerateRequest:
     """A request from messages (or one user prompt) and options."""
-    if isinstance(messages, str):
-        messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
-    request = pb.GenerateRequest(messages=list(messages))
+    request = pb.GenerateRequest(messages=as_messages(messages))
     stop = options.pop("stop", ())
     metadata = options.pop("metadata", {})
     request.stop.extend(stop)

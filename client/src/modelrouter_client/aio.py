@@ -10,7 +10,7 @@ import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
-from modelrouter_client._request import GenerateOptions, generate_request
+from modelrouter_client._request import GenerateOptions, as_messages, generate_request
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -97,10 +97,8 @@ class AsyncModelRouterClient:
         conversation_id: str = "",
         timeout: float | None = None,
     ) -> pb.CountTokensResponse:
-        if isinstance(messages, str):
-            messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
         request = pb.CountTokensRequest(
-            messages=list(messages), model=model, conversation_id=conversation_id
+            messages=as_messages(messages), model=model, conversation_id=conversation_id
         )
         return await self._stub.CountTokens(request, timeout=self._timeout(timeout))
 

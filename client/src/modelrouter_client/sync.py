@@ -10,7 +10,7 @@ import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
-from modelrouter_client._request import GenerateOptions, generate_request
+from modelrouter_client._request import GenerateOptions, as_messages, generate_request
 
 
 class ModelRouterClient:
@@ -69,10 +69,8 @@ class ModelRouterClient:
     def count_tokens(
         self, messages: Sequence[pb.Message] | str, *, model: str = ""
     ) -> pb.CountTokensResponse:
-        if isinstance(messages, str):
-            messages = [pb.Message(role=pb.ROLE_USER, content=messages)]
         response: pb.CountTokensResponse = self._stub.CountTokens(
-            pb.CountTokensRequest(messages=list(messages), model=model),
+            pb.CountTokensRequest(messages=as_messages(messages), model=model),
             timeout=self._timeout(None),
         )
         return response
