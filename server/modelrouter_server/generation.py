@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import structlog
 
-from modelrouter_server.api.convert import check_role_order
 from modelrouter_server.attempts import Outcome
 from modelrouter_server.context import (
     ContextManager,
@@ -40,6 +39,7 @@ from modelrouter_server.resilience import (
     FallbackChain,
 )
 from modelrouter_server.routing import Candidate, RoutePlan, Router
+from modelrouter_server.validation import check_role_order
 
 log = structlog.get_logger(__name__)
 

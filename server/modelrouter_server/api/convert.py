@@ -1,8 +1,9 @@
-"""Protobuf <-> domain conversion, and validation of what callers send.
+"""Protobuf <-> domain conversion.
 
-Validation happens here, once, at the edge: every rejection is a `RequestError` naming
-the proto field path (`messages[2].role`), which the status table maps to
-INVALID_ARGUMENT with a BadRequest detail.
+What cannot be checked without the proto (an enum value out of range) is checked here;
+everything else is checked by `modelrouter_server.validation` on the converted values.
+Every rejection is a `RequestError` naming the proto field path (`messages[2].role`),
+which the status table maps to INVALID_ARGUMENT with a BadRequest detail.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from modelrouter_server.domain import (
     Usage,
 )
 from modelrouter_server.errors import RequestError
-from modelrouter_server.routing import MIN_THINKING_BUDGET
+from modelrouter_server.validation import check_role_order, check_thinking_budget
 
 MAX_STOP_SEQUENCES = 4
 MAX_REQUEST_ID_LENGTH = 128
@@ -97,31 +98,6 @@ def messages_from_pb(
     return tuple(out)
 
 
-def check_role_order(
-    messages: Sequence[Message], *, field: str = "messages", offset: int = 0
-) -> None:
-    """System messages first, then user and assistant strictly alternating, starting and
-    ending with a user turn. `offset` numbers messages after a stored history."""
-    seen_turn = False
-    previous: Role | None = None
-    for i, m in enumerate(messages):
-        path = f"{field}[{i + offset}].role"
-        if m.role is Role.SYSTEM:
-            if seen_turn:
-                raise RequestError(path, "a system message must come before every user turn")
-            continue
-        if not seen_turn and m.role is not Role.USER:
-            raise RequestError(path, "the first non-system message must be ROLE_USER")
-        if m.role is previous:
-            raise RequestError(
-                path, f"two {m.role.value} messages in a row; user and assistant must alternate"
-            )
-        seen_turn = True
-        previous = m.role
-    if previous is not Role.USER:
-        raise RequestError(field, "the conversation must end with a ROLE_USER message")
-
-
 def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
     """A validated GenerateOptions. Model-dependent limits (output cap, thinking) are
     checked by the router once the model is known."""
@@ -144,12 +120,7 @@ def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
     if temperature is not None and not 0.0 <= temperature <= 2.0:
         raise RequestError("temperature", "must be between 0 and 2")
     budget = request.thinking_budget_tokens
-    if budget < 0 or 0 < budget < MIN_THINKING_BUDGET:
-        raise RequestError(
-            "thinking_budget_tokens", f"must be 0 (off) or at least {MIN_THINKING_BUDGET}"
-        )
-    if budget and request.max_output_tokens and budget >= request.max_output_tokens:
-        raise RequestError("thinking_budget_tokens", "must be below max_output_tokens")
+    check_thinking_budget(budget, request.max_output_tokens)
     if len(request.stop) > MAX_STOP_SEQUENCES:
         raise RequestError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences")
     for i, stop in enumerate(request.stop):

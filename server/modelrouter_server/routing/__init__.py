@@ -2,13 +2,9 @@
 
 from modelrouter_server.routing.candidate import Candidate, RoutePlan
 from modelrouter_server.routing.router import Router, TokenCount
-from modelrouter_server.routing.settings import (
-    MIN_THINKING_BUDGET,
-    REASONING_THINKING_BUDGET,
-)
+from modelrouter_server.routing.settings import REASONING_THINKING_BUDGET
 
 __all__ = [
-    "MIN_THINKING_BUDGET",
     "REASONING_THINKING_BUDGET",
     "Candidate",
     "RoutePlan",

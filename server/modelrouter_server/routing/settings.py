@@ -10,9 +10,7 @@ from __future__ import annotations
 from modelrouter_server.config.schema import ModelConfig
 from modelrouter_server.domain import GenerateOptions, Task
 from modelrouter_server.routing.candidate import Candidate
-
-MIN_THINKING_BUDGET = 1024
-"""Anthropic's floor for `thinking.budget_tokens`."""
+from modelrouter_server.validation import thinking_budget_problem
 
 REASONING_THINKING_BUDGET = 2048
 """Thinking enabled by default for TASK_REASONING on a thinking-capable model: enough to
@@ -49,14 +47,10 @@ def candidate_for(
     if budget is not None:
         if not caps.thinking:
             raise Unfit("thinking_budget_tokens", f"{model_id} does not support extended thinking")
-        if budget < MIN_THINKING_BUDGET:
-            raise Unfit("thinking_budget_tokens", f"{budget} is below {MIN_THINKING_BUDGET}")
         output = requested or min(cap, budget + config.default_output_tokens)
-        if budget >= output:
-            raise Unfit(
-                "thinking_budget_tokens",
-                f"{budget} must be below max_output_tokens ({output}) for {model_id}",
-            )
+        problem = thinking_budget_problem(budget, output)
+        if problem is not None:
+            raise Unfit("thinking_budget_tokens", f"{budget} {problem} for {model_id}")
     else:
         output = requested or min(config.default_output_tokens, cap)
         if options.task is Task.REASONING and caps.thinking and options.reasoning_effort is None:

@@ -1,0 +1,91 @@
+"""The validation module on domain values: role order, stored histories, thinking budgets."""
+
+from __future__ import annotations
+
+import pytest
+from modelrouter_server.domain import Message, Role
+from modelrouter_server.errors import RequestError
+from modelrouter_server.validation import (
+    MIN_THINKING_BUDGET,
+    check_role_order,
+    check_stored_history,
+    check_thinking_budget,
+    thinking_budget_problem,
+)
+
+S, U, A = Role.SYSTEM, Role.USER, Role.ASSISTANT
+
+
+def msgs(*roles: Role) -> tuple[Message, ...]:
+    return tuple(Message(r, f"m{i}") for i, r in enumerate(roles))
+
+
+@pytest.mark.parametrize(
+    ("roles", "field"),
+    [
+        ((A, U), "messages[0].role"),
+        ((U, U), "messages[1].role"),
+        ((U, S), "messages[1].role"),
+        ((U, A), "messages"),
+        ((S,), "messages"),
+    ],
+)
+def test_prompt_role_order_names_the_field(roles: tuple[Role, ...], field: str) -> None:
+    with pytest.raises(RequestError) as err:
+        check_role_order(msgs(*roles))
+    assert err.value.field == field
+
+
+def test_prompt_role_order_accepts_alternation_ending_with_user() -> None:
+    check_role_order(msgs(S, S, U, A, U))
+
+
+def test_offset_numbers_messages_after_a_history() -> None:
+    with pytest.raises(RequestError) as err:
+        check_role_order(msgs(U, A, A), offset=-2)
+    assert err.value.field == "messages[0].role"
+
+
+@pytest.mark.parametrize(
+    ("roles", "field"),
+    [
+        ((A,), "messages[0].role"),
+        ((U, U), "messages[1].role"),
+        ((U,), "messages[0].role"),
+        ((S, U, A, U), "messages[3].role"),
+        ((U, A, S), "messages[2].role"),
+    ],
+)
+def test_stored_history_must_be_continuable(roles: tuple[Role, ...], field: str) -> None:
+    with pytest.raises(RequestError) as err:
+        check_stored_history(msgs(*roles))
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("roles", [(), (S,), (S, U, A), (U, A, U, A)])
+def test_stored_history_accepts_what_a_user_turn_can_follow(roles: tuple[Role, ...]) -> None:
+    check_stored_history(msgs(*roles))
+    # ...and a later Generate's user turn then passes the prompt check.
+    check_role_order((*msgs(*roles), Message(U, "next")))
+
+
+@pytest.mark.parametrize(
+    ("budget", "output", "ok"),
+    [
+        (0, 0, True),
+        (0, 10, True),
+        (MIN_THINKING_BUDGET, 0, True),
+        (MIN_THINKING_BUDGET - 1, 0, False),
+        (-1, 0, False),
+        (2000, 2000, False),
+        (2000, 2001, True),
+    ],
+)
+def test_thinking_budget_rule(budget: int, output: int, ok: bool) -> None:
+    assert (thinking_budget_problem(budget, output) is None) is ok
+    if ok:
+        check_thinking_budget(budget, output)
+    else:
+        with pytest.raises(RequestError) as err:
+            check_thinking_budget(budget, output)
+        assert err.value.field == "thinking_budget_tokens"
