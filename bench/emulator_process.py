@@ -34,7 +34,7 @@ def start_emulator(log_path: Path, *, timeout_s: float = 20.0) -> EmulatorProces
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "modelrouter_server.emulator", "--port", str(port)],
+            [sys.executable, "-m", "modelrouter_server.emulator", "--port", str(port), "--admin"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

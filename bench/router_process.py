@@ -114,7 +114,10 @@ def write_config(
 
     config = tomllib.loads(default_config_path().read_text(encoding="utf-8"))
     config.setdefault("server", {}).update(metrics_port=metrics_port, log_level=log_level)
-    config.setdefault("emulator", {})["mode"] = "off" if emulator_url else "always"
+    # The tests and benchmarks script the built-in emulator over its admin endpoints.
+    config.setdefault("emulator", {}).update(
+        mode="off" if emulator_url else "always", admin=not emulator_url
+    )
     config.setdefault("context", {})["store"] = "memory"
     for provider in config.get("providers", {}).values():
         if provider_connections is not None:

@@ -88,7 +88,7 @@ class App:
         (tests script it); the caller keeps owning it."""
         owned = False
         if emulator is None and needs_emulator(config, env=env):
-            emulator = Emulator(emulated_models(config))
+            emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
             await emulator.start(config.emulator.host, config.emulator.port)
             owned = True
             log.info("emulator_started", base_url=emulator.base_url)

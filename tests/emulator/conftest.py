@@ -15,7 +15,8 @@ from .support import API_KEY
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
+    """With its admin endpoints: some tests script it over HTTP."""
+    async with Emulator(admin=True) as emu:
         yield emu
 
 

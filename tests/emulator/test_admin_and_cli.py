@@ -91,7 +91,10 @@ def _free_port() -> int:
         return port
 
 
-async def test_module_runs_standalone_until_interrupted() -> None:
+@pytest.mark.parametrize(("flags", "admin_status"), [((), 404), (("--admin",), 200)])
+async def test_module_runs_standalone_until_interrupted(
+    flags: tuple[str, ...], admin_status: int
+) -> None:
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -99,6 +102,7 @@ async def test_module_runs_standalone_until_interrupted() -> None:
         "modelrouter_server.emulator",
         "--port",
         str(port),
+        *flags,
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -110,8 +114,31 @@ async def test_module_runs_standalone_until_interrupted() -> None:
         )
         completion = await client.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
         await client.close()
-        assert completion.choices[0].finish_reason == "stop"
+        async with httpx2.AsyncClient() as http:
+            admin = await http.get(f"http://127.0.0.1:{port}/_emulator/requests")
     finally:
         process.send_signal(signal.SIGINT)
         returncode = await asyncio.wait_for(process.wait(), 10)
+    assert completion.choices[0].finish_reason == "stop"
+    assert admin.status_code == admin_status
     assert returncode == 0
+
+
+async def test_admin_endpoints_are_off_unless_asked_for() -> None:
+    async with Emulator() as emulator, httpx2.AsyncClient() as http:
+        client = openai.AsyncOpenAI(
+            base_url=emulator.openai_base_url, api_key=API_KEY, max_retries=0
+        )
+        await client.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
+        await client.close()
+        requests = await http.get(f"{emulator.base_url}/_emulator/requests")
+        behavior = await http.post(
+            f"{emulator.base_url}/_emulator/behavior",
+            json={"model": "*", "behavior": {"error_status": 503}},
+        )
+        reset = await http.post(f"{emulator.base_url}/_emulator/reset")
+
+    assert not emulator.admin
+    assert [requests.status_code, behavior.status_code, reset.status_code] == [404, 404, 404]
+    assert "Hello, world" not in requests.text
+    assert len(emulator.requests) == 1

@@ -149,6 +149,9 @@ class EmulatorConfig(_Strict):
     mode: EmulatorMode = EmulatorMode.AUTO
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
+    admin: bool = False
+    """Serve the emulator's /_emulator/ admin endpoints (scripting, and every recorded
+    prompt to anyone who can reach the port): for tests and benchmarks only."""
 
 
 class RouterConfig(_Strict):

@@ -13,6 +13,7 @@ from modelrouter_server.emulator.admin import add_admin_routes
 from modelrouter_server.emulator.anthropic_api import MAX_REQUEST_BYTES, AnthropicMessages
 from modelrouter_server.emulator.behavior import Behavior
 from modelrouter_server.emulator.exchange import (
+    DEFAULT_MAX_RECORDS,
     EmulatorState,
     serve_count_tokens,
     serve_generation,
@@ -27,8 +28,9 @@ _SHUTDOWN_TIMEOUT_S = 1.0
 _UNSPECIFIED_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
-def build_app(state: EmulatorState) -> web.Application:
-    """The aiohttp application serving both provider APIs and the admin endpoints."""
+def build_app(state: EmulatorState, *, admin: bool = False) -> web.Application:
+    """The aiohttp application serving both provider APIs, and with `admin` the admin
+    endpoints."""
     # Above Anthropic's own 32 MB limit, so that the emulator answers 413 like the API does.
     app = web.Application(client_max_size=2 * MAX_REQUEST_BYTES)
     anthropic = AnthropicMessages(state.models)
@@ -46,7 +48,8 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/v1/chat/completions", chat_completions)
-    add_admin_routes(app, state)
+    if admin:
+        add_admin_routes(app, state)
     return app
 
 
@@ -56,8 +59,15 @@ class Emulator:
 
     Point `anthropic.AsyncAnthropic(base_url=emulator.base_url)` or
     `openai.AsyncOpenAI(base_url=emulator.openai_base_url)` at it; any non-empty key works.
-    Script it with `set_behavior` / `enqueue`, and assert on `requests` and `disconnects`.
-    `seed` seeds the draws of `Behavior.error_rate`; answers depend only on the conversation.
+    Script it with `set_behavior` / `enqueue`, and assert on `requests` and `disconnects`;
+    await `wait_for_request`, `wait_for_finished` and `wait_for_disconnect` rather than
+    polling them. `seed` seeds the draws of `Behavior.error_rate`; answers depend only on
+    the conversation.
+
+    Only the latest `max_records` requests and disconnects are kept, so a long-running
+    emulator stays bounded. The admin endpoints (`modelrouter_server.emulator.admin`) hand
+    every recorded prompt to whoever can reach the port, so they are served only with
+    `admin=True`: in tests and benchmarks, never in the router's embedded emulator by default.
     """
 
     def __init__(
@@ -66,8 +76,13 @@ class Emulator:
         *,
         seed: int = 0,
         ping_every_tokens: int = 8,
+        admin: bool = False,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
-        self._state = EmulatorState(models, seed=seed, ping_every_tokens=ping_every_tokens)
+        self._state = EmulatorState(
+            models, seed=seed, ping_every_tokens=ping_every_tokens, max_records=max_records
+        )
+        self._admin = admin
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -81,7 +96,7 @@ class Emulator:
             # rather than stall every response in flight when the first OpenAI request lands.
             await asyncio.to_thread(o200k)
         runner = web.AppRunner(
-            build_app(self._state),
+            build_app(self._state, admin=self._admin),
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
@@ -137,14 +152,21 @@ class Emulator:
         return tuple(self._state.models.values())
 
     @property
+    def admin(self) -> bool:
+        """Whether the admin endpoints are served."""
+        return self._admin
+
+    @property
     def requests(self) -> list[RequestRecord]:
-        """Every request received, in order (cleared by `reset`)."""
-        return self._state.requests
+        """The latest requests received (at most `max_records`), oldest first; a snapshot,
+        cleared by `reset`."""
+        return list(self._state.requests)
 
     @property
     def disconnects(self) -> list[DisconnectRecord]:
-        """Each time a client closed the connection before its response was complete."""
-        return self._state.disconnects
+        """The latest times a client closed the connection before its response was
+        complete (at most `max_records`), oldest first; a snapshot."""
+        return list(self._state.disconnects)
 
     def set_behavior(self, model: str, behavior: Behavior) -> None:
         """Make `behavior` the default for `model` ("*" for every model)."""
@@ -158,11 +180,53 @@ class Emulator:
         """Clear behaviors, queues and records, and reseed the error-rate RNG."""
         self._state.reset()
 
+    async def wait_for_request(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+    ) -> list[RequestRecord]:
+        """Wait until `count` requests have arrived since the last reset (their bodies read,
+        responses possibly still in flight); return the records kept.
+
+        Raises TimeoutError after `timeout` seconds."""
+        state = self._state
+        await state.wait_until(
+            lambda: state.received >= count,
+            timeout,
+            lambda: f"{state.received} request(s) arrived, expected {count},",
+        )
+        return self.requests
+
+    async def wait_for_finished(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+    ) -> list[RequestRecord]:
+        """Wait until `count` responses have ended since the last reset, each with its
+        `outcome` and `ended_at` set; return the records kept.
+
+        A client can see the last byte of a response before the emulator has recorded how
+        it ended: await this before asserting on an `outcome`. Raises TimeoutError after
+        `timeout` seconds."""
+        state = self._state
+        await state.wait_until(
+            lambda: state.finished >= count,
+            timeout,
+            lambda: f"{state.finished} response(s) ended, expected {count},",
+        )
+        return self.requests
+
     async def wait_for_disconnect(
         self,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109  # the public API promises a timeout argument
+        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
     ) -> list[DisconnectRecord]:
         """Wait until `count` client disconnects have been recorded since the last reset;
-        return them all. Raises TimeoutError after `timeout` seconds."""
-        return await self._state.wait_for_disconnect(count, timeout)
+        return the records kept. Raises TimeoutError after `timeout` seconds."""
+        state = self._state
+        await state.wait_until(
+            lambda: state.disconnected >= count,
+            timeout,
+            lambda: f"{state.disconnected} client disconnect(s), expected {count},",
+        )
+        return self.disconnects

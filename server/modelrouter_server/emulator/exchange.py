@@ -19,6 +19,7 @@ import math
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -81,22 +82,50 @@ class CountingDialect(Dialect, Protocol):
     def count_tokens(self, body: Mapping[str, object]) -> dict[str, object]: ...
 
 
+# Enough for any test or benchmark to look back over, small enough that a long-running
+# emulator does not grow: 1,000 records of 20 KB bodies hold about 20 MB.
+DEFAULT_MAX_RECORDS = 1000
+
+
+class _Waiter:
+    """A test waiting until `ready()` holds."""
+
+    def __init__(self, ready: Callable[[], bool]) -> None:
+        self.ready = ready
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
 class EmulatorState:
-    """Everything the handlers share: the catalog, the script, and the records."""
+    """Everything the handlers share: the catalog, the script, and the records.
+
+    `requests` and `disconnects` keep the latest `max_records` each (a ring); the counters
+    `received`, `finished` and `disconnected` count every event since the last reset, so
+    waits for the n-th event still work after the ring has wrapped.
+    """
 
     def __init__(
-        self, models: Iterable[EmulatedModel], *, seed: int, ping_every_tokens: int
+        self,
+        models: Iterable[EmulatedModel],
+        *,
+        seed: int,
+        ping_every_tokens: int,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
+        if max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
         self.models = {model.id: model for model in models}
         self.script = BehaviorScript()
         self.ping_every_tokens = ping_every_tokens
-        self.requests: list[RequestRecord] = []
-        self.disconnects: list[DisconnectRecord] = []
+        self.requests: deque[RequestRecord] = deque(maxlen=max_records)
+        self.disconnects: deque[DisconnectRecord] = deque(maxlen=max_records)
+        self.received = 0
+        self.finished = 0
+        self.disconnected = 0
         self.stopping = False
         self._seed = seed
         self._rng = random.Random(seed)
         self._in_flight: set[asyncio.Task[Any]] = set()
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._waiters: list[_Waiter] = []
 
     def fails(self, error_rate: float) -> bool:
         """Whether a request scripted to fail at `error_rate` fails this time."""
@@ -108,32 +137,47 @@ class EmulatorState:
         self.script.clear()
         self.requests.clear()
         self.disconnects.clear()
+        self.received = self.finished = self.disconnected = 0
         self._rng = random.Random(self._seed)
+
+    def note_request(self, record: RequestRecord) -> None:
+        self.requests.append(record)
+        self.received += 1
+        self._wake()
+
+    def note_finished(self) -> None:
+        """A response ended (its record's `outcome` and `ended_at` are set)."""
+        self.finished += 1
+        self._wake()
 
     def note_disconnect(self, record: DisconnectRecord) -> None:
         self.disconnects.append(record)
-        for count, waiter in self._waiters:
-            if len(self.disconnects) >= count and not waiter.done():
-                waiter.set_result(None)
+        self.disconnected += 1
+        self._wake()
 
-    async def wait_for_disconnect(
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.future.done() and waiter.ready():
+                waiter.future.set_result(None)
+
+    async def wait_until(
         self,
-        count: int,
+        ready: Callable[[], bool],
         timeout: float,  # noqa: ASYNC109  # the public API promises a timeout argument
-    ) -> list[DisconnectRecord]:
-        if len(self.disconnects) < count:
-            entry = (count, asyncio.get_running_loop().create_future())
-            self._waiters.append(entry)
-            try:
-                await asyncio.wait_for(entry[1], timeout)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"{len(self.disconnects)} client disconnect(s) after {timeout} s, "
-                    f"expected {count}"
-                ) from None
-            finally:
-                self._waiters.remove(entry)
-        return list(self.disconnects)
+        describe: Callable[[], str],
+    ) -> None:
+        """Return once `ready()` holds, checked after every recorded event; TimeoutError
+        (with `describe()` in its message) after `timeout` seconds."""
+        if ready():
+            return
+        waiter = _Waiter(ready)
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter.future, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{describe()} after {timeout} s") from None
+        finally:
+            self._waiters.remove(waiter)
 
     def track(self, task: asyncio.Task[Any]) -> None:
         self._in_flight.add(task)
@@ -224,7 +268,7 @@ class _Exchange:
             auth=dialect.auth_scheme(request.headers),
             started_at=time.monotonic(),
         )
-        state.requests.append(record)
+        state.note_request(record)
         return cls(request, dialect, state, raw_body, record)
 
     async def run(
@@ -253,6 +297,7 @@ class _Exchange:
         finally:
             self.record.ended_at = time.monotonic()
             self.state.untrack(task)
+            self.state.note_finished()
 
     async def generate(self, body: Mapping[str, object]) -> web.StreamResponse:
         behavior = self.state.script.take(self.record.model)
