@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from modelrouter_server.config import ConfigError, LimitsConfig, default_config_path, load_config
 from modelrouter_server.domain import Message, Role
 from modelrouter_server.errors import RequestError
 from modelrouter_server.validation import (
     MIN_THINKING_BUDGET,
+    check_metadata,
     check_role_order,
     check_stored_history,
     check_thinking_budget,
+    decode_message_page_token,
+    encode_message_page_token,
     thinking_budget_problem,
 )
 
@@ -89,3 +95,31 @@ def test_thinking_budget_rule(budget: int, output: int, ok: bool) -> None:
         with pytest.raises(RequestError) as err:
             check_thinking_budget(budget, output)
         assert err.value.field == "thinking_budget_tokens"
+
+
+def test_limits_are_parsed_strictly_and_cross_checked(tmp_path: Path) -> None:
+    base = default_config_path().read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base.replace("max_id_length = 128", "max_id_length = 128\nmax_idd = 1"))
+    with pytest.raises(ConfigError, match=r"limits\.max_idd"):
+        load_config(bad)
+    bad.write_text(base.replace("max_message_bytes = 2097152", "max_message_bytes = 9000000"))
+    with pytest.raises(ConfigError, match=r"limits: .*max_message_bytes is larger"):
+        load_config(bad)
+
+
+def test_a_message_page_token_round_trips_and_bad_ones_name_the_field() -> None:
+    assert decode_message_page_token(encode_message_page_token(1234)) == 1234
+    for token in ("", "m", "garbage", "9" * 30, encode_message_page_token(2**63)):
+        with pytest.raises(RequestError) as err:
+            decode_message_page_token(token)
+        assert err.value.field == "message_page_token"
+
+
+def test_metadata_limits_count_entries_and_bytes() -> None:
+    limits = LimitsConfig(max_metadata_entries=2, max_metadata_bytes=10)
+    check_metadata({"a": "1", "b": "2"}, limits)
+    for metadata in ({"a": "", "b": "", "c": ""}, {"k": "é" * 5}):
+        with pytest.raises(RequestError) as err:
+            check_metadata(metadata, limits)
+        assert err.value.field == "metadata"

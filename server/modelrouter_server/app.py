@@ -136,7 +136,7 @@ class App:
                 emulated_providers=emulated,
             )
         )
-        grpc_server = GrpcServer(servicer)
+        grpc_server = GrpcServer(servicer, limits=config.limits)
         bound = await grpc_server.start(
             host or config.server.host, config.server.port if port is None else port
         )

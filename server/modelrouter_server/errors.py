@@ -32,6 +32,8 @@ import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from modelrouter_server.quoting import quote
+
 if TYPE_CHECKING:
     from modelrouter_server.attempts import AttemptRecord
 
@@ -58,9 +60,12 @@ class ModelNotFound(RequestError):
 
 
 class ConversationNotFound(RouterError):
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(f"conversation_id: no conversation {conversation_id!r}")
+    """No conversation has the id; `field` is the request field that named it."""
+
+    def __init__(self, conversation_id: str, *, field: str = "conversation_id") -> None:
+        super().__init__(f"{field}: no conversation {quote(conversation_id)}")
         self.conversation_id = conversation_id
+        self.field = field
 
 
 class StoreError(RouterError):

@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
 
+from modelrouter_server.config.schema import LimitsConfig
 from modelrouter_server.domain import Message, Role
 from modelrouter_server.errors import RequestError
 
@@ -78,3 +81,94 @@ def check_thinking_budget(budget: int, max_output_tokens: int) -> None:
     problem = thinking_budget_problem(budget, max_output_tokens)
     if problem is not None:
         raise RequestError("thinking_budget_tokens", problem)
+
+
+# -- sizes ------------------------------------------------------------------------------------
+# Requests larger than `limits.max_request_bytes` never get here: the gRPC server refuses
+# them (RESOURCE_EXHAUSTED) before decoding.
+
+
+def check_message_count(count: int, limits: LimitsConfig, *, field: str = "messages") -> None:
+    """Checked before converting, so a request of 100k messages costs one comparison."""
+    if count > limits.max_messages:
+        raise RequestError(field, f"{count} messages; at most {limits.max_messages} per request")
+
+
+def check_message_sizes(
+    messages: Sequence[Message], limits: LimitsConfig, *, field: str = "messages"
+) -> None:
+    check_message_count(len(messages), limits, field=field)
+    cap = limits.max_message_bytes
+    for i, m in enumerate(messages):
+        # Characters bound bytes from both sides (1 to 4 bytes each): encode only when
+        # the count alone cannot decide.
+        if len(m.content) * 4 <= cap:
+            continue
+        size = len(m.content.encode("utf-8", "surrogatepass"))
+        if size > cap:
+            raise RequestError(f"{field}[{i}].content", f"{size} bytes; at most {cap}")
+
+
+def check_metadata(
+    metadata: Mapping[str, str], limits: LimitsConfig, *, field: str = "metadata"
+) -> None:
+    if len(metadata) > limits.max_metadata_entries:
+        raise RequestError(field, f"{len(metadata)} entries; at most {limits.max_metadata_entries}")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    if size > limits.max_metadata_bytes:
+        raise RequestError(
+            field, f"{size} bytes of keys and values; at most {limits.max_metadata_bytes}"
+        )
+
+
+def check_id(value: str, limits: LimitsConfig, *, field: str, required: bool = False) -> None:
+    """A conversation id or request id: at most `limits.max_id_length` characters."""
+    if required and not value:
+        raise RequestError(field, "must not be empty")
+    if len(value) > limits.max_id_length:
+        raise RequestError(field, f"{len(value)} characters; at most {limits.max_id_length}")
+
+
+def page_size(requested: int, limits: LimitsConfig, *, field: str = "page_size") -> int:
+    """A ListConversations page size: 0 means the default."""
+    if not 0 <= requested <= limits.max_page_size:
+        raise RequestError(field, f"must be between 0 and {limits.max_page_size}")
+    return requested or limits.default_page_size
+
+
+def message_page_size(
+    requested: int, limits: LimitsConfig, *, field: str = "message_page_size"
+) -> int:
+    """A GetConversation page size in messages: 0 means the maximum."""
+    if not 0 <= requested <= limits.max_message_page_size:
+        raise RequestError(field, f"must be between 0 and {limits.max_message_page_size}")
+    return requested or limits.max_message_page_size
+
+
+# -- message page tokens ---------------------------------------------------------------------
+
+_MAX_SEQ = 2**63 - 1
+"""Seqs are int64 on the wire and in SQLite."""
+
+
+def encode_message_page_token(next_seq: int) -> str:
+    """An opaque cursor: the seq the next page of messages starts at."""
+    return base64.urlsafe_b64encode(f"m{next_seq}".encode()).decode()
+
+
+def decode_message_page_token(token: str, *, field: str = "message_page_token") -> int:
+    """The seq a `encode_message_page_token` token names; a token that does not parse or
+    does not fit is the caller's error."""
+    if len(token) > 64:
+        raise RequestError(field, "not a token from a previous reply")
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise RequestError(field, "not a token from a previous reply") from exc
+    digits = text[1:]
+    if not text.startswith("m") or not digits.isascii() or not digits.isdigit():
+        raise RequestError(field, "not a token from a previous reply")
+    seq = int(digits)
+    if seq > _MAX_SEQ:
+        raise RequestError(field, "not a token from a previous reply")
+    return seq

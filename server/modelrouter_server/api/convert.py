@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.config.schema import LimitsConfig
+from modelrouter_server.context import Conversation, StoredMessage
 from modelrouter_server.domain import (
     ContextReport,
     FinishReason,
@@ -25,11 +29,18 @@ from modelrouter_server.domain import (
     Usage,
 )
 from modelrouter_server.errors import RequestError
-from modelrouter_server.validation import check_role_order, check_thinking_budget
+from modelrouter_server.validation import (
+    check_id,
+    check_message_count,
+    check_message_sizes,
+    check_metadata,
+    check_role_order,
+    check_stored_history,
+    check_thinking_budget,
+    encode_message_page_token,
+)
 
 MAX_STOP_SEQUENCES = 4
-MAX_REQUEST_ID_LENGTH = 128
-MAX_METADATA_ENTRIES = 64
 
 _ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
 _ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
@@ -79,9 +90,10 @@ _OUTCOME_TO_PB = {
 
 
 def messages_from_pb(
-    messages: Sequence[pb.Message], *, field: str = "messages"
+    messages: Sequence[pb.Message], limits: LimitsConfig, *, field: str = "messages"
 ) -> tuple[Message, ...]:
-    """Each message checked on its own (role set, content present)."""
+    """Each message checked on its own (role set, content present, sizes)."""
+    check_message_count(len(messages), limits, field=field)
     out: list[Message] = []
     for i, m in enumerate(messages):
         role = _ROLES.get(m.role)
@@ -95,13 +107,28 @@ def messages_from_pb(
         if importance is None:
             raise RequestError(f"{field}[{i}].importance", f"unknown value {m.importance}")
         out.append(Message(role=role, content=m.content, pinned=m.pinned, importance=importance))
+    check_message_sizes(out, limits, field=field)
     return tuple(out)
 
 
-def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
+def create_conversation_from_pb(
+    request: pb.CreateConversationRequest, limits: LimitsConfig
+) -> tuple[tuple[Message, ...], dict[str, str]]:
+    """The opening messages and metadata of a new conversation: the same checks as a
+    Generate's, and a role order every later turn can continue."""
+    messages = messages_from_pb(request.messages, limits)
+    check_stored_history(messages)
+    metadata = dict(request.metadata)
+    check_metadata(metadata, limits)
+    return messages, metadata
+
+
+def options_from_pb(request: pb.GenerateRequest, limits: LimitsConfig) -> GenerateOptions:
     """A validated GenerateOptions. Model-dependent limits (output cap, thinking) are
     checked by the router once the model is known."""
-    messages = messages_from_pb(request.messages)
+    check_id(request.conversation_id, limits, field="conversation_id")
+    check_id(request.request_id, limits, field="request_id")
+    messages = messages_from_pb(request.messages, limits)
     if not request.conversation_id:
         if not messages:
             raise RequestError("messages", "must not be empty")
@@ -126,10 +153,8 @@ def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
     for i, stop in enumerate(request.stop):
         if not stop:
             raise RequestError(f"stop[{i}]", "must not be empty")
-    if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
-        raise RequestError("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")
-    if len(request.metadata) > MAX_METADATA_ENTRIES:
-        raise RequestError("metadata", f"at most {MAX_METADATA_ENTRIES} entries")
+    metadata = dict(request.metadata)
+    check_metadata(metadata, limits)
     if request.max_cost_usd < 0:
         raise RequestError("max_cost_usd", "must not be negative")
     return GenerateOptions(
@@ -142,7 +167,7 @@ def options_from_pb(request: pb.GenerateRequest) -> GenerateOptions:
         thinking_budget_tokens=budget,
         stop=tuple(request.stop),
         request_id=request.request_id or uuid.uuid4().hex,
-        metadata=dict(request.metadata),
+        metadata=metadata,
         disable_fallback=request.disable_fallback,
         max_cost_usd=request.max_cost_usd,
         conversation_id=request.conversation_id,
@@ -198,3 +223,63 @@ def context_report_to_pb(report: ContextReport | None) -> pb.ContextReport | Non
         pruned_messages=report.pruned_messages,
         budget_tokens=report.budget_tokens,
     )
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def stored_message_to_pb(message: StoredMessage) -> pb.StoredMessage:
+    out = pb.StoredMessage(
+        seq=message.seq,
+        message=message_to_pb(message.message),
+        tokens=message.tokens,
+        created_at=_timestamp(message.created_at),
+        is_summary=message.is_summary,
+        summarizes=list(message.summarizes),
+        request_id=message.request_id,
+    )
+    if message.summarized_by is not None:
+        out.summarized_by = message.summarized_by
+    return out
+
+
+_FRAMING_BYTES = 16
+"""Room for a repeated field's tag and length prefix, and the next-page token."""
+
+
+def conversation_to_pb(
+    conversation: Conversation,
+    *,
+    first_seq: int = 0,
+    page_size: int | None = None,
+    max_bytes: int | None = None,
+) -> pb.Conversation:
+    """The conversation with its messages from `first_seq`: at most `page_size` of them and
+    a serialized size under `max_bytes` (None: no limit), but always at least one, with
+    `next_message_page_token` set when messages remain."""
+    out = pb.Conversation(
+        id=conversation.id,
+        created_at=_timestamp(conversation.created_at),
+        updated_at=_timestamp(conversation.updated_at),
+        metadata=dict(conversation.metadata),
+        message_count=conversation.message_count or len(conversation.messages),
+    )
+    budget = None if max_bytes is None else max_bytes - out.ByteSize() - 4 * _FRAMING_BYTES
+    for message in conversation.messages:
+        if message.seq < first_seq:
+            continue
+        if page_size is not None and len(out.messages) >= page_size:
+            out.next_message_page_token = encode_message_page_token(message.seq)
+            break
+        item = stored_message_to_pb(message)
+        if budget is not None:
+            size = item.ByteSize() + _FRAMING_BYTES
+            if out.messages and size > budget:
+                out.next_message_page_token = encode_message_page_token(message.seq)
+                break
+            budget -= size
+        out.messages.append(item)
+    return out

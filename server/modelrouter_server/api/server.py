@@ -9,6 +9,7 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+from modelrouter_server.config.schema import LimitsConfig
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouter"].full_name
 
@@ -17,12 +18,19 @@ class GrpcServer:
     """Owns the grpc.aio server and its health state."""
 
     def __init__(
-        self, servicer: pb_grpc.ModelRouterServicer, *, max_concurrent_rpcs: int = 4096
+        self,
+        servicer: pb_grpc.ModelRouterServicer,
+        *,
+        limits: LimitsConfig,
+        max_concurrent_rpcs: int = 4096,
     ) -> None:
         self._server = grpc.aio.server(
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             options=[
-                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                # The configured sizes are the transport's: a larger request is refused
+                # before it is decoded, and no reply is built that a client cannot take.
+                ("grpc.max_receive_message_length", limits.max_request_bytes),
+                ("grpc.max_send_message_length", limits.max_response_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )

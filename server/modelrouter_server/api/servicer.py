@@ -12,25 +12,17 @@ import asyncio
 import time
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
 from typing import NoReturn
 
 import grpc
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_server.api import convert
 from modelrouter_server.api.status import attempt_code, code_for, to_status
 from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.config.schema import RouterConfig
-from modelrouter_server.context import Conversation as StoredConversation
-from modelrouter_server.context import (
-    ConversationService,
-    CountMethod,
-    StoredMessage,
-    TokenCounter,
-)
+from modelrouter_server.context import ConversationService, CountMethod, TokenCounter
 from modelrouter_server.domain import TextChunk, ThinkingChunk, Usage
 from modelrouter_server.errors import RequestError
 from modelrouter_server.generation import Generation, StreamClosed
@@ -42,6 +34,12 @@ from modelrouter_server.resilience import (
     ChainResumed,
     ChainStarted,
     CircuitState,
+)
+from modelrouter_server.validation import (
+    check_id,
+    decode_message_page_token,
+    message_page_size,
+    page_size,
 )
 
 log = structlog.get_logger(__name__)
@@ -56,7 +54,6 @@ _COUNT_METHOD = {
     CountMethod.PROVIDER: pb.COUNT_METHOD_PROVIDER,
     CountMethod.ESTIMATE: pb.COUNT_METHOD_ESTIMATE,
 }
-MAX_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,37 +69,6 @@ class ServicerDeps:
 
 def _attempts_pb(attempts: tuple[AttemptRecord, ...]) -> list[pb.Attempt]:
     return convert.attempts_to_pb(attempts, [attempt_code(a) for a in attempts])
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _stored_pb(message: StoredMessage) -> pb.StoredMessage:
-    out = pb.StoredMessage(
-        seq=message.seq,
-        message=convert.message_to_pb(message.message),
-        tokens=message.tokens,
-        created_at=_timestamp(message.created_at),
-        is_summary=message.is_summary,
-        summarizes=list(message.summarizes),
-    )
-    if message.summarized_by is not None:
-        out.summarized_by = message.summarized_by
-    return out
-
-
-def _conversation_pb(conversation: StoredConversation) -> pb.Conversation:
-    return pb.Conversation(
-        id=conversation.id,
-        created_at=_timestamp(conversation.created_at),
-        updated_at=_timestamp(conversation.updated_at),
-        metadata=dict(conversation.metadata),
-        messages=[_stored_pb(m) for m in conversation.messages],
-        message_count=conversation.message_count or len(conversation.messages),
-    )
 
 
 @dataclass(slots=True)
@@ -225,7 +191,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         started = time.monotonic()
         request_id = request.request_id
         try:
-            options = convert.options_from_pb(request)
+            options = convert.options_from_pb(request, self._d.config.limits)
             request_id = options.request_id
             outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
         except asyncio.CancelledError:
@@ -267,7 +233,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> object:
         state = _StreamState(request_id=request.request_id, started=time.monotonic())
         try:
-            options = convert.options_from_pb(request)
+            options = convert.options_from_pb(request, self._d.config.limits)
             state.request_id = options.request_id
             events = self._d.generation.stream(options, deadline=self._deadline(context))
             with self._d.metrics.track_stream():
@@ -376,7 +342,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> pb.CountTokensResponse:
         started = time.monotonic()
         try:
-            messages = convert.messages_from_pb(request.messages)
+            limits = self._d.config.limits
+            check_id(request.conversation_id, limits, field="conversation_id")
+            messages = convert.messages_from_pb(request.messages, limits)
             if request.conversation_id:
                 turn = await self._d.conversations.open_turn(request.conversation_id, messages)
                 messages = turn.messages
@@ -437,23 +405,36 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> pb.Conversation:
         started = time.monotonic()
         try:
-            messages = convert.messages_from_pb(request.messages)
-            conversation = await self._d.conversations.create(messages, dict(request.metadata))
+            messages, metadata = convert.create_conversation_from_pb(request, self._d.config.limits)
+            conversation = await self._d.conversations.create(messages, metadata)
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="CreateConversation", started=started)
-        return _conversation_pb(conversation)
+        limits = self._d.config.limits
+        return convert.conversation_to_pb(
+            conversation,
+            page_size=limits.max_message_page_size,
+            max_bytes=limits.max_response_bytes,
+        )
 
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.Conversation:
         started = time.monotonic()
         try:
-            if not request.id:
-                raise RequestError("id", "must not be empty")
+            limits = self._d.config.limits
+            check_id(request.id, limits, field="id", required=True)
+            page_size = message_page_size(request.message_page_size, limits)
+            token = request.message_page_token
+            first_seq = decode_message_page_token(token) if token else 0
             conversation = await self._d.conversations.get(request.id)
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="GetConversation", started=started)
-        return _conversation_pb(conversation)
+        return convert.conversation_to_pb(
+            conversation,
+            first_seq=first_seq,
+            page_size=page_size,
+            max_bytes=limits.max_response_bytes,
+        )
 
     async def ListConversations(
         self,
@@ -462,13 +443,12 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> pb.ListConversationsResponse:
         started = time.monotonic()
         try:
-            if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-                raise RequestError("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
-            page = await self._d.conversations.list(request.page_size, request.page_token)
+            size = page_size(request.page_size, self._d.config.limits)
+            page = await self._d.conversations.list(size, request.page_token)
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="ListConversations", started=started)
         return pb.ListConversationsResponse(
-            conversations=[_conversation_pb(c) for c in page.conversations],
+            conversations=[convert.conversation_to_pb(c) for c in page.conversations],
             next_page_token=page.next_page_token,
         )
 
@@ -479,8 +459,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> pb.DeleteConversationResponse:
         started = time.monotonic()
         try:
-            if not request.id:
-                raise RequestError("id", "must not be empty")
+            check_id(request.id, self._d.config.limits, field="id", required=True)
             await self._d.conversations.delete(request.id)
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="DeleteConversation", started=started)

@@ -154,6 +154,48 @@ class EmulatorConfig(_Strict):
     prompt to anyone who can reach the port): for tests and benchmarks only."""
 
 
+_MIB = 1024 * 1024
+
+
+class LimitsConfig(_Strict):
+    """Size limits on what callers send and receive (README: "Size limits")."""
+
+    max_messages: PositiveInt = 1000
+    """Messages in one request (Generate, CountTokens, CreateConversation)."""
+    max_message_bytes: PositiveInt = 2 * _MIB
+    """UTF-8 bytes of one message's content."""
+    max_request_bytes: PositiveInt = 8 * _MIB
+    """One serialized request: the gRPC server's receive limit."""
+    max_response_bytes: Annotated[int, Field(ge=_MIB)] = 4 * _MIB
+    """One serialized reply: the gRPC server's send limit. GetConversation pages its
+    messages to stay below it; 4 MiB is what a default gRPC client accepts."""
+    max_metadata_entries: PositiveInt = 64
+    max_metadata_bytes: PositiveInt = 16 * 1024
+    """UTF-8 bytes of a request's metadata keys and values together."""
+    max_id_length: Annotated[int, Field(ge=32)] = 128
+    """Characters of a conversation id or request id."""
+    default_page_size: PositiveInt = 50
+    max_page_size: Annotated[int, Field(gt=0, le=500)] = 500
+    """Conversations per ListConversations page."""
+    max_message_page_size: PositiveInt = 1000
+    """Messages per GetConversation page (also its default)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LimitsConfig:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size is larger than max_page_size")
+        if self.max_message_bytes > self.max_request_bytes:
+            raise ValueError("max_message_bytes is larger than max_request_bytes")
+        # A stored message must fit one GetConversation page with the conversation's
+        # metadata and framing beside it.
+        if self.max_message_bytes + self.max_metadata_bytes + 64 * 1024 > self.max_response_bytes:
+            raise ValueError(
+                "max_message_bytes + max_metadata_bytes + 64 KiB is larger than "
+                "max_response_bytes: one message would not fit a GetConversation reply"
+            )
+        return self
+
+
 class RouterConfig(_Strict):
     server: ServerConfig = ServerConfig()
     providers: dict[str, ProviderConfig]
@@ -162,6 +204,7 @@ class RouterConfig(_Strict):
     resilience: ResilienceConfig = ResilienceConfig()
     context: ContextConfig = ContextConfig()
     emulator: EmulatorConfig = EmulatorConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RouterConfig:

@@ -25,6 +25,7 @@ from modelrouter_server.context.store import ConversationStore
 from modelrouter_server.context.tokens import TokenCounter
 from modelrouter_server.context.window import FittedPrompt
 from modelrouter_server.domain import Message, Role
+from modelrouter_server.errors import ConversationNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +71,22 @@ class ConversationService:
         tokens = self._counter.message_tokens(self._default_model, messages)
         return await self._store.create(messages, metadata, tokens=tokens)
 
-    async def get(self, conversation_id: str) -> Conversation:
-        return await self._store.get(conversation_id)
+    async def get(self, conversation_id: str, *, field: str = "id") -> Conversation:
+        """`ConversationNotFound` names `field`: the request field holding the id."""
+        try:
+            return await self._store.get(conversation_id)
+        except ConversationNotFound:
+            raise ConversationNotFound(conversation_id, field=field) from None
 
     async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
         return await self._store.list(page_size, page_token)
 
-    async def delete(self, conversation_id: str) -> None:
-        await self._store.delete(conversation_id)
+    async def delete(self, conversation_id: str, *, field: str = "id") -> None:
+        """`ConversationNotFound` names `field`: the request field holding the id."""
+        try:
+            await self._store.delete(conversation_id)
+        except ConversationNotFound:
+            raise ConversationNotFound(conversation_id, field=field) from None
 
     async def open_turn(
         self, conversation_id: str, new_messages: Sequence[Message]

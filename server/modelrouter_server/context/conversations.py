@@ -30,6 +30,9 @@ class StoredMessage:
     """The seq of the summary that replaces this message, if one does."""
     summarizes: tuple[int, ...] = ()
     """For a summary: the seqs it replaces (empty for any other message)."""
+    request_id: str = ""
+    """The request id of the Generate turn that added this message (empty for opening
+    messages and summaries): what makes a retried turn idempotent."""
 
     @property
     def is_summary(self) -> bool:

@@ -52,6 +52,7 @@ from modelrouter_server.context.conversations import (
 )
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError
+from modelrouter_server.quoting import quote
 
 # Larger than any microsecond timestamp for centuries; keeps members fixed-width.
 _INVERT_FROM = 10**17 - 1
@@ -219,7 +220,7 @@ class RedisStore:
         pipe.hgetall(conv)
         pipe.lrange(msgs, 0, -1)
         pipe.hgetall(by)
-        what = f"get {conversation_id!r}"
+        what = f"get {quote(conversation_id)}"
         head, raw_messages, links = await self._call(what, pipe.execute())
         if not head:
             raise ConversationNotFound(conversation_id)
@@ -270,7 +271,7 @@ class RedisStore:
     async def delete(self, conversation_id: str) -> None:
         conv, msgs, by = self._keys(conversation_id)
         deleted = await self._call(
-            f"delete {conversation_id!r}", self._delete(keys=[conv, msgs, by, self._index])
+            f"delete {quote(conversation_id)}", self._delete(keys=[conv, msgs, by, self._index])
         )
         if int(deleted) == 0:
             raise ConversationNotFound(conversation_id)
@@ -294,7 +295,7 @@ class RedisStore:
         else:
             args.append("")
         reply = await self._call(
-            f"append to {conversation_id!r}",
+            f"append to {quote(conversation_id)}",
             self._append(keys=list(self._keys(conversation_id)), args=args),
         )
         base, summary_seq = int(reply[0]), int(reply[1])

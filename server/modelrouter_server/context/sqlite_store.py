@@ -47,6 +47,7 @@ from modelrouter_server.context.conversations import (
 )
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError
+from modelrouter_server.quoting import quote
 
 T = TypeVar("T")
 
@@ -244,7 +245,7 @@ class SQLiteStore:
 
             return _in_transaction(db, read, write=False)
 
-        found = await self._run(f"get {conversation_id!r}", work)
+        found = await self._run(f"get {quote(conversation_id)}", work)
         if found is None:
             raise ConversationNotFound(conversation_id)
         return found
@@ -286,7 +287,7 @@ class SQLiteStore:
 
             return _in_transaction(db, remove, write=True)
 
-        if await self._run(f"delete {conversation_id!r}", work) == 0:
+        if await self._run(f"delete {quote(conversation_id)}", work) == 0:
             raise ConversationNotFound(conversation_id)
 
     async def append(
@@ -337,7 +338,7 @@ class SQLiteStore:
 
             return _in_transaction(db, add, write=True)
 
-        allocated = await self._run(f"append to {conversation_id!r}", work)
+        allocated = await self._run(f"append to {quote(conversation_id)}", work)
         if allocated is None:
             raise ConversationNotFound(conversation_id)
         base, summary_seq = allocated

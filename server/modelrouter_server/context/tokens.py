@@ -29,6 +29,7 @@ from modelrouter_server.context.vocabulary import shipped_encoding
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ModelNotFound, ProviderError
 from modelrouter_server.providers.base import Provider
+from modelrouter_server.quoting import quote
 
 _log = structlog.get_logger(__name__)
 
@@ -119,7 +120,7 @@ class TokenCounter:
         """The concrete model id for an id or alias; `ModelNotFound` when unknown."""
         model_id = self._config.resolve(model)
         if model_id is None:
-            raise ModelNotFound("model", f"no model or alias {model!r}")
+            raise ModelNotFound("model", f"no model or alias {quote(model)}")
         return model_id
 
     def _model(self, model: str) -> tuple[str, ModelConfig]:

@@ -23,6 +23,7 @@ from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.domain import GenerateOptions, Task
 from modelrouter_server.errors import ModelNotFound, NoCandidates, RequestError
 from modelrouter_server.pricing import estimate_cost_usd
+from modelrouter_server.quoting import quote
 from modelrouter_server.routing.candidate import Candidate, RoutePlan
 from modelrouter_server.routing.settings import Unfit, candidate_for
 
@@ -73,7 +74,7 @@ class Router:
             if explicit_id is None:
                 known = ", ".join(sorted(self._config.models))
                 raise ModelNotFound(
-                    "model", f"no model or alias {options.model!r} (configured: {known})"
+                    "model", f"no model or alias {quote(options.model)} (configured: {known})"
                 )
         route = self.route(options.task)
         if explicit_id is None:

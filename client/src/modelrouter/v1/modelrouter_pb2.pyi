@@ -368,7 +368,11 @@ class GenerateRequest(_message.Message):
     max_output_tokens). 0: no thinking.
     """
     request_id: _builtins.str
-    """The caller's id for this request; echoed in logs. Generated when empty."""
+    """The caller's id for this request; echoed in logs. Generated when empty. With
+    `conversation_id`, it makes the turn idempotent: when a turn with this id is already
+    recorded in the conversation, the recorded answer is returned (`replayed`) and
+    nothing is called or appended. At most 128 characters.
+    """
     disable_fallback: _builtins.bool
     """Use only `model` (or the route's first candidate): no fallback to others."""
     max_cost_usd: _builtins.float
@@ -520,6 +524,7 @@ class GenerateResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     THINKING_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The answer."""
     model: _builtins.str
@@ -534,6 +539,10 @@ class GenerateResponse(_message.Message):
     """The request id (the caller's, or generated)."""
     thinking: _builtins.str
     """Extended thinking text, when requested and returned."""
+    replayed: _builtins.bool
+    """True when this is the answer already recorded for `request_id` in the conversation:
+    no model was called (model, provider and usage are empty).
+    """
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Tokens and cost."""
@@ -559,10 +568,11 @@ class GenerateResponse(_message.Message):
         request_id: _builtins.str = ...,
         thinking: _builtins.str = ...,
         context: Global___ContextReport | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "replayed", b"replayed", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -687,6 +697,7 @@ class StreamFinish(_message.Message):
     RESUMED_FIELD_NUMBER: _builtins.int
     RESUMED_AT_CHARS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     finish_reason: Global___FinishReason.ValueType
     model: _builtins.str
     """The model that finished the answer."""
@@ -695,6 +706,10 @@ class StreamFinish(_message.Message):
     """True when the answering model was not the first candidate."""
     resumed: _builtins.bool
     """True when the stream was continued on another model after a failure."""
+    replayed: _builtins.bool
+    """True when the stream replays the answer already recorded for `request_id` in the
+    conversation: no model was called.
+    """
     @_builtins.property
     def usage(self) -> Global___Usage: ...
     @_builtins.property
@@ -717,10 +732,11 @@ class StreamFinish(_message.Message):
         resumed: _builtins.bool = ...,
         resumed_at_chars: _abc.Iterable[_builtins.int] | None = ...,
         context: Global___ContextReport | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "replayed", b"replayed", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1028,6 +1044,7 @@ class StoredMessage(_message.Message):
     SUMMARIZED_BY_FIELD_NUMBER: _builtins.int
     IS_SUMMARY_FIELD_NUMBER: _builtins.int
     SUMMARIZES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Position in the conversation, from 0."""
     tokens: _builtins.int
@@ -1036,6 +1053,10 @@ class StoredMessage(_message.Message):
     """When this message was replaced by a summary: the seq of that summary."""
     is_summary: _builtins.bool
     """True when this message is a summary of earlier ones."""
+    request_id: _builtins.str
+    """The `request_id` of the Generate turn that added this message (empty for opening
+    messages and summaries).
+    """
     @_builtins.property
     def message(self) -> Global___Message: ...
     @_builtins.property
@@ -1054,10 +1075,11 @@ class StoredMessage(_message.Message):
         summarized_by: _builtins.int | None = ...,
         is_summary: _builtins.bool = ...,
         summarizes: _abc.Iterable[_builtins.int] | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_summarized_by", b"_summarized_by", "created_at", b"created_at", "message", b"message", "summarized_by", b"summarized_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_summarized_by", b"_summarized_by", "created_at", b"created_at", "is_summary", b"is_summary", "message", b"message", "seq", b"seq", "summarized_by", b"summarized_by", "summarizes", b"summarizes", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_summarized_by", b"_summarized_by", "created_at", b"created_at", "is_summary", b"is_summary", "message", b"message", "request_id", b"request_id", "seq", b"seq", "summarized_by", b"summarized_by", "summarizes", b"summarizes", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__summarized_by: _TypeAlias = _typing.Literal["summarized_by"]  # noqa: Y015
     _WhichOneofArgType__summarized_by: _TypeAlias = _typing.Literal["_summarized_by", b"_summarized_by"]  # noqa: Y015
@@ -1095,8 +1117,14 @@ class Conversation(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    NEXT_MESSAGE_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     message_count: _builtins.int
+    """Every stored message, summaries included."""
+    next_message_page_token: _builtins.str
+    """GetConversation: pass as `message_page_token` for the next page of messages; empty
+    when this page holds the last message.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1105,7 +1133,9 @@ class Conversation(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredMessage]:
-        """Stored messages (empty in ListConversations)."""
+        """Stored messages in seq order: the first page of them in CreateConversation and
+        GetConversation (see `message_page_size`), none in ListConversations.
+        """
 
     def __init__(
         self,
@@ -1116,10 +1146,11 @@ class Conversation(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         messages: _abc.Iterable[Global___StoredMessage] | None = ...,
         message_count: _builtins.int = ...,
+        next_message_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "next_message_page_token", b"next_message_page_token", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1176,15 +1207,26 @@ class GetConversationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    MESSAGE_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    message_page_size: _builtins.int
+    """At most this many messages (default and maximum: `limits.max_message_page_size`,
+    1000). A page also stops before the reply would pass `limits.max_response_bytes`
+    (4 MiB, what a default gRPC client accepts); it always holds at least one message.
+    """
+    message_page_token: _builtins.str
+    """From a previous reply's `next_message_page_token`; empty: from the first message."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        message_page_size: _builtins.int = ...,
+        message_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "message_page_size", b"message_page_size", "message_page_token", b"message_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
