@@ -24,9 +24,9 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml client/pyproject.toml constraints.txt
+$(STAMP): $(PY) pyproject.toml client/pyproject.toml testsupport/pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ./client -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e ./client -e ./testsupport -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -19,13 +19,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from bench import emulator_admin, plots
+from modelrouter_testsupport import emulator_admin
+from modelrouter_testsupport.router_process import RouterProcess, start_router, stop_router
+
+from bench import plots
 from bench.emulator_process import EmulatorProcess, start_emulator, stop_emulator
 from bench.ghz import GHZ, GhzRun, run_ghz
 from bench.machine import describe_machine, process_cpu_s
 from bench.probes import LoadProbe, measure_overhead, probe_ttft_until, sample_gauge_until
 from bench.report import BenchResults, Phase, render
-from bench.router_process import RouterProcess, start_router, stop_router
 from bench.settings import BenchSettings, StreamLoad
 
 ROOT = Path(__file__).resolve().parents[1]

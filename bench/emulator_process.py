@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.router_process import free_port
+from modelrouter_testsupport.router_process import free_port
 
 
 @dataclass(frozen=True)

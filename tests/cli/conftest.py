@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from bench import emulator_admin
-from bench.router_process import RouterProcess, running_router
+from modelrouter_testsupport import emulator_admin
+from modelrouter_testsupport.router_process import RouterProcess, running_router
 
 
 @pytest.fixture(scope="module")

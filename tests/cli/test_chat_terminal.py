@@ -11,9 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-from bench import emulator_admin
-from bench.router_process import RouterProcess, modelrouter_command
+from modelrouter_testsupport import emulator_admin
+from modelrouter_testsupport.router_process import RouterProcess, modelrouter_command
 
 from .tmux import Terminal
 

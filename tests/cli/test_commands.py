@@ -7,8 +7,8 @@ import json
 import re
 import subprocess
 
-from bench import emulator_admin
-from bench.router_process import RouterProcess, free_port, modelrouter_command
+from modelrouter_testsupport import emulator_admin
+from modelrouter_testsupport.router_process import RouterProcess, free_port, modelrouter_command
 
 
 def modelrouter(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from bench.router_process import RouterProcess, running_router
+from modelrouter_testsupport.router_process import RouterProcess, running_router
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bench.router_process import RouterProcess
+from modelrouter_testsupport.router_process import RouterProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "grpcurl_smoke.sh"
