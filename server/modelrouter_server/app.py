@@ -118,7 +118,7 @@ class App:
         store = await open_store(config.context)
         conversations = ConversationService(store, counter, config)
         generation = Generation(
-            router=Router(config, breakers),
+            router=Router(config, breakers.allows),
             chain=FallbackChain(providers, breakers, config.resilience),
             context=context,
             counter=counter,

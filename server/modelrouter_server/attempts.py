@@ -1,12 +1,15 @@
-"""The record of one upstream try or skipped candidate, shared by the router, the
-fallback chain and the API layer (which turns it into `modelrouter.v1.Attempt`)."""
+"""What became of each candidate of a request, shared by the router, the fallback chain,
+generation and the API layer (which turns each record into `modelrouter.v1.Attempt`):
+one `AttemptRecord` per upstream try or skipped candidate, and `NoCandidates` when none
+of them produced an answer."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelrouter_server.errors import ProviderError
+from modelrouter_server.errors import ProviderError, RateLimited, RouterError
 
 
 class Outcome(enum.Enum):
@@ -30,3 +33,20 @@ class AttemptRecord:
     latency_ms: float = 0.0
     ttft_ms: float = 0.0
     retry_after_s: float | None = None
+
+
+class NoCandidates(RouterError):
+    """Every candidate was skipped or failed; `attempts` holds each, in order.
+
+    Part of the `errors.RouterError` hierarchy; it lives here, beside the records it
+    carries, so that `errors` depends on nothing.
+    """
+
+    def __init__(self, message: str, attempts: Sequence[AttemptRecord]) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+
+    @property
+    def all_rate_limited(self) -> bool:
+        tried = [a for a in self.attempts if a.error_class is not None]
+        return bool(tried) and all(a.error_class is RateLimited for a in tried)

@@ -6,7 +6,8 @@
     ├── ConversationNotFound
     ├── StoreError              the conversation store failed (nothing was written)
     ├── DeadlineExceeded        the caller's deadline passed inside the router
-    ├── NoCandidates            every candidate was skipped or failed
+    ├── NoCandidates            every candidate was skipped or failed (in `attempts`,
+    │                           beside the attempt records it carries)
     └── ProviderError           one upstream call failed; mapped once, at the provider boundary
         ├── InvalidProviderRequest      400/413/422: the request itself is wrong
         │   └── ContextWindowExceeded
@@ -29,13 +30,8 @@ only what is safe to return: never a header, a key or the raw request.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from modelrouter_server.quoting import quote
-
-if TYPE_CHECKING:
-    from modelrouter_server.attempts import AttemptRecord
 
 
 class RouterError(Exception):
@@ -191,16 +187,3 @@ class StreamInterrupted(ProviderError):
             upstream_request_id=upstream_request_id,
         )
         self.kind = kind
-
-
-class NoCandidates(RouterError):
-    """Every candidate was skipped or failed; `attempts` holds each, in order."""
-
-    def __init__(self, message: str, attempts: Sequence[AttemptRecord]) -> None:
-        super().__init__(message)
-        self.attempts = tuple(attempts)
-
-    @property
-    def all_rate_limited(self) -> bool:
-        tried = [a for a in self.attempts if a.error_class is not None]
-        return bool(tried) and all(a.error_class is RateLimited for a in tried)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from modelrouter_server.attempts import Outcome
+from modelrouter_server.attempts import NoCandidates, Outcome
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.context import (
     ContextManager,
     ConversationService,
@@ -31,14 +32,14 @@ from modelrouter_server.domain import (
     ProviderRequest,
     TextChunk,
 )
-from modelrouter_server.errors import ContextWindowExceeded, NoCandidates, RequestError
+from modelrouter_server.errors import ContextWindowExceeded, RequestError
 from modelrouter_server.resilience import (
     ChainEvent,
     ChainFinished,
     ChainResult,
     FallbackChain,
 )
-from modelrouter_server.routing import Candidate, RoutePlan, Router
+from modelrouter_server.routing import Router
 from modelrouter_server.validation import check_role_order
 
 log = structlog.get_logger(__name__)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.loader import load_config
 from modelrouter_server.config.schema import (
     EmulatorConfig,
@@ -31,7 +32,7 @@ from modelrouter_server.resilience import (
     CircuitTransition,
     FallbackChain,
 )
-from modelrouter_server.routing import Candidate, RoutePlan, Router
+from modelrouter_server.routing import Router
 
 GPT = "gpt-4o-mini-2024-07-18"
 CLAUDE = "claude-3-7-sonnet-20250219"
@@ -85,7 +86,7 @@ class Rig:
         self.breakers = BreakerRegistry.from_config(
             config.resilience, observers=[self.transitions.append]
         )
-        self.router = Router(config, self.breakers)
+        self.router = Router(config, self.breakers.allows)
         self.chain = FallbackChain(providers, self.breakers, config.resilience)
         self.requests = 0
 

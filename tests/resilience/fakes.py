@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig, RouterConfig
 from modelrouter_server.domain import (
     Completion,
@@ -29,7 +30,6 @@ from modelrouter_server.domain import (
     Usage,
 )
 from modelrouter_server.errors import ProviderError
-from modelrouter_server.routing.candidate import Candidate, RoutePlan
 
 ANSWER = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."
 

@@ -7,13 +7,13 @@ import contextlib
 import time
 
 import pytest
-from modelrouter_server.attempts import Outcome
+from modelrouter_server.attempts import NoCandidates, Outcome
+from modelrouter_server.candidates import RoutePlan
 from modelrouter_server.domain import Role, TextChunk, ThinkingChunk
 from modelrouter_server.errors import (
     DeadlineExceeded,
     InterruptionKind,
     InvalidProviderRequest,
-    NoCandidates,
     ServerError,
     StreamInterrupted,
 )
@@ -28,7 +28,6 @@ from modelrouter_server.resilience import (
     FallbackChain,
     Sleep,
 )
-from modelrouter_server.routing.candidate import RoutePlan
 
 from .fakes import ANSWER, FakeClock, Reply, ScriptedProvider, build_request, make_config, plan_of
 

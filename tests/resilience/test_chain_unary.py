@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.domain import ProviderRequest, Usage
 from modelrouter_server.errors import (
     AuthenticationFailed,
     ContextWindowExceeded,
     DeadlineExceeded,
     InvalidProviderRequest,
-    NoCandidates,
     Overloaded,
     ProviderError,
     RateLimited,
@@ -19,7 +19,6 @@ from modelrouter_server.errors import (
 )
 from modelrouter_server.pricing import cost_usd
 from modelrouter_server.resilience import BreakerRegistry, CircuitState, FallbackChain
-from modelrouter_server.routing.candidate import Candidate, RoutePlan
 from structlog.testing import capture_logs
 
 from .fakes import ANSWER, USER, FakeClock, Reply, ScriptedProvider, make_config, plan_of

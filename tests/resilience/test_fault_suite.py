@@ -13,13 +13,12 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from modelrouter_server.attempts import Outcome
+from modelrouter_server.attempts import NoCandidates, Outcome
 from modelrouter_server.domain import Task, TextChunk
 from modelrouter_server.emulator import Behavior, Emulator
 from modelrouter_server.errors import (
     DeadlineExceeded,
     InvalidProviderRequest,
-    NoCandidates,
     Overloaded,
     ProviderTimeout,
     RateLimited,

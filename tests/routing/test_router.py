@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelrouter_server.attempts import Outcome
+from modelrouter_server.attempts import NoCandidates, Outcome
 from modelrouter_server.config.loader import load_config
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.domain import GenerateOptions, Message, ReasoningEffort, Role, Task
-from modelrouter_server.errors import ModelNotFound, NoCandidates, RequestError, ServerError
+from modelrouter_server.errors import ModelNotFound, RequestError, ServerError
 from modelrouter_server.resilience import BreakerRegistry
 from modelrouter_server.routing import REASONING_THINKING_BUDGET, Router
 
@@ -72,7 +72,7 @@ def plan_ids(router: Router, prompt: int = 10, **kwargs: Any) -> list[str]:
 
 @pytest.fixture
 def router() -> Router:
-    return Router(config(), BreakerRegistry())
+    return Router(config(), BreakerRegistry().allows)
 
 
 def test_unspecified_task_uses_the_default_route(router: Router) -> None:
@@ -240,7 +240,7 @@ def test_open_circuit_is_skipped() -> None:
     breakers = BreakerRegistry(fail_max=1, reset_timeout_s=60.0)
     with breakers.acquire("alpha", "small") as permit:
         permit.failure(ServerError("down", status_code=500))
-    router = Router(config(), breakers)
+    router = Router(config(), breakers.allows)
     plan = router.plan(GenerateOptions(messages=MESSAGES), prompt_tokens=tokens(10))
     assert [c.model_id for c in plan.candidates] == ["big"]
     assert [(s.model, s.outcome) for s in plan.skipped] == [("small", Outcome.SKIPPED_CIRCUIT_OPEN)]
@@ -256,7 +256,7 @@ def test_nothing_left_is_no_candidates_with_every_reason(router: Router) -> None
 
 def test_default_config_reasoning_route_thinks_on_claude(tmp_path: Path) -> None:
     cfg = load_config(None)
-    router = Router(cfg, BreakerRegistry())
+    router = Router(cfg, BreakerRegistry().allows)
     plan = router.plan(
         GenerateOptions(messages=MESSAGES, task=Task.REASONING), prompt_tokens=tokens(10)
     )

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from modelrouter_server import errors
-from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
 
 # Ordered most specific first: the first class an exception is an instance of wins.
 STATUS_TABLE: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
@@ -35,7 +35,7 @@ STATUS_TABLE: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
     (errors.ProviderConnectionError, grpc.StatusCode.UNAVAILABLE),
     (errors.StreamInterrupted, grpc.StatusCode.UNAVAILABLE),
     (errors.ProviderError, grpc.StatusCode.UNAVAILABLE),
-    (errors.NoCandidates, grpc.StatusCode.UNAVAILABLE),
+    (NoCandidates, grpc.StatusCode.UNAVAILABLE),
     (errors.RouterError, grpc.StatusCode.INTERNAL),
 )
 
@@ -59,7 +59,7 @@ def code_for_class(error_class: type[BaseException]) -> grpc.StatusCode:
 
 
 def code_for(exc: BaseException) -> grpc.StatusCode:
-    if isinstance(exc, errors.NoCandidates) and exc.all_rate_limited:
+    if isinstance(exc, NoCandidates) and exc.all_rate_limited:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     return code_for_class(type(exc))
 
@@ -104,7 +104,7 @@ def to_status(exc: BaseException) -> status_pb2.Status:
         status.details.append(_any(error_details_pb2.BadRequest(field_violations=[violation])))
     metadata: dict[str, str] = {}
     retry_after: float | None = None
-    if isinstance(exc, errors.NoCandidates):
+    if isinstance(exc, NoCandidates):
         for i, attempt in enumerate(exc.attempts):
             metadata[f"attempt_{i}"] = (
                 f"{attempt.provider}/{attempt.model} {attempt.outcome.value}"

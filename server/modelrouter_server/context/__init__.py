@@ -10,18 +10,18 @@
 
 from modelrouter_server.context.claude_estimate import ClaudeEstimate
 from modelrouter_server.context.conversation_service import ConversationService, ConversationTurn
-from modelrouter_server.context.conversations import (
-    AppendResult,
-    Conversation,
-    ConversationPage,
-    StoredMessage,
-    SummaryRecord,
-)
 from modelrouter_server.context.memory_store import MemoryStore
 from modelrouter_server.context.redis_store import RedisStore
 from modelrouter_server.context.sqlite_store import SQLiteStore
-from modelrouter_server.context.store import ConversationStore
-from modelrouter_server.context.stores import open_store
+from modelrouter_server.context.store import (
+    AppendResult,
+    Conversation,
+    ConversationPage,
+    ConversationStore,
+    StoredMessage,
+    SummaryRecord,
+)
+from modelrouter_server.context.store_factory import open_store
 from modelrouter_server.context.summarize import ProviderSummarizer, Summarizer, Summary
 from modelrouter_server.context.tokens import CacheStats, CountMethod, TokenCount, TokenCounter
 from modelrouter_server.context.vocabulary import VocabularyError, shipped_encoding

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrouter_server.context.conversations import SummaryRecord
+from modelrouter_server.context.store import SummaryRecord
 from modelrouter_server.domain import Importance, Message, Role
 from modelrouter_server.errors import RequestError
 

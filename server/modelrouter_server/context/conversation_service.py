@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelrouter_server.config.schema import RouterConfig
-from modelrouter_server.context.conversations import (
+from modelrouter_server.context.store import (
     AppendResult,
     Conversation,
     ConversationPage,
+    ConversationStore,
     StoredMessage,
 )
-from modelrouter_server.context.store import ConversationStore
 from modelrouter_server.context.tokens import TokenCounter
 from modelrouter_server.context.window import FittedPrompt
 from modelrouter_server.domain import Message, Role

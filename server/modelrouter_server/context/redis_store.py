@@ -42,7 +42,7 @@ from modelrouter_server.context._records import (
     new_conversation_id,
     normalized_page_size,
 )
-from modelrouter_server.context.conversations import (
+from modelrouter_server.context.store import (
     AppendResult,
     Conversation,
     ConversationPage,

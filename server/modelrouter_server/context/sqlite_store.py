@@ -37,7 +37,7 @@ from modelrouter_server.context._records import (
     normalized_page_size,
     summary_applies,
 )
-from modelrouter_server.context.conversations import (
+from modelrouter_server.context.store import (
     AppendResult,
     Conversation,
     ConversationPage,

@@ -1,4 +1,4 @@
-"""The conversation store interface.
+"""The conversation store: its interface and the frozen values it returns.
 
 Implementations: `SQLiteStore` (embedded default, one file), `RedisStore` (router replicas share
 conversations), `MemoryStore` (tests, throwaway servers). Every implementation:
@@ -8,20 +8,136 @@ conversations), `MemoryStore` (tests, throwaway servers). Every implementation:
 - allocates seqs atomically in `append`, so concurrent turns on one conversation (in one
   process or across replicas) neither lose nor duplicate a message;
 - never deletes a message from a conversation (only `delete` removes a whole conversation).
+
+A conversation's messages are numbered by `seq` from 0 with no gaps, in the order they were
+appended. Nothing is ever deleted from a conversation: when older messages are summarized, the
+summary is appended as one more message that records the seqs it replaces (`summarizes`), and
+each replaced message records the summary's seq (`summarized_by`). `Conversation.history()` is
+what a model is sent: every message not replaced, each summary standing where the first message
+it replaces stood.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from modelrouter_server.context.conversations import (
-    AppendResult,
-    Conversation,
-    ConversationPage,
-    SummaryRecord,
-)
 from modelrouter_server.domain import Message
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of a conversation with the store's bookkeeping."""
+
+    seq: int
+    message: Message
+    tokens: int
+    """Tokens counted for the model that served the turn that added it (0: not counted)."""
+    created_at: datetime
+    summarized_by: int | None = None
+    """The seq of the summary that replaces this message, if one does."""
+    summarizes: tuple[int, ...] = ()
+    """For a summary: the seqs it replaces (empty for any other message)."""
+    request_id: str = ""
+    """The request id of the Generate turn that added this message (empty for opening
+    messages and summaries): what makes a retried turn idempotent."""
+
+    @property
+    def is_summary(self) -> bool:
+        return bool(self.summarizes)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation; `messages` is empty when listed (see `message_count`)."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    messages: tuple[StoredMessage, ...] = ()
+    message_count: int = 0
+
+    def history(self) -> tuple[StoredMessage, ...]:
+        """The messages to send: the ones no summary replaces, in conversation order.
+
+        A summary takes the place of the earliest message it replaces (following nested
+        summaries down to the originals), so the order of what remains is preserved.
+        """
+        by_seq = {m.seq: m for m in self.messages}
+
+        def current(message: StoredMessage) -> StoredMessage:
+            seen = {message.seq}
+            while message.summarized_by is not None and message.summarized_by in by_seq:
+                message = by_seq[message.summarized_by]
+                if message.seq in seen:  # a cycle would be corrupt data; stop rather than loop
+                    break
+                seen.add(message.seq)
+            return message
+
+        out: list[StoredMessage] = []
+        emitted: set[int] = set()
+        for message in self.messages:
+            if message.is_summary:
+                continue  # placed by the first message it replaces
+            shown = current(message)
+            if shown.seq not in emitted:
+                emitted.add(shown.seq)
+                out.append(shown)
+        return tuple(out)
+
+
+def new_conversation(
+    conversation_id: str,
+    messages: Sequence[Message],
+    tokens: Sequence[int],
+    metadata: Mapping[str, str],
+    created: datetime,
+) -> Conversation:
+    """A conversation as just created: its opening messages numbered from 0."""
+    return Conversation(
+        id=conversation_id,
+        created_at=created,
+        updated_at=created,
+        metadata=dict(metadata),
+        messages=tuple(
+            StoredMessage(seq=i, message=m, tokens=n, created_at=created)
+            for i, (m, n) in enumerate(zip(messages, tokens, strict=True))
+        ),
+        message_count=len(messages),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A summary to store: it replaces the messages with the given seqs."""
+
+    message: Message
+    replaces: tuple[int, ...]
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append stored.
+
+    `summary` is None when no summary was given, or when another request summarized any of
+    the same messages first (its summary stands; the turn is stored all the same).
+    """
+
+    messages: tuple[StoredMessage, ...]
+    summary: StoredMessage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """One page of conversations, newest first, without their messages."""
+
+    conversations: tuple[Conversation, ...]
+    next_page_token: str = ""
+    """Empty on the last page."""
 
 
 @runtime_checkable

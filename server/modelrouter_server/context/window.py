@@ -46,7 +46,7 @@ import structlog
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context._digest import messages_digest
 from modelrouter_server.context._lru import LruCache
-from modelrouter_server.context.conversations import SummaryRecord
+from modelrouter_server.context.store import SummaryRecord
 from modelrouter_server.context.summarize import (
     ProviderSummarizer,
     Summarizer,

@@ -9,6 +9,7 @@ from modelrouter_server.resilience.breakers import (
     TransitionObserver,
 )
 from modelrouter_server.resilience.chain import FallbackChain
+from modelrouter_server.resilience.chain_stream import continuation_request
 from modelrouter_server.resilience.events import (
     ChainEvent,
     ChainFinished,
@@ -25,7 +26,6 @@ from modelrouter_server.resilience.retry import (
     StopReason,
     call_with_retries,
 )
-from modelrouter_server.resilience.streaming import continuation_request
 from modelrouter_server.resilience.timing import Clock, Sleep
 
 __all__ = [

@@ -7,7 +7,7 @@
 
 Unary: per candidate, breaker -> retry loop -> provider call (see `run`). Streaming adds
 the time-to-first-token timeout, the inter-token stall timeout and mid-stream resume (see
-`streaming`). Both raise `NoCandidates` (every candidate failed, with each attempt and a
+`chain_stream`). Both raise `NoCandidates` (every candidate failed, with each attempt and a
 message naming the models and why), `DeadlineExceeded`, or a 400-class
 `InvalidProviderRequest` unchanged (no fallback for a request that is itself wrong).
 """
@@ -19,15 +19,15 @@ from collections.abc import AsyncGenerator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
+from modelrouter_server.candidates import RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig
 from modelrouter_server.errors import DeadlineExceeded
 from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
+from modelrouter_server.resilience.chain_stream import stream_chain
 from modelrouter_server.resilience.events import ChainEvent, ChainResult, RequestBuilder
 from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, call_with_retries
 from modelrouter_server.resilience.run import ChainRun, ChainSettings
-from modelrouter_server.resilience.streaming import stream_chain
 from modelrouter_server.resilience.timing import ASYNCIO_SLEEP, MONOTONIC, Clock, Sleep
-from modelrouter_server.routing.candidate import RoutePlan
 
 if TYPE_CHECKING:
     # Only the protocol is needed, and importing the providers package loads both SDKs.

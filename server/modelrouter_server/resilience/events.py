@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from modelrouter_server.attempts import AttemptRecord
+from modelrouter_server.candidates import Candidate
 from modelrouter_server.domain import (
     Completion,
     FinishReason,
@@ -14,7 +15,6 @@ from modelrouter_server.domain import (
     ThinkingChunk,
     Usage,
 )
-from modelrouter_server.routing.candidate import Candidate
 
 RequestBuilder = Callable[[Candidate, float | None], Awaitable[ProviderRequest]]
 """(candidate, seconds left before the deadline) -> the request for that candidate.

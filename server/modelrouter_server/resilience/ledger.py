@@ -8,14 +8,14 @@ models were tried and why each one failed.
 
 from __future__ import annotations
 
-from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.domain import Usage
 from modelrouter_server.errors import (
     AuthenticationFailed,
     ContextWindowExceeded,
     DeadlineExceeded,
     InvalidProviderRequest,
-    NoCandidates,
     Overloaded,
     PermissionDenied,
     ProviderConnectionError,
@@ -30,7 +30,6 @@ from modelrouter_server.errors import (
 from modelrouter_server.pricing import cost_usd
 from modelrouter_server.resilience.retry import RetryStopped, StopReason
 from modelrouter_server.resilience.timing import Clock
-from modelrouter_server.routing.candidate import Candidate, RoutePlan
 
 _MAX_DETAIL = 200
 """Characters of an upstream error message kept in a record (they can be long)."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from modelrouter_server.attempts import Outcome
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig
 from modelrouter_server.domain import Completion, ProviderRequest, StreamEvent
 from modelrouter_server.errors import (
@@ -35,9 +36,13 @@ from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
 from modelrouter_server.resilience.events import RequestBuilder
 from modelrouter_server.resilience.ledger import AttemptLedger
 from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, StopReason
-from modelrouter_server.resilience.streams import StepExpired, StreamLeg, close_stream, next_event
+from modelrouter_server.resilience.stream_leg import (
+    StepExpired,
+    StreamLeg,
+    close_stream,
+    next_event,
+)
 from modelrouter_server.resilience.timing import Clock, Sleep, bounded, remaining_s
-from modelrouter_server.routing.candidate import Candidate, RoutePlan
 
 if TYPE_CHECKING:
     # Only the protocol is needed, and importing the providers package loads both SDKs.

@@ -10,37 +10,38 @@ checked, cheapest check first; a model that fails a check is skipped with an
    can shrink the history, only its smallest form (`min_prompt_tokens`) has to:
    SKIPPED_CONTEXT_WINDOW
 3. cost cap (`max_cost_usd`), at the upper-bound estimate: SKIPPED_COST
-4. circuit open (or its half-open probe in flight): SKIPPED_CIRCUIT_OPEN
+4. endpoint unavailable (its circuit is open, or its half-open probe is in flight):
+   SKIPPED_CIRCUIT_OPEN. The router asks an `Availability` callable, so it knows nothing
+   of the breakers behind it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.domain import GenerateOptions, Task
-from modelrouter_server.errors import ModelNotFound, NoCandidates, RequestError
+from modelrouter_server.errors import ModelNotFound, RequestError
 from modelrouter_server.pricing import estimate_cost_usd
 from modelrouter_server.quoting import quote
-from modelrouter_server.routing.candidate import Candidate, RoutePlan
-from modelrouter_server.routing.settings import Unfit, candidate_for
-
-if TYPE_CHECKING:
-    # Imported for the annotation only: resilience imports routing at run time.
-    from modelrouter_server.resilience.breakers import BreakerRegistry
+from modelrouter_server.routing.fitting import Unfit, candidate_for
 
 TokenCount = Callable[[str], int]
 """Tokens of the request's prompt as counted for the given model id."""
+
+Availability = Callable[[str, str], bool]
+"""`available(provider, model_id)`: whether the endpoint may be called now (False while its
+circuit is open). The composition root passes `BreakerRegistry.allows`."""
 
 
 class Router:
     """Plans the candidates for one request. Holds configuration, no per-request state."""
 
-    def __init__(self, config: RouterConfig, breakers: BreakerRegistry) -> None:
+    def __init__(self, config: RouterConfig, available: Availability) -> None:
         self._config = config
-        self._breakers = breakers
+        self._available = available
 
     def route(self, task: Task) -> tuple[str, ...]:
         """The model ids configured for `task` (the default route when it has none)."""
@@ -146,7 +147,7 @@ class Router:
                     f"estimated cost ${estimate:.4f} is above "
                     f"max_cost_usd ${options.max_cost_usd:.4f}",
                 )
-        if not self._breakers.allows(candidate.provider, model_id):
+        if not self._available(candidate.provider, model_id):
             return _skip(model_id, candidate.provider, Outcome.SKIPPED_CIRCUIT_OPEN, "circuit open")
         return None
 

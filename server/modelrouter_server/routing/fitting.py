@@ -1,4 +1,5 @@
-"""Per-model request settings: output budget, thinking, reasoning effort, temperature.
+"""Fitting a request to one model: its output budget, thinking, reasoning effort and
+temperature, worked out into a `Candidate`.
 
 A model that cannot take the request as asked raises `Unfit`; the router turns that into a
 `RequestError` for the model the caller named and into a skipped candidate for a route's
@@ -7,9 +8,9 @@ fallbacks (a fallback's limits are not the caller's mistake).
 
 from __future__ import annotations
 
+from modelrouter_server.candidates import Candidate
 from modelrouter_server.config.schema import ModelConfig
 from modelrouter_server.domain import GenerateOptions, Task
-from modelrouter_server.routing.candidate import Candidate
 from modelrouter_server.validation import thinking_budget_problem
 
 REASONING_THINKING_BUDGET = 2048

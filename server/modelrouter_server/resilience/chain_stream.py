@@ -33,6 +33,7 @@ from functools import partial
 import structlog
 
 from modelrouter_server.attempts import Outcome
+from modelrouter_server.candidates import Candidate
 from modelrouter_server.domain import (
     Message,
     ProviderRequest,
@@ -57,9 +58,8 @@ from modelrouter_server.resilience.events import (
 from modelrouter_server.resilience.ledger import describe_error
 from modelrouter_server.resilience.retry import RetryStopped, call_with_retries
 from modelrouter_server.resilience.run import ChainRun
-from modelrouter_server.resilience.streams import StepExpired, StreamLeg
+from modelrouter_server.resilience.stream_leg import StepExpired, StreamLeg
 from modelrouter_server.resilience.timing import bounded
-from modelrouter_server.routing.candidate import Candidate
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,8 @@
-"""What the router hands the fallback chain: the models to try, in order, with settings."""
+"""What the router hands the context manager and the fallback chain: the models to try,
+in order, each with the request settings worked out for it.
+
+A domain type shared by routing, generation and resilience, so none of them imports
+another for it."""
 
 from __future__ import annotations
 

@@ -13,11 +13,11 @@ import types
 from collections.abc import AsyncIterator
 
 from modelrouter_server.attempts import Outcome
+from modelrouter_server.candidates import Candidate
 from modelrouter_server.domain import StreamEnd, StreamEvent
 from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.resilience.breakers import Permit
 from modelrouter_server.resilience.ledger import AttemptLedger
-from modelrouter_server.routing.candidate import Candidate
 
 
 class StepExpired(Exception):
