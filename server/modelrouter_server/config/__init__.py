@@ -5,6 +5,7 @@ and cross-references (aliases, routes, providers, the summarizer) are checked at
 so a typo fails start-up instead of the first request that touches it.
 """
 
+from modelrouter_server.config.exposure import check_exposure
 from modelrouter_server.config.loader import ConfigError, default_config_path, load_config
 from modelrouter_server.config.schema import (
     Capabilities,
@@ -20,12 +21,25 @@ from modelrouter_server.config.schema import (
     RoutingConfig,
     ServerConfig,
 )
+from modelrouter_server.config.security import (
+    AuthConfig,
+    AuthMode,
+    LedgerConfig,
+    LedgerKind,
+    TenantConfig,
+    TlsConfig,
+    is_loopback,
+)
 
 __all__ = [
+    "AuthConfig",
+    "AuthMode",
     "Capabilities",
     "ConfigError",
     "ContextConfig",
     "EmulatorMode",
+    "LedgerConfig",
+    "LedgerKind",
     "LimitsConfig",
     "ModelConfig",
     "Pricing",
@@ -35,6 +49,10 @@ __all__ = [
     "RouterConfig",
     "RoutingConfig",
     "ServerConfig",
+    "TenantConfig",
+    "TlsConfig",
+    "check_exposure",
     "default_config_path",
+    "is_loopback",
     "load_config",
 ]

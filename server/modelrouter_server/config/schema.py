@@ -7,6 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelrouter_server.config.security import (
+    TENANT_NAME,
+    AuthConfig,
+    AuthMode,
+    LedgerConfig,
+    TenantConfig,
+    TlsConfig,
+)
 from modelrouter_server.domain import Task
 
 
@@ -29,6 +37,10 @@ class ServerConfig(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 50051
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     """0 disables the Prometheus endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """The metrics endpoint's own address, so exposing gRPC does not expose metrics."""
+    reflection: bool = True
+    tls: TlsConfig | None = None
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: NonNegFloat = 5.0
@@ -205,10 +217,14 @@ class RouterConfig(_Strict):
     context: ContextConfig = ContextConfig()
     emulator: EmulatorConfig = EmulatorConfig()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    ledger: LedgerConfig = LedgerConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RouterConfig:
         problems: list[str] = []
+        problems.extend(self._tenant_problems())
         names: dict[str, str] = {}
         for model_id, model in self.models.items():
             if model.provider not in self.providers:
@@ -232,6 +248,25 @@ class RouterConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _tenant_problems(self) -> list[str]:
+        problems = []
+        owners: dict[str, str] = {}
+        for name, tenant in self.tenants.items():
+            if not TENANT_NAME.fullmatch(name):
+                problems.append(f"tenants.{name}: not a tenant name (letters, digits, _ . -)")
+            for i, digest in enumerate(tenant.api_key_sha256):
+                if digest in owners:
+                    problems.append(
+                        f"tenants.{name}.api_key_sha256[{i}]: already a key of {owners[digest]!r}"
+                    )
+                owners.setdefault(digest, name)
+            for i, model in enumerate(tenant.allowed_models):
+                if self.resolve(model) is None:
+                    problems.append(f"tenants.{name}.allowed_models[{i}]: no model {model!r}")
+        if self.auth.mode is AuthMode.API_KEY and not owners:
+            problems.append('auth.mode: "api_key" needs a tenant with an api_key_sha256')
+        return problems
 
     def resolve(self, name: str) -> str | None:
         """The model id that `name` (an id or alias) stands for."""

@@ -1,0 +1,287 @@
+"""The single-host ledger: one SQLite file shared by every worker process on the machine.
+
+Each operation is one `BEGIN IMMEDIATE` transaction, which takes the file's write lock before
+reading, so a check and the write that follows it are atomic across threads and processes;
+a refused reservation rolls back and has taken nothing. The connection lives on one worker
+thread so the event loop never waits on the disk. Spend is in the file, so it survives a
+restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from modelrouter_server.errors import StoreError
+from modelrouter_server.tenancy.ledger import (
+    BUDGET_EPSILON_USD,
+    WINDOW_S,
+    Clock,
+    Limits,
+    PeriodUsage,
+    QuotaExceeded,
+    Reservation,
+    TenantUsage,
+    budget_refusal,
+    day_of,
+    gcra,
+    month_of,
+    new_reservation_id,
+    rate_refusal,
+    seconds_to_next_day,
+    seconds_to_next_month,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rates (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tat REAL NOT NULL,
+    PRIMARY KEY (tenant, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    day TEXT NOT NULL,
+    month TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_by_tenant ON holds (tenant, expires);
+CREATE TABLE IF NOT EXISTS spend (
+    tenant TEXT NOT NULL,
+    period TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (tenant, period)
+) WITHOUT ROWID;
+"""
+
+# When only holds of requests in flight stand in the way, they settle within seconds.
+_HELD_RETRY_S = 1.0
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+class SQLiteLedger:
+    """`Ledger` in one SQLite file. Open with `await SQLiteLedger.open(path)`."""
+
+    def __init__(
+        self, path: str, executor: ThreadPoolExecutor, db: sqlite3.Connection, clock: Clock
+    ) -> None:
+        """Use `open`."""
+        self._path = path
+        self._executor = executor
+        self._db = db
+        self._clock = clock
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, clock: Clock = time.time, busy_timeout_s: float = 10.0
+    ) -> SQLiteLedger:
+        where = str(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ledger")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+        try:
+            db = await asyncio.get_running_loop().run_in_executor(executor, connect)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise StoreError(f"sqlite ledger {where}: cannot open: {exc}") from exc
+        return cls(where, executor, db, clock)
+
+    async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError(f"sqlite ledger {self._path}: closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite ledger {self._path}: {what} failed: {exc}") from exc
+
+    async def reserve(
+        self,
+        tenant: str,
+        limits: Limits,
+        *,
+        tokens: int,
+        cost_usd: float,
+        stream: bool,
+        lease_s: float,
+    ) -> Reservation:
+        reservation_id = new_reservation_id()
+
+        def work(db: sqlite3.Connection) -> Reservation:
+            def admit() -> Reservation:
+                now = self._clock()
+                day, month = day_of(now), month_of(now)
+                db.execute("DELETE FROM holds WHERE tenant = ? AND expires <= ?", (tenant, now))
+                tats: dict[str, float] = {}
+                for kind, per_minute, cost in (
+                    ("requests_per_minute", limits.requests_per_minute, 1),
+                    ("tokens_per_minute", limits.tokens_per_minute, tokens),
+                ):
+                    if per_minute is None:
+                        continue
+                    row = db.execute(
+                        "SELECT tat FROM rates WHERE tenant = ? AND kind = ?", (tenant, kind)
+                    ).fetchone()
+                    tat, wait = gcra(float(row[0]) if row else 0.0, now, cost, per_minute)
+                    if wait:
+                        raise rate_refusal(tenant, kind, per_minute, cost, wait)
+                    tats[kind] = tat
+                if stream and limits.max_concurrent_streams is not None:
+                    (open_streams,) = db.execute(
+                        "SELECT COUNT(*) FROM holds WHERE tenant = ? AND stream = 1", (tenant,)
+                    ).fetchone()
+                    if open_streams >= limits.max_concurrent_streams:
+                        raise QuotaExceeded(
+                            tenant,
+                            "max_concurrent_streams",
+                            f"{open_streams} streams open, the limit is "
+                            f"{limits.max_concurrent_streams}",
+                            _HELD_RETRY_S,
+                        )
+                for limit, budget, column, period, key, to_next in (
+                    ("budget_usd_per_day", limits.budget_usd_per_day, "day", day, "d:",
+                     seconds_to_next_day),
+                    ("budget_usd_per_month", limits.budget_usd_per_month, "month", month, "m:",
+                     seconds_to_next_month),
+                ):  # fmt: skip
+                    if budget is None:
+                        continue
+                    spent_row = db.execute(
+                        "SELECT cost_usd FROM spend WHERE tenant = ? AND period = ?",
+                        (tenant, key + period),
+                    ).fetchone()
+                    spent = float(spent_row[0]) if spent_row else 0.0
+                    (held,) = db.execute(
+                        f"SELECT COALESCE(SUM(cost_usd), 0) FROM holds WHERE tenant = ?"
+                        f" AND {column} = ?",
+                        (tenant, period),
+                    ).fetchone()
+                    if spent + float(held) + cost_usd > budget + BUDGET_EPSILON_USD:
+                        over = spent + cost_usd > budget + BUDGET_EPSILON_USD
+                        wait = to_next(now) if over else _HELD_RETRY_S
+                        raise budget_refusal(
+                            tenant, limit, budget, spent + float(held), cost_usd, wait
+                        )
+                for kind, tat in tats.items():
+                    db.execute(
+                        "INSERT INTO rates (tenant, kind, tat) VALUES (?, ?, ?)"
+                        " ON CONFLICT (tenant, kind) DO UPDATE SET tat = excluded.tat",
+                        (tenant, kind, tat),
+                    )
+                db.execute(
+                    "INSERT INTO holds (id, tenant, cost_usd, day, month, stream, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (reservation_id, tenant, cost_usd, day, month, int(stream), now + lease_s),
+                )
+                return Reservation(
+                    tenant=tenant,
+                    id=reservation_id,
+                    tokens=tokens,
+                    cost_usd=cost_usd,
+                    stream=stream,
+                    day=day,
+                    month=month,
+                    tokens_per_minute=limits.tokens_per_minute,
+                )
+
+            return _transaction(db, admit)
+
+        return await self._run("reserve", work)
+
+    async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
+        r = reservation
+
+        def work(db: sqlite3.Connection) -> None:
+            def record() -> None:
+                db.execute("DELETE FROM holds WHERE id = ?", (r.id,))
+                for period in ("d:" + r.day, "m:" + r.month):
+                    db.execute(
+                        "INSERT INTO spend (tenant, period, cost_usd, tokens, requests)"
+                        " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant, period) DO UPDATE SET"
+                        " cost_usd = cost_usd + excluded.cost_usd,"
+                        " tokens = tokens + excluded.tokens, requests = requests + 1",
+                        (r.tenant, period, cost_usd, tokens),
+                    )
+                if r.tokens_per_minute is not None and tokens != r.tokens:
+                    # The bound was charged at reserve; charge the real count instead.
+                    shift = (tokens - r.tokens) * WINDOW_S / r.tokens_per_minute
+                    db.execute(
+                        "UPDATE rates SET tat = tat + ? WHERE tenant = ? AND kind = ?",
+                        (shift, r.tenant, "tokens_per_minute"),
+                    )
+
+            _transaction(db, record)
+
+        await self._run("settle", work)
+
+    async def usage(self, tenant: str) -> TenantUsage:
+        def work(db: sqlite3.Connection) -> TenantUsage:
+            def read() -> TenantUsage:
+                now = self._clock()
+                day, month = day_of(now), month_of(now)
+                periods = []
+                for column, period, key in (("day", day, "d:"), ("month", month, "m:")):
+                    row = db.execute(
+                        "SELECT cost_usd, tokens, requests FROM spend"
+                        " WHERE tenant = ? AND period = ?",
+                        (tenant, key + period),
+                    ).fetchone()
+                    (held,) = db.execute(
+                        f"SELECT COALESCE(SUM(cost_usd), 0) FROM holds WHERE tenant = ?"
+                        f" AND {column} = ? AND expires > ?",
+                        (tenant, period, now),
+                    ).fetchone()
+                    cost, used, requests = row if row else (0.0, 0, 0)
+                    periods.append(
+                        PeriodUsage(period, float(cost), int(used), int(requests), float(held))
+                    )
+                (streams,) = db.execute(
+                    "SELECT COUNT(*) FROM holds WHERE tenant = ? AND stream = 1 AND expires > ?",
+                    (tenant, now),
+                ).fetchone()
+                return TenantUsage(tenant, periods[0], periods[1], int(streams))
+
+            return _transaction(db, read)
+
+        return await self._run("usage", work)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+        finally:
+            self._executor.shutdown(wait=False)
