@@ -162,17 +162,20 @@ async def replay(args: argparse.Namespace) -> None:
                             max_output_tokens=args.output,
                         )
                     )
+                    if completion.usage is None:
+                        raise RuntimeError(f"{BENCH_MODEL} sent no usage: nothing to measure")
+                    usage = completion.usage
                     await conversations.record_turn(
                         turn, completion.text, model_id=BENCH_MODEL, fitted=fitted
                     )
                     everything.append(Message(Role.ASSISTANT, completion.text))
-                    counter.observe(BENCH_MODEL, fitted.messages, completion.usage.input_tokens)
+                    counter.observe(BENCH_MODEL, fitted.messages, usage.input_tokens)
 
                     report = fitted.report
                     totals.sent += report.sent_tokens
                     totals.unmanaged += unmanaged
                     totals.pruned += report.pruned_messages
-                    turn_cost = cost_usd(model.pricing, completion.usage)
+                    turn_cost = cost_usd(model.pricing, usage)
                     if fitted.replaced is not None and fitted.replaced.usage != Usage():
                         totals.summaries += 1
                         summary_cost = cost_usd(summarizer_pricing, fitted.replaced.usage)
@@ -181,11 +184,11 @@ async def replay(args: argparse.Namespace) -> None:
                     totals.cost += turn_cost
                     totals.unmanaged_cost += cost_usd(
                         model.pricing,
-                        Usage(input_tokens=unmanaged, output_tokens=completion.usage.output_tokens),
+                        Usage(input_tokens=unmanaged, output_tokens=usage.output_tokens),
                     )
                     if unmanaged + args.output > args.window and totals.over_window_from is None:
                         totals.over_window_from = turn_no
-                    billed = completion.usage.input_tokens
+                    billed = usage.input_tokens
                     if args.api == "openai" and billed != report.sent_tokens:
                         totals.billed_mismatches += 1
                     if billed > report.sent_tokens:

@@ -119,7 +119,7 @@ class App:
         conversations = ConversationService(store, counter, config)
         generation = Generation(
             router=Router(config, breakers.allows),
-            chain=FallbackChain(providers, breakers, config.resilience),
+            chain=FallbackChain(providers, breakers, config.resilience, counter=counter),
             context=context,
             counter=counter,
             conversations=conversations,

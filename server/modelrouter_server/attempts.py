@@ -21,6 +21,8 @@ class Outcome(enum.Enum):
     SKIPPED_COST = "skipped_cost"
     INTERRUPTED = "interrupted"
     SKIPPED_DEADLINE = "skipped_deadline"
+    REFUSED = "refused"
+    """The model refused and the route falls back on refusals."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,3 +61,5 @@ class RoutePlan:
 
     candidates: tuple[Candidate, ...]
     skipped: tuple[AttemptRecord, ...] = ()
+    refusal_fallback: bool = False
+    """A refusal passes on to the next candidate (the route's `refusal_fallback`)."""

@@ -42,13 +42,38 @@ class ReasoningEffort(enum.Enum):
 
 
 class FinishReason(enum.Enum):
+    """Why an answer ended. Each provider maps every stop reason it documents to one of
+    these in its own table; a reason it does not know becomes UNKNOWN, never a guess."""
+
     STOP = "stop"
     LENGTH = "length"
     STOP_SEQUENCE = "stop_sequence"
     TOOL_CALL = "tool_call"
     CONTENT_FILTER = "content_filter"
     CONTEXT_WINDOW = "context_window"
+    REFUSAL = "refusal"
+    """The model declined to answer (OpenAI `refusal`, Anthropic `stop_reason: refusal`)."""
+    PAUSED = "paused"
+    """Anthropic `pause_turn`: a long turn was paused; sending the reply back resumes it."""
     UNKNOWN = "unknown"
+
+
+class CountMethod(enum.Enum):
+    """How a token count was made (mirrors `modelrouter.v1.CountMethod`).
+
+    Listed from most to least exact: a sum of counts is only as exact as its least exact
+    part (see `Usage.__add__`).
+    """
+
+    PROVIDER = "provider"
+    """The provider's own figure (its counting endpoint, or the usage it billed)."""
+    EXACT_LOCAL = "exact_local"
+    """The model's own tokenizer, offline (tiktoken)."""
+    ESTIMATE = "estimate"
+    """A calibrated local estimate with a safety margin."""
+
+
+_EXACTNESS = {CountMethod.PROVIDER: 0, CountMethod.EXACT_LOCAL: 1, CountMethod.ESTIMATE: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +86,15 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens billed for a call, and how they were counted (`method`): the provider's
+    figures when it sent them, else the router's own count of the input and the output."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    method: CountMethod = CountMethod.PROVIDER
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -74,7 +103,23 @@ class Usage:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            method=max(self.method, other.method, key=_EXACTNESS.__getitem__),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The model declined to answer.
+
+    `text` is the refusal in the model's words: OpenAI sends it apart from the content
+    (`refusal`); Anthropic marks the whole answer with `stop_reason: refusal`, so there it
+    is the answer text, possibly empty. `category` and `explanation` come from Anthropic's
+    `stop_details` when the API sends them.
+    """
+
+    text: str = ""
+    category: str = ""
+    explanation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +144,20 @@ class ProviderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A complete reply from one provider call."""
+    """A complete reply from one provider call.
+
+    `usage` is None when the provider sent none (the fallback chain then counts it);
+    `provider_model` is the model the provider says answered (e.g. a dated snapshot);
+    `finish_detail` explains a finish the reason alone would leave puzzling.
+    """
 
     text: str
     finish_reason: FinishReason
-    usage: Usage
+    usage: Usage | None
     thinking: str = ""
+    refusal: Refusal | None = None
+    provider_model: str = ""
+    finish_detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +171,29 @@ class ThinkingChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusalChunk:
+    """A piece of refusal text (OpenAI streams it apart from the content)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The provider's terminal event arrived: the answer is complete."""
+    """The provider's terminal event arrived: the answer is complete.
+
+    The fields mean what they mean on `Completion`; `refusal.text` holds the whole
+    refusal, which was also streamed as `RefusalChunk`s (OpenAI) or `TextChunk`s
+    (Anthropic).
+    """
 
     finish_reason: FinishReason
-    usage: Usage
+    usage: Usage | None
+    refusal: Refusal | None = None
+    provider_model: str = ""
+    finish_detail: str = ""
 
 
-StreamEvent = TextChunk | ThinkingChunk | StreamEnd
+StreamEvent = TextChunk | ThinkingChunk | RefusalChunk | StreamEnd
 """What every provider's stream yields: chunks, then exactly one StreamEnd."""
 
 

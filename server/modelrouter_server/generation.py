@@ -27,6 +27,7 @@ from modelrouter_server.context import (
 )
 from modelrouter_server.domain import (
     ContextReport,
+    CountMethod,
     GenerateOptions,
     Message,
     ProviderRequest,
@@ -168,10 +169,10 @@ class Generation:
             request.reraise(error)
             raise
         fitted = request.fits.get(result.candidate.model_id)
-        if fitted is not None:
-            self._counter.observe(
-                result.candidate.model_id, fitted.messages, result.completion.usage.input_tokens
-            )
+        usage = result.completion.usage
+        # Only the provider's own figure teaches the estimate; a local count would echo it.
+        if fitted is not None and usage is not None and usage.method is CountMethod.PROVIDER:
+            self._counter.observe(result.candidate.model_id, fitted.messages, usage.input_tokens)
         if request.turn is not None:
             await self._conversations.record_turn(
                 request.turn,

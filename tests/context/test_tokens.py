@@ -10,7 +10,7 @@ import pytest
 from modelrouter_server.config.schema import RouterConfig, Tokenizer
 from modelrouter_server.context import CountMethod, TokenCounter
 from modelrouter_server.context.vocabulary import shipped_encoding
-from modelrouter_server.domain import Message, ProviderRequest, Role
+from modelrouter_server.domain import Message, ProviderRequest, Role, Usage
 from modelrouter_server.emulator import Emulator
 from modelrouter_server.errors import ModelNotFound
 from modelrouter_server.providers.base import Provider
@@ -93,7 +93,7 @@ async def test_count_agrees_with_the_prompt_tokens_the_api_bills(
     completion = await providers["openai"].complete(
         ProviderRequest(model=GPT, messages=CONVERSATION, max_output_tokens=16)
     )
-    assert completion.usage.input_tokens == counter.count_local(GPT, CONVERSATION)
+    assert reported(completion.usage).input_tokens == counter.count_local(GPT, CONVERSATION)
 
 
 def test_cache_makes_a_growing_conversation_incremental(offline_counter: TokenCounter) -> None:
@@ -268,7 +268,13 @@ async def test_billed_input_tokens_calibrate_the_claude_estimate(
     completion = await providers["anthropic"].complete(
         ProviderRequest(model=CLAUDE, messages=messages, max_output_tokens=16)
     )
-    counter.observe(CLAUDE, messages, completion.usage.input_tokens)
+    counter.observe(CLAUDE, messages, reported(completion.usage).input_tokens)
     assert counter.claude_estimate.observations == 1
     counter.observe(GPT, messages, 1)  # exact models learn nothing
     assert counter.claude_estimate.observations == 1
+
+
+def reported(usage: Usage | None) -> Usage:
+    """The usage a provider sent, failing the test when it sent none."""
+    assert usage is not None, "the provider reported no usage"
+    return usage

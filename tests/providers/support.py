@@ -16,6 +16,7 @@ from modelrouter_server.domain import (
     StreamEvent,
     TextChunk,
     ThinkingChunk,
+    Usage,
 )
 from modelrouter_server.emulator import DisconnectRecord, Emulator
 from modelrouter_server.providers import AnthropicProvider, OpenAIProvider
@@ -135,3 +136,9 @@ async def disconnect_of(
                 if record.request_id == request_id:
                     return record
             await emulator.wait_for_disconnect(len(emulator.disconnects) + 1, timeout=wait_s)
+
+
+def reported(usage: Usage | None) -> Usage:
+    """The usage a provider sent, failing the test when it sent none."""
+    assert usage is not None, "the provider reported no usage"
+    return usage

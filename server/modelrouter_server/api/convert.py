@@ -19,11 +19,13 @@ from modelrouter_server.config.schema import LimitsConfig
 from modelrouter_server.context import Conversation, StoredMessage
 from modelrouter_server.domain import (
     ContextReport,
+    CountMethod,
     FinishReason,
     GenerateOptions,
     Importance,
     Message,
     ReasoningEffort,
+    Refusal,
     Role,
     Task,
     Usage,
@@ -75,7 +77,14 @@ _FINISH_TO_PB = {
     FinishReason.TOOL_CALL: pb.FINISH_REASON_TOOL_CALL,
     FinishReason.CONTENT_FILTER: pb.FINISH_REASON_CONTENT_FILTER,
     FinishReason.CONTEXT_WINDOW: pb.FINISH_REASON_CONTEXT_WINDOW,
+    FinishReason.REFUSAL: pb.FINISH_REASON_REFUSAL,
+    FinishReason.PAUSED: pb.FINISH_REASON_PAUSED,
     FinishReason.UNKNOWN: pb.FINISH_REASON_UNSPECIFIED,
+}
+COUNT_METHOD_TO_PB = {
+    CountMethod.EXACT_LOCAL: pb.COUNT_METHOD_EXACT_LOCAL,
+    CountMethod.PROVIDER: pb.COUNT_METHOD_PROVIDER,
+    CountMethod.ESTIMATE: pb.COUNT_METHOD_ESTIMATE,
 }
 _OUTCOME_TO_PB = {
     Outcome.SUCCESS: pb.ATTEMPT_OUTCOME_SUCCESS,
@@ -86,6 +95,7 @@ _OUTCOME_TO_PB = {
     Outcome.SKIPPED_COST: pb.ATTEMPT_OUTCOME_SKIPPED_COST,
     Outcome.INTERRUPTED: pb.ATTEMPT_OUTCOME_INTERRUPTED,
     Outcome.SKIPPED_DEADLINE: pb.ATTEMPT_OUTCOME_SKIPPED_DEADLINE,
+    Outcome.REFUSED: pb.ATTEMPT_OUTCOME_REFUSED,
 }
 
 
@@ -195,7 +205,14 @@ def usage_to_pb(usage: Usage, cost_usd: float) -> pb.Usage:
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         cost_usd=cost_usd,
+        count_method=COUNT_METHOD_TO_PB[usage.method],
     )
+
+
+def refusal_to_pb(refusal: Refusal | None) -> pb.Refusal | None:
+    if refusal is None:
+        return None
+    return pb.Refusal(text=refusal.text, category=refusal.category, explanation=refusal.explanation)
 
 
 def attempts_to_pb(attempts: Sequence[AttemptRecord], codes: Sequence[int]) -> list[pb.Attempt]:

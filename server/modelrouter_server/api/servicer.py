@@ -23,7 +23,14 @@ from modelrouter_server.api.status import attempt_code, code_for, to_status
 from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import ConversationService, CountMethod, TokenCounter
-from modelrouter_server.domain import TextChunk, ThinkingChunk, Usage
+from modelrouter_server.domain import (
+    FinishReason,
+    Refusal,
+    RefusalChunk,
+    TextChunk,
+    ThinkingChunk,
+    Usage,
+)
 from modelrouter_server.errors import RequestError
 from modelrouter_server.generation import Generation, StreamClosed
 from modelrouter_server.observability import Metrics
@@ -149,6 +156,8 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         ttft_s: float | None,
         fallback: bool,
         resumed: bool,
+        finish_reason: FinishReason,
+        refusal: Refusal | None,
     ) -> None:
         latency_s = time.monotonic() - started
         log.info(
@@ -164,7 +173,11 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 1),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            usage_method=usage.method.value,
             cost_usd=round(cost_usd, 6),
+            finish_reason=finish_reason.value,
+            refusal=refusal is not None,
+            refusal_category=refusal.category if refusal else None,
         )
         metrics = self._d.metrics
         metrics.observe_request(
@@ -182,6 +195,13 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             resumed=resumed,
         )
         metrics.observe_attempts(attempts)
+        metrics.observe_finish(
+            model=model,
+            provider=provider,
+            reason=finish_reason.value,
+            refusal=refusal is not None,
+            usage_method=usage.method.value,
+        )
 
     # -- generate -----------------------------------------------------------------------
 
@@ -214,6 +234,8 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             ttft_s=None,
             fallback=result.fallback,
             resumed=False,
+            finish_reason=completion.finish_reason,
+            refusal=completion.refusal,
         )
         return pb.GenerateResponse(
             text=completion.text,
@@ -226,6 +248,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             request_id=request_id,
             thinking=completion.thinking,
             context=convert.context_report_to_pb(outcome.context),
+            refusal=convert.refusal_to_pb(completion.refusal),
+            provider_model=completion.provider_model,
+            finish_detail=completion.finish_detail,
         )
 
     async def GenerateStream(  # type: ignore[override]  # an async generator handler
@@ -269,6 +294,8 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             return pb.GenerateStreamResponse(delta=pb.TextDelta(text=event.text))
         if isinstance(event, ThinkingChunk):
             return pb.GenerateStreamResponse(thinking_delta=pb.ThinkingDelta(text=event.text))
+        if isinstance(event, RefusalChunk):
+            return pb.GenerateStreamResponse(refusal_delta=pb.RefusalDelta(text=event.text))
         if isinstance(event, ChainStarted):
             state.model = event.candidate.model_id
             return pb.GenerateStreamResponse(
@@ -322,6 +349,8 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             ttft_s=None if first_token is None else first_token - started,
             fallback=finished.fallback,
             resumed=resumed,
+            finish_reason=finished.finish_reason,
+            refusal=finished.refusal,
         )
         return pb.StreamFinish(
             finish_reason=convert.finish_reason_to_pb(finished.finish_reason),
@@ -333,6 +362,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             resumed=resumed,
             resumed_at_chars=list(finished.resumed_at_chars),
             context=convert.context_report_to_pb(closed.context),
+            refusal=convert.refusal_to_pb(finished.refusal),
+            provider_model=finished.provider_model,
+            finish_detail=finished.finish_detail,
         )
 
     # -- models and tokens --------------------------------------------------------------

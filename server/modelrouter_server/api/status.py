@@ -66,7 +66,7 @@ def code_for(exc: BaseException) -> grpc.StatusCode:
 
 def attempt_code(attempt: AttemptRecord) -> int:
     """The gRPC code one attempt maps to, as an int (for `Attempt.grpc_code`)."""
-    if attempt.outcome is Outcome.SUCCESS:
+    if attempt.outcome in (Outcome.SUCCESS, Outcome.REFUSED):
         code = grpc.StatusCode.OK
     elif attempt.error_class is not None:
         code = code_for_class(attempt.error_class)

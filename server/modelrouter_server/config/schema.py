@@ -111,10 +111,17 @@ class ModelConfig(_Strict):
         return self
 
 
+RouteName = Literal["default", "chat", "reasoning", "code", "summarize", "extract"]
+"""A route: the default one, or a task's (the `Task` values other than unspecified)."""
+
+
 class RoutingConfig(_Strict):
     default: tuple[str, ...] = Field(min_length=1)
     """The route for TASK_UNSPECIFIED."""
     tasks: dict[Task, tuple[str, ...]] = Field(default_factory=dict)
+    refusal_fallback: tuple[RouteName, ...] = ()
+    """Routes ("default" or a task) on which a refusal is passed over for the next model;
+    on every other route a refusal is the answer."""
 
 
 class ResilienceConfig(_Strict):

@@ -23,7 +23,7 @@ from modelrouter_server.context.store import (
 )
 from modelrouter_server.context.store_factory import open_store
 from modelrouter_server.context.summarize import ProviderSummarizer, Summarizer, Summary
-from modelrouter_server.context.tokens import CacheStats, CountMethod, TokenCount, TokenCounter
+from modelrouter_server.context.tokens import CacheStats, TokenCount, TokenCounter
 from modelrouter_server.context.vocabulary import VocabularyError, shipped_encoding
 from modelrouter_server.context.window import (
     ContextManager,
@@ -31,6 +31,7 @@ from modelrouter_server.context.window import (
     Replacement,
     protected_indexes,
 )
+from modelrouter_server.domain import CountMethod
 
 __all__ = [
     "AppendResult",

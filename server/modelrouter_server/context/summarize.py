@@ -15,6 +15,7 @@ from typing import Protocol
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.domain import Message, ProviderRequest, Role, Usage
 from modelrouter_server.providers.base import Provider
+from modelrouter_server.usage_counting import LocalCounter, usage_or_count
 
 SUMMARY_HEADING = "Summary of the earlier conversation"
 """How a summary message begins, so the model reading it knows what it is."""
@@ -65,7 +66,13 @@ def summary_message_text(summary: str, replaced: int) -> str:
 class ProviderSummarizer:
     """`Summarizer` over `context.summarizer_model` and its configured provider."""
 
-    def __init__(self, config: RouterConfig, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        providers: Mapping[str, Provider],
+        *,
+        counter: LocalCounter | None = None,
+    ) -> None:
         name = config.context.summarizer_model
         model_id = config.resolve(name)
         if model_id is None:
@@ -78,6 +85,9 @@ class ProviderSummarizer:
             )
         self._model_id = model_id
         self._provider = provider
+        self._counter = counter
+        self._provider_name = model.provider
+        self._hidden_reasoning = model.capabilities.reasoning_effort
         self._max_tokens = min(config.context.summary_max_tokens, model.max_output_tokens)
         # Deterministic where the model allows it: the same history should summarize alike.
         self._temperature = 0.0 if model.capabilities.temperature else None
@@ -100,4 +110,12 @@ class ProviderSummarizer:
             timeout_s=timeout_s,
         )
         completion = await self._provider.complete(request)
-        return Summary(text=completion.text, model=self._model_id, usage=completion.usage)
+        usage = usage_or_count(
+            completion.usage,
+            counter=self._counter,
+            provider=self._provider_name,
+            request=request,
+            output=completion.text,
+            hidden_reasoning=self._hidden_reasoning,
+        )
+        return Summary(text=completion.text, model=self._model_id, usage=usage)

@@ -14,7 +14,6 @@ several candidates of one request that share a vocabulary share the counts.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,23 +25,12 @@ from modelrouter_server.context._digest import content_digest, messages_digest
 from modelrouter_server.context._lru import LruCache
 from modelrouter_server.context.claude_estimate import ClaudeEstimate, base_tokens
 from modelrouter_server.context.vocabulary import shipped_encoding
-from modelrouter_server.domain import Message
+from modelrouter_server.domain import CountMethod, Message
 from modelrouter_server.errors import ModelNotFound, ProviderError
 from modelrouter_server.providers.base import Provider
 from modelrouter_server.quoting import quote
 
 _log = structlog.get_logger(__name__)
-
-
-class CountMethod(enum.Enum):
-    """How a count was made (mirrors `modelrouter.v1.CountMethod`)."""
-
-    EXACT_LOCAL = "exact_local"
-    """The model's own tokenizer, offline (tiktoken)."""
-    PROVIDER = "provider"
-    """The provider's counting endpoint (Anthropic count_tokens)."""
-    ESTIMATE = "estimate"
-    """A calibrated local estimate with a safety margin."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +165,22 @@ class TokenCounter:
         """Input tokens without leaving the process: exact for tiktoken models, the estimate
         with its margin for Claude."""
         return sum(self.message_tokens(model, messages)) + self.reply_priming_tokens(model)
+
+    def local_method(self, model: str) -> CountMethod:
+        """How `count_local` and `count_output_local` count on `model`."""
+        if self._model(model)[1].tokenizer is Tokenizer.ANTHROPIC:
+            return CountMethod.ESTIMATE
+        return CountMethod.EXACT_LOCAL
+
+    def count_output_local(self, model: str, text: str) -> int:
+        """The tokens of generated `text` on `model`, without framing: exact for tiktoken
+        models, the calibrated estimate for Claude. Not cached: each answer is new."""
+        _, config = self._model(model)
+        if not text:
+            return 0
+        if config.tokenizer is Tokenizer.ANTHROPIC:
+            return self.claude_estimate.scale(base_tokens(text))
+        return len(shipped_encoding(config.tokenizer).encode_ordinary(text))
 
     async def warm(self, model: str, messages: Iterable[Message]) -> None:
         """Tokenize the uncached messages ahead of a synchronous count, in a worker thread

@@ -178,7 +178,7 @@ class ContextManager:
         self._counter = counter
         if summarizer is None:
             try:
-                summarizer = ProviderSummarizer(config, providers)
+                summarizer = ProviderSummarizer(config, providers, counter=counter)
             except ValueError as exc:
                 _log.warning("summarizer_unavailable", reason=str(exc))
         self._summarizer = summarizer

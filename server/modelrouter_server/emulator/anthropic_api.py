@@ -25,6 +25,7 @@ from modelrouter_server.emulator.text import (
     LimitedAnswer,
     answer_tokens,
     limit_answer,
+    split_tokens,
     thinking_tokens,
 )
 
@@ -112,6 +113,17 @@ class MessageReply:
     thinking: tuple[str, ...]
     answer: LimitedAnswer
     error_event_type: str = "overloaded_error"
+    refused: bool = False
+    stop_details: Mapping[str, object] | None = None
+    stop_reason_override: str | None = None
+    omit_usage: bool = False
+    response_model: str | None = None
+
+    @property
+    def stop_reason(self) -> str:
+        if self.stop_reason_override is not None:
+            return self.stop_reason_override
+        return "refusal" if self.refused else _STOP_REASONS[self.answer.stop]
 
     @property
     def paced_tokens(self) -> int:
@@ -147,16 +159,20 @@ class MessageReply:
                     }
                 )
             content.append({"type": "text", "text": self.answer.text})
-        return {
+        message: dict[str, object] = {
             "id": message_id,
             "type": "message",
             "role": "assistant",
-            "model": self.model,
+            "model": self.response_model or self.model,
             "content": content,
-            "stop_reason": _STOP_REASONS[self.answer.stop] if final else None,
+            "stop_reason": self.stop_reason if final else None,
             "stop_sequence": self.answer.stop_sequence if final else None,
-            "usage": self._usage(self.output_tokens if final else 1),
         }
+        if final and self.stop_details is not None:
+            message["stop_details"] = self.stop_details
+        if not self.omit_usage:
+            message["usage"] = self._usage(self.output_tokens if final else 1)
+        return message
 
     def json_body(self) -> dict[str, object]:
         return self._message(_message_id(), final=True)
@@ -190,24 +206,36 @@ class MessageReply:
                 and position < len(tokens)
             ):
                 body.append(Frame(ping))
+        delta: dict[str, object] = {
+            "stop_reason": self.stop_reason,
+            "stop_sequence": self.answer.stop_sequence,
+        }
+        if self.stop_details is not None:
+            delta["stop_details"] = self.stop_details
+        message_delta: dict[str, object] = {"type": "message_delta", "delta": delta}
+        if not self.omit_usage:
+            message_delta["usage"] = {"output_tokens": self.output_tokens}
         tail = (
             _block_stop(index),
-            event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": _STOP_REASONS[self.answer.stop],
-                        "stop_sequence": self.answer.stop_sequence,
-                    },
-                    "usage": {"output_tokens": self.output_tokens},
-                },
-            ),
+            event("message_delta", message_delta),
             event("message_stop", {"type": "message_stop"}),
         )
         error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
         error_event = event("error", {"type": "error", "error": error})
         return StreamPlan(tuple(head), tuple(body), tail, error_event)
+
+
+def _stop_details(behavior: Behavior) -> dict[str, object] | None:
+    """A refusal's `stop_details`, as newer API versions send them, when scripted."""
+    if behavior.refusal is None or (
+        behavior.refusal_category is None and behavior.refusal_explanation is None
+    ):
+        return None
+    return {
+        "type": "refusal",
+        "category": behavior.refusal_category,
+        "explanation": behavior.refusal_explanation,
+    }
 
 
 def _message_id() -> str:
@@ -290,11 +318,15 @@ class AnthropicMessages:
             )
 
         thinking = thinking_tokens(conversation.turns, min(behavior.thinking_tokens, budget))
-        answer = limit_answer(
-            answer_tokens(conversation.turns, behavior),
-            max_tokens - len(thinking),
-            stop_sequences,
-        )
+        if behavior.refusal is not None:
+            # A refusal replaces the answer; it may be empty (a refusal with no text).
+            answer = LimitedAnswer(tuple(split_tokens(behavior.refusal)), "end")
+        else:
+            answer = limit_answer(
+                answer_tokens(conversation.turns, behavior),
+                max_tokens - len(thinking),
+                stop_sequences,
+            )
         return MessageReply(
             model.id,
             stream,
@@ -302,6 +334,11 @@ class AnthropicMessages:
             tuple(thinking),
             answer,
             error_event_type=behavior.error_type or "overloaded_error",
+            refused=behavior.refusal is not None,
+            stop_details=_stop_details(behavior),
+            stop_reason_override=behavior.stop_reason,
+            omit_usage=behavior.omit_usage,
+            response_model=behavior.response_model,
         )
 
     def _conversation(self, body: Mapping[str, object]) -> _Conversation:

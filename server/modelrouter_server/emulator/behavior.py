@@ -29,6 +29,14 @@ class Behavior:
     `truncate_after_tokens` apply to streams only; `drop_after_tokens` and
     `stall_after_tokens` also hit a non-streaming request, before anything is sent. A stall
     that runs its full `stall_s` lets the response carry on.
+
+    What the answer says about itself: `refusal` makes the model refuse with that text
+    (OpenAI: `refusal` instead of `content`, finish "stop"; Anthropic: the text with
+    `stop_reason: refusal`, and `stop_details` when `refusal_category` or
+    `refusal_explanation` is set). `stop_reason` sends that stop/finish reason, any
+    string, instead of the one the answer earned. `omit_usage` leaves usage out of the
+    response, as many OpenAI-compatible servers do. `response_model` is the model id the
+    response reports (e.g. a dated snapshot); by default the requested one.
     """
 
     latency_s: float = 0.0
@@ -47,6 +55,12 @@ class Behavior:
     stall_s: float = 3600.0
     thinking_tokens: int = 16
     reasoning_tokens: int = 0
+    refusal: str | None = None
+    refusal_category: str | None = None
+    refusal_explanation: str | None = None
+    stop_reason: str | None = None
+    omit_usage: bool = False
+    response_model: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("latency_s", "ttft_s", "tokens_per_second", "stall_s"):
@@ -79,6 +93,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "float": (int, float),
     "int": (int,),
     "str": (str,),
+    "bool": (bool,),
 }
 
 
@@ -100,7 +115,9 @@ def behavior_from_mapping(data: Mapping[str, object]) -> Behavior:
         if value is None:
             if not optional:
                 raise ValueError(f"{name} must not be null")
-        elif isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[base]):
+        elif (isinstance(value, bool) and base != "bool") or not isinstance(
+            value, _FIELD_TYPES[base]
+        ):
             raise ValueError(f"{name} must be {annotation}, got {value!r}")
         values[name] = float(value) if base == "float" and isinstance(value, int) else value
     return Behavior(**values)  # type: ignore[arg-type]  # each value was type-checked above

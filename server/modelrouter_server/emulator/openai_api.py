@@ -19,7 +19,12 @@ from modelrouter_server.emulator.errors import WireError
 from modelrouter_server.emulator.models import Api, EmulatedModel
 from modelrouter_server.emulator.records import AuthScheme
 from modelrouter_server.emulator.sse import DONE, Frame, StreamPlan, data
-from modelrouter_server.emulator.text import LimitedAnswer, answer_tokens, limit_answer
+from modelrouter_server.emulator.text import (
+    LimitedAnswer,
+    answer_tokens,
+    limit_answer,
+    split_tokens,
+)
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 REASONING_EFFORTS = ("low", "medium", "high")
@@ -140,17 +145,28 @@ class ChatReply:
     reasoning_tokens: int
     answer: LimitedAnswer
     error_event_code: str | None = None
+    refusal: tuple[str, ...] | None = None
+    """The refusal's tokens, when the model refuses (then `answer` is not sent)."""
+    stop_reason: str | None = None
+    omit_usage: bool = False
+    response_model: str | None = None
 
     @property
     def paced_tokens(self) -> int:
-        return len(self.answer.tokens)
+        return len(self._sent_tokens)
+
+    @property
+    def _sent_tokens(self) -> tuple[str, ...]:
+        return self.refusal if self.refusal is not None else self.answer.tokens
 
     @property
     def finish_reason(self) -> str:
+        if self.stop_reason is not None:
+            return self.stop_reason
         return "length" if self.answer.stop == "max_tokens" else "stop"
 
     def _usage(self) -> dict[str, object]:
-        completion = self.reasoning_tokens + len(self.answer.tokens)
+        completion = self.reasoning_tokens + len(self._sent_tokens)
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
@@ -169,16 +185,17 @@ class ChatReply:
             "id": completion_id,
             "object": obj,
             "created": created,
-            "model": self.model,
+            "model": self.response_model or self.model,
             "service_tier": "default",
             "system_fingerprint": SYSTEM_FINGERPRINT,
         }
 
     def json_body(self) -> dict[str, object]:
+        refused = self.refusal is not None
         message: dict[str, object] = {
             "role": "assistant",
-            "content": self.answer.text,
-            "refusal": None,
+            "content": None if refused else self.answer.text,
+            "refusal": "".join(self.refusal) if self.refusal is not None else None,
             "annotations": [],
         }
         choice = {
@@ -187,25 +204,34 @@ class ChatReply:
             "logprobs": None,
             "finish_reason": self.finish_reason,
         }
-        return {
+        body = {
             **self._envelope(_completion_id(), int(time.time()), "chat.completion"),
             "choices": [choice],
-            "usage": self._usage(),
         }
+        if not self.omit_usage:
+            body["usage"] = self._usage()
+        return body
 
     def stream_plan(self, ping_every_tokens: int) -> StreamPlan:
         envelope = self._envelope(_completion_id(), int(time.time()), "chat.completion.chunk")
-        # With include_usage every chunk says "usage": null until the last one.
-        extra: dict[str, object] = {"usage": None} if self.include_usage else {}
+        # With include_usage every chunk says "usage": null until the last one; a server
+        # that ignores the option (omit_usage) sends neither.
+        include_usage = self.include_usage and not self.omit_usage
+        extra: dict[str, object] = {"usage": None} if include_usage else {}
 
         def chunk(delta: dict[str, object], finish_reason: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return data({**envelope, "choices": [choice], **extra})
 
-        body = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}))]
-        body.extend(Frame(chunk({"content": token}), "text") for token in self.answer.tokens)
+        if self.refusal is not None:
+            # A refusal streams apart from the content, which stays null.
+            body = [Frame(chunk({"role": "assistant", "content": None, "refusal": ""}))]
+            body.extend(Frame(chunk({"refusal": token}), "text") for token in self.refusal)
+        else:
+            body = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}))]
+            body.extend(Frame(chunk({"content": token}), "text") for token in self.answer.tokens)
         tail = [chunk({}, self.finish_reason)]
-        if self.include_usage:
+        if include_usage:
             tail.append(data({**envelope, "choices": [], "usage": self._usage()}))
         tail.append(DONE)
         error = {
@@ -328,6 +354,10 @@ class OpenAIChat:
             reasoning_tokens=reasoning,
             answer=answer,
             error_event_code=behavior.error_type,
+            refusal=None if behavior.refusal is None else tuple(split_tokens(behavior.refusal)),
+            stop_reason=behavior.stop_reason,
+            omit_usage=behavior.omit_usage,
+            response_model=behavior.response_model,
         )
 
     def _model(self, body: Mapping[str, object]) -> EmulatedModel:

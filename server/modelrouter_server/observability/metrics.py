@@ -191,6 +191,28 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self._finishes = Counter(
+            "finish_reasons",
+            "Answers by why they ended (stop, length, refusal, ..., unknown).",
+            ["model", "provider", "reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self._refusals = Counter(
+            "refusals",
+            "Answers that were refusals (label: the model that refused and answered).",
+            ["model", "provider"],
+            namespace=ns,
+            registry=r,
+        )
+        self._local_usage = Counter(
+            "usage_counted_locally",
+            "Answers billed on the router's own token count because the provider sent no "
+            "usage, by count method (exact_local, estimate).",
+            ["model", "provider", "method"],
+            namespace=ns,
+            registry=r,
+        )
         self._breaker_state = Gauge(
             "circuit_breaker_state",
             "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
@@ -259,6 +281,18 @@ class Metrics:
             self._fallbacks.labels(model_label, provider_label).inc()
         if resumed:
             self._resumed.labels(model_label, provider_label).inc()
+
+    def observe_finish(
+        self, *, model: str, provider: str, reason: str, refusal: bool, usage_method: str
+    ) -> None:
+        """Record how one answer ended: its finish reason ("stop", "refusal", ...), and
+        how its usage was counted ("provider", "exact_local", "estimate")."""
+        model_label, provider_label = _label(model), _label(provider)
+        self._finishes.labels(model_label, provider_label, reason).inc()
+        if refusal:
+            self._refusals.labels(model_label, provider_label).inc()
+        if usage_method != "provider":
+            self._local_usage.labels(model_label, provider_label, usage_method).inc()
 
     def observe_attempt(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import anthropic
@@ -16,6 +16,7 @@ from anthropic.types import (
     RawMessageStartEvent,
     RawMessageStopEvent,
     RawMessageStreamEvent,
+    RefusalStopDetails,
     TextBlock,
     TextDelta,
     ThinkingBlock,
@@ -30,6 +31,7 @@ from modelrouter_server.domain import (
     FinishReason,
     Message,
     ProviderRequest,
+    Refusal,
     Role,
     StreamEnd,
     StreamEvent,
@@ -43,20 +45,16 @@ from modelrouter_server.providers.continuation import (
     EchoedWhitespaceFilter,
     strip_partial_answer,
 )
+from modelrouter_server.providers.finish_reasons import (
+    ANTHROPIC_STOP_REASONS,
+    finish_detail,
+    finish_reason,
+)
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
     UpstreamErrors,
     transport_detail,
 )
-
-_FINISH_REASONS: Mapping[str, FinishReason] = {
-    "end_turn": FinishReason.STOP,
-    "max_tokens": FinishReason.LENGTH,
-    "stop_sequence": FinishReason.STOP_SEQUENCE,
-    "tool_use": FinishReason.TOOL_CALL,
-    "refusal": FinishReason.CONTENT_FILTER,
-    "model_context_window_exceeded": FinishReason.CONTEXT_WINDOW,
-}
 
 # Anthropic gives the context-window error no type or code of its own: it is an
 # invalid_request_error whose message starts "prompt is too long: N tokens > M maximum".
@@ -125,11 +123,17 @@ class AnthropicProvider:
         thinking = "".join(
             block.thinking for block in message.content if isinstance(block, ThinkingBlock)
         )
+        text = EchoedWhitespaceFilter(call.stripped_prefill).feed(text)
+        reason = _finish_reason(message.stop_reason)
+        usage = _UsageTally.of(_message_usage(message), final=True).usage()
         return Completion(
-            text=EchoedWhitespaceFilter(call.stripped_prefill).feed(text),
-            finish_reason=_finish_reason(message.stop_reason),
-            usage=_UsageTally.of(message.usage).usage(),
+            text=text,
+            finish_reason=reason,
+            usage=usage,
             thinking=thinking,
+            refusal=_refusal(reason, text, message.stop_details),
+            provider_model=message.model,
+            finish_detail=finish_detail(reason, text, usage, thought=bool(thinking)),
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -148,6 +152,10 @@ class AnthropicProvider:
         echo = EchoedWhitespaceFilter(call.stripped_prefill)
         tally = _UsageTally()
         stop_reason: str | None = None
+        stop_details: RefusalStopDetails | None = None
+        provider_model = ""
+        text: list[str] = []
+        thought = False
         stopped = False
         try:
             while not stopped:
@@ -156,15 +164,19 @@ class AnthropicProvider:
                     break
                 if isinstance(event, RawContentBlockDeltaEvent):
                     delta = event.delta
-                    if isinstance(delta, TextDelta) and (text := echo.feed(delta.text)):
-                        yield TextChunk(text)
+                    if isinstance(delta, TextDelta) and (piece := echo.feed(delta.text)):
+                        text.append(piece)
+                        yield TextChunk(piece)
                     elif isinstance(delta, ThinkingDelta) and delta.thinking:
+                        thought = True
                         yield ThinkingChunk(delta.thinking)
                 elif isinstance(event, RawMessageStartEvent):
-                    tally = _UsageTally.of(event.message.usage)
+                    provider_model = event.message.model
+                    tally = _UsageTally.of(_message_usage(event.message), final=False)
                 elif isinstance(event, RawMessageDeltaEvent):
                     stop_reason = event.delta.stop_reason or stop_reason
-                    tally.add_delta(event.usage)
+                    stop_details = event.delta.stop_details or stop_details
+                    tally.add_delta(_delta_usage(event))
                 elif isinstance(event, RawMessageStopEvent):
                     # The answer is complete; whatever follows in the body is not waited for.
                     stopped = True
@@ -178,7 +190,16 @@ class AnthropicProvider:
                 "the body ended before message_stop",
                 request_id=request_id,
             )
-        yield StreamEnd(_finish_reason(stop_reason), tally.usage())
+        reason = _finish_reason(stop_reason)
+        answer = "".join(text)
+        usage = tally.usage()
+        yield StreamEnd(
+            reason,
+            usage,
+            refusal=_refusal(reason, answer, stop_details),
+            provider_model=provider_model,
+            finish_detail=finish_detail(reason, answer, usage, thought=thought),
+        )
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         system, turns, _ = _conversation(messages)
@@ -326,7 +347,33 @@ def _failure(exc: anthropic.APIStatusError) -> HttpFailure:
 
 
 def _finish_reason(stop_reason: str | None) -> FinishReason:
-    return _FINISH_REASONS.get(stop_reason or "", FinishReason.UNKNOWN)
+    return finish_reason("anthropic", ANTHROPIC_STOP_REASONS, stop_reason)
+
+
+def _refusal(reason: FinishReason, text: str, details: RefusalStopDetails | None) -> Refusal | None:
+    """The refusal, when the answer is one: Anthropic marks the whole message, so its
+    text (possibly empty) is the refusal's."""
+    if reason is not FinishReason.REFUSAL:
+        return None
+    return Refusal(
+        text=text,
+        category=(details.category or "") if details else "",
+        explanation=(details.explanation or "") if details else "",
+    )
+
+
+# The API always sends usage, but the SDK builds its models without validation, so a
+# compatible server's message or event without `usage` arrives without the attribute.
+
+
+def _message_usage(message: anthropic.types.Message) -> AnthropicUsage | None:
+    usage: AnthropicUsage | None = getattr(message, "usage", None)
+    return usage
+
+
+def _delta_usage(event: RawMessageDeltaEvent) -> MessageDeltaUsage | None:
+    usage: MessageDeltaUsage | None = getattr(event, "usage", None)
+    return usage
 
 
 class _UsageTally:
@@ -334,6 +381,7 @@ class _UsageTally:
     input side, each `message_delta` the cumulative output (and, on newer APIs, input)."""
 
     def __init__(self) -> None:
+        self.reported = False
         self.input_tokens = 0
         self.cache_read_tokens = 0
         self.cache_write_tokens = 0
@@ -341,8 +389,13 @@ class _UsageTally:
         self.thinking_tokens = 0
 
     @classmethod
-    def of(cls, usage: AnthropicUsage) -> _UsageTally:
+    def of(cls, usage: AnthropicUsage | None, *, final: bool) -> _UsageTally:
+        """A tally from a message's usage. In a stream (`final` False) the start's output
+        count is a placeholder: the usage counts as reported once a delta confirms it."""
         tally = cls()
+        if usage is None:
+            return tally
+        tally.reported = final
         tally.input_tokens = usage.input_tokens
         tally.cache_read_tokens = usage.cache_read_input_tokens or 0
         tally.cache_write_tokens = usage.cache_creation_input_tokens or 0
@@ -351,7 +404,10 @@ class _UsageTally:
             tally.thinking_tokens = usage.output_tokens_details.thinking_tokens
         return tally
 
-    def add_delta(self, usage: MessageDeltaUsage) -> None:
+    def add_delta(self, usage: MessageDeltaUsage | None) -> None:
+        if usage is None:
+            return
+        self.reported = True
         self.output_tokens = usage.output_tokens
         if usage.input_tokens is not None:
             self.input_tokens = usage.input_tokens
@@ -362,7 +418,9 @@ class _UsageTally:
         if usage.output_tokens_details is not None:
             self.thinking_tokens = usage.output_tokens_details.thinking_tokens
 
-    def usage(self) -> Usage:
+    def usage(self) -> Usage | None:
+        if not self.reported:
+            return None
         # Anthropic's input_tokens leaves out cached tokens; the domain's includes them
         # (pricing subtracts them back out at their own rates).
         return Usage(

@@ -20,6 +20,8 @@ from modelrouter_server.domain import (
     Message,
     ProviderRequest,
     ReasoningEffort,
+    Refusal,
+    RefusalChunk,
     Role,
     StreamEnd,
     StreamEvent,
@@ -32,6 +34,11 @@ from modelrouter_server.providers.continuation import (
     EchoedWhitespaceFilter,
     split_partial_answer,
     strip_partial_answer,
+)
+from modelrouter_server.providers.finish_reasons import (
+    OPENAI_FINISH_REASONS,
+    finish_detail,
+    finish_reason,
 )
 from modelrouter_server.providers.openai_done_marker import DoneAwareAsyncOpenAI, saw_done_marker
 from modelrouter_server.providers.upstream_errors import (
@@ -47,14 +54,6 @@ CONTINUE_INSTRUCTION = (
 )
 """Chat Completions has no assistant prefill, so a partial answer is sent as an assistant
 message followed by this user message, and the reply is taken as the continuation."""
-
-_FINISH_REASONS: Mapping[str, FinishReason] = {
-    "stop": FinishReason.STOP,
-    "length": FinishReason.LENGTH,
-    "tool_calls": FinishReason.TOOL_CALL,
-    "function_call": FinishReason.TOOL_CALL,
-    "content_filter": FinishReason.CONTENT_FILTER,
-}
 
 _EFFORTS: Mapping[ReasoningEffort, OpenAIReasoningEffort] = {
     ReasoningEffort.LOW: "low",
@@ -125,10 +124,17 @@ class OpenAIProvider:
         if not completion.choices:
             raise errors.unexpected("a completion without choices", status_code=200)
         choice = completion.choices[0]
+        text = EchoedWhitespaceFilter(stripped).feed(choice.message.content or "")
+        refusal = _refusal(choice.message.refusal)
+        reason = _finish_reason(choice.finish_reason, refusal)
+        usage = _usage(completion.usage)
         return Completion(
-            text=EchoedWhitespaceFilter(stripped).feed(choice.message.content or ""),
-            finish_reason=_finish_reason(choice.finish_reason),
-            usage=_usage(completion.usage),
+            text=text,
+            finish_reason=reason,
+            usage=usage,
+            refusal=refusal,
+            provider_model=completion.model,
+            finish_detail=finish_detail(reason, text, usage),
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -144,17 +150,29 @@ class OpenAIProvider:
             raise _before_answer(exc, errors) from exc
         request_id = upstream.response.headers.get("x-request-id")
         echo = EchoedWhitespaceFilter(stripped)
-        finish_reason: str | None = None
+        raw_reason: str | None = None
         usage: CompletionUsage | None = None
+        provider_model = ""
+        text: list[str] = []
+        refused: list[str] | None = None
         try:
             while (chunk := await _next_chunk(upstream, errors, request_id)) is not None:
+                provider_model = chunk.model or provider_model
                 # With include_usage the last chunk has no choices and the whole usage;
                 # some compatible servers put it on the last choice chunk instead.
                 usage = chunk.usage or usage
                 for choice in chunk.choices:
-                    if choice.delta.content and (text := echo.feed(choice.delta.content)):
-                        yield TextChunk(text)
-                    finish_reason = choice.finish_reason or finish_reason
+                    delta = choice.delta
+                    if delta.content and (piece := echo.feed(delta.content)):
+                        text.append(piece)
+                        yield TextChunk(piece)
+                    # The first refusal chunk carries "": it already marks the answer.
+                    if delta.refusal is not None:
+                        refused = refused if refused is not None else []
+                        if delta.refusal:
+                            refused.append(delta.refusal)
+                            yield RefusalChunk(delta.refusal)
+                    raw_reason = choice.finish_reason or raw_reason
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the server learns to stop generating.
@@ -163,7 +181,17 @@ class OpenAIProvider:
             raise errors.interrupted(
                 InterruptionKind.TRUNCATED, "the body ended before [DONE]", request_id=request_id
             )
-        yield StreamEnd(_finish_reason(finish_reason), _usage(usage))
+        refusal = _refusal(None if refused is None else "".join(refused))
+        reason = _finish_reason(raw_reason, refusal)
+        answer = "".join(text)
+        sent_usage = _usage(usage)
+        yield StreamEnd(
+            reason,
+            sent_usage,
+            refusal=refusal,
+            provider_model=provider_model,
+            finish_detail=finish_detail(reason, answer, sent_usage),
+        )
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         # Chat Completions has no counting endpoint; the context manager counts with tiktoken.
@@ -288,13 +316,22 @@ def _describe(exc: openai.APIError) -> str:
     return f"{labels or 'error'}: {_api_message(exc)}"
 
 
-def _finish_reason(reason: str | None) -> FinishReason:
-    return _FINISH_REASONS.get(reason or "", FinishReason.UNKNOWN)
+def _finish_reason(reason: str | None, refusal: Refusal | None) -> FinishReason:
+    mapped = finish_reason("openai", OPENAI_FINISH_REASONS, reason)
+    # OpenAI ends a refusal with "stop"; the refusal field is what says it refused.
+    if refusal is not None and mapped is FinishReason.STOP:
+        return FinishReason.REFUSAL
+    return mapped
 
 
-def _usage(usage: CompletionUsage | None) -> Usage:
+def _refusal(text: str | None) -> Refusal | None:
+    """The refusal, when the message carried one (`refusal` set, even to "")."""
+    return None if text is None else Refusal(text=text)
+
+
+def _usage(usage: CompletionUsage | None) -> Usage | None:
     if usage is None:
-        return Usage()
+        return None
     completion_details = usage.completion_tokens_details
     prompt_details = usage.prompt_tokens_details
     return Usage(

@@ -14,6 +14,7 @@ message naming the models and why), `DeadlineExceeded`, or a 400-class
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from modelrouter_server.candidates import RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig
+from modelrouter_server.domain import FinishReason
 from modelrouter_server.errors import DeadlineExceeded
 from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
 from modelrouter_server.resilience.chain_stream import stream_chain
@@ -28,6 +30,7 @@ from modelrouter_server.resilience.events import ChainEvent, ChainResult, Reques
 from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, call_with_retries
 from modelrouter_server.resilience.run import ChainRun, ChainSettings
 from modelrouter_server.resilience.timing import ASYNCIO_SLEEP, MONOTONIC, Clock, Sleep
+from modelrouter_server.usage_counting import LocalCounter
 
 if TYPE_CHECKING:
     # Only the protocol is needed, and importing the providers package loads both SDKs.
@@ -50,6 +53,7 @@ class FallbackChain:
         clock: Clock = MONOTONIC,
         sleep: Sleep = ASYNCIO_SLEEP,
         rng: random.Random | None = None,
+        counter: LocalCounter | None = None,
     ) -> None:
         self._settings = ChainSettings(
             providers=providers,
@@ -58,14 +62,20 @@ class FallbackChain:
             retry=RetryPolicy(policy, rng=rng),
             clock=clock,
             sleep=sleep,
+            counter=counter,
         )
 
     async def complete(
         self, plan: RoutePlan, build: RequestBuilder, *, deadline: float | None
     ) -> ChainResult:
-        """One complete answer from the first candidate that gives one."""
+        """One complete answer from the first candidate that gives one.
+
+        A refusal is an answer, unless the plan falls back on refusals and another
+        candidate is queued; if every later candidate fails, the refusal is returned.
+        """
         run = ChainRun(self._settings, plan, build, deadline)
         settings = self._settings
+        refused: ChainResult | None = None
         while (candidate := run.next_candidate()) is not None:
             request = await run.build(candidate)
             if request is None:
@@ -86,8 +96,10 @@ class FallbackChain:
                 run.gave_up(candidate, stop, fail_fast=True)
                 continue
             except DeadlineExceeded:
+                if refused is not None:
+                    return _with_ledger(refused, run)
                 raise run.failure(deadline=True) from None
-            return ChainResult(
+            result = ChainResult(
                 completion=completion,
                 candidate=candidate,
                 attempts=run.ledger.attempts,
@@ -95,6 +107,13 @@ class FallbackChain:
                 usage=run.ledger.usage,
                 cost_usd=run.ledger.cost_usd,
             )
+            if completion.finish_reason is FinishReason.REFUSAL and run.refusal_falls_back():
+                run.passed_over_refusal(candidate)
+                refused = result
+                continue
+            return result
+        if refused is not None:
+            return _with_ledger(refused, run)
         raise run.failure()
 
     def stream(
@@ -104,3 +123,10 @@ class FallbackChain:
         then `ChainFinished`; or raise. Close it (`aclose`) or cancel the consuming task
         to stop it: the upstream request is closed at once."""
         return stream_chain(ChainRun(self._settings, plan, build, deadline))
+
+
+def _with_ledger(result: ChainResult, run: ChainRun) -> ChainResult:
+    """A refusal kept while later candidates were tried, with every attempt and their cost."""
+    return dataclasses.replace(
+        result, attempts=run.ledger.attempts, usage=run.ledger.usage, cost_usd=run.ledger.cost_usd
+    )

@@ -35,8 +35,10 @@ import structlog
 from modelrouter_server.attempts import Outcome
 from modelrouter_server.candidates import Candidate
 from modelrouter_server.domain import (
+    FinishReason,
     Message,
     ProviderRequest,
+    RefusalChunk,
     Role,
     StreamEnd,
     StreamEvent,
@@ -82,6 +84,7 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
     started = False
     resumed_at: list[int] = []
     broke: str = ""  # why the previous leg broke, for ChainResumed
+    refused: _HeldRefusal | None = None
 
     while (candidate := run.next_candidate()) is not None:
         resuming = sent
@@ -113,30 +116,35 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
             run.gave_up(candidate, stop, fail_fast=not resuming)
             continue
         except DeadlineExceeded:
+            if refused is not None and not sent:
+                break
             raise run.failure(deadline=True) from None
 
         async with leg:
-            if not started:
-                started = True
-                yield ChainStarted(candidate)
-            elif resuming:
-                resumed_at.append(text_chars)
-                log.info(
-                    "stream_resumed",
-                    **run.log_context(candidate),
-                    attempt=run.ledger.tries(candidate) + 1,
-                    at_char=text_chars,
-                    reason=broke,
-                )
-                yield ChainResumed(candidate, at_char=text_chars, reason=broke)
+            # The leg is announced with the first event the client sees from it, so a
+            # refusal passed over before anything was sent stays invisible.
+            announce: ChainStarted | ChainResumed | None = ChainStarted(candidate)
+            if started:
+                announce = ChainResumed(candidate, at_char=text_chars, reason=broke)
+            # With refusal fallback on, refusal text is held back until the model's
+            # verdict is known: it is only shown if no other candidate answers.
+            held: list[RefusalChunk] | None = [] if run.refusal_falls_back() and not sent else None
+            output: list[str] = []
             event = leg.first
             try:
                 while not isinstance(event, StreamEnd):
-                    if isinstance(event, TextChunk):
-                        text.append(event.text)
-                        text_chars += len(event.text)
-                    sent = True
-                    yield event
+                    output.append(event.text)
+                    if isinstance(event, RefusalChunk) and held is not None:
+                        held.append(event)
+                    else:
+                        if announce is not None:
+                            yield _announced(run, announce, resumed_at)
+                            started, announce = True, None
+                        if isinstance(event, TextChunk):
+                            text.append(event.text)
+                            text_chars += len(event.text)
+                        sent = True
+                        yield event
                     event = await _next_or_stall(run, leg)
             except ProviderError as error:
                 leg.failed(run.ledger, error)
@@ -149,27 +157,89 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
                     error_class=type(error).__name__,
                     error=error.message,
                 )
-                if text_chars == 0:
+                if text_chars == 0 and sent:
                     raise run.failure(
                         f"the stream broke during thinking, before any answer text "
                         f"({broke}); thinking cannot be continued"
                     ) from error
                 _maybe_retry_same(run, candidate)
                 continue
-            leg.succeeded(run.ledger, event)
-            yield ChainFinished(
-                finish_reason=event.finish_reason,
-                usage=run.ledger.usage,
-                cost_usd=run.ledger.cost_usd,
-                attempts=run.ledger.attempts,
-                candidate=candidate,
-                fallback=not run.is_first(candidate),
-                resumed_at_chars=tuple(resumed_at),
-            )
+            usage = run.usage_of(candidate, request, event.usage, "".join(output))
+            leg.succeeded(run.ledger, usage)
+            finish = _finished(run, candidate, event, resumed_at)
+            if (
+                event.finish_reason is FinishReason.REFUSAL
+                and not sent
+                and run.refusal_falls_back()
+            ):
+                run.passed_over_refusal(candidate)
+                refused = _HeldRefusal(announce, tuple(held or ()), finish)
+                broke = f"{candidate.model_id} refused"
+                continue
+            if announce is not None:
+                yield _announced(run, announce, resumed_at)
+            for chunk in held or ():
+                yield chunk
+            yield finish
             return
 
+    if refused is not None and not sent:
+        # Every candidate after the refusal failed: the refusal is the answer.
+        if refused.announce is not None and not started:
+            yield refused.announce
+        for chunk in refused.chunks:
+            yield chunk
+        yield dataclasses.replace(
+            refused.finish,
+            usage=run.ledger.usage,
+            cost_usd=run.ledger.cost_usd,
+            attempts=run.ledger.attempts,
+        )
+        return
     context = f"the stream broke after {text_chars} characters and could not be continued"
     raise run.failure(context if sent else "")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _HeldRefusal:
+    """A refusal passed over for the next candidate, kept in case none answers."""
+
+    announce: ChainStarted | ChainResumed | None
+    chunks: tuple[RefusalChunk, ...]
+    finish: ChainFinished
+
+
+def _announced(
+    run: ChainRun, announce: ChainStarted | ChainResumed, resumed_at: list[int]
+) -> ChainStarted | ChainResumed:
+    """`announce`, noting a resume where it happens."""
+    if isinstance(announce, ChainResumed):
+        resumed_at.append(announce.at_char)
+        log.info(
+            "stream_resumed",
+            **run.log_context(announce.candidate),
+            attempt=run.ledger.tries(announce.candidate) + 1,
+            at_char=announce.at_char,
+            reason=announce.reason,
+        )
+    return announce
+
+
+def _finished(
+    run: ChainRun, candidate: Candidate, end: StreamEnd, resumed_at: list[int]
+) -> ChainFinished:
+    return ChainFinished(
+        finish_reason=end.finish_reason,
+        usage=run.ledger.usage,
+        cost_usd=run.ledger.cost_usd,
+        attempts=run.ledger.attempts,
+        candidate=candidate,
+        fallback=not run.is_first(candidate),
+        resumed_at_chars=tuple(resumed_at),
+        refusal=end.refusal,
+        provider_model=end.provider_model,
+        finish_detail=end.finish_detail,
+    )
 
 
 async def _next_or_stall(run: ChainRun, leg: StreamLeg) -> StreamEvent:

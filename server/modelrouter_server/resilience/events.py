@@ -11,6 +11,8 @@ from modelrouter_server.domain import (
     Completion,
     FinishReason,
     ProviderRequest,
+    Refusal,
+    RefusalChunk,
     TextChunk,
     ThinkingChunk,
     Usage,
@@ -72,8 +74,11 @@ class ChainFinished:
     candidate: Candidate
     fallback: bool
     resumed_at_chars: tuple[int, ...] = ()
+    refusal: Refusal | None = None
+    provider_model: str = ""
+    finish_detail: str = ""
 
 
-ChainEvent = ChainStarted | TextChunk | ThinkingChunk | ChainResumed | ChainFinished
+ChainEvent = ChainStarted | TextChunk | ThinkingChunk | RefusalChunk | ChainResumed | ChainFinished
 """A streamed chain yields ChainStarted, then chunks (with ChainResumed between legs), then
 ChainFinished, or raises."""

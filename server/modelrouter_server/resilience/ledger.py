@@ -8,6 +8,8 @@ models were tried and why each one failed.
 
 from __future__ import annotations
 
+import dataclasses
+
 from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
 from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.domain import Usage
@@ -146,6 +148,13 @@ class AttemptLedger:
         if note is not None:
             reason = self._reasons.get(candidate.model_id, describe_error(stop.error))
             self._reasons[candidate.model_id] = f"{reason}, {note.format(tries=stop.tries)}"
+
+    def refused(self, candidate: Candidate) -> None:
+        """Mark `candidate`'s successful try, the last record, as a refusal passed over."""
+        last = self._records[-1]
+        assert last.model == candidate.model_id and last.outcome is Outcome.SUCCESS
+        self._records[-1] = dataclasses.replace(last, outcome=Outcome.REFUSED, error="refused")
+        self._reasons[candidate.model_id] = "refused"
 
     def bill(self, candidate: Candidate, usage: Usage) -> None:
         self.usage = self.usage + usage

@@ -23,7 +23,7 @@ import structlog
 from modelrouter_server.attempts import Outcome
 from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig
-from modelrouter_server.domain import Completion, ProviderRequest, StreamEvent
+from modelrouter_server.domain import Completion, ProviderRequest, StreamEvent, Usage
 from modelrouter_server.errors import (
     ContextWindowExceeded,
     DeadlineExceeded,
@@ -43,6 +43,7 @@ from modelrouter_server.resilience.stream_leg import (
     next_event,
 )
 from modelrouter_server.resilience.timing import Clock, Sleep, bounded, remaining_s
+from modelrouter_server.usage_counting import LocalCounter, usage_or_count
 
 if TYPE_CHECKING:
     # Only the protocol is needed, and importing the providers package loads both SDKs.
@@ -61,6 +62,8 @@ class ChainSettings:
     retry: RetryPolicy
     clock: Clock
     sleep: Sleep
+    counter: LocalCounter | None = None
+    """Counts the usage of a call whose provider reported none."""
 
 
 class ChainRun:
@@ -102,6 +105,14 @@ class ChainRun:
                 continue
             return candidate
         return None
+
+    def has_more(self) -> bool:
+        """Whether a candidate is still queued (it may yet be skipped)."""
+        return bool(self._queue)
+
+    def refusal_falls_back(self) -> bool:
+        """Whether a refusal should be passed over for the next candidate."""
+        return self.plan.refusal_fallback and self.has_more()
 
     def can_continue_elsewhere(self) -> bool:
         """Whether a candidate still queued could continue a partial answer."""
@@ -157,6 +168,11 @@ class ChainRun:
         self.request_id = self.request_id or request.request_id
         return request
 
+    def passed_over_refusal(self, candidate: Candidate) -> None:
+        """`candidate` refused and the route falls back on refusals."""
+        self.ledger.refused(candidate)
+        log.info("falling_back", **self.log_context(candidate), reason="refused")
+
     def skip_open_circuit(self, candidate: Candidate, error: CircuitOpen) -> None:
         self.ledger.skip(candidate, Outcome.SKIPPED_CIRCUIT_OPEN, f"circuit {error.state.value}")
         log.info("falling_back", **self.log_context(candidate), reason="circuit open")
@@ -211,8 +227,25 @@ class ChainRun:
                 raise
             permit.success()
         self.ledger.tried(candidate, Outcome.SUCCESS, started=started, first_token_at=clock())
-        self.ledger.bill(candidate, completion.usage)
-        return completion
+        output = completion.text + completion.thinking
+        if completion.refusal is not None and completion.refusal.text != completion.text:
+            output += completion.refusal.text
+        usage = self.usage_of(candidate, request, completion.usage, output)
+        self.ledger.bill(candidate, usage)
+        return dataclasses.replace(completion, usage=usage)
+
+    def usage_of(
+        self, candidate: Candidate, request: ProviderRequest, reported: Usage | None, output: str
+    ) -> Usage:
+        """The provider's usage, or the router's count of the call when it sent none."""
+        return usage_or_count(
+            reported,
+            counter=self.settings.counter,
+            provider=candidate.provider,
+            request=request,
+            output=output,
+            hidden_reasoning=candidate.config.capabilities.reasoning_effort,
+        )
 
     # -- one streaming try, up to its first event --------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from modelrouter_server.attempts import Outcome
 from modelrouter_server.candidates import Candidate
-from modelrouter_server.domain import StreamEnd, StreamEvent
+from modelrouter_server.domain import StreamEvent, Usage
 from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.resilience.breakers import Permit
 from modelrouter_server.resilience.ledger import AttemptLedger
@@ -80,12 +80,13 @@ class StreamLeg:
         """The next event; raises `StepExpired` on a stall, `ProviderError` on a break."""
         return await next_event(self._stream, timeout_s)
 
-    def succeeded(self, ledger: AttemptLedger, end: StreamEnd) -> None:
+    def succeeded(self, ledger: AttemptLedger, usage: Usage) -> None:
+        """The stream ended with its terminal event; `usage` is what the call is billed."""
         self._permit.success()
         ledger.tried(
             self.candidate, Outcome.SUCCESS, started=self.started, first_token_at=self.first_at
         )
-        ledger.bill(self.candidate, end.usage)
+        ledger.bill(self.candidate, usage)
 
     def failed(self, ledger: AttemptLedger, error: ProviderError) -> None:
         self._permit.failure(error)

@@ -54,6 +54,12 @@ class Router:
                 ids.append(model_id)
         return tuple(ids)
 
+    def refusal_fallback(self, task: Task) -> bool:
+        """Whether the route serving `task` passes a refusal on to its next model."""
+        routing = self._config.routing
+        route = task.value if task in routing.tasks else "default"
+        return route in routing.refusal_fallback
+
     def plan(
         self,
         options: GenerateOptions,
@@ -111,7 +117,11 @@ class Router:
         if not candidates:
             reasons = "; ".join(f"{r.model}: {r.error}" for r in skipped)
             raise NoCandidates(f"no model can serve this request: {reasons}", skipped)
-        return RoutePlan(candidates=tuple(candidates), skipped=tuple(skipped))
+        return RoutePlan(
+            candidates=tuple(candidates),
+            skipped=tuple(skipped),
+            refusal_fallback=self.refusal_fallback(options.task),
+        )
 
     def _filter(
         self,

@@ -160,6 +160,12 @@ class _FinishReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FinishRe
     """The provider filtered or refused the content."""
     FINISH_REASON_CONTEXT_WINDOW: _FinishReason.ValueType  # 6
     """The model's context window was exhausted while generating."""
+    FINISH_REASON_REFUSAL: _FinishReason.ValueType  # 7
+    """The model declined to answer; the reply's `refusal` holds its words."""
+    FINISH_REASON_PAUSED: _FinishReason.ValueType  # 8
+    """The provider paused a long turn (Anthropic `pause_turn`); sending the reply back
+    as an assistant message lets the model continue it.
+    """
 
 class FinishReason(_FinishReason, metaclass=_FinishReasonEnumTypeWrapper):
     """Why a reply ended."""
@@ -178,6 +184,12 @@ FINISH_REASON_CONTENT_FILTER: FinishReason.ValueType  # 5
 """The provider filtered or refused the content."""
 FINISH_REASON_CONTEXT_WINDOW: FinishReason.ValueType  # 6
 """The model's context window was exhausted while generating."""
+FINISH_REASON_REFUSAL: FinishReason.ValueType  # 7
+"""The model declined to answer; the reply's `refusal` holds its words."""
+FINISH_REASON_PAUSED: FinishReason.ValueType  # 8
+"""The provider paused a long turn (Anthropic `pause_turn`); sending the reply back
+as an assistant message lets the model continue it.
+"""
 Global___FinishReason: _TypeAlias = FinishReason  # noqa: Y015
 
 class _AttemptOutcome:
@@ -203,6 +215,10 @@ class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attemp
     """The stream broke after tokens were sent; the next candidate continued it."""
     ATTEMPT_OUTCOME_SKIPPED_DEADLINE: _AttemptOutcome.ValueType  # 8
     """Not called: the caller's deadline left no time."""
+    ATTEMPT_OUTCOME_REFUSED: _AttemptOutcome.ValueType  # 9
+    """The model refused and the route falls back on refusals, so the next candidate
+    was asked.
+    """
 
 class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
     """What happened on one upstream try (or why a candidate was skipped)."""
@@ -224,6 +240,10 @@ ATTEMPT_OUTCOME_INTERRUPTED: AttemptOutcome.ValueType  # 7
 """The stream broke after tokens were sent; the next candidate continued it."""
 ATTEMPT_OUTCOME_SKIPPED_DEADLINE: AttemptOutcome.ValueType  # 8
 """Not called: the caller's deadline left no time."""
+ATTEMPT_OUTCOME_REFUSED: AttemptOutcome.ValueType  # 9
+"""The model refused and the route falls back on refusals, so the next candidate
+was asked.
+"""
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
 class _CircuitState:
@@ -262,9 +282,13 @@ class _CountMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CountMeth
     COUNT_METHOD_EXACT_LOCAL: _CountMethod.ValueType  # 1
     """The model's own tokenizer, offline (tiktoken for OpenAI models)."""
     COUNT_METHOD_PROVIDER: _CountMethod.ValueType  # 2
-    """The provider's counting endpoint (Anthropic count_tokens)."""
+    """The provider's own figure: its counting endpoint (Anthropic count_tokens), or the
+    usage it billed.
+    """
     COUNT_METHOD_ESTIMATE: _CountMethod.ValueType  # 3
-    """A calibrated local estimate with a safety margin (the provider was unreachable)."""
+    """A calibrated local estimate with a safety margin (Claude counted without the
+    provider, or output the router could not see, such as hidden reasoning).
+    """
 
 class CountMethod(_CountMethod, metaclass=_CountMethodEnumTypeWrapper):
     """How a token count was obtained."""
@@ -273,9 +297,13 @@ COUNT_METHOD_UNSPECIFIED: CountMethod.ValueType  # 0
 COUNT_METHOD_EXACT_LOCAL: CountMethod.ValueType  # 1
 """The model's own tokenizer, offline (tiktoken for OpenAI models)."""
 COUNT_METHOD_PROVIDER: CountMethod.ValueType  # 2
-"""The provider's counting endpoint (Anthropic count_tokens)."""
+"""The provider's own figure: its counting endpoint (Anthropic count_tokens), or the
+usage it billed.
+"""
 COUNT_METHOD_ESTIMATE: CountMethod.ValueType  # 3
-"""A calibrated local estimate with a safety margin (the provider was unreachable)."""
+"""A calibrated local estimate with a safety margin (Claude counted without the
+provider, or output the router could not see, such as hidden reasoning).
+"""
 Global___CountMethod: _TypeAlias = CountMethod  # noqa: Y015
 
 @_typing.final
@@ -432,6 +460,7 @@ class Usage(_message.Message):
     CACHE_READ_TOKENS_FIELD_NUMBER: _builtins.int
     CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    COUNT_METHOD_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     """Prompt tokens billed."""
     output_tokens: _builtins.int
@@ -444,6 +473,11 @@ class Usage(_message.Message):
     """Prompt tokens written to the provider's cache."""
     cost_usd: _builtins.float
     """Cost at catalog prices, summed over every billed attempt."""
+    count_method: Global___CountMethod.ValueType
+    """How the tokens were counted: PROVIDER when every billed attempt reported its
+    usage; when one did not, the router counted it itself (EXACT_LOCAL, or ESTIMATE),
+    and the least exact method of the attempts is given.
+    """
     def __init__(
         self,
         *,
@@ -453,14 +487,47 @@ class Usage(_message.Message):
         cache_read_tokens: _builtins.int = ...,
         cache_write_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
+        count_method: Global___CountMethod.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "cost_usd", b"cost_usd", "count_method", b"count_method", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
+class Refusal(_message.Message):
+    """The model declined to answer (finish reason FINISH_REASON_REFUSAL)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The refusal in the model's words: OpenAI's `refusal`, or for Anthropic (which
+    marks the whole answer as a refusal) the answer text. May be empty.
+    """
+    category: _builtins.str
+    """Anthropic's `stop_details.category`, when sent."""
+    explanation: _builtins.str
+    """Anthropic's `stop_details.explanation`, when sent."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        category: _builtins.str = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "explanation", b"explanation", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
 @_typing.final
 class Attempt(_message.Message):
@@ -525,6 +592,9 @@ class GenerateResponse(_message.Message):
     THINKING_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
+    FINISH_DETAIL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The answer."""
     model: _builtins.str
@@ -543,6 +613,15 @@ class GenerateResponse(_message.Message):
     """True when this is the answer already recorded for `request_id` in the conversation:
     no model was called (model, provider and usage are empty).
     """
+    provider_model: _builtins.str
+    """The model the provider says answered (e.g. a dated snapshot such as
+    "gpt-4o-mini-2024-07-18"), beside `model`, the configured id. Empty when the
+    provider did not say.
+    """
+    finish_detail: _builtins.str
+    """Why the answer ended, in words, when the finish reason alone would mislead: e.g.
+    FINISH_REASON_LENGTH with no text because reasoning used the whole output budget.
+    """
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Tokens and cost."""
@@ -554,6 +633,10 @@ class GenerateResponse(_message.Message):
     @_builtins.property
     def context(self) -> Global___ContextReport:
         """What context management did to the history, when it did anything."""
+
+    @_builtins.property
+    def refusal(self) -> Global___Refusal:
+        """Set when the model refused (finish_reason FINISH_REASON_REFUSAL)."""
 
     def __init__(
         self,
@@ -569,10 +652,13 @@ class GenerateResponse(_message.Message):
         thinking: _builtins.str = ...,
         context: Global___ContextReport | None = ...,
         replayed: _builtins.bool = ...,
+        refusal: Global___Refusal | None = ...,
+        provider_model: _builtins.str = ...,
+        finish_detail: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "refusal", b"refusal", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "replayed", b"replayed", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -648,6 +734,30 @@ class ThinkingDelta(_message.Message):
 Global___ThinkingDelta: _TypeAlias = ThinkingDelta  # noqa: Y015
 
 @_typing.final
+class RefusalDelta(_message.Message):
+    """A piece of refusal text, as the provider streams it apart from the answer (OpenAI).
+    Anthropic marks a refusal only at the end, so its text arrives as `delta`s and the
+    finish says FINISH_REASON_REFUSAL.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusalDelta: _TypeAlias = RefusalDelta  # noqa: Y015
+
+@_typing.final
 class StreamResume(_message.Message):
     """The model answering changed mid-stream: the next deltas come from it and
     continue the text exactly where it stopped.
@@ -698,6 +808,9 @@ class StreamFinish(_message.Message):
     RESUMED_AT_CHARS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
+    FINISH_DETAIL_FIELD_NUMBER: _builtins.int
     finish_reason: Global___FinishReason.ValueType
     model: _builtins.str
     """The model that finished the answer."""
@@ -710,6 +823,10 @@ class StreamFinish(_message.Message):
     """True when the stream replays the answer already recorded for `request_id` in the
     conversation: no model was called.
     """
+    provider_model: _builtins.str
+    """The model the provider says answered; see GenerateResponse.provider_model."""
+    finish_detail: _builtins.str
+    """See GenerateResponse.finish_detail."""
     @_builtins.property
     def usage(self) -> Global___Usage: ...
     @_builtins.property
@@ -720,6 +837,10 @@ class StreamFinish(_message.Message):
 
     @_builtins.property
     def context(self) -> Global___ContextReport: ...
+    @_builtins.property
+    def refusal(self) -> Global___Refusal:
+        """Set when the model refused (finish_reason FINISH_REASON_REFUSAL)."""
+
     def __init__(
         self,
         *,
@@ -733,10 +854,13 @@ class StreamFinish(_message.Message):
         resumed_at_chars: _abc.Iterable[_builtins.int] | None = ...,
         context: Global___ContextReport | None = ...,
         replayed: _builtins.bool = ...,
+        refusal: Global___Refusal | None = ...,
+        provider_model: _builtins.str = ...,
+        finish_detail: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "refusal", b"refusal", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "replayed", b"replayed", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -753,6 +877,7 @@ class GenerateStreamResponse(_message.Message):
     THINKING_DELTA_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
     FINISH_FIELD_NUMBER: _builtins.int
+    REFUSAL_DELTA_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start(self) -> Global___StreamStart: ...
     @_builtins.property
@@ -763,6 +888,8 @@ class GenerateStreamResponse(_message.Message):
     def resume(self) -> Global___StreamResume: ...
     @_builtins.property
     def finish(self) -> Global___StreamFinish: ...
+    @_builtins.property
+    def refusal_delta(self) -> Global___RefusalDelta: ...
     def __init__(
         self,
         *,
@@ -771,12 +898,13 @@ class GenerateStreamResponse(_message.Message):
         thinking_delta: Global___ThinkingDelta | None = ...,
         resume: Global___StreamResume | None = ...,
         finish: Global___StreamFinish | None = ...,
+        refusal_delta: Global___RefusalDelta | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["start", "delta", "thinking_delta", "resume", "finish"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["start", "delta", "thinking_delta", "resume", "finish", "refusal_delta"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

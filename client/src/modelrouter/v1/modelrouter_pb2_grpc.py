@@ -89,8 +89,9 @@ class ModelRouterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GenerateStream(self, request, context):
-        """Generate a reply as a stream: one `start`, any number of `delta` and
-        `thinking_delta` events, then exactly one `finish`.
+        """Generate a reply as a stream: one `start`, any number of `delta`,
+        `thinking_delta` and `refusal_delta` events (and `resume` where another model
+        takes over), then exactly one `finish`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

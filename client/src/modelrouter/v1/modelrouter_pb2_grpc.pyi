@@ -42,8 +42,9 @@ class ModelRouterStub:
     Generate: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateResponse]
     """Generate one complete reply."""
     GenerateStream: _grpc.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateStreamResponse]
-    """Generate a reply as a stream: one `start`, any number of `delta` and
-    `thinking_delta` events, then exactly one `finish`.
+    """Generate a reply as a stream: one `start`, any number of `delta`,
+    `thinking_delta` and `refusal_delta` events (and `resume` where another model
+    takes over), then exactly one `finish`.
     """
     CountTokens: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.CountTokensRequest, _modelrouter_pb2.CountTokensResponse]
     """Count the input tokens a request would use on a model."""
@@ -68,8 +69,9 @@ class ModelRouterAsyncStub(ModelRouterStub):
     Generate: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateResponse]  # type: ignore[assignment]
     """Generate one complete reply."""
     GenerateStream: _aio.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateStreamResponse]  # type: ignore[assignment]
-    """Generate a reply as a stream: one `start`, any number of `delta` and
-    `thinking_delta` events, then exactly one `finish`.
+    """Generate a reply as a stream: one `start`, any number of `delta`,
+    `thinking_delta` and `refusal_delta` events (and `resume` where another model
+    takes over), then exactly one `finish`.
     """
     CountTokens: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.CountTokensRequest, _modelrouter_pb2.CountTokensResponse]  # type: ignore[assignment]
     """Count the input tokens a request would use on a model."""
@@ -103,8 +105,9 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
         request: _modelrouter_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_modelrouter_pb2.GenerateStreamResponse], _abc.AsyncIterator[_modelrouter_pb2.GenerateStreamResponse]]:
-        """Generate a reply as a stream: one `start`, any number of `delta` and
-        `thinking_delta` events, then exactly one `finish`.
+        """Generate a reply as a stream: one `start`, any number of `delta`,
+        `thinking_delta` and `refusal_delta` events (and `resume` where another model
+        takes over), then exactly one `finish`.
         """
 
     @_abc_1.abstractmethod
