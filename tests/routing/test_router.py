@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from modelrouter_server.attempts import NoCandidates, Outcome
-from modelrouter_server.config.loader import load_config
+from modelrouter_server.config.loader import ConfigError, default_config_path, load_config
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.domain import GenerateOptions, Message, ReasoningEffort, Role, Task
 from modelrouter_server.errors import ModelNotFound, RequestError, ServerError
@@ -265,3 +265,41 @@ def test_default_config_reasoning_route_thinks_on_claude(tmp_path: Path) -> None
     assert claude.max_output_tokens > REASONING_THINKING_BUDGET
     o3 = next(c for c in plan.candidates if c.model_id.startswith("o3-mini"))
     assert o3.temperature is None and o3.thinking_budget_tokens is None
+
+
+def _with_refusal_fallback(routes: list[str]) -> RouterConfig:
+    raw = config().model_dump(mode="json")
+    raw["routing"]["refusal_fallback"] = routes
+    return RouterConfig.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    ("routes", "task", "expected"),
+    [
+        ([], Task.REASONING, False),
+        (["reasoning"], Task.REASONING, True),
+        (["reasoning"], Task.CODE, False),
+        # A task without a route of its own uses the default route, and its setting.
+        (["default"], Task.CHAT, True),
+        (["default"], Task.UNSPECIFIED, True),
+        (["default"], Task.CODE, False),
+    ],
+)
+def test_refusal_fallback_is_a_setting_of_the_route_that_serves_the_task(
+    routes: list[str], task: Task, expected: bool
+) -> None:
+    router = Router(_with_refusal_fallback(routes), BreakerRegistry().allows)
+    plan = router.plan(GenerateOptions(messages=MESSAGES, task=task), prompt_tokens=tokens(10))
+    assert plan.refusal_fallback is expected
+
+
+def test_refusal_fallback_names_an_unknown_route_by_its_config_path(tmp_path: Path) -> None:
+    source = tmp_path / "bad.toml"
+    text = default_config_path().read_text()
+    assert "\nrefusal_fallback = []\n" in text
+    source.write_text(
+        text.replace("\nrefusal_fallback = []\n", '\nrefusal_fallback = ["chat", "poetry"]\n')
+    )
+    expected = r"routing\.refusal_fallback\[1\]: Input should be .default."
+    with pytest.raises(ConfigError, match=expected):
+        load_config(source)
