@@ -3,6 +3,9 @@ the model a response names, as the real APIs send them."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx2
 import pytest
 from modelrouter_server.emulator import Behavior, Emulator
@@ -52,7 +55,8 @@ async def test_openai_streamed_refusal_arrives_in_refusal_deltas(
 ) -> None:
     emulator.set_behavior(GPT_4O_MINI, Behavior(refusal=REFUSAL))
     events = parse_sse((await _openai(emulator, http, stream=True)).text)
-    deltas = [e.json()["choices"][0]["delta"] for e in events[:-2] if e.json()["choices"]]
+    chunks: list[Any] = [json.loads(e.data) for e in events[:-2]]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": None, "refusal": ""}
     assert all("content" not in d for d in deltas[1:-1])
     assert "".join(d.get("refusal") or "" for d in deltas) == REFUSAL
@@ -65,7 +69,7 @@ async def test_anthropic_refusal_sends_stop_reason_and_stop_details(
         CLAUDE, Behavior(refusal="", refusal_category="bio", refusal_explanation="Not this.")
     )
     events = parse_sse((await _anthropic(emulator, http, stream=True)).text)
-    [delta] = [e.json()["delta"] for e in events if e.event == "message_delta"]
+    [delta] = [json.loads(e.data)["delta"] for e in events if e.event == "message_delta"]
     assert delta["stop_reason"] == "refusal"
     assert delta["stop_details"] == {
         "type": "refusal",
