@@ -5,7 +5,7 @@
 
 Everything real except the upstream: the official SDKs talk to the built-in emulator, which
 serves a model with a small context window so that a few hundred turns overflow it many
-times; the summarizer is the configured gpt-4o-mini through its provider; conversations
+times; the summarizer is the configured gpt-4o-mini through the fallback chain; conversations
 live in a SQLite store. Each turn: load the history, fit it to the window, call the model
 with the fitted prompt, append the turn (and any new summary). Reported per turn: tokens sent
 with management and what an unmanaged client would send (the whole history), cost at catalog
@@ -28,6 +28,7 @@ from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import (
     ContextManager,
     ConversationService,
+    ModelSummarizer,
     SQLiteStore,
     TokenCounter,
 )
@@ -35,6 +36,7 @@ from modelrouter_server.domain import Importance, Message, ProviderRequest, Role
 from modelrouter_server.emulator import DEFAULT_MODELS, Behavior, EmulatedModel, Emulator
 from modelrouter_server.pricing import cost_usd
 from modelrouter_server.providers.factory import build_providers
+from modelrouter_server.resilience import BreakerRegistry, FallbackChain
 
 BENCH_MODEL = "bench-small"
 TOPICS = (
@@ -120,7 +122,9 @@ async def replay(args: argparse.Namespace) -> None:
         emulator.set_behavior(summarizer_id, Behavior(output_tokens=150))
         providers = build_providers(config, env={}, emulator_base_url=emulator.base_url)
         counter = TokenCounter(config, providers)
-        context = ContextManager(config, counter, providers)
+        chain = FallbackChain(providers, BreakerRegistry(), config.resilience, counter=counter)
+        summarizer = ModelSummarizer(config, chain.complete_request)
+        context = ContextManager(config, counter, summarizer=summarizer)
         with tempfile.TemporaryDirectory() as scratch:
             store = await SQLiteStore.open(Path(scratch) / "bench.db")
             conversations = ConversationService(store, counter, config)

@@ -23,6 +23,7 @@ from modelrouter_server.context import (
     ContextManager,
     ConversationService,
     ConversationStore,
+    ModelSummarizer,
     TokenCounter,
     open_store,
 )
@@ -114,12 +115,15 @@ class App:
         breakers = BreakerRegistry.from_config(config.resilience, observers=(on_transition,))
         counter = TokenCounter(config, providers)
         await asyncio.to_thread(counter.load_vocabularies)
-        context = ContextManager(config, counter, providers)
+        chain = FallbackChain(providers, breakers, config.resilience, counter=counter)
+        # Summaries go through the chain: the summarizer model's breaker and the retry loop.
+        summarizer = ModelSummarizer(config, chain.complete_request)
+        context = ContextManager(config, counter, summarizer=summarizer)
         store = await open_store(config.context)
         conversations = ConversationService(store, counter, config)
         generation = Generation(
             router=Router(config, breakers.allows),
-            chain=FallbackChain(providers, breakers, config.resilience, counter=counter),
+            chain=chain,
             context=context,
             counter=counter,
             conversations=conversations,

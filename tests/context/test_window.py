@@ -15,6 +15,7 @@ from modelrouter_server.context import (
     ConversationService,
     FittedPrompt,
     MemoryStore,
+    ModelSummarizer,
     TokenCounter,
     protected_indexes,
 )
@@ -23,6 +24,7 @@ from modelrouter_server.domain import Importance, Message, Role
 from modelrouter_server.emulator import Behavior, Emulator
 from modelrouter_server.errors import RequestError
 from modelrouter_server.providers.base import Provider
+from modelrouter_server.resilience import BreakerRegistry, FallbackChain
 
 from .conftest import GPT, SMALL_CLAUDE, SMALL_GPT, SMALL_WINDOW
 
@@ -68,15 +70,18 @@ def counter(config: RouterConfig) -> TokenCounter:
 @pytest.fixture
 def pruner(config: RouterConfig, counter: TokenCounter) -> ContextManager:
     """A context manager without a summarizer: it can only prune."""
-    return ContextManager(config, counter, {})
+    return ContextManager(config, counter)
 
 
 @pytest.fixture
 def manager(
     config: RouterConfig, providers: dict[str, Provider], counter: TokenCounter
 ) -> ContextManager:
-    """A context manager summarizing with gpt-4o-mini through the real provider."""
-    return ContextManager(config, counter, providers)
+    """A context manager summarizing with gpt-4o-mini through the fallback chain and the
+    real provider."""
+    chain = FallbackChain(providers, BreakerRegistry(), config.resilience, counter=counter)
+    summarizer = ModelSummarizer(config, chain.complete_request)
+    return ContextManager(config, counter, summarizer=summarizer)
 
 
 async def test_a_prompt_under_the_threshold_is_sent_unchanged(

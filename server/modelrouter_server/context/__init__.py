@@ -22,7 +22,12 @@ from modelrouter_server.context.store import (
     SummaryRecord,
 )
 from modelrouter_server.context.store_factory import open_store
-from modelrouter_server.context.summarize import ProviderSummarizer, Summarizer, Summary
+from modelrouter_server.context.summarize import (
+    ModelSummarizer,
+    SendRequest,
+    Summarizer,
+    Summary,
+)
 from modelrouter_server.context.tokens import CacheStats, TokenCount, TokenCounter
 from modelrouter_server.context.vocabulary import VocabularyError, shipped_encoding
 from modelrouter_server.context.window import (
@@ -46,10 +51,11 @@ __all__ = [
     "CountMethod",
     "FittedPrompt",
     "MemoryStore",
-    "ProviderSummarizer",
+    "ModelSummarizer",
     "RedisStore",
     "Replacement",
     "SQLiteStore",
+    "SendRequest",
     "StoredMessage",
     "Summarizer",
     "Summary",

@@ -1,21 +1,28 @@
 """Summarizing old conversation history with the configured cheap model.
 
-`ProviderSummarizer` sends the messages to `context.summarizer_model` through its provider's
-`complete()` (the real SDK path, so the emulator and real APIs are treated alike) and returns
-the text with the call's usage, so the caller can bill it. Any `Summarizer` can stand in for
-it (a benchmark may want a deterministic one).
+`ModelSummarizer` asks `context.summarizer_model` for a summary and returns the text with the
+call's usage, so the caller can bill it. It does not call a provider itself: it hands its
+request to a `SendRequest`, which the composition root wires to the fallback chain, so a
+summary goes through the same breaker and retry loop as every caller's request. Any
+`Summarizer` can stand in for it (a benchmark may want a deterministic one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from modelrouter_server.candidates import Candidate
 from modelrouter_server.config.schema import RouterConfig
-from modelrouter_server.domain import Message, ProviderRequest, Role, Usage
-from modelrouter_server.providers.base import Provider
-from modelrouter_server.usage_counting import LocalCounter, usage_or_count
+from modelrouter_server.domain import (
+    Completion,
+    CountMethod,
+    Message,
+    ProviderRequest,
+    Role,
+    Usage,
+)
 
 SUMMARY_HEADING = "Summary of the earlier conversation"
 """How a summary message begins, so the model reading it knows what it is."""
@@ -49,8 +56,14 @@ class Summarizer(Protocol):
     async def summarize(
         self, messages: Sequence[Message], *, timeout_s: float | None = None
     ) -> Summary:
-        """Raises `ProviderError` when the model cannot be reached."""
+        """Raises a `RouterError` when no summary could be had (`ProviderError`,
+        `NoCandidates`, `DeadlineExceeded`)."""
         ...
+
+
+SendRequest = Callable[[Candidate, ProviderRequest], Awaitable[Completion]]
+"""Sends one request to the candidate's model and returns the completion; raises what the
+fallback chain raises. The composition root passes `FallbackChain.complete_request`."""
 
 
 def transcript(messages: Sequence[Message]) -> str:
@@ -63,59 +76,42 @@ def summary_message_text(summary: str, replaced: int) -> str:
     return f"[{SUMMARY_HEADING} ({replaced} messages)]\n{summary.strip()}"
 
 
-class ProviderSummarizer:
-    """`Summarizer` over `context.summarizer_model` and its configured provider."""
+class ModelSummarizer:
+    """`Summarizer` over `context.summarizer_model`, sending through `send`."""
 
-    def __init__(
-        self,
-        config: RouterConfig,
-        providers: Mapping[str, Provider],
-        *,
-        counter: LocalCounter | None = None,
-    ) -> None:
+    def __init__(self, config: RouterConfig, send: SendRequest) -> None:
         name = config.context.summarizer_model
         model_id = config.resolve(name)
         if model_id is None:
             raise ValueError(f"context.summarizer_model: no model or alias {name!r}")
         model = config.models[model_id]
-        provider = providers.get(model.provider)
-        if provider is None:
-            raise ValueError(
-                f"context.summarizer_model: {model_id}'s provider {model.provider!r} is not running"
-            )
-        self._model_id = model_id
-        self._provider = provider
-        self._counter = counter
-        self._provider_name = model.provider
-        self._hidden_reasoning = model.capabilities.reasoning_effort
-        self._max_tokens = min(config.context.summary_max_tokens, model.max_output_tokens)
-        # Deterministic where the model allows it: the same history should summarize alike.
-        self._temperature = 0.0 if model.capabilities.temperature else None
+        self._candidate = Candidate(
+            model_id=model_id,
+            provider=model.provider,
+            config=model,
+            max_output_tokens=min(config.context.summary_max_tokens, model.max_output_tokens),
+            # Deterministic where the model allows it: the same history should summarize alike.
+            temperature=0.0 if model.capabilities.temperature else None,
+        )
+        self._send = send
 
     @property
     def model_id(self) -> str:
-        return self._model_id
+        return self._candidate.model_id
 
     async def summarize(
         self, messages: Sequence[Message], *, timeout_s: float | None = None
     ) -> Summary:
-        request = ProviderRequest(
-            model=self._model_id,
-            messages=(
+        request = self._candidate.request(
+            (
                 Message(Role.SYSTEM, _INSTRUCTIONS),
                 Message(Role.USER, f"Summarize this conversation:\n\n{transcript(messages)}"),
             ),
-            max_output_tokens=self._max_tokens,
-            temperature=self._temperature,
             timeout_s=timeout_s,
         )
-        completion = await self._provider.complete(request)
-        usage = usage_or_count(
-            completion.usage,
-            counter=self._counter,
-            provider=self._provider_name,
-            request=request,
-            output=completion.text,
-            hidden_reasoning=self._hidden_reasoning,
-        )
-        return Summary(text=completion.text, model=self._model_id, usage=usage)
+        completion = await self._send(self._candidate, request)
+        # The chain settles usage (the provider's, or the router's count of the call); a
+        # sender that does not is billed nothing, labelled an estimate, as the chain does
+        # without a counter.
+        usage = completion.usage or Usage(method=CountMethod.ESTIMATE)
+        return Summary(text=completion.text, model=self.model_id, usage=usage)

@@ -38,24 +38,20 @@ a fallback candidate does not call the summarizer twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
 
+from modelrouter_server.attempts import NoCandidates
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context._digest import messages_digest
 from modelrouter_server.context._lru import LruCache
 from modelrouter_server.context.store import SummaryRecord
-from modelrouter_server.context.summarize import (
-    ProviderSummarizer,
-    Summarizer,
-    summary_message_text,
-)
+from modelrouter_server.context.summarize import Summarizer, summary_message_text
 from modelrouter_server.context.tokens import TokenCounter
 from modelrouter_server.domain import ContextReport, Importance, Message, Role, Usage
-from modelrouter_server.errors import ProviderError, RequestError
-from modelrouter_server.providers.base import Provider
+from modelrouter_server.errors import DeadlineExceeded, ProviderError, RequestError
 
 _log = structlog.get_logger(__name__)
 
@@ -158,15 +154,14 @@ def _assemble(kept: Sequence[_Item], first_dialogue_index: int | None) -> tuple[
 class ContextManager:
     """Fits prompts into model windows: summarizes, then prunes, never losing what matters.
 
-    `summarizer`: None means the configured `context.summarizer_model` through its provider
-    in `providers`; when that provider is not running, history is pruned, never summarized.
+    `summarizer`: built by the composition root (a `ModelSummarizer` sending through the
+    fallback chain); None means history is pruned, never summarized.
     """
 
     def __init__(
         self,
         config: RouterConfig,
         counter: TokenCounter,
-        providers: Mapping[str, Provider],
         *,
         summarizer: Summarizer | None = None,
         summary_target_share: float = 0.5,
@@ -176,11 +171,6 @@ class ContextManager:
             raise ValueError("summary_target_share must be within (0, 1]")
         self._config = config
         self._counter = counter
-        if summarizer is None:
-            try:
-                summarizer = ProviderSummarizer(config, providers, counter=counter)
-            except ValueError as exc:
-                _log.warning("summarizer_unavailable", reason=str(exc))
         self._summarizer = summarizer
         self._target_share = summary_target_share
         self._summaries: LruCache[tuple[str, bytes], str] = LruCache(summary_cache_entries)
@@ -370,7 +360,7 @@ class ContextManager:
                 if text is None:
                     try:
                         summary = await summarizer.summarize(replaced, timeout_s=timeout_s)
-                    except ProviderError as exc:
+                    except (ProviderError, NoCandidates, DeadlineExceeded) as exc:
                         # Summarizing is an optimization: pruning still fits the prompt.
                         _log.warning(
                             "summarizer_failed",

@@ -20,9 +20,9 @@ from collections.abc import AsyncGenerator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
-from modelrouter_server.candidates import RoutePlan
+from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.config.schema import ResilienceConfig
-from modelrouter_server.domain import FinishReason
+from modelrouter_server.domain import Completion, FinishReason, ProviderRequest
 from modelrouter_server.errors import DeadlineExceeded
 from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
 from modelrouter_server.resilience.chain_stream import stream_chain
@@ -123,6 +123,19 @@ class FallbackChain:
         then `ChainFinished`; or raise. Close it (`aclose`) or cancel the consuming task
         to stop it: the upstream request is closed at once."""
         return stream_chain(ChainRun(self._settings, plan, build, deadline))
+
+    async def complete_request(self, candidate: Candidate, request: ProviderRequest) -> Completion:
+        """`request` answered by `candidate`'s model through its breaker and the retry loop,
+        without fallback: how the router's own calls (summaries) take the same path as a
+        caller's. `request.timeout_s` sets the deadline. Raises as `complete` does."""
+        clock = self._settings.clock
+        deadline = None if request.timeout_s is None else clock() + request.timeout_s
+
+        async def build(_candidate: Candidate, timeout_s: float | None) -> ProviderRequest:
+            return dataclasses.replace(request, timeout_s=timeout_s)
+
+        result = await self.complete(RoutePlan((candidate,)), build, deadline=deadline)
+        return result.completion
 
 
 def _with_ledger(result: ChainResult, run: ChainRun) -> ChainResult:
