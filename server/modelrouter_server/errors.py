@@ -5,6 +5,7 @@
     │   └── ModelNotFound           an unknown model id or alias
     ├── ConversationNotFound
     ├── StoreError              the conversation store failed (nothing was written)
+    ├── TurnAlreadyRecorded     a concurrent call recorded a turn with the same request id
     ├── DeadlineExceeded        the caller's deadline passed inside the router
     ├── NoCandidates            every candidate was skipped or failed (in `attempts`,
     │                           beside the attempt records it carries)
@@ -66,6 +67,19 @@ class ConversationNotFound(RouterError):
 
 class StoreError(RouterError):
     pass
+
+
+class TurnAlreadyRecorded(RouterError):
+    """A turn with this request id is already in the conversation, so the append was
+    refused and nothing was written (another call with the same id recorded it first)."""
+
+    def __init__(self, conversation_id: str, request_id: str) -> None:
+        super().__init__(
+            f"request_id: a turn with id {quote(request_id)} was recorded by a concurrent "
+            "call; repeat the request to get the recorded answer"
+        )
+        self.conversation_id = conversation_id
+        self.request_id = request_id
 
 
 class DeadlineExceeded(RouterError):

@@ -4,6 +4,12 @@
     candidate calls `build`: fit the history to that model's window -> provider
     -> append the turn to the conversation -> outcome
 
+On a conversation, the request id makes the turn idempotent: when a turn with that id is
+already stored, its answer is returned as a `ReplayedTurn` and nothing is called or
+appended. Two calls with the same id at once both run; the store lets only the first
+append, and the other returns that first answer (unary, with its own spend reported) or
+fails with `TurnAlreadyRecorded` (a stream, whose own text has already gone out).
+
 The window is fitted per candidate inside the chain, so a fallback to a model with a
 smaller window re-fits the history for it.
 """
@@ -31,9 +37,14 @@ from modelrouter_server.domain import (
     GenerateOptions,
     Message,
     ProviderRequest,
+    Role,
     TextChunk,
 )
-from modelrouter_server.errors import ContextWindowExceeded, RequestError
+from modelrouter_server.errors import (
+    ContextWindowExceeded,
+    RequestError,
+    TurnAlreadyRecorded,
+)
 from modelrouter_server.resilience import (
     ChainEvent,
     ChainFinished,
@@ -50,6 +61,29 @@ log = structlog.get_logger(__name__)
 class GenerateOutcome:
     result: ChainResult
     context: ContextReport | None
+    replayed_text: str | None = None
+    """Set when a concurrent call with the same request id stored its turn first: the
+    answer to return instead of this call's own (whose spend `result` still reports)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedTurn:
+    """The answer a turn with this request id already stored: no model was called."""
+
+    request_id: str
+    text: str
+
+
+def _replayed(turn: ConversationTurn) -> ReplayedTurn:
+    """The stored answer of `turn.recorded`, if the request repeats that turn's messages."""
+    *added, answer = turn.recorded
+    if answer.message.role is not Role.ASSISTANT or [m.message for m in added] != list(
+        turn.new_messages
+    ):
+        raise RequestError(
+            "request_id", "already used in this conversation for a turn with other messages"
+        )
+    return ReplayedTurn(turn.request_id, answer.message.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +164,15 @@ class Generation:
         self._counter = counter
         self._conversations = conversations
 
-    async def _prepare(self, options: GenerateOptions) -> tuple[_Request, RoutePlan]:
+    async def _prepare(self, options: GenerateOptions) -> tuple[_Request, RoutePlan] | ReplayedTurn:
         turn: ConversationTurn | None = None
         messages = options.messages
         if options.conversation_id:
-            turn = await self._conversations.open_turn(options.conversation_id, messages)
+            turn = await self._conversations.open_turn(
+                options.conversation_id, messages, options.request_id
+            )
+            if turn.recorded:
+                return _replayed(turn)
             if not options.messages:
                 raise RequestError("messages", "must hold the new user turn")
             messages = turn.messages
@@ -161,8 +199,13 @@ class Generation:
         largest = max(models, key=lambda m: self._context.budget_tokens(m, 0))
         await self._context.fit(largest, messages, 1)
 
-    async def generate(self, options: GenerateOptions, *, deadline: float) -> GenerateOutcome:
-        request, plan = await self._prepare(options)
+    async def generate(
+        self, options: GenerateOptions, *, deadline: float
+    ) -> GenerateOutcome | ReplayedTurn:
+        prepared = await self._prepare(options)
+        if isinstance(prepared, ReplayedTurn):
+            return prepared
+        request, plan = prepared
         try:
             result = await self._chain.complete(plan, request.build, deadline=deadline)
         except NoCandidates as error:
@@ -174,19 +217,33 @@ class Generation:
         if fitted is not None and usage is not None and usage.method is CountMethod.PROVIDER:
             self._counter.observe(result.candidate.model_id, fitted.messages, usage.input_tokens)
         if request.turn is not None:
-            await self._conversations.record_turn(
-                request.turn,
-                result.completion.text,
-                model_id=result.candidate.model_id,
-                fitted=fitted,
-            )
+            try:
+                await self._conversations.record_turn(
+                    request.turn,
+                    result.completion.text,
+                    model_id=result.candidate.model_id,
+                    fitted=fitted,
+                )
+            except TurnAlreadyRecorded:
+                # A concurrent call with the same id stored its answer first: answer with
+                # that one, so every caller of this id sees the same stored turn.
+                turn = await self._conversations.open_turn(
+                    options.conversation_id, options.messages, options.request_id
+                )
+                recorded = _replayed(turn).text
+                return GenerateOutcome(result, fitted.report if fitted else None, recorded)
         return GenerateOutcome(result, fitted.report if fitted else None)
 
     async def stream(
         self, options: GenerateOptions, *, deadline: float
-    ) -> AsyncGenerator[ChainEvent | StreamClosed, None]:
-        """The chain's events, then `StreamClosed` once the turn is stored."""
-        request, plan = await self._prepare(options)
+    ) -> AsyncGenerator[ChainEvent | StreamClosed | ReplayedTurn, None]:
+        """The chain's events, then `StreamClosed` once the turn is stored; or only a
+        `ReplayedTurn` when the conversation already holds this request id's turn."""
+        prepared = await self._prepare(options)
+        if isinstance(prepared, ReplayedTurn):
+            yield prepared
+            return
+        request, plan = prepared
         text: list[str] = []
         finished: ChainFinished | None = None
         try:

@@ -105,3 +105,23 @@ async def test_a_refused_append_writes_nothing(redis_server: RedisServer) -> Non
     finally:
         await raw.aclose()
         await store.aclose()
+
+
+async def test_a_damaged_conversation_is_left_out_of_list(redis_server: RedisServer) -> None:
+    keys = prefix()
+    store = await RedisStore.open(redis_server.url, key_prefix=keys)
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        good = await store.create(OPENING, {"k": "v"})
+        bad = await store.create(OPENING, {})
+        worse = await store.create(OPENING, {})
+        await raw.hset(f"{keys}conv:{{{bad.id}}}", "metadata", "{oops")
+        await raw.hset(f"{keys}conv:{{{worse.id}}}", "created_us", "9" * 40)
+        listed = await store.list()
+        assert [c.id for c in listed.conversations] == [good.id]
+        with pytest.raises(StoreError, match="unreadable data"):
+            await store.get(bad.id)
+        assert (await store.get(good.id)).metadata == {"k": "v"}
+    finally:
+        await raw.aclose()
+        await store.aclose()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from modelrouter_server.context import SQLiteStore, SummaryRecord
 from modelrouter_server.domain import Message, Role
-from modelrouter_server.errors import StoreError
+from modelrouter_server.errors import StoreError, TurnAlreadyRecorded
 
 OPENING = (Message(Role.SYSTEM, "Be brief."), Message(Role.USER, "Remember: the code is 4711."))
 
@@ -132,3 +132,67 @@ async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     await store.aclose()  # closing twice is harmless
     with pytest.raises(StoreError, match="closed"):
         await store.list()
+
+
+_V1_SCHEMA = """
+CREATE TABLE conversations (
+    id TEXT PRIMARY KEY, created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL,
+    metadata TEXT NOT NULL, message_count INTEGER NOT NULL
+);
+CREATE INDEX conversations_newest ON conversations (created_us DESC, id DESC);
+CREATE TABLE messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, pinned INTEGER NOT NULL,
+    importance INTEGER NOT NULL, tokens INTEGER NOT NULL, created_us INTEGER NOT NULL,
+    summarized_by INTEGER, summarizes TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+INSERT INTO conversations VALUES ('old', 1700000000000000, 1700000000000000, '{}', 2);
+INSERT INTO messages VALUES ('old', 0, 'user', 'hi', 0, 1, 3, 1700000000000000, NULL, '[]');
+INSERT INTO messages VALUES ('old', 1, 'assistant', 'hello', 0, 1, 3, 1700000000000000, NULL, '[]');
+PRAGMA user_version = 1;
+"""
+
+
+async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(_V1_SCHEMA)
+    store = await SQLiteStore.open(path)
+    try:
+        got = await store.get("old")
+        assert [m.message.content for m in got.messages] == ["hi", "hello"]
+        assert [m.request_id for m in got.messages] == ["", ""]
+        await store.append("old", turn(1), request_id="r1")
+        with pytest.raises(TurnAlreadyRecorded):
+            await store.append("old", turn(2), request_id="r1")
+        assert (await store.get("old")).message_count == 4
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_a_damaged_row_is_left_out_of_list_for_everyone_else(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.db"
+    store = await SQLiteStore.open(path)
+    try:
+        good = [await store.create(OPENING, {"n": str(i)}) for i in range(3)]
+        bad = await store.create(OPENING, {})
+        with sqlite3.connect(path) as vandal:
+            vandal.execute("UPDATE conversations SET metadata = '{oops' WHERE id = ?", (bad.id,))
+            vandal.execute("UPDATE conversations SET created_us = 'x' WHERE id = ?", (good[0].id,))
+        listed = await store.list()
+        assert {c.id for c in listed.conversations} == {good[1].id, good[2].id}
+        # The damaged conversation alone is unreadable; the others still are.
+        with pytest.raises(StoreError, match="unreadable data"):
+            await store.get(bad.id)
+        assert (await store.get(good[1].id)).message_count == 2
+    finally:
+        await store.aclose()
+
+
+async def test_a_missing_directory_is_a_one_line_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open") as caught:
+        await SQLiteStore.open(tmp_path / "gone" / "conversations.db")
+    assert "\n" not in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from modelrouter_server.context import (
     SummaryRecord,
 )
 from modelrouter_server.domain import Importance, Message, Role
-from modelrouter_server.errors import ConversationNotFound, RequestError
+from modelrouter_server.errors import ConversationNotFound, RequestError, TurnAlreadyRecorded
 
 from .conftest import RedisServer
 
@@ -143,11 +144,70 @@ async def test_list_reports_message_counts(store: ConversationStore) -> None:
     assert dict(listed.metadata) == {"k": "v"}
 
 
+def _token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+BAD_TOKENS = [
+    "not-a-token",
+    "9" * 30,
+    _token("9" * 30 + ":abc"),
+    _token("-5:abc"),
+    _token("12:"),
+    _token(" 12:abc"),
+    "A" * 5000,
+    "%%%",
+]
+
+
 async def test_list_rejects_bad_paging(store: ConversationStore) -> None:
-    with pytest.raises(RequestError, match="page_token"):
-        await store.list(page_token="not-a-token")
+    await store.create(OPENING, {})
+    for token in BAD_TOKENS:
+        with pytest.raises(RequestError) as caught:
+            await store.list(page_token=token)
+        assert caught.value.field == "page_token", token
     with pytest.raises(RequestError, match="page_size"):
         await store.list(page_size=-1)
+    # A token naming the far past or future is well formed: an empty page, or everything.
+    assert (await store.list(page_token=_token("0:a"))).conversations == ()
+    assert len((await store.list(page_token=_token(f"{10**17 - 1}:z"))).conversations) == 1
+
+
+async def test_a_turn_records_its_request_id_once(store: ConversationStore) -> None:
+    created = await store.create(OPENING, {})
+    added = await store.append(created.id, turn(1), tokens=[1, 2], request_id="req-1")
+    assert [m.request_id for m in added.messages] == ["req-1", "req-1"]
+    with pytest.raises(TurnAlreadyRecorded):
+        await store.append(created.id, turn(2), request_id="req-1")
+    # Without an id, or with the same id in another conversation, nothing conflicts.
+    await store.append(created.id, turn(3))
+    await store.append(created.id, turn(4))
+    other = await store.create(OPENING, {})
+    await store.append(other.id, turn(5), request_id="req-1")
+
+    got = await store.get(created.id)
+    assert [m.message.content for m in got.messages][3:] == [
+        "question 1",
+        "answer 1",
+        "question 3",
+        "answer 3",
+        "question 4",
+        "answer 4",
+    ]
+    assert [m.request_id for m in got.messages] == ["", "", "", "req-1", "req-1", "", "", "", ""]
+
+
+async def test_concurrent_turns_with_one_request_id_store_one(store: ConversationStore) -> None:
+    created = await store.create(OPENING, {})
+    results = await asyncio.gather(
+        *(store.append(created.id, turn(i), request_id="same") for i in range(8)),
+        return_exceptions=True,
+    )
+    stored = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, TurnAlreadyRecorded)]
+    assert len(stored) == 1 and len(refused) == 7
+    got = await store.get(created.id)
+    assert got.message_count == len(OPENING) + 2
 
 
 async def test_summary_is_recorded_and_nothing_is_lost(store: ConversationStore) -> None:

@@ -300,3 +300,28 @@ def conversation_to_pb(
             budget -= size
         out.messages.append(item)
     return out
+
+
+def replayed_response_pb(request_id: str, text: str) -> pb.GenerateResponse:
+    """The reply to a Generate whose turn was already recorded: its stored answer."""
+    return pb.GenerateResponse(
+        text=text,
+        finish_reason=pb.FINISH_REASON_STOP,
+        usage=pb.Usage(),
+        request_id=request_id,
+        replayed=True,
+    )
+
+
+def replayed_stream_pb(request_id: str, text: str) -> list[pb.GenerateStreamResponse]:
+    """A GenerateStream whose turn was already recorded: start, the stored answer as one
+    delta, finish."""
+    return [
+        pb.GenerateStreamResponse(start=pb.StreamStart(request_id=request_id)),
+        pb.GenerateStreamResponse(delta=pb.TextDelta(text=text)),
+        pb.GenerateStreamResponse(
+            finish=pb.StreamFinish(
+                finish_reason=pb.FINISH_REASON_STOP, usage=pb.Usage(), replayed=True
+            )
+        ),
+    ]

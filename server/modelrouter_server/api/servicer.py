@@ -32,7 +32,7 @@ from modelrouter_server.domain import (
     Usage,
 )
 from modelrouter_server.errors import RequestError
-from modelrouter_server.generation import Generation, StreamClosed
+from modelrouter_server.generation import Generation, ReplayedTurn, StreamClosed
 from modelrouter_server.observability import Metrics
 from modelrouter_server.resilience import (
     BreakerRegistry,
@@ -142,6 +142,17 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         )
         self._d.metrics.observe_request(rpc=rpc, code="CANCELLED", latency_s=latency_s)
 
+    def _replayed(self, rpc: str, started: float, request_id: str) -> None:
+        """A turn answered from the conversation: no model, attempts, tokens or cost."""
+        latency_s = time.monotonic() - started
+        log.info(
+            "request_replayed",
+            rpc=rpc,
+            request_id=request_id,
+            latency_ms=round(latency_s * 1000, 1),
+        )
+        self._d.metrics.observe_request(rpc=rpc, code="OK", latency_s=latency_s)
+
     def _finished(
         self,
         *,
@@ -219,6 +230,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             raise
         except Exception as exc:  # every failure leaves as a status, none as UNKNOWN
             await self._abort(context, exc, rpc="Generate", started=started, request_id=request_id)
+        if isinstance(outcome, ReplayedTurn):
+            self._replayed("Generate", started, request_id)
+            return convert.replayed_response_pb(outcome.request_id, outcome.text)
         result = outcome.result
         completion = result.completion
         attempts = _attempts_pb(result.attempts)
@@ -238,7 +252,8 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             refusal=completion.refusal,
         )
         return pb.GenerateResponse(
-            text=completion.text,
+            text=completion.text if outcome.replayed_text is None else outcome.replayed_text,
+            replayed=outcome.replayed_text is not None,
             model=result.candidate.model_id,
             provider=result.candidate.provider,
             finish_reason=convert.finish_reason_to_pb(completion.finish_reason),
@@ -264,6 +279,13 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
             with self._d.metrics.track_stream():
                 async with aclosing(events):
                     async for event in events:
+                        if isinstance(event, ReplayedTurn):
+                            for replayed in convert.replayed_stream_pb(
+                                event.request_id, event.text
+                            ):
+                                yield replayed
+                            self._replayed("GenerateStream", state.started, state.request_id)
+                            continue
                         response = self._stream_response(state, event)
                         if response is not None:
                             yield response

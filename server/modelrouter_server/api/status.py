@@ -21,6 +21,8 @@ STATUS_TABLE: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
     (errors.RequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.ConversationNotFound, grpc.StatusCode.NOT_FOUND),
     (errors.StoreError, grpc.StatusCode.UNAVAILABLE),
+    # A concurrency conflict the caller resolves by repeating the call (which replays).
+    (errors.TurnAlreadyRecorded, grpc.StatusCode.ABORTED),
     (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.ContextWindowExceeded, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.InvalidProviderRequest, grpc.StatusCode.INVALID_ARGUMENT),

@@ -17,6 +17,7 @@ DEFAULT_TIMEOUT_S = 300.0
 EXIT_OK = 0
 EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: a service the command needs is not usable
 EXIT_INTERRUPTED = 130  # the shell convention for a command ended by SIGINT
 
 TASKS: dict[str, pb.Task.ValueType] = {

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from modelrouter_server.cli._common import EXIT_OK, EXIT_USAGE
+from modelrouter_server.cli._common import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     # (provider SDKs, tokenizers), and `modelrouter chat` should start quickly.
     from modelrouter_server.app import serve
     from modelrouter_server.config import ConfigError
+    from modelrouter_server.errors import StoreError
 
     config: Path | None = args.config
     host: str | None = args.host
@@ -32,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"modelrouter: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:
+        # The store's message already names it and the cause (a damaged or missing file,
+        # an unreachable Redis): a traceback would only hide that line.
+        print(f"modelrouter: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

@@ -51,14 +51,28 @@ def encode_page_token(created_us: int, conversation_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_us}:{conversation_id}".encode()).decode()
 
 
+MAX_STAMP_US = 10**17 - 1
+"""The largest creation time a page token may name: beyond any real timestamp (year 5138),
+inside SQLite's INTEGER and the Redis index's fixed-width members."""
+
+_MAX_TOKEN_LENGTH = 512
+
+
 def decode_page_token(token: str) -> tuple[int, str]:
+    """The (created, id) a page token names. A token that does not parse or does not fit
+    (a 30-digit time, an id no store could hold) is the caller's error, on every store."""
     try:
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise ValueError("too long")
         created, _, conversation_id = (
             base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         )
-        if not conversation_id:
-            raise ValueError("no id")
-        return int(created), conversation_id
+        if not conversation_id or not created.isascii() or not created.isdigit():
+            raise ValueError("not <created>:<id>")
+        created_us = int(created)
+        if created_us > MAX_STAMP_US:
+            raise ValueError("creation time out of range")
+        return created_us, conversation_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise RequestError("page_token", "not a token from a previous response") from exc
 

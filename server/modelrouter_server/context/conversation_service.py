@@ -35,6 +35,10 @@ class ConversationTurn:
     conversation_id: str
     history: tuple[StoredMessage, ...]
     new_messages: tuple[Message, ...]
+    request_id: str = ""
+    recorded: tuple[StoredMessage, ...] = ()
+    """The messages an earlier turn with `request_id` stored (empty when there was none):
+    the new messages it added, then its reply."""
 
     @property
     def messages(self) -> tuple[Message, ...]:
@@ -89,12 +93,20 @@ class ConversationService:
             raise ConversationNotFound(conversation_id, field=field) from None
 
     async def open_turn(
-        self, conversation_id: str, new_messages: Sequence[Message]
+        self, conversation_id: str, new_messages: Sequence[Message], request_id: str = ""
     ) -> ConversationTurn:
-        """The history to send (summaries in place of what they replace) and the new
-        messages; `ConversationNotFound` for an unknown id."""
+        """The history to send (summaries in place of what they replace), the new messages,
+        and what a turn with `request_id` already stored; `ConversationNotFound` for an
+        unknown id."""
         conversation = await self._store.get(conversation_id)
-        return ConversationTurn(conversation_id, conversation.history(), tuple(new_messages))
+        recorded = (
+            tuple(m for m in conversation.messages if m.request_id == request_id)
+            if request_id
+            else ()
+        )
+        return ConversationTurn(
+            conversation_id, conversation.history(), tuple(new_messages), request_id, recorded
+        )
 
     async def prompt_messages(
         self, conversation_id: str, new_messages: Sequence[Message]
@@ -112,9 +124,16 @@ class ConversationService:
         fitted: FittedPrompt | None = None,
     ) -> AppendResult:
         """Append the turn's new messages and the reply, counted for `model_id`, with the
-        summary of `fitted` (the serving candidate's fit) when it made one."""
+        summary of `fitted` (the serving candidate's fit) when it made one, under the
+        turn's request id (`TurnAlreadyRecorded` if another call stored that id first)."""
         answer = reply if isinstance(reply, Message) else Message(Role.ASSISTANT, reply)
         added = (*turn.new_messages, answer)
         tokens = self._counter.message_tokens(model_id, added)
         summary = fitted.summary_record if fitted is not None else None
-        return await self._store.append(turn.conversation_id, added, tokens=tokens, summary=summary)
+        return await self._store.append(
+            turn.conversation_id,
+            added,
+            tokens=tokens,
+            summary=summary,
+            request_id=turn.request_id,
+        )

@@ -28,7 +28,7 @@ from modelrouter_server.context.store import (
     SummaryRecord,
 )
 from modelrouter_server.domain import Message
-from modelrouter_server.errors import ConversationNotFound
+from modelrouter_server.errors import ConversationNotFound, TurnAlreadyRecorded
 
 
 @dataclass
@@ -93,14 +93,19 @@ class MemoryStore:
         *,
         tokens: Sequence[int] | None = None,
         summary: SummaryRecord | None = None,
+        request_id: str = "",
     ) -> AppendResult:
         counts = check_append(messages, tokens)
         row = self._row(conversation_id)
+        if request_id and any(m.request_id == request_id for m in row.messages):
+            raise TurnAlreadyRecorded(conversation_id, request_id)
         stamp = self._stamp()
         created = from_us(stamp)
         base = len(row.messages)
         added = [
-            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            StoredMessage(
+                seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id
+            )
             for i, (m, n) in enumerate(zip(messages, counts, strict=True))
         ]
         row.messages.extend(added)

@@ -7,11 +7,14 @@ Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
     <prefix>conv:{<id>}            hash: created_us, updated_us, metadata (JSON), member
     <prefix>conv:{<id>}:msgs       list: one JSON message per seq (the index is the seq)
     <prefix>conv:{<id>}:by         hash: replaced seq -> the seq of the summary replacing it
+    <prefix>conv:{<id>}:req        hash: request id -> the first seq of the turn it added
 
 Appending runs as one Lua script, which Redis executes atomically across every client: it
 reads the list length as the first new seq and pushes the turn in the same step, so
 concurrent turns from any number of replicas get distinct, gap-free seqs. The script does
-every check before its first write, so a refused append writes nothing.
+every check before its first write, so a refused append writes nothing; that includes a
+turn whose request id is already in the conversation (checked and recorded in the same
+script, so two replicas appending the same id cannot both succeed).
 
 The client never retries on its own: an append that timed out may have been applied, and
 retrying it could store the turn twice. A failure surfaces as `StoreError` instead.
@@ -25,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -51,14 +55,16 @@ from modelrouter_server.context.store import (
     new_conversation,
 )
 from modelrouter_server.domain import Message
-from modelrouter_server.errors import ConversationNotFound, StoreError
+from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
+
+log = structlog.get_logger(__name__)
 
 # Larger than any microsecond timestamp for centuries; keeps members fixed-width.
 _INVERT_FROM = 10**17 - 1
 
 _APPEND = """
-local conv, msgs, by = KEYS[1], KEYS[2], KEYS[3]
+local conv, msgs, by, req = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local t = redis.call('TYPE', conv).ok
 if t == 'none' then return {-1, -1} end
 if t ~= 'hash' then return redis.error_reply('corrupt store: ' .. conv .. ' is a ' .. t) end
@@ -70,10 +76,16 @@ t = redis.call('TYPE', by).ok
 if t ~= 'hash' and t ~= 'none' then
   return redis.error_reply('corrupt store: ' .. by .. ' is a ' .. t)
 end
+t = redis.call('TYPE', req).ok
+if t ~= 'hash' and t ~= 'none' then
+  return redis.error_reply('corrupt store: ' .. req .. ' is a ' .. t)
+end
+local rid = ARGV[2]
+if rid ~= '' and redis.call('HEXISTS', req, rid) == 1 then return {-2, -1} end
 local base = redis.call('LLEN', msgs)
-local n = tonumber(ARGV[2])
-local summary = ARGV[3 + n]
-local first = 4 + n
+local n = tonumber(ARGV[3])
+local summary = ARGV[4 + n]
+local first = 5 + n
 local apply = summary ~= '' and #ARGV >= first
 if apply then
   for i = first, #ARGV do
@@ -84,7 +96,8 @@ if apply then
     end
   end
 end
-for i = 1, n do redis.call('RPUSH', msgs, ARGV[2 + i]) end
+for i = 1, n do redis.call('RPUSH', msgs, ARGV[3 + i]) end
+if rid ~= '' then redis.call('HSET', req, rid, base) end
 local summary_seq = -1
 if apply then
   summary_seq = base + n
@@ -99,15 +112,23 @@ _DELETE = """
 local conv = KEYS[1]
 if redis.call('EXISTS', conv) == 0 then return 0 end
 local member = redis.call('HGET', conv, 'member')
-redis.call('DEL', conv, KEYS[2], KEYS[3])
+redis.call('DEL', conv, KEYS[2], KEYS[3], KEYS[5])
 if member then redis.call('ZREM', KEYS[4], member) end
 return 1
 """
 
 
-def _message_json(message: Message, tokens: int, created_us: int, summarizes: Sequence[int]) -> str:
+def _message_json(
+    message: Message,
+    tokens: int,
+    created_us: int,
+    summarizes: Sequence[int],
+    request_id: str = "",
+) -> str:
     fields = message_fields(message)
     fields.update(tokens=tokens, created_us=created_us, summarizes=list(summarizes))
+    if request_id:
+        fields["request_id"] = request_id
     return json.dumps(fields, separators=(",", ":"))
 
 
@@ -122,6 +143,7 @@ def _stored_message(seq: int, raw: str, summarized_by: int | None) -> StoredMess
         created_at=from_us(int(fields["created_us"])),
         summarized_by=summarized_by,
         summarizes=tuple(int(s) for s in fields["summarizes"]),
+        request_id=str(fields.get("request_id", "")),
     )
 
 
@@ -168,6 +190,9 @@ class RedisStore:
     def _keys(self, conversation_id: str) -> tuple[str, str, str]:
         conv = f"{self._prefix}conv:{{{conversation_id}}}"
         return conv, f"{conv}:msgs", f"{conv}:by"
+
+    def _request_key(self, conversation_id: str) -> str:
+        return f"{self._prefix}conv:{{{conversation_id}}}:req"
 
     @property
     def _index(self) -> str:
@@ -231,7 +256,7 @@ class RedisStore:
                 for seq, raw in enumerate(raw_messages)
             )
             return self._conversation(conversation_id, head, messages, len(messages))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
             raise self._corrupt(what, exc) from exc
 
     async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
@@ -254,13 +279,20 @@ class RedisStore:
             pipe.llen(msgs)
         replies = await self._call("list", pipe.execute()) if ids else []
         page: builtins.list[Conversation] = []
-        try:
-            for i, conversation_id in enumerate(ids):
-                head, count = replies[2 * i], replies[2 * i + 1]
-                if head:  # deleted between the two reads: leave it out
-                    page.append(self._conversation(conversation_id, head, (), int(count)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise self._corrupt("list", exc) from exc
+        for i, conversation_id in enumerate(ids):
+            head, count = replies[2 * i], replies[2 * i + 1]
+            if not head:  # deleted between the two reads: leave it out
+                continue
+            try:
+                page.append(self._conversation(conversation_id, head, (), int(count)))
+            except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
+                # One damaged conversation must not hide every other one from every caller.
+                log.warning(
+                    "conversation_unreadable",
+                    store=self._where,
+                    conversation_id=quote(conversation_id),
+                    error=str(exc),
+                )
         token = ""
         if len(members) > size:
             last = members[size - 1]
@@ -270,8 +302,10 @@ class RedisStore:
 
     async def delete(self, conversation_id: str) -> None:
         conv, msgs, by = self._keys(conversation_id)
+        req = self._request_key(conversation_id)
         deleted = await self._call(
-            f"delete {quote(conversation_id)}", self._delete(keys=[conv, msgs, by, self._index])
+            f"delete {quote(conversation_id)}",
+            self._delete(keys=[conv, msgs, by, self._index, req]),
         )
         if int(deleted) == 0:
             raise ConversationNotFound(conversation_id)
@@ -283,11 +317,15 @@ class RedisStore:
         *,
         tokens: Sequence[int] | None = None,
         summary: SummaryRecord | None = None,
+        request_id: str = "",
     ) -> AppendResult:
         counts = check_append(messages, tokens)
         stamp = self._stamp()
-        args: builtins.list[str] = [str(stamp), str(len(messages))]
-        args.extend(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True))
+        args: builtins.list[str] = [str(stamp), request_id, str(len(messages))]
+        args.extend(
+            _message_json(m, n, stamp, (), request_id)
+            for m, n in zip(messages, counts, strict=True)
+        )
         # A summary replacing a seq twice is malformed: it is not sent, so it is not stored.
         if summary is not None and len(set(summary.replaces)) == len(summary.replaces):
             args.append(_message_json(summary.message, summary.tokens, stamp, summary.replaces))
@@ -296,14 +334,21 @@ class RedisStore:
             args.append("")
         reply = await self._call(
             f"append to {quote(conversation_id)}",
-            self._append(keys=list(self._keys(conversation_id)), args=args),
+            self._append(
+                keys=[*self._keys(conversation_id), self._request_key(conversation_id)],
+                args=args,
+            ),
         )
         base, summary_seq = int(reply[0]), int(reply[1])
+        if base == -2:
+            raise TurnAlreadyRecorded(conversation_id, request_id)
         if base < 0:
             raise ConversationNotFound(conversation_id)
         created = from_us(stamp)
         stored = tuple(
-            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            StoredMessage(
+                seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id
+            )
             for i, (m, n) in enumerate(zip(messages, counts, strict=True))
         )
         stored_summary = None

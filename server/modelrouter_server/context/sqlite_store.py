@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from modelrouter_server.context._records import (
     Stamps,
     check_append,
@@ -46,12 +48,13 @@ from modelrouter_server.context.store import (
     new_conversation,
 )
 from modelrouter_server.domain import Message
-from modelrouter_server.errors import ConversationNotFound, StoreError
+from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -73,12 +76,21 @@ CREATE TABLE IF NOT EXISTS messages (
     created_us INTEGER NOT NULL,
     summarized_by INTEGER,
     summarizes TEXT NOT NULL,
+    request_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (conversation_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_request ON messages (conversation_id, request_id)
+    WHERE request_id <> '';
 """
 
+_MIGRATIONS = {
+    # 1 -> 2: the request id of the turn that added each message (idempotent turns).
+    1: "ALTER TABLE messages ADD COLUMN request_id TEXT NOT NULL DEFAULT ''",
+}
+
 _MESSAGE_COLUMNS = (
-    "seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes"
+    "seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes,"
+    " request_id"
 )
 
 
@@ -87,22 +99,33 @@ class _Corrupt(Exception):
 
 
 def _message_row(row: Sequence[Any]) -> StoredMessage:
-    seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes = row
+    (
+        seq,
+        role,
+        content,
+        pinned,
+        importance,
+        tokens,
+        created_us,
+        summarized_by,
+        summarizes,
+        request_id,
+    ) = row
     try:
         message = message_from_fields(
             {"role": role, "content": content, "pinned": pinned, "importance": importance}
         )
-        replaces = tuple(int(s) for s in json.loads(summarizes))
-    except (ValueError, KeyError, TypeError) as exc:
+        return StoredMessage(
+            seq=int(seq),
+            message=message,
+            tokens=int(tokens),
+            created_at=from_us(int(created_us)),
+            summarized_by=None if summarized_by is None else int(summarized_by),
+            summarizes=tuple(int(s) for s in json.loads(summarizes)),
+            request_id=str(request_id),
+        )
+    except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
         raise _Corrupt(f"message seq {seq}: {exc}") from exc
-    return StoredMessage(
-        seq=int(seq),
-        message=message,
-        tokens=int(tokens),
-        created_at=from_us(int(created_us)),
-        summarized_by=None if summarized_by is None else int(summarized_by),
-        summarizes=replaces,
-    )
 
 
 def _insert_message(
@@ -113,10 +136,11 @@ def _insert_message(
     tokens: int,
     created_us: int,
     summarizes: Sequence[int] = (),
+    request_id: str = "",
 ) -> None:
     db.execute(
         f"INSERT INTO messages (conversation_id, {_MESSAGE_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
         (
             conversation_id,
             seq,
@@ -127,6 +151,7 @@ def _insert_message(
             tokens,
             created_us,
             json.dumps(list(summarizes)),
+            request_id,
         ),
     )
 
@@ -170,10 +195,9 @@ class SQLiteStore:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, _SCHEMA_VERSION):
+                if version not in (0, *_MIGRATIONS, _SCHEMA_VERSION):
                     raise sqlite3.DatabaseError(f"unknown schema version {version}")
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                _migrate(db, version)
             except BaseException:
                 db.close()
                 raise
@@ -269,14 +293,22 @@ class SQLiteStore:
             ).fetchall()
 
         rows = await self._run("list", work)
-        try:
-            page = tuple(_conversation(r[0], r[1:], []) for r in rows[:size])
-        except _Corrupt as exc:
-            raise StoreError(f"sqlite store {self._path}: list: unreadable data: {exc}") from exc
+        page: builtins.list[Conversation] = []
+        for row in rows[:size]:
+            try:
+                page.append(_conversation(str(row[0]), row[1:], []))
+            except _Corrupt as exc:
+                # One damaged row must not hide every other conversation from every caller.
+                log.warning("conversation_unreadable", store=self._path, error=str(exc))
         token = ""
         if len(rows) > size:
-            token = encode_page_token(int(rows[size - 1][1]), str(rows[size - 1][0]))
-        return ConversationPage(page, token)
+            # The cursor is the last row whose sort key is a number; a damaged key on the
+            # last row only moves the next page's start back, never skips a conversation.
+            for row in reversed(rows[:size]):
+                if isinstance(row[1], int):
+                    token = encode_page_token(row[1], str(row[0]))
+                    break
+        return ConversationPage(tuple(page), token)
 
     async def delete(self, conversation_id: str) -> None:
         def work(db: sqlite3.Connection) -> int:
@@ -297,20 +329,34 @@ class SQLiteStore:
         *,
         tokens: Sequence[int] | None = None,
         summary: SummaryRecord | None = None,
+        request_id: str = "",
     ) -> AppendResult:
         counts = check_append(messages, tokens)
         stamp = self._stamp()
 
-        def work(db: sqlite3.Connection) -> tuple[int, int | None] | None:
-            def add() -> tuple[int, int | None] | None:
+        def work(db: sqlite3.Connection) -> tuple[int, int | None] | bool | None:
+            def add() -> tuple[int, int | None] | bool | None:
                 head = db.execute(
                     "SELECT message_count FROM conversations WHERE id = ?", (conversation_id,)
                 ).fetchone()
                 if head is None:
                     return None
+                # Inside the write transaction: no other writer can record the id between
+                # this check and the inserts.
+                if (
+                    request_id
+                    and db.execute(
+                        "SELECT 1 FROM messages WHERE conversation_id = ? AND request_id = ?"
+                        " LIMIT 1",
+                        (conversation_id, request_id),
+                    ).fetchone()
+                ):
+                    return False
                 base = int(head[0])
                 for i, (message, n) in enumerate(zip(messages, counts, strict=True)):
-                    _insert_message(db, conversation_id, base + i, message, n, stamp)
+                    _insert_message(
+                        db, conversation_id, base + i, message, n, stamp, request_id=request_id
+                    )
                 end = base + len(messages)
                 summary_seq = None
                 if summary is not None and _summary_applies(db, conversation_id, summary, base):
@@ -341,10 +387,15 @@ class SQLiteStore:
         allocated = await self._run(f"append to {quote(conversation_id)}", work)
         if allocated is None:
             raise ConversationNotFound(conversation_id)
+        if allocated is False:
+            raise TurnAlreadyRecorded(conversation_id, request_id)
+        assert not isinstance(allocated, bool)
         base, summary_seq = allocated
         created = from_us(stamp)
         stored = tuple(
-            StoredMessage(seq=base + i, message=m, tokens=n, created_at=created)
+            StoredMessage(
+                seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id
+            )
             for i, (m, n) in enumerate(zip(messages, counts, strict=True))
         )
         stored_summary = None
@@ -386,14 +437,30 @@ def _conversation(
 ) -> Conversation:
     created_us, updated_us, metadata, message_count = head
     try:
-        meta = metadata_from_json(metadata)
-    except ValueError as exc:
-        raise _Corrupt(f"conversation {conversation_id}: metadata: {exc}") from exc
-    return Conversation(
-        id=conversation_id,
-        created_at=from_us(int(created_us)),
-        updated_at=from_us(int(updated_us)),
-        metadata=meta,
-        messages=tuple(messages),
-        message_count=int(message_count),
-    )
+        return Conversation(
+            id=conversation_id,
+            created_at=from_us(int(created_us)),
+            updated_at=from_us(int(updated_us)),
+            metadata=metadata_from_json(metadata),
+            messages=tuple(messages),
+            message_count=int(message_count),
+        )
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        raise _Corrupt(f"conversation {quote(conversation_id)}: {exc}") from exc
+
+
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a file at schema `version` (0: new) to the current schema, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if version:
+            for step in range(version, _SCHEMA_VERSION):
+                db.execute(_MIGRATIONS[step])
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -7,7 +7,12 @@ conversations), `MemoryStore` (tests, throwaway servers). Every implementation:
   or its data is unreadable, and then has written nothing;
 - allocates seqs atomically in `append`, so concurrent turns on one conversation (in one
   process or across replicas) neither lose nor duplicate a message;
-- never deletes a message from a conversation (only `delete` removes a whole conversation).
+- never deletes a message from a conversation (only `delete` removes a whole conversation);
+- records a turn's request id with its messages and refuses (`TurnAlreadyRecorded`, nothing
+  written) a second append with the same id to the same conversation, atomically;
+- answers a page token that does not parse with `RequestError` on `page_token`, and leaves a
+  conversation whose stored values do not parse out of `list` (logged) rather than failing
+  the whole page.
 
 A conversation's messages are numbered by `seq` from 0 with no gaps, in the order they were
 appended. Nothing is ever deleted from a conversation: when older messages are summarized, the
@@ -172,10 +177,13 @@ class ConversationStore(Protocol):
         *,
         tokens: Sequence[int] | None = None,
         summary: SummaryRecord | None = None,
+        request_id: str = "",
     ) -> AppendResult:
         """Atomically add one turn (the caller's new messages and the reply) at the next
         seqs, and record `summary` (as a message after them) if none of the seqs it replaces
-        has been summarized meanwhile."""
+        has been summarized meanwhile. A non-empty `request_id` is stored with each of the
+        turn's messages; if a message of the conversation already has it, raise
+        `TurnAlreadyRecorded` and write nothing."""
         ...
 
     async def aclose(self) -> None:

@@ -398,8 +398,11 @@ class GenerateRequest(_message.Message):
     request_id: _builtins.str
     """The caller's id for this request; echoed in logs. Generated when empty. With
     `conversation_id`, it makes the turn idempotent: when a turn with this id is already
-    recorded in the conversation, the recorded answer is returned (`replayed`) and
-    nothing is called or appended. At most 128 characters.
+    recorded in the conversation (with the same messages), the recorded answer is
+    returned (`replayed`) and nothing is called or appended. Of two calls with one id at
+    once, the first to record wins; the other answers with the winner's text (Generate)
+    or ends with ABORTED (GenerateStream, whose own text has gone out; repeating it
+    replays). At most 128 characters.
     """
     disable_fallback: _builtins.bool
     """Use only `model` (or the route's first candidate): no fallback to others."""
@@ -610,8 +613,10 @@ class GenerateResponse(_message.Message):
     thinking: _builtins.str
     """Extended thinking text, when requested and returned."""
     replayed: _builtins.bool
-    """True when this is the answer already recorded for `request_id` in the conversation:
-    no model was called (model, provider and usage are empty).
+    """True when this is the answer already recorded for `request_id` in the conversation.
+    Usually no model was called (model, provider and usage are empty); when a concurrent
+    call with the same id recorded its turn first, this call's model call is reported
+    (model, usage, attempts) but `text` is the recorded answer.
     """
     provider_model: _builtins.str
     """The model the provider says answered (e.g. a dated snapshot such as
