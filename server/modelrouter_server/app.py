@@ -18,7 +18,8 @@ import structlog
 
 from modelrouter_server.api.server import GrpcServer
 from modelrouter_server.api.servicer import ModelRouterServicer, ServicerDeps
-from modelrouter_server.config import ProviderKind, RouterConfig, load_config
+from modelrouter_server.api.tls import server_credentials
+from modelrouter_server.config import ProviderKind, RouterConfig, check_exposure, load_config
 from modelrouter_server.context import (
     ContextManager,
     ConversationService,
@@ -86,7 +87,15 @@ class App:
         emulator: Emulator | None = None,
     ) -> App:
         """Build and serve. `emulator`: a running one to use instead of starting one
-        (tests script it); the caller keeps owning it."""
+        (tests script it); the caller keeps owning it. `ConfigError` when the config is
+        unsafe to serve (no auth on a network address) or its TLS files are unreadable."""
+        listen = host or config.server.host
+        exposed = check_exposure(config, listen)
+        if exposed is not None:
+            log.warning("unauthenticated", detail=exposed)
+        tls = config.server.tls
+        # Read before anything starts, so unreadable files fail start-up with nothing to undo.
+        credentials = server_credentials(tls) if tls is not None else None
         owned = False
         if emulator is None and needs_emulator(config, env=env):
             emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
@@ -140,13 +149,15 @@ class App:
                 emulated_providers=emulated,
             )
         )
-        grpc_server = GrpcServer(servicer, limits=config.limits)
+        grpc_server = GrpcServer(
+            servicer, limits=config.limits, reflection_enabled=config.server.reflection
+        )
         bound = await grpc_server.start(
-            host or config.server.host, config.server.port if port is None else port
+            listen, config.server.port if port is None else port, credentials=credentials
         )
         wanted_metrics = config.server.metrics_port if metrics_port is None else metrics_port
         bound_metrics = (
-            metrics.start_http(host or config.server.host, wanted_metrics)
+            metrics.start_http(config.server.metrics_host, wanted_metrics)
             if wanted_metrics
             else None
         )
@@ -184,7 +195,7 @@ async def serve(
     log.info(
         "serving",
         address=f"{host or config.server.host}:{app.port}",
-        metrics=f"http://{host or config.server.host}:{app.metrics_port}/metrics"
+        metrics=f"http://{config.server.metrics_host}:{app.metrics_port}/metrics"
         if app.metrics_port
         else "off",
         emulated=app.emulator is not None,

@@ -11,6 +11,7 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, generate_request
 from modelrouter_client.aio import AsyncModelRouterClient
+from modelrouter_client.connect import TlsFiles, auth_metadata
 from modelrouter_client.messages import assistant, system, user
 from modelrouter_client.sync import ModelRouterClient
 
@@ -18,7 +19,9 @@ __all__ = [
     "AsyncModelRouterClient",
     "GenerateOptions",
     "ModelRouterClient",
+    "TlsFiles",
     "assistant",
+    "auth_metadata",
     "generate_request",
     "pb",
     "pb_grpc",

@@ -11,6 +11,7 @@ from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, as_messages, generate_request
+from modelrouter_client.connect import TlsFiles, aio_channel
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -29,9 +30,13 @@ class AsyncModelRouterClient:
         *,
         channel: grpc.aio.Channel | None = None,
         default_timeout: float | None = 300.0,
+        tls: TlsFiles | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """`tls`: connect with TLS (a client certificate in it for mTLS); `api_key`: sent
+        as `authorization: Bearer <key>` on every call. Both are ignored with `channel`."""
         self.target = target
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._channel = channel or aio_channel(target, tls=tls, api_key=api_key)
         self._stub = pb_grpc.ModelRouterStub(self._channel)
         self._default_timeout = default_timeout
 

@@ -6,20 +6,25 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Unpack
 
-import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, as_messages, generate_request
+from modelrouter_client.connect import TlsFiles, sync_channel
 
 
 class ModelRouterClient:
     """A blocking modelrouter client; the same calls as `AsyncModelRouterClient`."""
 
     def __init__(
-        self, target: str = "127.0.0.1:50051", *, default_timeout: float | None = 300.0
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        default_timeout: float | None = 300.0,
+        tls: TlsFiles | None = None,
+        api_key: str | None = None,
     ) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = sync_channel(target, tls=tls, api_key=api_key)
         self._stub = pb_grpc.ModelRouterStub(self._channel)
         self._default_timeout = default_timeout
 

@@ -23,6 +23,7 @@ class GrpcServer:
         *,
         limits: LimitsConfig,
         max_concurrent_rpcs: int = 4096,
+        reflection_enabled: bool = True,
     ) -> None:
         self._server = grpc.aio.server(
             maximum_concurrent_rpcs=max_concurrent_rpcs,
@@ -37,14 +38,21 @@ class GrpcServer:
         pb_grpc.add_ModelRouterServicer_to_server(servicer, self._server)
         self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        if reflection_enabled:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            )
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and serve; returns the bound port (useful with port 0)."""
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+    async def start(
+        self, host: str, port: int, *, credentials: grpc.ServerCredentials | None = None
+    ) -> int:
+        """Bind and serve (TLS with `credentials`); returns the bound port (useful with 0)."""
+        address = f"{host}:{port}"
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot bind {host}:{port}")
         await self._server.start()

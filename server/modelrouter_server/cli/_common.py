@@ -4,12 +4,13 @@ turning an RPC error into one line on stderr."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from typing import TextIO
 
 import grpc
-from modelrouter_client import pb
+from modelrouter_client import AsyncModelRouterClient, TlsFiles, pb
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 300.0
@@ -33,10 +34,17 @@ TASKS: dict[str, pb.Task.ValueType] = {
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Where the router is and how long each call may take."""
+    """Where the router is, how to reach it, and how long each call may take."""
 
     target: str
     timeout_s: float
+    tls: TlsFiles | None = None
+    api_key: str | None = None
+
+    def client(self) -> AsyncModelRouterClient:
+        return AsyncModelRouterClient(
+            self.target, default_timeout=self.timeout_s, tls=self.tls, api_key=self.api_key
+        )
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +60,32 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"deadline of each call (default {DEFAULT_TIMEOUT_S:g})",
     )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="API key (default: $MODELROUTER_API_KEY); prefer the variable, since "
+        "arguments show in the process list",
+    )
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument(
+        "--ca-file", default=None, metavar="PEM", help="CA to verify the router (implies --tls)"
+    )
+    parser.add_argument(
+        "--cert-file", default=None, metavar="PEM", help="client certificate, for mTLS"
+    )
+    parser.add_argument("--key-file", default=None, metavar="PEM", help="its private key")
 
 
 def connection_from(args: argparse.Namespace) -> Connection:
-    return Connection(target=str(args.target), timeout_s=float(args.timeout))
+    ca, cert, key = args.ca_file, args.cert_file, args.key_file
+    tls = TlsFiles(ca, cert, key) if args.tls or ca or cert or key else None
+    return Connection(
+        target=str(args.target),
+        timeout_s=float(args.timeout),
+        tls=tls,
+        api_key=args.api_key or os.environ.get("MODELROUTER_API_KEY") or None,
+    )
 
 
 def positive_float(text: str) -> float:

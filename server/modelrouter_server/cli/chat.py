@@ -141,7 +141,7 @@ class ChatSession:
 
     async def _connect(self) -> AsyncModelRouterClient | None:
         connection = self._settings.connection
-        client = AsyncModelRouterClient(connection.target, default_timeout=connection.timeout_s)
+        client = connection.client()
         try:
             models = await client.list_models(timeout=min(connection.timeout_s, _CONNECT_TIMEOUT_S))
         except grpc.aio.AioRpcError as exc:

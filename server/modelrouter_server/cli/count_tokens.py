@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 
 import grpc
-from modelrouter_client import AsyncModelRouterClient, pb, system, user
+from modelrouter_client import pb, system, user
 
 from modelrouter_server.cli._common import (
     EXIT_OK,
@@ -68,9 +68,7 @@ async def count_tokens(settings: CountSettings) -> int:
     if settings.system_prompt:
         messages.insert(0, system(settings.system_prompt))
     connection = settings.connection
-    async with AsyncModelRouterClient(
-        connection.target, default_timeout=connection.timeout_s
-    ) as client:
+    async with connection.client() as client:
         try:
             response = await client.count_tokens(messages, model=settings.model)
         except grpc.aio.AioRpcError as exc:

@@ -91,9 +91,7 @@ async def generate(settings: GenerateSettings) -> int:
     if settings.system_prompt:
         messages.insert(0, system(settings.system_prompt))
     connection = settings.connection
-    async with AsyncModelRouterClient(
-        connection.target, default_timeout=connection.timeout_s
-    ) as client:
+    async with connection.client() as client:
         try:
             if settings.stream:
                 return await _stream(client, messages, settings)

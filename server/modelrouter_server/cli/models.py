@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 import grpc
-from modelrouter_client import AsyncModelRouterClient, pb
+from modelrouter_client import pb
 
 from modelrouter_server.cli._common import (
     EXIT_OK,
@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def list_models(connection: Connection) -> int:
-    async with AsyncModelRouterClient(
-        connection.target, default_timeout=connection.timeout_s
-    ) as client:
+    async with connection.client() as client:
         try:
             models = await client.list_models()
         except grpc.aio.AioRpcError as exc:
