@@ -10,7 +10,7 @@ import sys
 import httpx2
 import openai
 import pytest
-from modelrouter_server.emulator import Emulator
+from modelrouter_server.emulator import Behavior, Emulator
 
 from .support import API_KEY, GPT_4O_MINI, gpt_user
 
@@ -72,7 +72,7 @@ async def test_admin_requests_lists_records_without_the_key(
     emulator: Emulator, gpt: openai.AsyncOpenAI, http: httpx2.AsyncClient
 ) -> None:
     await gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO)
-    response = await http.get(f"{emulator.base_url}/_emulator/requests")
+    response = await http.get(f"{emulator.base_url}/_emulator/requests?finished=1")
 
     [record] = response.json()
     assert record["model"] == GPT_4O_MINI
@@ -82,6 +82,51 @@ async def test_admin_requests_lists_records_without_the_key(
     assert API_KEY not in response.text
     disconnects = await http.get(f"{emulator.base_url}/_emulator/disconnects")
     assert disconnects.json() == []
+
+
+async def test_admin_waits_answer_when_the_event_happens(
+    emulator: Emulator, gpt: openai.AsyncOpenAI, http: httpx2.AsyncClient
+) -> None:
+    emulator.set_behavior("*", Behavior(latency_s=3600))
+    call = asyncio.create_task(gpt.chat.completions.create(model=GPT_4O_MINI, messages=HELLO))
+    arrived = await http.get(f"{emulator.base_url}/_emulator/requests?arrived=1")
+    waiting = asyncio.create_task(http.get(f"{emulator.base_url}/_emulator/disconnects?count=1"))
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    gone = await waiting
+
+    [record] = arrived.json()
+    assert record["outcome"] is None and record["body"]["messages"] == HELLO
+    [disconnect] = gone.json()
+    assert disconnect["request_id"] == record["id"]
+
+
+async def test_admin_wait_that_never_comes_true_is_504(
+    emulator: Emulator, http: httpx2.AsyncClient
+) -> None:
+    response = await http.get(f"{emulator.base_url}/_emulator/requests?finished=1&timeout=0.05")
+
+    assert response.status_code == 504
+    assert response.json() == {"error": "finished: 0 of 1 after 0.05 s"}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("arrived=-1", "arrived must be an integer >= 0"),
+        ("count=x", "count must be an integer >= 0"),
+        ("count=1&timeout=61", "timeout must be a number of seconds up to 60"),
+    ],
+)
+async def test_admin_rejects_a_malformed_wait(
+    emulator: Emulator, http: httpx2.AsyncClient, query: str, message: str
+) -> None:
+    path = "disconnects" if query.startswith("count") else "requests"
+    response = await http.get(f"{emulator.base_url}/_emulator/{path}?{query}")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
 
 
 def _free_port() -> int:

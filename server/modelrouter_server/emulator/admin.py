@@ -3,13 +3,19 @@ emulator over HTTP:
 
 - `POST /_emulator/behavior` `{"model": "...", "behavior": {...}, "enqueue": false}`
 - `POST /_emulator/reset`
-- `GET /_emulator/requests` and `GET /_emulator/disconnects`: the records, as JSON lists
+- `GET /_emulator/requests` and `GET /_emulator/disconnects`: the records kept, as JSON lists
+
+A test in another process waits for an event rather than polling: `GET
+/_emulator/requests?arrived=N` (or `?finished=N`) and `GET /_emulator/disconnects?count=N`
+answer once N requests have arrived (or ended) or N clients have disconnected since the last
+reset, or 504 after `timeout` seconds (default 5, at most 60).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -17,6 +23,38 @@ from modelrouter_server.emulator.behavior import behavior_from_mapping
 from modelrouter_server.emulator.exchange import EmulatorState
 
 PREFIX = "/_emulator"
+_DEFAULT_WAIT_S = 5.0
+_MAX_WAIT_S = 60.0
+
+
+class _BadQuery(ValueError):
+    """A query parameter that does not parse; its message names the parameter."""
+
+
+def _count(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadQuery(f"{name} must be an integer >= 0") from None
+    if value < 0:
+        raise _BadQuery(f"{name} must be an integer >= 0")
+    return value
+
+
+def _timeout(request: web.Request) -> float:
+    raw = request.query.get("timeout")
+    if raw is None:
+        return _DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _BadQuery(f"timeout must be a number of seconds up to {_MAX_WAIT_S:g}") from None
+    if not 0 <= value <= _MAX_WAIT_S:
+        raise _BadQuery(f"timeout must be a number of seconds up to {_MAX_WAIT_S:g}")
+    return value
 
 
 def _bad_request(message: str) -> web.Response:
@@ -54,10 +92,40 @@ def add_admin_routes(app: web.Application, state: EmulatorState) -> None:
         state.reset()
         return web.json_response({"reset": True})
 
+    async def reached(current: Callable[[], int], wanted: int, wait_s: float) -> bool:
+        try:
+            await state.wait_until(lambda: current() >= wanted, wait_s, str)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait(request: web.Request, events: dict[str, Callable[[], int]]) -> str | None:
+        """Wait for the counts asked for in the query; an error message, or None."""
+        timeout = _timeout(request)
+        for name, current in events.items():
+            wanted = _count(request, name)
+            if wanted is not None and not await reached(current, wanted, timeout):
+                return f"{name}: {current()} of {wanted} after {timeout:g} s"
+        return None
+
     async def requests(request: web.Request) -> web.Response:
+        try:
+            timed_out = await wait(
+                request, {"arrived": lambda: state.received, "finished": lambda: state.finished}
+            )
+        except _BadQuery as error:
+            return _bad_request(str(error))
+        if timed_out is not None:
+            return web.json_response({"error": timed_out}, status=504)
         return web.json_response([dataclasses.asdict(r) for r in state.requests])
 
     async def disconnects(request: web.Request) -> web.Response:
+        try:
+            timed_out = await wait(request, {"count": lambda: state.disconnected})
+        except _BadQuery as error:
+            return _bad_request(str(error))
+        if timed_out is not None:
+            return web.json_response({"error": timed_out}, status=504)
         return web.json_response([dataclasses.asdict(d) for d in state.disconnects])
 
     app.router.add_post(f"{PREFIX}/behavior", set_behavior)

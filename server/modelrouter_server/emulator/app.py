@@ -230,3 +230,24 @@ class Emulator:
             lambda: f"{state.disconnected} client disconnect(s), expected {count},",
         )
         return self.disconnects
+
+    async def wait_for_disconnect_of(
+        self,
+        request_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+    ) -> DisconnectRecord:
+        """Wait until the client of request `request_id` has closed its connection early;
+        return that record. Matching by id ignores a request an earlier test abandoned and
+        the emulator noticed late. Raises TimeoutError after `timeout` seconds."""
+
+        def found() -> DisconnectRecord | None:
+            return next((d for d in self._state.disconnects if d.request_id == request_id), None)
+
+        await self._state.wait_until(
+            lambda: found() is not None,
+            timeout,
+            lambda: f"no client disconnect of {request_id}",
+        )
+        record = found()
+        assert record is not None  # wait_until returned, so it is there
+        return record

@@ -8,13 +8,14 @@ answers (`Behavior` fields as JSON) and read what it saw. See
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
 ANY_MODEL = "*"
 
 
-def _call(url: str, payload: object | None = None) -> object:
+def _call(url: str, payload: object | None = None, *, wait_s: float = 0.0) -> object:
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(
         url,
@@ -22,7 +23,7 @@ def _call(url: str, payload: object | None = None) -> object:
         method="GET" if payload is None else "POST",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10 + wait_s) as response:
         return json.loads(response.read())
 
 
@@ -46,15 +47,37 @@ def reset(base_url: str) -> None:
     _call(f"{base_url}/_emulator/reset", {})
 
 
-def requests(base_url: str) -> list[dict[str, object]]:
-    """Every request the emulator served, oldest first, with its `outcome`."""
-    records = _call(f"{base_url}/_emulator/requests")
+def _query(counts: Mapping[str, int | None], timeout_s: float) -> str:
+    wanted = {name: count for name, count in counts.items() if count is not None}
+    if not wanted:
+        return ""
+    return "?" + urllib.parse.urlencode({**wanted, "timeout": timeout_s})
+
+
+def requests(
+    base_url: str,
+    *,
+    arrived: int | None = None,
+    finished: int | None = None,
+    timeout_s: float = 5.0,
+) -> list[dict[str, object]]:
+    """The requests the emulator keeps, oldest first, with their `outcome`.
+
+    With `arrived` (or `finished`), first waits until that many requests have arrived (or
+    ended) since the last reset; the emulator answers the moment they have, so nothing polls.
+    Raises `urllib.error.HTTPError` (504) after `timeout_s`."""
+    query = _query({"arrived": arrived, "finished": finished}, timeout_s)
+    records = _call(f"{base_url}/_emulator/requests{query}", wait_s=timeout_s)
     assert isinstance(records, list)
     return records
 
 
-def disconnects(base_url: str) -> list[dict[str, object]]:
-    """Responses the client closed before they were complete."""
-    records = _call(f"{base_url}/_emulator/disconnects")
+def disconnects(
+    base_url: str, *, count: int | None = None, timeout_s: float = 5.0
+) -> list[dict[str, object]]:
+    """Responses the client closed before they were complete; with `count`, first waits
+    until that many have been recorded since the last reset (504 after `timeout_s`)."""
+    query = _query({"count": count}, timeout_s)
+    records = _call(f"{base_url}/_emulator/disconnects{query}", wait_s=timeout_s)
     assert isinstance(records, list)
     return records
