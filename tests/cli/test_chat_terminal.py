@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -85,19 +84,15 @@ def test_ctrl_c_cancels_the_reply_and_returns_to_the_prompt(
     terminal.press("Enter")
     terminal.wait_for(r"gpt-4o-mini-2024-07-18: +\S+ \S+")
     assert "streaming gpt-4o-mini-2024-07-18" in terminal.visible_lines()[-1]
-    started = time.monotonic()
     terminal.press("C-c")
-    terminal.wait_for(r"\[reply cancelled\]", timeout_s=5)
-    terminal.wait_for(PROMPT, count=2, timeout_s=5)
-    assert time.monotonic() - started < 5
+    # The reply had about 40 s to go: seeing the prompt again within the wait is the cancel.
+    terminal.wait_for(r"\[reply cancelled\]", timeout_s=10)
+    terminal.wait_for(PROMPT, count=2, timeout_s=10)
     assert last_line(terminal).startswith("you>"), terminal.screen()
     assert not terminal.exited()
 
     # The cancel reached the provider: the emulator saw its client go away mid-answer.
-    deadline = time.monotonic() + 5
-    while not emulator_admin.disconnects(emulator_url) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    disconnects = emulator_admin.disconnects(emulator_url)
+    disconnects = emulator_admin.disconnects(emulator_url, count=1)
     assert len(disconnects) == 1, disconnects
     sent = disconnects[0]["tokens_sent"]
     assert isinstance(sent, int) and sent < 200
@@ -127,9 +122,6 @@ def test_ctrl_d_and_quit_end_the_session(router: RouterProcess) -> None:
                 term.press(*keys[1:])
             else:
                 term.press(*keys)
-            deadline = time.monotonic() + 5
-            while not term.exited() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert term.exited(), term.screen()
+            term.wait_exited()  # raises, with the screen, if the program carries on
         finally:
             term.kill()

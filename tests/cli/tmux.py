@@ -1,13 +1,17 @@
 """Driving a program in a real terminal: a detached tmux session on a private server.
 
-Keys go in with `send-keys`; the screen comes back with `capture-pane`. The private socket
-(`tmux -L`) keeps the test away from any tmux the developer is running.
+Keys go in with `send-keys`; the screen comes back with `capture-pane`. Each terminal has
+its own tmux server on a socket no other terminal uses (`tmux -L`, a random name): a server
+still shutting down after one test never answers for the next, and no tmux the developer runs
+is touched. tmux has no "text appeared" event, so `wait_for` re-reads the screen; the end of
+the program is a real event (the pane's shell signals a `wait-for` channel).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import time
@@ -22,17 +26,17 @@ class Terminal:
     """One tmux pane running one command, `width` x `height` cells."""
 
     def __init__(self, name: str, *, width: int = 120, height: int = 40) -> None:
-        self._socket = f"modelrouter-test-{os.getpid()}-{name}"
+        self._socket = f"modelrouter-test-{os.getpid()}-{name}-{secrets.token_hex(4)}"
         self._session = name
         self.width, self.height = width, height
 
-    def _tmux(self, *args: str) -> str:
+    def _tmux(self, *args: str, timeout_s: float = 10.0) -> str:
         result = subprocess.run(
             ["tmux", "-L", self._socket, *args],
             check=True,
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout_s,
         )
         return result.stdout
 
@@ -49,11 +53,17 @@ class Terminal:
             str(self.width),
             "-y",
             str(self.height),
-            f"env {exports} {shlex.join(command)}",
+            # The pane's shell signals the exit channel after the program ends; tmux
+            # remembers a signal sent before anyone waits, so `wait_exited` cannot miss it.
+            f"env {exports} {shlex.join(command)}; tmux wait-for -S {self._exit_channel}",
         )
         # Keep the pane (and its last screen) when the program exits, to read why.
         self._tmux("set-option", "-t", self._session, "remain-on-exit", "on")
         self._tmux("set-option", "-t", self._session, "status", "off")
+
+    @property
+    def _exit_channel(self) -> str:
+        return f"{self._session}-exited"
 
     def type(self, text: str) -> None:
         """Type `text` literally (no key names)."""
@@ -75,6 +85,15 @@ class Terminal:
         return (
             self._tmux("display-message", "-p", "-t", self._session, "#{pane_dead}").strip() == "1"
         )
+
+    def wait_exited(self, *, timeout_s: float = 10.0) -> None:
+        """Block until the program has exited (TmuxTimeout after `timeout_s`)."""
+        try:
+            self._tmux("wait-for", self._exit_channel, timeout_s=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TmuxTimeout(
+                f"the program still runs after {timeout_s:g} s:\n{self.screen()}"
+            ) from None
 
     def wait_for(self, pattern: str, *, timeout_s: float = 15.0, count: int = 1) -> str:
         """Wait until `pattern` (a regex) matches the screen `count` times; returns it."""
