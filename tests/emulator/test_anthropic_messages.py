@@ -40,7 +40,7 @@ async def test_unary_answer_is_a_real_message(
     assert message.usage.output_tokens == 24
     assert message.usage.cache_creation_input_tokens == 0
     assert message.usage.cache_read_input_tokens == 0
-    [record] = emulator.requests
+    [record] = await emulator.wait_for_finished()
     assert (record.model, record.api, record.stream, record.outcome) == (
         CLAUDE,
         "anthropic",
@@ -227,7 +227,7 @@ async def test_sdk_bearer_and_classic_x_api_key_are_both_accepted(
     )
 
     assert [r.auth for r in emulator.requests] == ["bearer", "x-api-key"]
-    assert all(r.outcome == "ok" for r in emulator.requests)
+    assert [r.outcome for r in await emulator.wait_for_finished(2)] == ["ok", "ok"]
     assert API_KEY not in repr(emulator.requests)
 
 

@@ -40,7 +40,7 @@ async def test_unary_answer_is_a_real_chat_completion(
     assert usage.completion_tokens_details.reasoning_tokens == 0
     assert usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cached_tokens == 0
-    [record] = emulator.requests
+    [record] = await emulator.wait_for_finished()
     assert (record.api, record.auth, record.outcome) == ("openai", "bearer", "ok")
 
 

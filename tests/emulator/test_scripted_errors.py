@@ -152,7 +152,7 @@ async def _outcomes(seed: int, count: int) -> list[str | None]:
             with contextlib.suppress(openai.InternalServerError):
                 await client.chat.completions.create(model=GPT_4O_MINI, messages=GPT_HELLO)
         await client.close()
-        return [record.outcome for record in emu.requests]
+        return [record.outcome for record in await emu.wait_for_finished(count)]
 
 
 async def test_error_rate_fails_a_seeded_share_of_requests() -> None:

@@ -24,7 +24,6 @@ from .support import (
 
 CLAUDE_HELLO = [claude_user("Hello, world")]
 GPT_HELLO = [gpt_user("Hello, world")]
-DISCONNECT_DEADLINE_S = 0.1
 
 
 async def _claude_stream_text(client: anthropic.AsyncAnthropic, received: list[str]) -> None:
@@ -61,7 +60,8 @@ async def test_anthropic_error_event_raises_status_error_with_overloaded_type(
     assert caught.value.status_code == 200
     assert caught.value.type == "overloaded_error"
     assert len(received) == 5
-    assert emulator.requests[0].outcome == "error_event"
+    [record] = await emulator.wait_for_finished()
+    assert record.outcome == "error_event"
 
 
 async def test_openai_error_chunk_raises_api_error(
@@ -76,7 +76,8 @@ async def test_openai_error_chunk_raises_api_error(
     assert not isinstance(caught.value, openai.APIStatusError)
     assert caught.value.type == "server_error"
     assert len(received) == 5
-    assert emulator.requests[0].outcome == "error_event"
+    [record] = await emulator.wait_for_finished()
+    assert record.outcome == "error_event"
 
 
 async def test_anthropic_drop_raises_the_transport_error(
@@ -133,7 +134,7 @@ async def test_anthropic_truncation_ends_cleanly_without_message_stop(
     events = parse_sse(raw.text)
     assert sum(e.event == "content_block_delta" for e in events) == 4
     assert events[-1].event == "content_block_delta"
-    assert [r.outcome for r in emulator.requests] == ["truncated", "truncated"]
+    assert [r.outcome for r in await emulator.wait_for_finished(2)] == ["truncated", "truncated"]
 
 
 async def test_openai_truncation_ends_cleanly_without_done(
@@ -167,24 +168,38 @@ async def test_fault_beyond_the_answer_fires_at_its_end(
     assert len(received) == 6
 
 
-async def test_cancelling_a_stalled_consumer_is_recorded_within_100_ms(
+async def test_cancelling_a_stalled_consumer_is_recorded(
     claude: anthropic.AsyncAnthropic, emulator: Emulator
 ) -> None:
     emulator.enqueue(CLAUDE, Behavior(stall_after_tokens=2))
     received: list[str] = []
-    task = asyncio.create_task(_claude_stream_text(claude, received))
-    await asyncio.sleep(0.3)
-    # The stall holds the third token.
-    assert len(received) == 2
+    two_tokens = asyncio.Event()
+
+    async def consume() -> None:
+        stream = await claude.messages.create(
+            model=CLAUDE, max_tokens=100, messages=CLAUDE_HELLO, stream=True
+        )
+        async with stream:
+            async for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    received.append(event.delta.text)
+                    if len(received) == 2:
+                        two_tokens.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(two_tokens.wait(), timeout=5)
 
     cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    [disconnect] = await emulator.wait_for_disconnect(timeout=1)
+    # The stall lasts an hour: within the wait, only the client leaving ends the response.
+    [disconnect] = await emulator.wait_for_disconnect()
 
-    assert 0 <= disconnect.at - cancelled_at < DISCONNECT_DEADLINE_S
+    assert disconnect.at >= cancelled_at
+    # The stall held the third token.
     assert disconnect.tokens_sent == 2
+    assert len(received) == 2
     assert disconnect.model == CLAUDE
     assert disconnect.request_id == emulator.requests[0].id
     assert emulator.requests[0].outcome == "client_disconnected"
@@ -196,13 +211,12 @@ async def test_closing_a_stream_waiting_for_its_first_token_is_recorded(
     emulator.enqueue(GPT_4O_MINI, Behavior(ttft_s=3600))
     # The headers come before the time to first token, so the call returns.
     stream = await gpt.chat.completions.create(model=GPT_4O_MINI, messages=GPT_HELLO, stream=True)
-    await asyncio.sleep(0.1)
 
     closed_at = time.monotonic()
     await stream.close()
-    [disconnect] = await emulator.wait_for_disconnect(timeout=1)
+    [disconnect] = await emulator.wait_for_disconnect()
 
-    assert 0 <= disconnect.at - closed_at < DISCONNECT_DEADLINE_S
+    assert disconnect.at >= closed_at
     assert disconnect.tokens_sent == 0
 
 
@@ -213,16 +227,17 @@ async def test_cancelling_a_request_waiting_for_headers_is_recorded(
     task = asyncio.create_task(
         claude.messages.create(model=CLAUDE, max_tokens=10, messages=CLAUDE_HELLO)
     )
-    await asyncio.sleep(0.2)
+    [arrived] = await emulator.wait_for_request()
 
     cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    [disconnect] = await emulator.wait_for_disconnect(timeout=1)
+    [disconnect] = await emulator.wait_for_disconnect()
 
-    assert 0 <= disconnect.at - cancelled_at < DISCONNECT_DEADLINE_S
-    assert emulator.requests[0].outcome == "client_disconnected"
+    assert disconnect.at >= cancelled_at
+    assert disconnect.request_id == arrived.id
+    assert arrived.outcome == "client_disconnected"
 
 
 async def test_a_stall_that_runs_out_lets_the_stream_finish(
@@ -230,12 +245,13 @@ async def test_a_stall_that_runs_out_lets_the_stream_finish(
 ) -> None:
     emulator.enqueue(GPT_4O_MINI, Behavior(stall_after_tokens=3, stall_s=0.2, output_tokens=6))
     received: list[str] = []
-    started = time.monotonic()
     await _gpt_stream_text(gpt, received)
+    [record] = await emulator.wait_for_finished()
 
-    assert time.monotonic() - started >= 0.2
     assert len(received) == 6
-    assert emulator.requests[0].outcome == "stalled"
+    assert record.outcome == "stalled"
+    # A lower bound only: load can lengthen the stall, never shorten it.
+    assert record.ended_at is not None and record.ended_at - record.started_at >= 0.2
 
 
 async def test_wait_for_disconnect_times_out_when_nobody_leaves(emulator: Emulator) -> None:
@@ -272,7 +288,7 @@ async def test_latency_delays_the_headers_of_a_unary_reply(
     assert time.monotonic() - started >= 0.2
 
 
-async def test_stop_cancels_a_stalled_response_quickly() -> None:
+async def test_stop_cancels_a_stalled_response() -> None:
     emulator = Emulator()
     await emulator.start()
     emulator.set_behavior("*", Behavior(stall_after_tokens=0))
@@ -281,9 +297,9 @@ async def test_stop_cancels_a_stalled_response_quickly() -> None:
         model=CLAUDE, max_tokens=100, messages=CLAUDE_HELLO, stream=True
     )
 
-    started = time.monotonic()
-    await emulator.stop()
-    assert time.monotonic() - started < 1.0
+    # The stall lasts an hour: stop returning at all is the cancel (the timeout is a guard).
+    async with asyncio.timeout(10):
+        await emulator.stop()
     assert emulator.requests[0].outcome == "server_stopped"
     assert emulator.disconnects == []
     with pytest.raises(httpx2.RemoteProtocolError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
@@ -124,18 +123,15 @@ async def collect_until_error(
 
 
 async def disconnect_of(
-    emulator: Emulator, request_id: str, wait_s: float = 2.0
+    emulator: Emulator, request_id: str, wait_s: float = 5.0
 ) -> DisconnectRecord:
     """The emulator's record of the client closing request `request_id`.
 
     Matched by id, because a request an earlier test abandoned may be noticed late.
+    `wait_s` only guards against a hung test: the scripted responses last far longer, so a
+    connection left open still fails the test.
     """
-    async with asyncio.timeout(wait_s):
-        while True:
-            for record in emulator.disconnects:
-                if record.request_id == request_id:
-                    return record
-            await emulator.wait_for_disconnect(len(emulator.disconnects) + 1, timeout=wait_s)
+    return await emulator.wait_for_disconnect_of(request_id, timeout=wait_s)
 
 
 def reported(usage: Usage | None) -> Usage:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -149,7 +148,8 @@ async def test_complete_returns_text_usage_and_finish_reason(case: Case) -> None
     assert completion.finish_reason is FinishReason.STOP
     assert reported(completion.usage).input_tokens > 0
     assert reported(completion.usage).output_tokens == 4
-    assert case.emulator.requests[-1].outcome == "ok"
+    [record] = await case.emulator.wait_for_finished()
+    assert record.outcome == "ok"
 
 
 async def test_stream_yields_text_chunks_then_exactly_one_stream_end(case: Case) -> None:
@@ -442,32 +442,26 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(case: Case
     task = asyncio.create_task(consume())
     await asyncio.wait_for(two_chunks.wait(), timeout=5.0)
     ours = case.emulator.requests[-1].id
-    cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
+    # The stall lasts 30 s: only a closed connection is recorded within the wait.
     disconnect = await disconnect_of(case.emulator, ours)
-    assert disconnect.at - cancelled_at < 0.1
     assert disconnect.tokens_sent == 2
 
 
 async def test_cancelling_before_the_headers_closes_the_upstream_connection(case: Case) -> None:
     case.emulator.set_behavior(case.model, Behavior(latency_s=30.0))
     task = asyncio.create_task(collect(case.provider.stream(case.request())))
-    async with asyncio.timeout(5.0):
-        # The emulator records a request's arrival but signals no event for it.
-        while not case.emulator.requests:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-    ours = case.emulator.requests[-1].id
+    [arrived] = await case.emulator.wait_for_request()
 
-    cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    disconnect = await disconnect_of(case.emulator, ours)
-    assert disconnect.at - cancelled_at < 0.1
+    # The headers are 30 s away: only a closed connection is recorded within the wait.
+    disconnect = await disconnect_of(case.emulator, arrived.id)
     assert disconnect.tokens_sent == 0
 
 
@@ -477,11 +471,11 @@ async def test_closing_the_stream_closes_the_upstream_connection(case: Case) -> 
     assert isinstance(await anext(stream), TextChunk)
     ours = case.emulator.requests[-1]
 
-    closed_at = time.monotonic()
     await stream.aclose()
 
+    # Left open, the answer would end normally ("ok") about a second later.
     disconnect = await disconnect_of(case.emulator, ours.id)
-    assert disconnect.at - closed_at < 0.1
+    assert disconnect.tokens_sent >= 1
     assert ours.outcome == "client_disconnected"
 
 

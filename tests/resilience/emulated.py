@@ -3,6 +3,7 @@ in-process provider emulator. Short timeouts keep the fault suite fast."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -30,6 +31,7 @@ from modelrouter_server.resilience import (
     BreakerRegistry,
     ChainEvent,
     CircuitTransition,
+    Clock,
     FallbackChain,
 )
 from modelrouter_server.routing import Router
@@ -77,17 +79,40 @@ def emulated_config(
     )
 
 
-class Rig:
-    """One router + breakers + chain over the given providers."""
+class RecordedSleep:
+    """The chain's sleep: really waits, and keeps each wait it was asked for, so a test
+    asserts the waits the retry loop chose rather than timing them."""
 
-    def __init__(self, config: RouterConfig, providers: Mapping[str, Provider]) -> None:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+
+class Rig:
+    """One router + breakers + chain over the given providers.
+
+    `breaker_clock` times the breakers' cool-downs (a fake one lets a test end a cool-down
+    without waiting it out); the chain's waits are recorded in `sleeps`.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        providers: Mapping[str, Provider],
+        *,
+        breaker_clock: Clock = time.monotonic,
+    ) -> None:
         self.config = config
         self.transitions: list[CircuitTransition] = []
         self.breakers = BreakerRegistry.from_config(
-            config.resilience, observers=[self.transitions.append]
+            config.resilience, observers=[self.transitions.append], clock=breaker_clock
         )
         self.router = Router(config, self.breakers.allows)
-        self.chain = FallbackChain(providers, self.breakers, config.resilience)
+        self.sleeps = RecordedSleep()
+        self.chain = FallbackChain(providers, self.breakers, config.resilience, sleep=self.sleeps)
         self.requests = 0
 
     def plan(self, **options: Any) -> RoutePlan:
@@ -119,11 +144,13 @@ def text_of(events: list[ChainEvent]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def rig_for(emu: Emulator, config: RouterConfig) -> AsyncIterator[Rig]:
+async def rig_for(
+    emu: Emulator, config: RouterConfig, *, breaker_clock: Clock = time.monotonic
+) -> AsyncIterator[Rig]:
     """A `Rig` over providers built by the real factory and pointed at `emu`."""
     providers = build_providers(config, env={}, emulator_base_url=emu.base_url)
     try:
-        yield Rig(config, providers)
+        yield Rig(config, providers, breaker_clock=breaker_clock)
     finally:
         for provider in providers.values():
             await provider.aclose()

@@ -80,6 +80,9 @@ class ScriptedProvider:
     open_streams: int = 0
     closed_streams: int = 0
     chunks_sent: int = 0
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a stream begins a scripted delay or stall: a test awaits it instead of
+    sleeping until the provider is surely waiting."""
 
     @property
     def name(self) -> str:
@@ -122,6 +125,7 @@ class ScriptedProvider:
         self.open_streams += 1
         try:
             if reply.delay_s:
+                self.paused.set()
                 await asyncio.sleep(reply.delay_s)
             if reply.error is not None:
                 raise reply.error
@@ -131,6 +135,7 @@ class ScriptedProvider:
                 if index == reply.fail_after_chunks and reply.mid_error is not None:
                     raise reply.mid_error
                 if index == reply.stall_after_chunks:
+                    self.paused.set()
                     await asyncio.sleep(reply.stall_s)
                 self.chunks_sent += 1
                 yield TextChunk(chunk)

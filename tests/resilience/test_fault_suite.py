@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -33,6 +32,7 @@ from modelrouter_server.resilience import (
 )
 
 from .emulated import CLAUDE, GPT, Rig, emulated_config, rig_for, text_of
+from .fakes import FakeClock
 
 
 async def reference_text(rig: Rig) -> str:
@@ -53,9 +53,11 @@ async def test_429_retry_after_is_honoured(rig: Rig, emu: Emulator) -> None:
     emu.enqueue(GPT, Behavior(error_status=429, retry_after_s=0.4))
     result = await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline())
     assert result.candidate.model_id == GPT and not result.fallback
-    first, second = emu.requests
-    waited = second.started_at - first.started_at
-    assert 0.4 <= waited < 0.4 + 0.25
+    # The retry loop chose to wait exactly the header's time, and really did (a lower bound:
+    # load can lengthen a wait, never shorten it).
+    assert rig.sleeps.waits == [pytest.approx(0.4)]
+    first, second = await emu.wait_for_finished(2)
+    assert second.started_at - first.started_at >= 0.4
     assert [a.outcome for a in result.attempts] == [Outcome.ERROR, Outcome.SUCCESS]
     assert result.attempts[0].error_class is RateLimited
     assert result.attempts[0].retry_after_s == pytest.approx(0.4, abs=0.05)
@@ -93,12 +95,10 @@ async def test_deadline_shorter_than_the_backoff_fails_fast(emu: Emulator) -> No
     config = emulated_config(backoff_initial_s=5.0, backoff_max_s=5.0)
     async with rig_for(emu, config) as rig:
         emu.set_behavior("*", Behavior(error_status=503))
-        started = time.monotonic()
         with pytest.raises(DeadlineExceeded) as raised:
-            await rig.chain.complete(rig.plan(), rig.build, deadline=started + 1.0)
-        elapsed = time.monotonic() - started
-    # Neither model's 5 s backoff was slept: both were given up at once.
-    assert elapsed < 0.5
+            await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline(1.0))
+    # Neither model's 5 s backoff was slept, nor any part of it: both were given up at once.
+    assert rig.sleeps.waits == []
     assert GPT in raised.value.message and CLAUDE in raised.value.message
     assert len(emu.requests) == 2
 
@@ -114,11 +114,11 @@ async def test_client_error_fails_fast_and_never_opens_the_circuit(rig: Rig, emu
 
 async def test_all_candidates_rate_limited(rig: Rig, emu: Emulator) -> None:
     emu.set_behavior("*", Behavior(error_status=429, retry_after_s=30.0))
-    started = time.monotonic()
     with pytest.raises(NoCandidates) as raised:
         await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline())
     assert raised.value.all_rate_limited
-    assert time.monotonic() - started < 1.0
+    # A 30 s retry-after is past the policy's limit: no wait at all, not a shortened one.
+    assert rig.sleeps.waits == []
     assert "rate limited" in raised.value.message and GPT in raised.value.message
 
 
@@ -237,8 +237,12 @@ async def test_break_during_thinking_is_an_error_not_a_clean_finish(
 async def test_breaker_opens_then_half_open_lets_one_probe_then_closes(
     emu: Emulator,
 ) -> None:
-    config = emulated_config(max_attempts_per_model=1, breaker_fail_max=2)
-    async with rig_for(emu, config) as rig:
+    # A 30 s cool-down, ended by moving the breakers' clock: the test never waits it out.
+    config = emulated_config(
+        max_attempts_per_model=1, breaker_fail_max=2, breaker_reset_timeout_s=30.0
+    )
+    clock = FakeClock()
+    async with rig_for(emu, config, breaker_clock=clock) as rig:
         emu.set_behavior(GPT, Behavior(error_status=500))
         for _ in range(2):
             await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline())
@@ -252,7 +256,7 @@ async def test_breaker_opens_then_half_open_lets_one_probe_then_closes(
 
         # Cool-down over and the model healthy again, but slow: of five concurrent
         # requests exactly one probes it; the others go straight to the fallback.
-        await asyncio.sleep(config.resilience.breaker_reset_timeout_s)
+        clock.advance(config.resilience.breaker_reset_timeout_s)
         emu.set_behavior(GPT, Behavior(latency_s=0.2))
         plans = [rig.plan() for _ in range(5)]
         assert all(p.candidates[0].model_id == GPT for p in plans)
@@ -274,11 +278,15 @@ async def test_breaker_opens_then_half_open_lets_one_probe_then_closes(
 
 
 async def test_failed_probe_reopens_the_circuit(emu: Emulator) -> None:
-    config = emulated_config(max_attempts_per_model=1, breaker_fail_max=1)
-    async with rig_for(emu, config) as rig:
+    config = emulated_config(
+        max_attempts_per_model=1, breaker_fail_max=1, breaker_reset_timeout_s=30.0
+    )
+    clock = FakeClock()
+    async with rig_for(emu, config, breaker_clock=clock) as rig:
         emu.set_behavior(GPT, Behavior(error_status=529))
         await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline())
-        await asyncio.sleep(config.resilience.breaker_reset_timeout_s)
+        assert rig.plan().candidates[0].model_id == CLAUDE  # open: cooling down
+        clock.advance(config.resilience.breaker_reset_timeout_s)
         result = await rig.chain.complete(rig.plan(), rig.build, deadline=rig.deadline())
         assert result.candidate.model_id == CLAUDE
         assert rig.moves(GPT) == [("closed", "open"), ("open", "half_open"), ("half_open", "open")]
@@ -287,9 +295,7 @@ async def test_failed_probe_reopens_the_circuit(emu: Emulator) -> None:
 # -- cancellation -------------------------------------------------------------------
 
 
-async def test_client_cancel_mid_stream_closes_upstream_within_100ms(
-    rig: Rig, emu: Emulator
-) -> None:
+async def test_client_cancel_mid_stream_closes_upstream(rig: Rig, emu: Emulator) -> None:
     emu.set_behavior(GPT, Behavior(output_tokens=400, tokens_per_second=40.0))
     got_text = asyncio.Event()
 
@@ -300,21 +306,18 @@ async def test_client_cancel_mid_stream_closes_upstream_within_100ms(
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(got_text.wait(), timeout=5.0)
-    cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (gone,) = await emu.wait_for_disconnect(1, timeout=1.0)
+    # The answer lasts 10 s: within the wait, only a closed connection ends it.
+    (gone,) = await emu.wait_for_disconnect(1)
     assert gone.model == GPT
-    assert gone.at - cancelled_at < 0.1
     # Nothing leaked: the breaker holds no slot and the circuit did not count a failure.
     assert rig.breakers.state("openai", GPT) is CircuitState.CLOSED
     assert rig.breakers.allows("openai", GPT)
 
 
-async def test_consumer_closing_the_stream_closes_upstream_within_100ms(
-    rig: Rig, emu: Emulator
-) -> None:
+async def test_consumer_closing_the_stream_closes_upstream(rig: Rig, emu: Emulator) -> None:
     emu.set_behavior(CLAUDE, Behavior(output_tokens=400, tokens_per_second=40.0))
     stream = rig.chain.stream(rig.plan(model=CLAUDE), rig.build, deadline=rig.deadline())
     async with contextlib.aclosing(stream):
@@ -322,7 +325,6 @@ async def test_consumer_closing_the_stream_closes_upstream_within_100ms(
             if isinstance(event, ChainStarted):
                 continue
             break
-    closed_at = time.monotonic()
-    (gone,) = await emu.wait_for_disconnect(1, timeout=1.0)
+    # The answer lasts 10 s: within the wait, only a closed connection ends it.
+    (gone,) = await emu.wait_for_disconnect(1)
     assert gone.model == CLAUDE
-    assert gone.at - closed_at < 0.1

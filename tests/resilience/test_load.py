@@ -103,4 +103,3 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
     assert ("closed", "open") in moves
     assert moves[-1] == ("half_open", "closed")
     assert rig.breakers.state("openai", GPT) is CircuitState.CLOSED
-    assert elapsed < 30.0
