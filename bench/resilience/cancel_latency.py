@@ -19,8 +19,8 @@ from modelrouter_server.emulator import Behavior, Emulator
 MODEL = "gpt-4o-mini-2024-07-18"
 
 
-async def _stream_cancel(client: AsyncModelRouterClient, emulator: Emulator) -> float:
-    before = len(emulator.disconnects)
+async def _stream_cancel(client: AsyncModelRouterClient, emulator: Emulator, n: int) -> float:
+    """Sample `n` (1-based) since the emulator's last reset."""
     deltas = 0
     cancelled_at = 0.0
     async for event in client.stream("Go on.", model=MODEL, disable_fallback=True):
@@ -29,21 +29,19 @@ async def _stream_cancel(client: AsyncModelRouterClient, emulator: Emulator) -> 
             if deltas == 5:
                 cancelled_at = time.monotonic()
                 break
-    records = await emulator.wait_for_disconnect(before + 1, timeout=5)
+    records = await emulator.wait_for_disconnect(n)
     return records[-1].at - cancelled_at
 
 
-async def _unary_cancel(client: AsyncModelRouterClient, emulator: Emulator) -> float:
-    before = len(emulator.disconnects)
-    seen = len(emulator.requests)
+async def _unary_cancel(client: AsyncModelRouterClient, emulator: Emulator, n: int) -> float:
+    """Sample `n` (1-based) since the emulator's last reset."""
     task = asyncio.create_task(client.generate("Wait.", model=MODEL, disable_fallback=True))
-    while len(emulator.requests) == seen:  # noqa: ASYNC110  # the emulator has no arrival event
-        await asyncio.sleep(0.005)
+    await emulator.wait_for_request(n)
     cancelled_at = time.monotonic()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    records = await emulator.wait_for_disconnect(before + 1, timeout=5)
+    records = await emulator.wait_for_disconnect(n)
     return records[-1].at - cancelled_at
 
 
@@ -62,10 +60,13 @@ async def main(runs: int) -> None:
         app = await App.start(config, env={}, port=0, metrics_port=0, emulator=emulator)
         try:
             async with AsyncModelRouterClient(f"127.0.0.1:{app.port}") as client:
+                # Each phase starts from a reset: the emulator's waits count since then.
+                emulator.reset()
                 emulator.set_behavior(MODEL, Behavior(tokens_per_second=50, output_tokens=5000))
-                streams = [await _stream_cancel(client, emulator) for _ in range(runs)]
+                streams = [await _stream_cancel(client, emulator, n) for n in range(1, runs + 1)]
+                emulator.reset()
                 emulator.set_behavior(MODEL, Behavior(latency_s=30))
-                unary = [await _unary_cancel(client, emulator) for _ in range(runs)]
+                unary = [await _unary_cancel(client, emulator, n) for n in range(1, runs + 1)]
         finally:
             await app.stop(grace_s=0)
     print("client cancel -> upstream HTTP connection closed (measured at the emulator)")
