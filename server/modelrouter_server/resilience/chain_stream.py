@@ -43,6 +43,7 @@ from modelrouter_server.domain import (
     StreamEnd,
     StreamEvent,
     TextChunk,
+    ThinkingChunk,
 )
 from modelrouter_server.errors import (
     DeadlineExceeded,
@@ -77,29 +78,86 @@ def continuation_request(request: ProviderRequest, text_so_far: str) -> Provider
 
 async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
     """Stream one answer over the run's candidates; see the module docstring."""
-    settings = run.settings
-    text: list[str] = []
-    text_chars = 0
-    sent = False
-    started = False
-    resumed_at: list[int] = []
-    broke: str = ""  # why the previous leg broke, for ChainResumed
-    refused: _HeldRefusal | None = None
+    relay = _Relay(run)
+    while not relay.out_of_time and (candidate := run.next_candidate()) is not None:
+        opened = await relay.open(candidate)
+        if opened is None:
+            continue
+        request, stream = opened
+        async with stream:
+            leg = relay.leg(candidate)
+            event = stream.first
+            try:
+                while not isinstance(event, StreamEnd):
+                    for shown in relay.passed_on(leg, event):
+                        yield shown
+                    event = await _next_or_stall(run, stream)
+            except ProviderError as error:
+                relay.broke_off(stream, error)
+                continue
+            ending = relay.ended(leg, stream, request, event)
+            if ending is None:
+                continue  # a refusal, held while the next candidate is tried
+            for shown in ending:
+                yield shown
+            return
+    for shown in relay.gave_up():
+        yield shown
 
-    while (candidate := run.next_candidate()) is not None:
-        resuming = sent
+
+@dataclasses.dataclass(slots=True)
+class _Leg:
+    """What one candidate's stream has produced so far (mutable, local to the leg)."""
+
+    candidate: Candidate
+    announce: ChainStarted | ChainResumed | None
+    """Sent with the first event the client sees from this leg, then None: a refusal
+    passed over before anything was sent stays invisible."""
+    held: list[RefusalChunk] | None
+    """Refusal text held back until the model's verdict is known (refusal fallback on,
+    nothing sent yet): shown only if no other candidate answers. None: pass it on."""
+    output: list[str] = dataclasses.field(default_factory=list)
+    """Everything generated, for counting usage a provider did not report."""
+
+
+class _Relay:
+    """The progress of one streamed answer across its legs: what the client has seen.
+
+    Mutable and owned by one `stream_chain` call; each method is one step of that loop.
+    """
+
+    def __init__(self, run: ChainRun) -> None:
+        self.run = run
+        self.text: list[str] = []
+        self.text_chars = 0
+        self.sent = False
+        """Any chunk (thinking included) reached the client: failover is no longer
+        transparent, only a continuation can follow."""
+        self.started = False
+        self.resumed_at: list[int] = []
+        self.broke = ""
+        """Why the previous leg ended, for `ChainResumed`."""
+        self.refused: _HeldRefusal | None = None
+        self.out_of_time = False
+        """The deadline passed while a refusal was held: stop and answer with it."""
+
+    async def open(self, candidate: Candidate) -> tuple[ProviderRequest, StreamLeg] | None:
+        """The candidate's request and its stream (first event arrived), or None when it
+        is skipped (recorded in the ledger)."""
+        run, settings = self.run, self.run.settings
+        resuming = self.sent
         if resuming and not candidate.config.capabilities.continuation:
             run.ledger.skip(
                 candidate, Outcome.SKIPPED_CAPABILITY, "cannot continue a partial answer"
             )
-            continue
+            return None
         request = await run.build(candidate)
         if request is None:
-            continue
+            return None
         if resuming:
-            request = continuation_request(request, "".join(text))
+            request = continuation_request(request, "".join(self.text))
         try:
-            leg = await call_with_retries(
+            stream = await call_with_retries(
                 partial(run.open_stream, candidate, request),
                 policy=settings.retry,
                 deadline=run.deadline,
@@ -109,95 +167,110 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
             )
         except CircuitOpen as error:
             run.skip_open_circuit(candidate, error)
-            continue
+            return None
         except RetryStopped as stop:
             # A resumed request that a model rejects is that model's limit, not the
             # caller's mistake: try the next one instead of failing the request.
             run.gave_up(candidate, stop, fail_fast=not resuming)
-            continue
+            return None
         except DeadlineExceeded:
-            if refused is not None and not sent:
-                break
+            if self.refused is not None and not self.sent:
+                self.out_of_time = True
+                return None
             raise run.failure(deadline=True) from None
+        return request, stream
 
-        async with leg:
-            # The leg is announced with the first event the client sees from it, so a
-            # refusal passed over before anything was sent stays invisible.
-            announce: ChainStarted | ChainResumed | None = ChainStarted(candidate)
-            if started:
-                announce = ChainResumed(candidate, at_char=text_chars, reason=broke)
-            # With refusal fallback on, refusal text is held back until the model's
-            # verdict is known: it is only shown if no other candidate answers.
-            held: list[RefusalChunk] | None = [] if run.refusal_falls_back() and not sent else None
-            output: list[str] = []
-            event = leg.first
-            try:
-                while not isinstance(event, StreamEnd):
-                    output.append(event.text)
-                    if isinstance(event, RefusalChunk) and held is not None:
-                        held.append(event)
-                    else:
-                        if announce is not None:
-                            yield _announced(run, announce, resumed_at)
-                            started, announce = True, None
-                        if isinstance(event, TextChunk):
-                            text.append(event.text)
-                            text_chars += len(event.text)
-                        sent = True
-                        yield event
-                    event = await _next_or_stall(run, leg)
-            except ProviderError as error:
-                leg.failed(run.ledger, error)
-                broke = f"{candidate.model_id} {describe_error(error)}"
-                log.warning(
-                    "stream_interrupted",
-                    **run.log_context(candidate),
-                    attempt=run.ledger.tries(candidate),
-                    at_char=text_chars,
-                    error_class=type(error).__name__,
-                    error=error.message,
-                )
-                if text_chars == 0 and sent:
-                    raise run.failure(
-                        f"the stream broke during thinking, before any answer text "
-                        f"({broke}); thinking cannot be continued"
-                    ) from error
-                _maybe_retry_same(run, candidate)
-                continue
-            usage = run.usage_of(candidate, request, event.usage, "".join(output))
-            leg.succeeded(run.ledger, usage)
-            finish = _finished(run, candidate, event, resumed_at)
-            if (
-                event.finish_reason is FinishReason.REFUSAL
-                and not sent
-                and run.refusal_falls_back()
-            ):
-                run.passed_over_refusal(candidate)
-                refused = _HeldRefusal(announce, tuple(held or ()), finish)
-                broke = f"{candidate.model_id} refused"
-                continue
-            if announce is not None:
-                yield _announced(run, announce, resumed_at)
-            for chunk in held or ():
-                yield chunk
-            yield finish
-            return
-
-    if refused is not None and not sent:
-        # Every candidate after the refusal failed: the refusal is the answer.
-        if refused.announce is not None and not started:
-            yield refused.announce
-        for chunk in refused.chunks:
-            yield chunk
-        yield dataclasses.replace(
-            refused.finish,
-            usage=run.ledger.usage,
-            cost_usd=run.ledger.cost_usd,
-            attempts=run.ledger.attempts,
+    def leg(self, candidate: Candidate) -> _Leg:
+        """A new leg on `candidate`, announced as the start or as a resume."""
+        announce: ChainStarted | ChainResumed = ChainStarted(candidate)
+        if self.started:
+            announce = ChainResumed(candidate, at_char=self.text_chars, reason=self.broke)
+        held: list[RefusalChunk] | None = (
+            [] if self.run.refusal_falls_back() and not self.sent else None
         )
-        return
-    context = f"the stream broke after {text_chars} characters and could not be continued"
-    raise run.failure(context if sent else "")
+        return _Leg(candidate, announce, held)
+
+    def passed_on(
+        self, leg: _Leg, event: TextChunk | ThinkingChunk | RefusalChunk
+    ) -> list[ChainEvent]:
+        """What the client is sent for one chunk: nothing (held), or the chunk, preceded
+        by the leg's announcement if it is the leg's first."""
+        leg.output.append(event.text)
+        if isinstance(event, RefusalChunk) and leg.held is not None:
+            leg.held.append(event)
+            return []
+        shown: list[ChainEvent] = []
+        if leg.announce is not None:
+            shown.append(_announced(self.run, leg.announce, self.resumed_at))
+            self.started, leg.announce = True, None
+        if isinstance(event, TextChunk):
+            self.text.append(event.text)
+            self.text_chars += len(event.text)
+        self.sent = True
+        shown.append(event)
+        return shown
+
+    def broke_off(self, stream: StreamLeg, error: ProviderError) -> None:
+        """Record a leg that broke; raises when the answer cannot be continued."""
+        run, candidate = self.run, stream.candidate
+        stream.failed(run.ledger, error)
+        self.broke = f"{candidate.model_id} {describe_error(error)}"
+        log.warning(
+            "stream_interrupted",
+            **run.log_context(candidate),
+            attempt=run.ledger.tries(candidate),
+            at_char=self.text_chars,
+            error_class=type(error).__name__,
+            error=error.message,
+        )
+        if self.text_chars == 0 and self.sent:
+            raise run.failure(
+                f"the stream broke during thinking, before any answer text "
+                f"({self.broke}); thinking cannot be continued"
+            ) from error
+        _maybe_retry_same(run, candidate)
+
+    def ended(
+        self, leg: _Leg, stream: StreamLeg, request: ProviderRequest, end: StreamEnd
+    ) -> list[ChainEvent] | None:
+        """The last events of an answer that ended cleanly, or None when it is a refusal
+        held back while the next candidate is tried."""
+        run, candidate = self.run, leg.candidate
+        usage = run.usage_of(candidate, request, end.usage, "".join(leg.output))
+        stream.succeeded(run.ledger, usage)
+        finish = _finished(run, candidate, end, self.resumed_at)
+        if end.finish_reason is FinishReason.REFUSAL and not self.sent and run.refusal_falls_back():
+            run.passed_over_refusal(candidate)
+            self.refused = _HeldRefusal(leg.announce, tuple(leg.held or ()), finish)
+            self.broke = f"{candidate.model_id} refused"
+            return None
+        shown: list[ChainEvent] = []
+        if leg.announce is not None:
+            shown.append(_announced(run, leg.announce, self.resumed_at))
+        shown.extend(leg.held or ())
+        shown.append(finish)
+        return shown
+
+    def gave_up(self) -> list[ChainEvent]:
+        """No candidate finished: a held refusal is the answer, else the run fails."""
+        run, refused = self.run, self.refused
+        if refused is not None and not self.sent:
+            # Every candidate after the refusal failed: the refusal is the answer.
+            shown: list[ChainEvent] = []
+            if refused.announce is not None and not self.started:
+                shown.append(refused.announce)
+            shown.extend(refused.chunks)
+            shown.append(
+                dataclasses.replace(
+                    refused.finish,
+                    usage=run.ledger.usage,
+                    cost_usd=run.ledger.cost_usd,
+                    attempts=run.ledger.attempts,
+                )
+            )
+            return shown
+        context = f"the stream broke after {self.text_chars} characters and could not be continued"
+        raise run.failure(context if self.sent else "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
