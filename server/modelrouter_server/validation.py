@@ -129,11 +129,18 @@ def check_id(value: str, limits: LimitsConfig, *, field: str, required: bool = F
         raise RequestError(field, f"{len(value)} characters; at most {limits.max_id_length}")
 
 
+_LISTED_FRAMING_BYTES = 512
+"""A listed conversation besides its metadata: id, timestamps, count, field framing."""
+
+
 def page_size(requested: int, limits: LimitsConfig, *, field: str = "page_size") -> int:
-    """A ListConversations page size: 0 means the default."""
+    """A ListConversations page size: 0 means the default. A page is also cut to as many
+    conversations as fit one reply when each carries the most metadata allowed, so a
+    default client can always read it (the caller follows `next_page_token` as usual)."""
     if not 0 <= requested <= limits.max_page_size:
         raise RequestError(field, f"must be between 0 and {limits.max_page_size}")
-    return requested or limits.default_page_size
+    fit = (limits.max_response_bytes - 4096) // (limits.max_metadata_bytes + _LISTED_FRAMING_BYTES)
+    return max(1, min(requested or limits.default_page_size, fit))
 
 
 def message_page_size(

@@ -5,30 +5,18 @@ model and appends nothing; two calls with one id at once store one turn."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from context.conftest import RedisServer
 from google.rpc import error_details_pb2
 from modelrouter_client import AsyncModelRouterClient, pb, system
 from modelrouter_server.emulator import Behavior, Emulator
 
 from .conftest import StartRouter
+from .redis_fixture import redis_url  # noqa: F401  # the fixture, used by name
 from .status_details import details_of
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

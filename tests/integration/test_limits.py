@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -11,6 +12,7 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_client import AsyncModelRouterClient, assistant, pb, system, user
 
 from .conftest import StartRouter
+from .redis_fixture import redis_url  # noqa: F401  # the fixture, used by name
 from .status_details import details_of
 
 MIB = 1024 * 1024
@@ -195,3 +197,46 @@ async def test_a_bad_message_page_token_names_the_field(
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violation(error) == "message_page_token"
+
+
+async def test_a_list_of_conversations_full_of_metadata_fits_a_default_client(
+    router: AsyncModelRouterClient,
+) -> None:
+    metadata = {f"k{i}": "v" * 1000 for i in range(16)}  # 16 KB: just under the limit
+    created = {(await router.create_conversation([], metadata=metadata)).id for _ in range(300)}
+    async with grpc.aio.insecure_channel(router.target) as channel:
+        stub = pb_grpc.ModelRouterStub(channel)
+        listed: list[str] = []
+        token = ""
+        while True:
+            page = await stub.ListConversations(
+                pb.ListConversationsRequest(page_size=500, page_token=token), timeout=30
+            )
+            assert 0 < len(page.conversations) < 300
+            listed.extend(c.id for c in page.conversations)
+            token = page.next_page_token
+            if not token:
+                break
+    assert sorted(listed) == sorted(created)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
+@pytest.mark.parametrize(
+    "token", ["9" * 30, "garbage!", "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODk6YQ=="]
+)
+async def test_a_bad_list_page_token_names_the_field(
+    start_router: StartRouter,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    store: str,
+    token: str,
+) -> None:
+    context: dict[str, str] = {"store": store, "sqlite_path": str(tmp_path / "c.db")}
+    if store == "redis":
+        context["redis_url"] = request.getfixturevalue("redis_url")
+    client = await start_router(context=context)
+    created = await client.create_conversation([system("s")])
+    error = await refused(client.list_conversations(page_token=token))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violation(error) == "page_token"
+    assert created.id in {c.id for c in (await client.list_conversations()).conversations}

@@ -1372,7 +1372,9 @@ class ListConversationsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most this many (default 50, at most 500)."""
+    """At most this many (default 50, at most 500; fewer when a reply of that many could
+    pass `limits.max_response_bytes`).
+    """
     page_token: _builtins.str
     """From a previous response's `next_page_token`."""
     def __init__(
