@@ -37,8 +37,11 @@ def value(samples: list[Sample], name: str, **labels: str) -> float | None:
 
 def test_endpoint_binds_port_zero_and_stops(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
+    metrics.observe_request(rpc="Generate", code=grpc.StatusCode.OK, latency_s=0.01)
     assert port > 0
-    assert scrape(port) is not None
+    # The bound port serves this instance's series, not just any HTTP answer.
+    labels = {"rpc": "Generate", "model": "none", "provider": "none", "code": "OK"}
+    assert value(scrape(port), "modelrouter_requests_total", **labels) == 1
     metrics.stop_http()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
