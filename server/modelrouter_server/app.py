@@ -16,6 +16,9 @@ from pathlib import Path
 
 import structlog
 
+from modelrouter_server.api.admission import Admission, AdmissionInterceptor, AdmissionLimits
+from modelrouter_server.api.descriptors import ensure_descriptors
+from modelrouter_server.api.drain import drain
 from modelrouter_server.api.server import GrpcServer
 from modelrouter_server.api.servicer import ModelRouterServicer, ServicerDeps
 from modelrouter_server.api.tls import server_credentials
@@ -67,6 +70,7 @@ class App:
 
     config: RouterConfig
     grpc: GrpcServer
+    admission: Admission
     providers: Mapping[str, Provider]
     store: ConversationStore
     metrics: Metrics
@@ -96,6 +100,8 @@ class App:
         tls = config.server.tls
         # Read before anything starts, so unreadable files fail start-up with nothing to undo.
         credentials = server_credentials(tls) if tls is not None else None
+        budget = ensure_descriptors(config)
+        log.info("descriptor_budget", needed=budget.needed, limit=budget.limit)
         owned = False
         if emulator is None and needs_emulator(config, env=env):
             emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
@@ -113,8 +119,13 @@ class App:
                 providers=sorted(emulated),
                 hint="set the providers' API key variables to use the real APIs",
             )
-        providers = build_providers(config, env=env, emulator_base_url=base_url)
         metrics = Metrics()
+        providers = build_providers(
+            config,
+            env=env,
+            emulator_base_url=base_url,
+            pool_observer=metrics.observe_pool_timeout,
+        )
 
         def on_transition(transition: CircuitTransition) -> None:
             metrics.set_breaker_state(
@@ -149,8 +160,20 @@ class App:
                 emulated_providers=emulated,
             )
         )
+        admission = Admission(
+            AdmissionLimits(
+                max_rpcs=config.admission.max_concurrent_rpcs,
+                max_streams=config.admission.max_concurrent_streams,
+                retry_after_s=config.admission.retry_after_s,
+            )
+        )
         grpc_server = GrpcServer(
-            servicer, limits=config.limits, reflection_enabled=config.server.reflection
+            servicer,
+            limits=config.limits,
+            reflection_enabled=config.server.reflection,
+            interceptors=[AdmissionInterceptor(admission)],
+            idle_connection_timeout_s=config.server.idle_connection_timeout_s,
+            max_client_connections=config.admission.max_client_connections,
         )
         bound = await grpc_server.start(
             listen, config.server.port if port is None else port, credentials=credentials
@@ -164,6 +187,7 @@ class App:
         return cls(
             config=config,
             grpc=grpc_server,
+            admission=admission,
             providers=providers,
             store=store,
             metrics=metrics,
@@ -175,7 +199,7 @@ class App:
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
-        await self.grpc.stop(grace)
+        await drain(self.grpc, self.admission, grace)
         self.metrics.stop_http()
         for provider in self.providers.values():
             await provider.aclose()

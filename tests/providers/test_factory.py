@@ -32,9 +32,15 @@ def config(
     local_base_url: str | None = None,
     timeout_s: float = 10.0,
     max_connections: int = 200,
+    pool_timeout_s: float = 10.0,
 ) -> RouterConfig:
     """Anthropic and OpenAI providers, and a `local` OpenAI-compatible one if given a URL."""
-    limits = {"timeout_s": timeout_s, "connect_timeout_s": 2.0, "max_connections": max_connections}
+    limits = {
+        "timeout_s": timeout_s,
+        "connect_timeout_s": 2.0,
+        "max_connections": max_connections,
+        "pool_timeout_s": pool_timeout_s,
+    }
     providers: dict[str, object] = {
         "anthropic": {"kind": "anthropic", "api_key_env": "ANTHROPIC_API_KEY", **limits},
         "openai": {"kind": "openai", "api_key_env": "OPENAI_API_KEY", **limits},
@@ -212,14 +218,14 @@ async def test_timeouts_come_from_the_config(emulator: Emulator) -> None:
 
 async def test_the_pool_holds_max_connections(emulator: Emulator) -> None:
     emulator.set_behavior(CLAUDE, Behavior(stall_after_tokens=1, stall_s=30.0))
-    routed = config(timeout_s=0.3, max_connections=1)
+    routed = config(max_connections=1, pool_timeout_s=0.3)
     providers = build_providers(routed, env={}, emulator_base_url=emulator.base_url)
     claude = providers["anthropic"]
     held = claude.stream(request(CLAUDE, Message(Role.USER, "Hi.")))
     assert isinstance(held, AsyncGenerator)
     try:
         await anext(held)  # the one connection is now busy with a stalled stream
-        with pytest.raises(ProviderTimeout, match="PoolTimeout"):
+        with pytest.raises(ProviderTimeout, match=r"no free connection in the pool within 0\.3s"):
             await claude.complete(request(CLAUDE, Message(Role.USER, "Again.")))
     finally:
         await held.aclose()

@@ -3,6 +3,9 @@ grpcurl and ghz work with no .proto files at hand."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
@@ -22,19 +25,24 @@ class GrpcServer:
         servicer: pb_grpc.ModelRouterServicer,
         *,
         limits: LimitsConfig,
-        max_concurrent_rpcs: int = 4096,
         reflection_enabled: bool = True,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        idle_connection_timeout_s: float = 300.0,
+        max_client_connections: int | None = None,
     ) -> None:
-        self._server = grpc.aio.server(
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
-            options=[
-                # The configured sizes are the transport's: a larger request is refused
-                # before it is decoded, and no reply is built that a client cannot take.
-                ("grpc.max_receive_message_length", limits.max_request_bytes),
-                ("grpc.max_send_message_length", limits.max_response_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
+        options: list[tuple[str, int]] = [
+            # The configured sizes are the transport's: a larger request is refused
+            # before it is decoded, and no reply is built that a client cannot take.
+            ("grpc.max_receive_message_length", limits.max_request_bytes),
+            ("grpc.max_send_message_length", limits.max_response_bytes),
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_connection_idle_ms", int(idle_connection_timeout_s * 1000)),
+        ]
+        if max_client_connections is not None:
+            options.append(("grpc.max_allowed_incoming_connections", max_client_connections))
+        # No `maximum_concurrent_rpcs`: admission control (api/admission.py) answers
+        # overload with RESOURCE_EXHAUSTED and a RetryInfo, and must be the only one to shed.
+        self._server = grpc.aio.server(interceptors=interceptors, options=options)
         pb_grpc.add_ModelRouterServicer_to_server(servicer, self._server)
         self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -61,9 +69,13 @@ class GrpcServer:
         await self._health.set(SERVICE_NAME, serving)
         return self.port
 
+    async def set_not_serving(self) -> None:
+        """Health turns NOT_SERVING for good (the start of a shutdown)."""
+        await self._health.enter_graceful_shutdown()
+
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, then let in-flight RPCs finish for up to `grace_s`."""
-        await self._health.enter_graceful_shutdown()
+        await self.set_not_serving()
         await self._server.stop(grace_s)
 
     async def wait(self) -> None:

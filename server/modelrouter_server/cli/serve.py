@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the client subcommands need none of the server stack
     # (provider SDKs, tokenizers), and `modelrouter chat` should start quickly.
+    from modelrouter_server.api.descriptors import DescriptorBudgetError
     from modelrouter_server.app import serve
     from modelrouter_server.config import ConfigError
     from modelrouter_server.errors import StoreError
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     port: int | None = args.port
     try:
         asyncio.run(serve(config, host=host, port=port))
-    except ConfigError as exc:
+    except (ConfigError, DescriptorBudgetError) as exc:
         print(f"modelrouter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as exc:

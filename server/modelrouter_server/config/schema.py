@@ -43,7 +43,10 @@ class ServerConfig(_Strict):
     tls: TlsConfig | None = None
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace_s: NonNegFloat = 5.0
+    shutdown_grace_s: NonNegFloat = 30.0
+    """On SIGTERM, how long in-flight RPCs may run before they end with UNAVAILABLE."""
+    idle_connection_timeout_s: PositiveFloat = 300.0
+    """A client connection with no RPC for this long is closed (HTTP/2 GOAWAY)."""
 
 
 class ProviderKind(enum.Enum):
@@ -61,6 +64,8 @@ class ProviderConfig(_Strict):
     timeout_s: PositiveFloat = 600.0
     connect_timeout_s: PositiveFloat = 5.0
     max_connections: PositiveInt = 200
+    pool_timeout_s: PositiveFloat = 10.0
+    """How long a call may wait for a free connection of the pool before it fails."""
 
 
 class Capabilities(_Strict):
@@ -137,6 +142,23 @@ class ResilienceConfig(_Strict):
     inter_token_timeout_s: PositiveFloat = 30.0
     default_deadline_s: PositiveFloat = 300.0
     """Used when the caller sets no gRPC deadline."""
+
+
+class AdmissionConfig(_Strict):
+    """Concurrency limits of one server; calls past them are refused at once with
+    RESOURCE_EXHAUSTED and a RetryInfo, never queued."""
+
+    max_concurrent_rpcs: PositiveInt = 1000
+    """ModelRouter RPCs in flight at once (health and reflection are not counted)."""
+    max_concurrent_streams: PositiveInt = 500
+    """GenerateStream calls in flight at once (also counted as RPCs)."""
+    retry_after_s: PositiveFloat = 1.0
+    """The delay a refused caller is told to wait (google.rpc.RetryInfo)."""
+    max_client_connections: PositiveInt = 2048
+    """Client connections (HTTP/2) open at once; more are refused by the transport."""
+    reserved_file_descriptors: PositiveInt = 128
+    """Descriptors kept for everything but connections (store, logs, metrics, the SDKs)
+    in the start-up check against RLIMIT_NOFILE."""
 
 
 class StoreKind(enum.Enum):
@@ -217,6 +239,7 @@ class LimitsConfig(_Strict):
 
 class RouterConfig(_Strict):
     server: ServerConfig = ServerConfig()
+    admission: AdmissionConfig = AdmissionConfig()
     providers: dict[str, ProviderConfig]
     models: dict[str, ModelConfig]
     routing: RoutingConfig
@@ -248,6 +271,12 @@ class RouterConfig(_Strict):
             for i, name in enumerate(chain):
                 if name not in names:
                     problems.append(f"{path}[{i}]: no model or alias {name!r}")
+        streams, rpcs = self.admission.max_concurrent_streams, self.admission.max_concurrent_rpcs
+        if streams > rpcs:
+            problems.append(
+                f"admission.max_concurrent_streams: {streams} is more than "
+                f"admission.max_concurrent_rpcs ({rpcs})"
+            )
         if self.context.summarizer_model not in names:
             problems.append(
                 f"context.summarizer_model: no model or alias {self.context.summarizer_model!r}"

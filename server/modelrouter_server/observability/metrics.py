@@ -233,6 +233,13 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self._pool_timeouts = Counter(
+            "upstream_pool_timeouts",
+            "Provider calls that found no free pooled connection within pool_timeout_s.",
+            ["provider"],
+            namespace=ns,
+            registry=r,
+        )
         self._breaker_states: dict[tuple[str, str], str] = {}
         self._breaker_lock = threading.Lock()
         self._http: WSGIServer | None = None
@@ -340,6 +347,10 @@ class Metrics:
                 retry=retry,
             )
             previous = attempt
+
+    def observe_pool_timeout(self, provider: str) -> None:
+        """A provider call waited `pool_timeout_s` for a connection and gave up."""
+        self._pool_timeouts.labels(_label(provider)).inc()
 
     def observe_inter_token(self, model: str, seconds: float) -> None:
         """Record the gap between two consecutive answer deltas of a stream."""

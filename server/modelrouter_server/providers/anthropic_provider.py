@@ -50,6 +50,7 @@ from modelrouter_server.providers.finish_reasons import (
     finish_detail,
     finish_reason,
 )
+from modelrouter_server.providers.pool import PoolWatch
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
     UpstreamErrors,
@@ -88,6 +89,9 @@ class AnthropicProvider:
         self._name = name
         self._emulated = emulated
         self._connection = connection
+        self._pool = PoolWatch(
+            name, connection.max_connections, connection.pool_timeout_s, connection.pool_observer
+        )
         self._client = anthropic.AsyncAnthropic(
             api_key=connection.api_key,
             base_url=connection.base_url,
@@ -218,7 +222,9 @@ class AnthropicProvider:
         await self._client.close()
 
     def _errors(self, model: str) -> UpstreamErrors:
-        return UpstreamErrors(provider=self._name, model=model, secret=self._connection.api_key)
+        return UpstreamErrors(
+            provider=self._name, model=model, secret=self._connection.api_key, pool=self._pool
+        )
 
 
 def _call(request: ProviderRequest) -> _Call:
@@ -329,7 +335,7 @@ def _before_answer(
             overloaded=exc.type == "overloaded_error",
         )
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return errors.timeout(transport_detail(exc))
+        return errors.timeout(transport_detail(exc), cause=exc)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.RequestError):
         return errors.connection(transport_detail(exc))
     return errors.unexpected(exc.message)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import httpx2
 
+from modelrouter_server.providers.pool import PoolObserver
+
 
 @dataclass(frozen=True, slots=True)
 class Connection:
@@ -17,11 +19,16 @@ class Connection:
     timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
     max_connections: int = 200
+    pool_timeout_s: float = 10.0
+    """The longest a call waits for a free connection of the pool."""
+    pool_observer: PoolObserver | None = field(default=None, repr=False, compare=False)
 
     @property
     def timeout(self) -> httpx2.Timeout:
-        """The client-wide timeout: `timeout_s` per read/write/pool wait, a shorter connect."""
-        return httpx2.Timeout(self.timeout_s, connect=self.connect_timeout_s)
+        """The client-wide timeout: `timeout_s` per read/write, shorter connect and pool waits."""
+        return httpx2.Timeout(
+            self.timeout_s, connect=self.connect_timeout_s, pool=self.pool_timeout_s
+        )
 
     @property
     def limits(self) -> httpx2.Limits:
@@ -42,5 +49,7 @@ class Connection:
         # A deadline already past still gets a tiny budget, so the call fails as a timeout.
         remaining_s = max(remaining_s, 0.001)
         return httpx2.Timeout(
-            min(self.timeout_s, remaining_s), connect=min(self.connect_timeout_s, remaining_s)
+            min(self.timeout_s, remaining_s),
+            connect=min(self.connect_timeout_s, remaining_s),
+            pool=min(self.pool_timeout_s, remaining_s),
         )

@@ -8,6 +8,7 @@ provider has neither a key nor a base URL to go to (its config `base_url`, or th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from modelrouter_server.providers.anthropic_provider import AnthropicProvider
 from modelrouter_server.providers.base import Provider
 from modelrouter_server.providers.connection import Connection
 from modelrouter_server.providers.openai_provider import OpenAIProvider
+from modelrouter_server.providers.pool import PoolObserver
 
 _SDK_BASE_URL_VARIABLE: Mapping[ProviderKind, str] = {
     ProviderKind.ANTHROPIC: "ANTHROPIC_BASE_URL",
@@ -74,17 +76,23 @@ def resolve_targets(
 
 
 def build_providers(
-    config: RouterConfig, *, env: Mapping[str, str], emulator_base_url: str | None
+    config: RouterConfig,
+    *,
+    env: Mapping[str, str],
+    emulator_base_url: str | None,
+    pool_observer: PoolObserver | None = None,
 ) -> dict[str, Provider]:
     """One provider per `[providers.*]` entry, each with its SDK client built once.
 
     `env` is the process environment (passed in so tests need not touch `os.environ`);
     `emulator_base_url` is where the running emulator listens, None when none runs.
-    Raises `ProviderSetupError` when a provider has nowhere to go.
+    Raises `ProviderSetupError` when a provider has nowhere to go. `pool_observer` hears
+    of every call that found no free pooled connection in time.
     """
     providers: dict[str, Provider] = {}
     for name, provider in config.providers.items():
         target, connection = _resolve(name, provider, config, env, emulator_base_url)
+        connection = dataclasses.replace(connection, pool_observer=pool_observer)
         if provider.kind is ProviderKind.ANTHROPIC:
             providers[name] = AnthropicProvider(name, connection, emulated=target.emulated)
         else:
@@ -155,4 +163,5 @@ def _connection(provider: ProviderConfig, api_key: str, base_url: str | None) ->
         timeout_s=provider.timeout_s,
         connect_timeout_s=provider.connect_timeout_s,
         max_connections=provider.max_connections,
+        pool_timeout_s=provider.pool_timeout_s,
     )

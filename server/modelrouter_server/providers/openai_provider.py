@@ -41,6 +41,7 @@ from modelrouter_server.providers.finish_reasons import (
     finish_reason,
 )
 from modelrouter_server.providers.openai_done_marker import DoneAwareAsyncOpenAI, saw_done_marker
+from modelrouter_server.providers.pool import PoolWatch
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
     UpstreamErrors,
@@ -93,6 +94,9 @@ class OpenAIProvider:
         self._models = models
         self._emulated = emulated
         self._connection = connection
+        self._pool = PoolWatch(
+            name, connection.max_connections, connection.pool_timeout_s, connection.pool_observer
+        )
         self._client = DoneAwareAsyncOpenAI(
             api_key=connection.api_key,
             base_url=connection.base_url,
@@ -201,7 +205,9 @@ class OpenAIProvider:
         await self._client.close()
 
     def _errors(self, model: str) -> UpstreamErrors:
-        return UpstreamErrors(provider=self._name, model=model, secret=self._connection.api_key)
+        return UpstreamErrors(
+            provider=self._name, model=model, secret=self._connection.api_key, pool=self._pool
+        )
 
     def _params(self, request: ProviderRequest) -> tuple[CompletionCreateParamsBase, str]:
         """The call's parameters, and the whitespace stripped off a partial answer."""
@@ -296,7 +302,7 @@ def _before_answer(
             quota_exhausted="insufficient_quota" in (exc.code, exc.type),
         )
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return errors.timeout(transport_detail(exc))
+        return errors.timeout(transport_detail(exc), cause=exc)
     if isinstance(exc, openai.APIConnectionError | httpx2.RequestError):
         return errors.connection(transport_detail(exc))
     return errors.unexpected(_describe(exc))

@@ -28,6 +28,7 @@ from modelrouter_server.errors import (
     StreamInterrupted,
     UpstreamModelNotFound,
 )
+from modelrouter_server.providers.pool import PoolWatch
 from modelrouter_server.providers.retry_after import retry_after_from_headers
 
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")
@@ -77,6 +78,7 @@ class UpstreamErrors:
     provider: str
     model: str
     secret: str = field(repr=False)
+    pool: PoolWatch | None = field(default=None, repr=False)
 
     def from_status(
         self,
@@ -129,8 +131,12 @@ class UpstreamErrors:
             upstream_request_id=request_id,
         )
 
-    def timeout(self, detail: str) -> ProviderTimeout:
-        """No reply (or no complete reply) in time."""
+    def timeout(self, detail: str, *, cause: BaseException | None = None) -> ProviderTimeout:
+        """No reply (or no complete reply) in time; `cause` tells a wait for a pooled
+        connection (logged and counted by the pool watch) from a slow provider."""
+        pool = self.pool
+        if cause is not None and pool is not None and pool.exhausted(cause, model=self.model):
+            detail = f"no free connection in the pool within {pool.pool_timeout_s:g}s"
         return ProviderTimeout(
             self._message(f"timed out: {detail}"), provider=self.provider, model=self.model
         )

@@ -20,7 +20,7 @@ import sys
 import time
 import tomllib
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +106,11 @@ def write_config(
     log_level: str = "info",
     provider_connections: int | None = None,
     emulator_url: str | None = None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """The built-in config with a memory store and `metrics_port`, served by the built-in
     emulator, or with every provider pointed at `emulator_url`. `provider_connections`
-    sizes every provider's HTTP connection pool."""
+    sizes every provider's HTTP connection pool; `overrides` replaces keys per section."""
     from modelrouter_server.config.loader import default_config_path
 
     config = tomllib.loads(default_config_path().read_text(encoding="utf-8"))
@@ -126,6 +127,8 @@ def write_config(
             # The OpenAI SDK's base URL includes the /v1 prefix; Anthropic's does not.
             suffix = "" if provider["kind"] == "anthropic" else "/v1"
             provider["base_url"] = emulator_url.rstrip("/") + suffix
+    for section, values in (overrides or {}).items():
+        config.setdefault(section, {}).update(values)
     path = directory / "modelrouter.toml"
     path.write_text(dump_toml(config), encoding="utf-8")
     return path
@@ -138,6 +141,7 @@ def start_router(
     log_level: str = "info",
     provider_connections: int | None = None,
     emulator_url: str | None = None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
     timeout_s: float = 30.0,
 ) -> RouterProcess:
     """Start `modelrouter serve` in `directory` and wait until its health check says
@@ -153,6 +157,7 @@ def start_router(
         log_level=log_level,
         provider_connections=provider_connections,
         emulator_url=emulator_url,
+        overrides=overrides,
     )
     log_path = directory / "router.log"
     env = {k: v for k, v in os.environ.items() if k not in _PROVIDER_ENV}

@@ -1,0 +1,207 @@
+"""How the router holds up under hostile load, against a real `modelrouter serve` process
+and an emulator in its own process (so the router's RSS and event loop are its own):
+
+- event loop: ListModels latency (p50/p99) while a 20 MB prompt of one repeated character
+  is handled by Generate and by CreateConversation;
+- backpressure: the RSS the router adds while 200 clients hold 64k-token streams open
+  without reading them;
+- admission: the status counts of 4,000 concurrent calls against limits of 1,000.
+
+Run with `python -m bench.load.overload` (`--only loop|backpressure|admission`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from modelrouter_client import AsyncModelRouterClient, pb
+from modelrouter_testsupport.emulator_admin import set_behavior
+from modelrouter_testsupport.router_process import RouterProcess, start_router, stop_router
+
+from bench.emulator_process import start_emulator, stop_emulator
+from bench.stats import percentile
+
+_BIG = 20 * 1024 * 1024
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of `pid` in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def _probe_list_models(
+    client: AsyncModelRouterClient, done: asyncio.Event, samples: list[float]
+) -> None:
+    while not done.is_set():
+        started = time.perf_counter()
+        await client.list_models(timeout=60)
+        samples.append(time.perf_counter() - started)
+        await asyncio.sleep(0.005)
+
+
+async def _loop_case(router: RouterProcess, name: str) -> None:
+    text = "a" * _BIG
+    async with (
+        AsyncModelRouterClient(
+            channel=grpc.aio.insecure_channel(router.target, options=_CHANNEL_OPTIONS)
+        ) as big,
+        AsyncModelRouterClient(router.target) as probe,
+    ):
+        await probe.list_models(timeout=10)
+        samples: list[float] = []
+        done = asyncio.Event()
+        prober = asyncio.create_task(_probe_list_models(probe, done, samples))
+        started = time.perf_counter()
+        message = pb.Message(role=pb.ROLE_USER, content=text)
+        code = "OK"
+        try:
+            if name == "Generate":
+                await big.generate([message], model="claude-3-7-sonnet", timeout=300)
+            else:
+                await big.create_conversation([message], timeout=300)
+        except grpc.aio.AioRpcError as error:
+            code = error.code().name
+        elapsed = time.perf_counter() - started
+        done.set()
+        await prober
+    print(
+        f"  {name} with a 20 MB prompt: {code} after {elapsed:.2f} s; concurrent ListModels "
+        f"n={len(samples)} p50={percentile(samples, 50) * 1000:.1f} ms "
+        f"p99={percentile(samples, 99) * 1000:.1f} ms max={max(samples) * 1000:.1f} ms"
+    )
+
+
+async def _hold_stream(
+    target: str, started: asyncio.Event, release: asyncio.Event, counter: list[int]
+) -> None:
+    async with AsyncModelRouterClient(target) as client:
+        stream = client.stream(
+            "Write a very long answer.",
+            model="claude-3-7-sonnet",
+            max_output_tokens=64000,
+            disable_fallback=True,
+            timeout=600,
+        )
+        await anext(stream)  # the start event: the stream is open upstream
+        counter[0] += 1
+        if counter[0] >= counter[1]:
+            started.set()
+        await release.wait()  # never read again until released
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
+async def _backpressure(router: RouterProcess, emulator_url: str, clients: int) -> None:
+    set_behavior(emulator_url, {"output_tokens": 64000, "thinking_tokens": 0})
+    pid = router.process.pid
+    before = rss_mib(pid)
+    started, release = asyncio.Event(), asyncio.Event()
+    counter = [0, clients]
+    holders = [
+        asyncio.create_task(_hold_stream(router.target, started, release, counter))
+        for _ in range(clients)
+    ]
+    await asyncio.wait_for(started.wait(), 120)
+    peak = before
+    for _ in range(20):  # 10 s: long enough for an unbounded reader to pull everything
+        await asyncio.sleep(0.5)
+        peak = max(peak, rss_mib(pid))
+    release.set()
+    await asyncio.gather(*holders, return_exceptions=True)
+    print(
+        f"  {clients} non-reading streams of 64k-token answers: router RSS "
+        f"{before:.0f} MiB -> peak {peak:.0f} MiB (+{peak - before:.0f} MiB over 10 s)"
+    )
+
+
+def _has_retry_info(error: grpc.aio.AioRpcError) -> bool:
+    # grpc-stubs types a metadatum as opaque; at run time it is a (key, value) pair.
+    pairs: tuple[tuple[str, str | bytes], ...] = tuple(error.trailing_metadata() or ())  # type: ignore[arg-type]
+    for key, value in pairs:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            return any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+    return False
+
+
+async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> None:
+    set_behavior(emulator_url, {"latency_s": 5.0})
+    counts: collections.Counter[str] = collections.Counter()
+    retry_info = 0
+
+    async def one(client: AsyncModelRouterClient) -> None:
+        nonlocal retry_info
+        try:
+            await client.generate("Hello", model="gpt-4o-mini", disable_fallback=True, timeout=60)
+            counts["OK"] += 1
+        except grpc.aio.AioRpcError as error:
+            counts[error.code().name] += 1
+            retry_info += _has_retry_info(error)
+
+    clients = [AsyncModelRouterClient(router.target) for _ in range(8)]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(one(clients[i % len(clients)]) for i in range(calls)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.close()
+    summary = ", ".join(f"{code} {n}" for code, n in counts.most_common())
+    print(
+        f"  {calls} concurrent Generate (upstream 5 s): {summary} in {elapsed:.1f} s; "
+        f"carrying a RetryInfo: {retry_info}"
+    )
+
+
+async def _run(only: str | None, workdir: Path) -> None:
+    emulator = start_emulator(workdir / "emulator.log")
+    try:
+        router = start_router(workdir / "router", emulator_url=emulator.base_url)
+        try:
+            if only in (None, "loop"):
+                print("event loop:")
+                await _loop_case(router, "Generate")
+                await _loop_case(router, "CreateConversation")
+            if only in (None, "backpressure"):
+                print("backpressure:")
+                await _backpressure(router, emulator.base_url, 200)
+        finally:
+            stop_router(router)
+        if only in (None, "admission"):
+            print("admission:")
+            limited = start_router(
+                workdir / "limited",
+                emulator_url=emulator.base_url,
+                provider_connections=1000,
+            )
+            try:
+                await _admission(limited, emulator.base_url, 4000)
+            finally:
+                stop_router(limited)
+    finally:
+        stop_emulator(emulator)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("loop", "backpressure", "admission"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modelrouter-overload-") as workdir:
+        asyncio.run(_run(args.only, Path(workdir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The file-descriptor budget: connections the router may hold, checked at start-up
+against the process limit (RLIMIT_NOFILE), so it is refused on start rather than failing
+`accept` or a provider connect under load with "too many open files"."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+
+from modelrouter_server.config.schema import RouterConfig
+
+
+class DescriptorBudgetError(Exception):
+    """The configured connections cannot fit under the process's descriptor limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class DescriptorBudget:
+    """What the configuration may open at once, and the limit in force."""
+
+    needed: int
+    limit: int
+
+
+def needed_descriptors(config: RouterConfig) -> int:
+    """Client connections + every provider pool + the reserve for everything else."""
+    admission = config.admission
+    pools = sum(p.max_connections for p in config.providers.values())
+    return admission.max_client_connections + pools + admission.reserved_file_descriptors
+
+
+def ensure_descriptors(config: RouterConfig) -> DescriptorBudget:
+    """Raise the soft RLIMIT_NOFILE to what the config needs (up to the hard limit), or
+    raise `DescriptorBudgetError` with a one-line message naming what to change."""
+    needed = needed_descriptors(config)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        ceiling = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        soft = ceiling
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise DescriptorBudgetError(
+            f"admission: the configuration may open {needed} file descriptors "
+            f"(admission.max_client_connections + providers.*.max_connections + "
+            f"admission.reserved_file_descriptors) but the process limit is {soft} "
+            f"(hard {hard}); lower them or raise `ulimit -n`"
+        )
+    return DescriptorBudget(needed=needed, limit=soft)
