@@ -1,8 +1,11 @@
 """Checks on what callers send, on domain values (no protobuf here).
 
-`api.convert` turns protos into domain values and calls these; `generation` calls
-`check_role_order` again once a conversation's stored history is known, and routing calls
-`thinking_budget_problem` once a model's output budget is known. Every rejection is a
+`api.convert` turns protos into domain values (refusing only enum values the proto
+cannot hold) and calls these: `check_generate_options` for a Generate, `check_messages`,
+`check_stored_history` and `check_metadata` for a new conversation, `check_id` and the page
+checks for the rest. `generation` calls `check_role_order` again once a conversation's
+stored history is known, and routing calls `thinking_budget_problem` once a model's output
+budget is known. Every rejection is a
 `RequestError` naming the request field, so the status table answers INVALID_ARGUMENT.
 """
 
@@ -13,11 +16,14 @@ import binascii
 from collections.abc import Mapping, Sequence
 
 from modelrouter_server.config.schema import LimitsConfig
-from modelrouter_server.domain import Message, Role
+from modelrouter_server.domain import GenerateOptions, Message, Role
 from modelrouter_server.errors import RequestError
 
 MIN_THINKING_BUDGET = 1024
 """Anthropic's floor for `thinking.budget_tokens`."""
+
+MAX_STOP_SEQUENCES = 4
+"""OpenAI's limit; Anthropic takes more, but one rule for every model keeps fallbacks open."""
 
 
 def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | None:
@@ -94,12 +100,15 @@ def check_message_count(count: int, limits: LimitsConfig, *, field: str = "messa
         raise RequestError(field, f"{count} messages; at most {limits.max_messages} per request")
 
 
-def check_message_sizes(
+def check_messages(
     messages: Sequence[Message], limits: LimitsConfig, *, field: str = "messages"
 ) -> None:
+    """Each message has content, and the count and each size are within `limits`."""
     check_message_count(len(messages), limits, field=field)
     cap = limits.max_message_bytes
     for i, m in enumerate(messages):
+        if not m.content.strip():
+            raise RequestError(f"{field}[{i}].content", "must not be empty")
         # Characters bound bytes from both sides (1 to 4 bytes each): encode only when
         # the count alone cannot decide.
         if len(m.content) * 4 <= cap:
@@ -150,6 +159,34 @@ def message_page_size(
     if not 0 <= requested <= limits.max_message_page_size:
         raise RequestError(field, f"must be between 0 and {limits.max_message_page_size}")
     return requested or limits.max_message_page_size
+
+
+# -- a whole request ----------------------------------------------------------------------
+
+
+def check_generate_options(options: GenerateOptions, limits: LimitsConfig) -> None:
+    """Everything about a Generate request that does not depend on the model or the stored
+    history (both are checked once known: routing, then `check_role_order` again)."""
+    check_id(options.conversation_id, limits, field="conversation_id")
+    check_id(options.request_id, limits, field="request_id")
+    check_messages(options.messages, limits)
+    if not options.conversation_id:
+        if not options.messages:
+            raise RequestError("messages", "must not be empty")
+        check_role_order(options.messages)
+    if options.max_output_tokens < 0:
+        raise RequestError("max_output_tokens", "must be at least 1 (or 0 for the default)")
+    if options.temperature is not None and not 0.0 <= options.temperature <= 2.0:
+        raise RequestError("temperature", "must be between 0 and 2")
+    check_thinking_budget(options.thinking_budget_tokens, options.max_output_tokens)
+    if len(options.stop) > MAX_STOP_SEQUENCES:
+        raise RequestError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences")
+    for i, stop in enumerate(options.stop):
+        if not stop:
+            raise RequestError(f"stop[{i}]", "must not be empty")
+    check_metadata(options.metadata, limits)
+    if options.max_cost_usd < 0:
+        raise RequestError("max_cost_usd", "must not be negative")
 
 
 # -- message page tokens ---------------------------------------------------------------------

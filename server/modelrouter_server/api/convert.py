@@ -32,17 +32,14 @@ from modelrouter_server.domain import (
 )
 from modelrouter_server.errors import RequestError
 from modelrouter_server.validation import (
+    check_generate_options,
     check_id,
     check_message_count,
-    check_message_sizes,
+    check_messages,
     check_metadata,
-    check_role_order,
     check_stored_history,
-    check_thinking_budget,
     encode_message_page_token,
 )
-
-MAX_STOP_SEQUENCES = 4
 
 _ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
 _ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
@@ -99,11 +96,8 @@ _OUTCOME_TO_PB = {
 }
 
 
-def messages_from_pb(
-    messages: Sequence[pb.Message], limits: LimitsConfig, *, field: str = "messages"
-) -> tuple[Message, ...]:
-    """Each message checked on its own (role set, content present, sizes)."""
-    check_message_count(len(messages), limits, field=field)
+def _messages(messages: Sequence[pb.Message], field: str) -> tuple[Message, ...]:
+    """Messages with known enum values (what only the proto can tell), not yet checked."""
     out: list[Message] = []
     for i, m in enumerate(messages):
         role = _ROLES.get(m.role)
@@ -111,14 +105,21 @@ def messages_from_pb(
             raise RequestError(
                 f"{field}[{i}].role", "must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT"
             )
-        if not m.content.strip():
-            raise RequestError(f"{field}[{i}].content", "must not be empty")
         importance = _IMPORTANCE.get(m.importance)
         if importance is None:
             raise RequestError(f"{field}[{i}].importance", f"unknown value {m.importance}")
         out.append(Message(role=role, content=m.content, pinned=m.pinned, importance=importance))
-    check_message_sizes(out, limits, field=field)
     return tuple(out)
+
+
+def messages_from_pb(
+    messages: Sequence[pb.Message], limits: LimitsConfig, *, field: str = "messages"
+) -> tuple[Message, ...]:
+    """Converted, then `check_messages` (content, count, sizes)."""
+    check_message_count(len(messages), limits, field=field)
+    out = _messages(messages, field)
+    check_messages(out, limits, field=field)
+    return out
 
 
 def create_conversation_from_pb(
@@ -134,15 +135,13 @@ def create_conversation_from_pb(
 
 
 def options_from_pb(request: pb.GenerateRequest, limits: LimitsConfig) -> GenerateOptions:
-    """A validated GenerateOptions. Model-dependent limits (output cap, thinking) are
-    checked by the router once the model is known."""
+    """A validated GenerateOptions (`check_generate_options`). Model-dependent limits
+    (output cap, thinking) are checked by the router once the model is known."""
+    # Ids first: a huge one is refused before anything else is converted.
     check_id(request.conversation_id, limits, field="conversation_id")
     check_id(request.request_id, limits, field="request_id")
-    messages = messages_from_pb(request.messages, limits)
-    if not request.conversation_id:
-        if not messages:
-            raise RequestError("messages", "must not be empty")
-        check_role_order(messages)
+    check_message_count(len(request.messages), limits)
+    messages = _messages(request.messages, "messages")
     task = _TASKS.get(request.task)
     if task is None:
         raise RequestError("task", f"unknown value {request.task}")
@@ -151,37 +150,23 @@ def options_from_pb(request: pb.GenerateRequest, limits: LimitsConfig) -> Genera
         effort = _EFFORTS.get(request.reasoning_effort)
         if effort is None:
             raise RequestError("reasoning_effort", f"unknown value {request.reasoning_effort}")
-    if request.max_output_tokens < 0:
-        raise RequestError("max_output_tokens", "must be at least 1 (or 0 for the default)")
-    temperature = request.temperature if request.HasField("temperature") else None
-    if temperature is not None and not 0.0 <= temperature <= 2.0:
-        raise RequestError("temperature", "must be between 0 and 2")
-    budget = request.thinking_budget_tokens
-    check_thinking_budget(budget, request.max_output_tokens)
-    if len(request.stop) > MAX_STOP_SEQUENCES:
-        raise RequestError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences")
-    for i, stop in enumerate(request.stop):
-        if not stop:
-            raise RequestError(f"stop[{i}]", "must not be empty")
-    metadata = dict(request.metadata)
-    check_metadata(metadata, limits)
-    if request.max_cost_usd < 0:
-        raise RequestError("max_cost_usd", "must not be negative")
-    return GenerateOptions(
+    options = GenerateOptions(
         messages=messages,
         model=request.model.strip(),
         task=task,
         max_output_tokens=request.max_output_tokens,
-        temperature=temperature,
+        temperature=request.temperature if request.HasField("temperature") else None,
         reasoning_effort=effort,
-        thinking_budget_tokens=budget,
+        thinking_budget_tokens=request.thinking_budget_tokens,
         stop=tuple(request.stop),
         request_id=request.request_id or uuid.uuid4().hex,
-        metadata=metadata,
+        metadata=dict(request.metadata),
         disable_fallback=request.disable_fallback,
         max_cost_usd=request.max_cost_usd,
         conversation_id=request.conversation_id,
     )
+    check_generate_options(options, limits)
+    return options
 
 
 def message_to_pb(message: Message) -> pb.Message:
