@@ -34,9 +34,11 @@ from modelrouter_server.context import (
 from modelrouter_server.domain import (
     ContextReport,
     CountMethod,
+    FinishReason,
     GenerateOptions,
     Message,
     ProviderRequest,
+    Refusal,
     Role,
     TextChunk,
 )
@@ -144,6 +146,23 @@ class _Request:
             raise max(self.too_large.values(), key=lambda entry: entry[0])[1] from error
 
 
+def stored_reply(text: str, reason: FinishReason, refusal: Refusal | None) -> str:
+    """The assistant turn to store for a reply.
+
+    A refusal's words are what the model said, even when they came apart from the
+    content (OpenAI). A reply with no text at all is stored as a short bracketed note
+    instead: the APIs refuse an empty assistant message in a history, so an empty turn
+    would break every later request of the conversation.
+    """
+    if text:
+        return text
+    if refusal is not None and refusal.text:
+        return refusal.text
+    if reason is FinishReason.REFUSAL:
+        return "[no answer: the model refused]"
+    return f"[no answer text: finish reason {reason.value}]"
+
+
 class Generation:
     """Runs generate requests; built once at start-up and shared by every RPC."""
 
@@ -220,7 +239,11 @@ class Generation:
             try:
                 await self._conversations.record_turn(
                     request.turn,
-                    result.completion.text,
+                    stored_reply(
+                        result.completion.text,
+                        result.completion.finish_reason,
+                        result.completion.refusal,
+                    ),
                     model_id=result.candidate.model_id,
                     fitted=fitted,
                 )
@@ -263,7 +286,8 @@ class Generation:
             return
         fitted = request.fits.get(finished.candidate.model_id)
         if request.turn is not None:
+            reply = stored_reply("".join(text), finished.finish_reason, finished.refusal)
             await self._conversations.record_turn(
-                request.turn, "".join(text), model_id=finished.candidate.model_id, fitted=fitted
+                request.turn, reply, model_id=finished.candidate.model_id, fitted=fitted
             )
         yield StreamClosed(fitted.report if fitted else None)

@@ -340,3 +340,36 @@ async def test_refusals_finish_reasons_and_local_counts_show_in_metrics(
     assert f"modelrouter_refusals_total{{{labels}}} 2.0" in lines
     assert f'modelrouter_finish_reasons_total{{{labels},reason="refusal"}} 2.0' in lines
     assert f'modelrouter_usage_counted_locally_total{{method="exact_local",{labels}}} 2.0' in lines
+
+
+# -- conversations --------------------------------------------------------------------------
+
+
+@MODES
+async def test_a_conversation_keeps_a_refusal_and_goes_on_after_it(
+    router: AsyncModelRouterClient, emulator: Emulator, streaming: bool
+) -> None:
+    conversation = await router.create_conversation()
+    emulator.enqueue(CLAUDE, Behavior(refusal=""))
+    refused = await _ask(
+        router,
+        streaming,
+        "Do the forbidden thing.",
+        model="claude-3-7-sonnet",
+        conversation_id=conversation.id,
+    )
+    assert refused.finish_reason == pb.FINISH_REASON_REFUSAL and refused.text == ""
+    emulator.enqueue(GPT, Behavior(refusal=REFUSAL))
+    await _ask(router, streaming, "Please?", model="gpt-4o-mini", conversation_id=conversation.id)
+    # The refusals are stored as assistant turns the APIs accept, so the talk goes on.
+    answered = await _ask(
+        router,
+        streaming,
+        "Something else, then.",
+        model="claude-3-7-sonnet",
+        conversation_id=conversation.id,
+    )
+    assert answered.finish_reason == pb.FINISH_REASON_STOP and answered.text
+    stored = await router.get_conversation(conversation.id)
+    replies = [m.message.content for m in stored.messages if m.message.role == pb.ROLE_ASSISTANT]
+    assert replies[:2] == ["[no answer: the model refused]", REFUSAL]
