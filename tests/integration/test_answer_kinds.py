@@ -373,3 +373,19 @@ async def test_a_conversation_keeps_a_refusal_and_goes_on_after_it(
     stored = await router.get_conversation(conversation.id)
     replies = [m.message.content for m in stored.messages if m.message.role == pb.ROLE_ASSISTANT]
     assert replies[:2] == ["[no answer: the model refused]", REFUSAL]
+
+
+async def test_a_stream_cut_mid_answer_bills_the_broken_leg_on_a_local_count(
+    router: AsyncModelRouterClient, emulator: Emulator
+) -> None:
+    emulator.enqueue(GPT, Behavior(drop_after_tokens=5, output_tokens=40))
+    emulator.set_behavior(CLAUDE, Behavior(output_tokens=40))
+    events = [e async for e in router.stream("Write a poem.", task=pb.TASK_CHAT)]
+    text = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
+    finish = events[-1].finish
+    [at] = finish.resumed_at_chars
+    # GPT's 5 tokens before the drop, counted with o200k, plus Claude's billed words.
+    o200k = shipped_encoding(Tokenizer.O200K_BASE)
+    expected = len(o200k.encode_ordinary(text[:at])) + len(text[at:].split())
+    assert finish.usage.output_tokens == expected
+    assert finish.usage.count_method == pb.COUNT_METHOD_EXACT_LOCAL

@@ -19,9 +19,11 @@ included). Once a chunk has been sent the answer can only be continued:
 - A resumed request runs without extended thinking: Anthropic refuses an assistant prefill
   while thinking is on, and the reasoning is already done.
 
-Any emitted chunk, thinking included, counts as "sent": after it, failover is no longer
-transparent. Cancellation (the consumer's `aclose`, or the task being cancelled) closes the
-upstream stream at once through `StreamLeg`'s exit and re-raises; nothing is swallowed.
+A leg that breaks is billed on the router's own count of its input and the output it
+sent (a cut stream carries no usage). Any emitted chunk, thinking included, counts as
+"sent": after it, failover is no longer transparent. Cancellation (the consumer's
+`aclose`, or the task being cancelled) closes the upstream stream at once through
+`StreamLeg`'s exit and re-raises; nothing is swallowed.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
                         yield shown
                     event = await _next_or_stall(run, stream)
             except ProviderError as error:
-                relay.broke_off(stream, error)
+                relay.broke_off(leg, stream, request, error)
                 continue
             ending = relay.ended(leg, stream, request, event)
             if ending is None:
@@ -210,10 +212,15 @@ class _Relay:
         shown.append(event)
         return shown
 
-    def broke_off(self, stream: StreamLeg, error: ProviderError) -> None:
+    def broke_off(
+        self, leg: _Leg, stream: StreamLeg, request: ProviderRequest, error: ProviderError
+    ) -> None:
         """Record a leg that broke; raises when the answer cannot be continued."""
         run, candidate = self.run, stream.candidate
         stream.failed(run.ledger, error)
+        # The provider billed what it read and wrote before the break, but a cut stream
+        # carries no usage: count it, or a resumed answer's cost would leave this leg out.
+        run.ledger.bill(candidate, run.usage_of(candidate, request, None, "".join(leg.output)))
         self.broke = f"{candidate.model_id} {describe_error(error)}"
         log.warning(
             "stream_interrupted",
