@@ -101,3 +101,18 @@ def test_unreachable_router_fails_fast() -> None:
         result = modelrouter(command, "--target", target, "--timeout", "5", stdin="")
         assert result.returncode == 1, (command, result.stderr)
         assert f"modelrouter: {target}: UNAVAILABLE: " in result.stderr
+
+
+def test_generate_prints_a_refusal_and_says_it_was_one(
+    router: RouterProcess, emulator_url: str
+) -> None:
+    refusal = "I'm sorry, I can't assist with that request."
+    emulator_admin.set_behavior(emulator_url, {"refusal": refusal})
+    for mode in ((), ("--stream",)):
+        result = modelrouter(
+            "generate", "--target", router.target, "--model", "gpt-4o-mini", *mode,
+            "Do the forbidden thing.",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == refusal + "\n"
+        assert result.stderr.startswith("[the model refused]\n[gpt-4o-mini-2024-07-18 via")

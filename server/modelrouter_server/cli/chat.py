@@ -240,6 +240,10 @@ class ChatSession:
                     meter.on_text()
                     reply.append(event.delta.text)
                     self._write(event.delta.text)
+                elif kind == "refusal_delta":
+                    meter.on_text()
+                    reply.append(event.refusal_delta.text)
+                    self._write(s.yellow(event.refusal_delta.text))
                 elif kind == "resume":
                     model = event.resume.model
                     self._write(s.dim(f" [continued by {model}] "))
@@ -271,7 +275,9 @@ class ChatSession:
         meter.finish(finish.usage)
         self._turns += 1
         self._session_cost += finish.usage.cost_usd
-        self._history.extend([user(text), assistant("".join(reply))])
+        # The history is sent back next turn, and an empty assistant message is refused.
+        said = "".join(reply) or finish.refusal.text or "[no answer text]"
+        self._history.extend([user(text), assistant(said)])
         self._write("\n" + s.dim(self._stats_line(finish, meter, model)) + "\n")
         self._idle_status()
 
@@ -288,6 +294,10 @@ class ChatSession:
             parts.append("fallback")
         if finish.resumed:
             parts.append("resumed")
+        if finish.finish_reason == pb.FINISH_REASON_REFUSAL:
+            parts.append("refused")
+        if finish.finish_detail:
+            parts.append(finish.finish_detail)
         return "[" + " | ".join(parts) + "]"
 
     def _idle_status(self) -> None:

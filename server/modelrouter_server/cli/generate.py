@@ -113,7 +113,10 @@ async def _unary(
     if settings.json:
         print(json_format.MessageToJson(response, indent=2))
         return EXIT_OK
-    print(response.text)
+    refused = response.finish_reason == pb.FINISH_REASON_REFUSAL
+    # OpenAI's refusal text comes apart from the answer text: show whichever was said.
+    print(response.text or (response.refusal.text if refused else ""))
+    _note_finish(response.finish_reason, response.finish_detail)
     timing = f"{format_seconds(time.monotonic() - started)} total"
     print(usage_line(response.model, response.provider, response.usage, timing), file=sys.stderr)
     return EXIT_OK
@@ -133,10 +136,11 @@ async def _stream(
         if settings.json:
             print(json_format.MessageToJson(event, indent=None), flush=True)
         kind = event.WhichOneof("event")
-        if kind == "delta":
+        if kind in ("delta", "refusal_delta"):
             meter.on_text()
             if not settings.json:
-                sys.stdout.write(event.delta.text)
+                text = event.delta.text if kind == "delta" else event.refusal_delta.text
+                sys.stdout.write(text)
                 sys.stdout.flush()
         elif kind == "finish":
             finish = event.finish
@@ -147,9 +151,18 @@ async def _stream(
         print("modelrouter generate: the stream ended without a finish event", file=sys.stderr)
         return EXIT_RPC_ERROR
     meter.finish(finish.usage)
+    _note_finish(finish.finish_reason, finish.finish_detail)
     timing = f"ttft {format_seconds(meter.ttft_s)} | {format_rate(meter.tokens_per_second())}"
     print(usage_line(finish.model, finish.provider, finish.usage, timing), file=sys.stderr)
     return EXIT_OK
+
+
+def _note_finish(reason: pb.FinishReason.ValueType, detail: str) -> None:
+    """Say on stderr when the answer is not a plain one: a refusal, or an explained stop."""
+    if reason == pb.FINISH_REASON_REFUSAL:
+        print("[the model refused]", file=sys.stderr)
+    if detail:
+        print(f"[{detail}]", file=sys.stderr)
 
 
 def usage_line(model: str, provider: str, usage: pb.Usage, timing: str) -> str:
