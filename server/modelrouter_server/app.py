@@ -8,12 +8,14 @@ the log says which providers it serves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import structlog
 
 from modelrouter_server.api.admission import Admission, AdmissionInterceptor, AdmissionLimits
@@ -92,98 +94,48 @@ class App:
     ) -> App:
         """Build and serve. `emulator`: a running one to use instead of starting one
         (tests script it); the caller keeps owning it. `ConfigError` when the config is
-        unsafe to serve (no auth on a network address) or its TLS files are unreadable."""
+        unsafe to serve (no auth on a network address) or its TLS files are unreadable.
+
+        A start that fails part-way closes whatever it had opened (its emulator, the
+        providers, the store, the gRPC server) before the error propagates."""
         listen = host or config.server.host
-        exposed = check_exposure(config, listen)
-        if exposed is not None:
-            log.warning("unauthenticated", detail=exposed)
-        tls = config.server.tls
         # Read before anything starts, so unreadable files fail start-up with nothing to undo.
-        credentials = server_credentials(tls) if tls is not None else None
+        credentials = _checked_credentials(config, listen)
         budget = ensure_descriptors(config)
         log.info("descriptor_budget", needed=budget.needed, limit=budget.limit)
-        owned = False
-        if emulator is None and needs_emulator(config, env=env):
-            emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
-            await emulator.start(config.emulator.host, config.emulator.port)
-            owned = True
-            log.info("emulator_started", base_url=emulator.base_url)
-        base_url = emulator.base_url if emulator else None
-        targets = resolve_targets(config, env=env, emulator_base_url=base_url)
-        for target in targets.values():
-            log.info("provider_ready", provider=target.name, target=target.describe())
-        emulated = frozenset(name for name, t in targets.items() if t.emulated)
-        if emulated:
-            log.warning(
-                "serving_through_emulator",
-                providers=sorted(emulated),
-                hint="set the providers' API key variables to use the real APIs",
+        async with contextlib.AsyncExitStack() as undo:
+            owned: Emulator | None = None
+            if emulator is None and needs_emulator(config, env=env):
+                emulator = owned = await _start_emulator(config)
+                undo.push_async_callback(owned.stop)
+            base_url = emulator.base_url if emulator else None
+            emulated = _log_targets(config, env, base_url)
+            metrics = Metrics()
+            providers = build_providers(
+                config,
+                env=env,
+                emulator_base_url=base_url,
+                pool_observer=metrics.observe_pool_timeout,
             )
-        metrics = Metrics()
-        providers = build_providers(
-            config,
-            env=env,
-            emulator_base_url=base_url,
-            pool_observer=metrics.observe_pool_timeout,
-        )
-
-        def on_transition(transition: CircuitTransition) -> None:
-            metrics.set_breaker_state(
-                transition.provider, transition.model, transition.to_state.value
+            undo.push_async_callback(_close_providers, providers)
+            breakers = _breakers(config, metrics)
+            counter = TokenCounter(config, providers)
+            await asyncio.to_thread(counter.load_vocabularies)
+            store = await open_store(config.context)
+            undo.push_async_callback(store.aclose)
+            servicer = _servicer(config, providers, breakers, metrics, counter, store, emulated)
+            grpc_server, admission = _grpc_server(config, servicer)
+            bound = await grpc_server.start(
+                listen, config.server.port if port is None else port, credentials=credentials
             )
-
-        breakers = BreakerRegistry.from_config(config.resilience, observers=(on_transition,))
-        counter = TokenCounter(config, providers)
-        await asyncio.to_thread(counter.load_vocabularies)
-        chain = FallbackChain(providers, breakers, config.resilience, counter=counter)
-        # Summaries go through the chain: the summarizer model's breaker and the retry loop.
-        summarizer = ModelSummarizer(config, chain.complete_request)
-        context = ContextManager(config, counter, summarizer=summarizer)
-        store = await open_store(config.context)
-        conversations = ConversationService(store, counter, config)
-        generation = Generation(
-            router=Router(config, breakers.allows),
-            chain=chain,
-            context=context,
-            counter=counter,
-            conversations=conversations,
-            safety_margin_tokens=config.context.safety_margin_tokens,
-        )
-        servicer = ModelRouterServicer(
-            ServicerDeps(
-                config=config,
-                generation=generation,
-                counter=counter,
-                conversations=conversations,
-                breakers=breakers,
-                metrics=metrics,
-                emulated_providers=emulated,
+            undo.push_async_callback(grpc_server.stop, 0)
+            wanted_metrics = config.server.metrics_port if metrics_port is None else metrics_port
+            bound_metrics = (
+                metrics.start_http(config.server.metrics_host, wanted_metrics)
+                if wanted_metrics
+                else None
             )
-        )
-        admission = Admission(
-            AdmissionLimits(
-                max_rpcs=config.admission.max_concurrent_rpcs,
-                max_streams=config.admission.max_concurrent_streams,
-                retry_after_s=config.admission.retry_after_s,
-            )
-        )
-        grpc_server = GrpcServer(
-            servicer,
-            limits=config.limits,
-            reflection_enabled=config.server.reflection,
-            interceptors=[AdmissionInterceptor(admission)],
-            idle_connection_timeout_s=config.server.idle_connection_timeout_s,
-            max_client_connections=config.admission.max_client_connections,
-        )
-        bound = await grpc_server.start(
-            listen, config.server.port if port is None else port, credentials=credentials
-        )
-        wanted_metrics = config.server.metrics_port if metrics_port is None else metrics_port
-        bound_metrics = (
-            metrics.start_http(config.server.metrics_host, wanted_metrics)
-            if wanted_metrics
-            else None
-        )
+            undo.pop_all()  # started: from here on the App owns all of it
         return cls(
             config=config,
             grpc=grpc_server,
@@ -192,7 +144,7 @@ class App:
             store=store,
             metrics=metrics,
             breakers=breakers,
-            emulator=emulator if owned else None,
+            emulator=owned,
             port=bound,
             metrics_port=bound_metrics,
         )
@@ -201,11 +153,115 @@ class App:
         grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
         await drain(self.grpc, self.admission, grace)
         self.metrics.stop_http()
-        for provider in self.providers.values():
-            await provider.aclose()
+        await _close_providers(self.providers)
         await self.store.aclose()
         if self.emulator is not None:
             await self.emulator.stop()
+
+
+def _checked_credentials(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:
+    """The TLS credentials to serve with (None: plaintext), after warning when `listen`
+    exposes the router without authentication."""
+    exposed = check_exposure(config, listen)
+    if exposed is not None:
+        log.warning("unauthenticated", detail=exposed)
+    tls = config.server.tls
+    return server_credentials(tls) if tls is not None else None
+
+
+async def _start_emulator(config: RouterConfig) -> Emulator:
+    emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
+    await emulator.start(config.emulator.host, config.emulator.port)
+    log.info("emulator_started", base_url=emulator.base_url)
+    return emulator
+
+
+def _log_targets(
+    config: RouterConfig, env: Mapping[str, str], emulator_base_url: str | None
+) -> frozenset[str]:
+    """Log where each provider's calls go; returns the names of the emulated ones."""
+    targets = resolve_targets(config, env=env, emulator_base_url=emulator_base_url)
+    for target in targets.values():
+        log.info("provider_ready", provider=target.name, target=target.describe())
+    emulated = frozenset(name for name, t in targets.items() if t.emulated)
+    if emulated:
+        log.warning(
+            "serving_through_emulator",
+            providers=sorted(emulated),
+            hint="set the providers' API key variables to use the real APIs",
+        )
+    return emulated
+
+
+async def _close_providers(providers: Mapping[str, Provider]) -> None:
+    for provider in providers.values():
+        await provider.aclose()
+
+
+def _breakers(config: RouterConfig, metrics: Metrics) -> BreakerRegistry:
+    """The breaker registry, reporting every state change to the metrics."""
+
+    def on_transition(transition: CircuitTransition) -> None:
+        metrics.set_breaker_state(transition.provider, transition.model, transition.to_state.value)
+
+    return BreakerRegistry.from_config(config.resilience, observers=(on_transition,))
+
+
+def _servicer(
+    config: RouterConfig,
+    providers: Mapping[str, Provider],
+    breakers: BreakerRegistry,
+    metrics: Metrics,
+    counter: TokenCounter,
+    store: ConversationStore,
+    emulated: frozenset[str],
+) -> ModelRouterServicer:
+    """The request path, wired: router, context manager, fallback chain, servicer."""
+    chain = FallbackChain(providers, breakers, config.resilience, counter=counter)
+    # Summaries go through the chain: the summarizer model's breaker and the retry loop.
+    summarizer = ModelSummarizer(config, chain.complete_request)
+    conversations = ConversationService(store, counter, config)
+    generation = Generation(
+        router=Router(config, breakers.allows),
+        chain=chain,
+        context=ContextManager(config, counter, summarizer=summarizer),
+        counter=counter,
+        conversations=conversations,
+        safety_margin_tokens=config.context.safety_margin_tokens,
+    )
+    return ModelRouterServicer(
+        ServicerDeps(
+            config=config,
+            generation=generation,
+            counter=counter,
+            conversations=conversations,
+            breakers=breakers,
+            metrics=metrics,
+            emulated_providers=emulated,
+        )
+    )
+
+
+def _grpc_server(
+    config: RouterConfig, servicer: ModelRouterServicer
+) -> tuple[GrpcServer, Admission]:
+    """The gRPC server (not started) behind its admission control."""
+    admission = Admission(
+        AdmissionLimits(
+            max_rpcs=config.admission.max_concurrent_rpcs,
+            max_streams=config.admission.max_concurrent_streams,
+            retry_after_s=config.admission.retry_after_s,
+        )
+    )
+    server = GrpcServer(
+        servicer,
+        limits=config.limits,
+        reflection_enabled=config.server.reflection,
+        interceptors=[AdmissionInterceptor(admission)],
+        idle_connection_timeout_s=config.server.idle_connection_timeout_s,
+        max_client_connections=config.admission.max_client_connections,
+    )
+    return server, admission
 
 
 async def serve(
