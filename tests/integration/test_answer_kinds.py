@@ -389,3 +389,35 @@ async def test_a_stream_cut_mid_answer_bills_the_broken_leg_on_a_local_count(
     expected = len(o200k.encode_ordinary(text[:at])) + len(text[at:].split())
     assert finish.usage.output_tokens == expected
     assert finish.usage.count_method == pb.COUNT_METHOD_EXACT_LOCAL
+
+
+@MODES
+async def test_a_refusal_passed_over_survives_a_later_model_rejecting_the_request(
+    start_router: StartRouter, emulator: Emulator, streaming: bool
+) -> None:
+    router = await start_router(routing={"refusal_fallback": ["chat"]})
+    emulator.set_behavior(GPT, Behavior(refusal=REFUSAL))
+    emulator.set_behavior(CLAUDE, Behavior(error_status=400))
+    reply = await _ask(router, streaming, task=pb.TASK_CHAT)
+    assert reply.finish_reason == pb.FINISH_REASON_REFUSAL and reply.refusal.text == REFUSAL
+    assert [a.outcome for a in reply.attempts] == [
+        pb.ATTEMPT_OUTCOME_REFUSED,
+        pb.ATTEMPT_OUTCOME_ERROR,
+    ]
+
+
+@MODES
+async def test_an_anthropic_refusal_after_streamed_text_is_only_passed_over_in_unary(
+    start_router: StartRouter, emulator: Emulator, streaming: bool
+) -> None:
+    router = await start_router(routing={"refusal_fallback": ["code"]})
+    emulator.set_behavior(CLAUDE, Behavior(refusal="I won't write that."))
+    reply = await _ask(router, streaming, task=pb.TASK_CODE)
+    if streaming:
+        # Its text was already streamed as answer text before the refusal stop: the
+        # client has seen it, so the refusal stands.
+        assert reply.model == CLAUDE and reply.finish_reason == pb.FINISH_REASON_REFUSAL
+        assert reply.text == "I won't write that."
+    else:
+        assert reply.model == O3 and reply.finish_reason == pb.FINISH_REASON_STOP
+        assert reply.attempts[0].outcome == pb.ATTEMPT_OUTCOME_REFUSED

@@ -93,7 +93,9 @@ class FallbackChain:
                 run.skip_open_circuit(candidate, error)
                 continue
             except RetryStopped as stop:
-                run.gave_up(candidate, stop, fail_fast=True)
+                # With a refusal in hand, a later model rejecting the request must not
+                # lose the answer the caller already has.
+                run.gave_up(candidate, stop, fail_fast=refused is None)
                 continue
             except DeadlineExceeded:
                 if refused is not None:

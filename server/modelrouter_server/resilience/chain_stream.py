@@ -173,7 +173,8 @@ class _Relay:
         except RetryStopped as stop:
             # A resumed request that a model rejects is that model's limit, not the
             # caller's mistake: try the next one instead of failing the request.
-            run.gave_up(candidate, stop, fail_fast=not resuming)
+            # Nor when a refusal is held: the caller still gets that answer.
+            run.gave_up(candidate, stop, fail_fast=not resuming and self.refused is None)
             return None
         except DeadlineExceeded:
             if self.refused is not None and not self.sent:
