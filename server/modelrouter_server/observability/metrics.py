@@ -207,8 +207,8 @@ class Metrics:
         )
         self._local_usage = Counter(
             "usage_counted_locally",
-            "Answers billed on the router's own token count because the provider sent no "
-            "usage, by count method (exact_local, estimate).",
+            "Answers whose billed usage includes the router's own token count (a provider "
+            "sent no usage for at least one of its attempts), by the least exact method.",
             ["model", "provider", "method"],
             namespace=ns,
             registry=r,
