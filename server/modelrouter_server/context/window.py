@@ -151,6 +151,19 @@ def _assemble(kept: Sequence[_Item], first_dialogue_index: int | None) -> tuple[
     return tuple(out)
 
 
+def _with_summary(
+    items: Sequence[_Item], span: tuple[int, ...], summary: Replacement
+) -> list[_Item]:
+    """`items` without the summarized ones, the summary standing where the first stood."""
+    replaced = set(span)
+    summary_item = _Item(span[0], summary.message, summary.tokens, False)
+    return [
+        summary_item if it.index == span[0] else it
+        for it in items
+        if it.index == span[0] or it.index not in replaced
+    ]
+
+
 class ContextManager:
     """Fits prompts into model windows: summarizes, then prunes, never losing what matters.
 
@@ -211,20 +224,15 @@ class ContextManager:
         msgs = tuple(messages)
         if seqs is not None and len(seqs) > len(msgs):
             raise ValueError(f"{len(seqs)} seqs for {len(msgs)} messages")
-        budget = self.budget_tokens(model_id, max_output_tokens)
-        if budget <= 0:
-            raise RequestError(
-                "max_output_tokens",
-                f"{max_output_tokens} leaves no room for a prompt in {model_id}'s context "
-                f"window of {self._config.models[model_id].context_window} tokens",
-            )
+        budget = self._checked_budget(model_id, max_output_tokens)
         await self._counter.warm(model_id, msgs)
         counts = self._counter.message_tokens(model_id, msgs)
         priming = self._counter.reply_priming_tokens(model_id)
         history = sum(counts) + priming
+        unchanged = FittedPrompt(msgs, ContextReport(history, history, 0, 0, budget))
         threshold = self._config.context.summarize_threshold * budget
         if history <= threshold:
-            return FittedPrompt(msgs, ContextReport(history, history, 0, 0, budget))
+            return unchanged
 
         protected = protected_indexes(msgs)
         floor = sum(counts[i] for i in protected) + priming
@@ -233,45 +241,57 @@ class ContextManager:
 
         items = [_Item(i, m, counts[i], i in protected) for i, m in enumerate(msgs)]
         span = await self._span(model_id, msgs, counts, protected, seqs, history, threshold)
-        replacement = None
-        if span:
-            replacement = await self._summarize(model_id, msgs, span, seqs, timeout_s)
+        replacement = await self._summarize(model_id, msgs, span, seqs, timeout_s) if span else None
         if replacement is not None:
-            replaced = set(span)
-            summary_item = _Item(span[0], replacement.message, replacement.tokens, False)
-            items = [
-                summary_item if it.index == span[0] else it
-                for it in items
-                if it.index == span[0] or it.index not in replaced
-            ]
+            items = _with_summary(items, span, replacement)
 
         dropped = self._drop_plan(items, priming, budget)
         if replacement is None and not dropped:
-            # Summarizing did not happen and the prompt fits: send it exactly as given.
-            return FittedPrompt(msgs, ContextReport(history, history, 0, 0, budget))
+            return unchanged  # not summarized and it fits: send it exactly as given
 
-        first_dialogue = next((i for i, m in enumerate(msgs) if m.role is not Role.SYSTEM), None)
-        candidates = self._prune_order(items, dropped)
-        while True:
-            out = _assemble([it for it in items if it.index not in dropped], first_dialogue)
-            sent = self._counter.count_local(model_id, out)
-            if sent <= budget:
-                break
-            # Joining and the omitted-messages note change the count a little: drop more.
-            nxt = next(candidates, None)
-            if nxt is None:
-                raise self._too_large(model_id, max_output_tokens, counts, protected, seqs, sent)
-            dropped.add(nxt.index)
-
-        pruned_positions = tuple(sorted(dropped))
+        out, sent = self._assembled(model_id, msgs, items, dropped, budget)
+        if sent > budget:
+            raise self._too_large(model_id, max_output_tokens, counts, protected, seqs, sent)
         report = ContextReport(
             history_tokens=history,
             sent_tokens=sent,
             summarized_messages=len(span) if replacement is not None else 0,
-            pruned_messages=len(pruned_positions),
+            pruned_messages=len(dropped),
             budget_tokens=budget,
         )
-        return FittedPrompt(out, report, replacement, pruned_positions)
+        return FittedPrompt(out, report, replacement, tuple(sorted(dropped)))
+
+    def _checked_budget(self, model_id: str, max_output_tokens: int) -> int:
+        """The prompt budget on `model_id`; `RequestError` when the output leaves none."""
+        budget = self.budget_tokens(model_id, max_output_tokens)
+        if budget <= 0:
+            raise RequestError(
+                "max_output_tokens",
+                f"{max_output_tokens} leaves no room for a prompt in {model_id}'s context "
+                f"window of {self._config.models[model_id].context_window} tokens",
+            )
+        return budget
+
+    def _assembled(
+        self,
+        model_id: str,
+        msgs: tuple[Message, ...],
+        items: Sequence[_Item],
+        dropped: set[int],
+        budget: int,
+    ) -> tuple[tuple[Message, ...], int]:
+        """The kept items assembled into the prompt and its count, dropping more (adding
+        to `dropped`) while it is over `budget` and something can still go."""
+        first_dialogue = next((i for i, m in enumerate(msgs) if m.role is not Role.SYSTEM), None)
+        more = self._prune_order(items, dropped)
+        while True:
+            out = _assemble([it for it in items if it.index not in dropped], first_dialogue)
+            sent = self._counter.count_local(model_id, out)
+            # Joining and the omitted-messages note change the count a little: drop more.
+            nxt = next(more, None) if sent > budget else None
+            if nxt is None:
+                return out, sent
+            dropped.add(nxt.index)
 
     # -- summarizing -------------------------------------------------------------------------
 
@@ -298,19 +318,7 @@ class ContextManager:
         if not eligible:
             return ()
         summarizer_id = self._summarizer.model_id
-        summarizer_config = self._config.models[summarizer_id]
-        context = self._config.context
-        summary_cost = (
-            min(context.summary_max_tokens, summarizer_config.max_output_tokens)
-            + self._config.models[model_id].message_overhead_tokens
-            + _SUMMARY_FRAMING_TOKENS
-        )
-        input_cap = (
-            summarizer_config.context_window
-            - min(context.summary_max_tokens, summarizer_config.max_output_tokens)
-            - context.safety_margin_tokens
-            - _SUMMARIZER_PROMPT_TOKENS
-        )
+        summary_cost, input_cap = self._summary_limits(model_id, summarizer_id)
         eligible_msgs = [msgs[i] for i in eligible]
         await self._counter.warm(summarizer_id, eligible_msgs)
         input_tokens = dict(
@@ -336,6 +344,25 @@ class ContextManager:
         if sum(counts[i] for i in span) <= summary_cost:
             return ()  # replacing them would not save tokens
         return tuple(span)
+
+    def _summary_limits(self, model_id: str, summarizer_id: str) -> tuple[int, int]:
+        """What a summary costs in `model_id`'s prompt (at most), and how many tokens of
+        messages the summarizer's own window can take in one call."""
+        summarizer = self._config.models[summarizer_id]
+        context = self._config.context
+        summary_tokens = min(context.summary_max_tokens, summarizer.max_output_tokens)
+        cost = (
+            summary_tokens
+            + self._config.models[model_id].message_overhead_tokens
+            + _SUMMARY_FRAMING_TOKENS
+        )
+        input_cap = (
+            summarizer.context_window
+            - summary_tokens
+            - context.safety_margin_tokens
+            - _SUMMARIZER_PROMPT_TOKENS
+        )
+        return cost, input_cap
 
     async def _summarize(
         self,
