@@ -72,6 +72,8 @@ class ConversationService:
     async def create(
         self, messages: Sequence[Message], metadata: Mapping[str, str]
     ) -> Conversation:
+        # Counted in a worker thread when large: a big history must not stall the loop.
+        await self._counter.warm(self._default_model, messages)
         tokens = self._counter.message_tokens(self._default_model, messages)
         return await self._store.create(messages, metadata, tokens=tokens)
 
@@ -128,6 +130,7 @@ class ConversationService:
         turn's request id (`TurnAlreadyRecorded` if another call stored that id first)."""
         answer = reply if isinstance(reply, Message) else Message(Role.ASSISTANT, reply)
         added = (*turn.new_messages, answer)
+        await self._counter.warm(model_id, added)
         tokens = self._counter.message_tokens(model_id, added)
         summary = fitted.summary_record if fitted is not None else None
         return await self._store.append(
