@@ -282,63 +282,16 @@ class OpenAIChat:
     def prepare(self, body: Mapping[str, object], behavior: Behavior) -> ChatReply:
         model = self._model(body)
         messages = _messages(body.get("messages"))
-        if model.reasoning:
-            for name, hint in (
-                ("max_tokens", " Use 'max_completion_tokens' instead."),
-                ("temperature", ""),
-                ("top_p", ""),
-            ):
-                if body.get(name) is not None:
-                    raise _unsupported(name, hint)
-        effort = body.get("reasoning_effort")
-        if effort is not None:
-            if not model.reasoning:
-                raise _unsupported("reasoning_effort")
-            if effort not in REASONING_EFFORTS:
-                raise _invalid(
-                    f"Invalid value: '{effort}'. Supported values are: 'low', 'medium', and "
-                    "'high'.",
-                    param="reasoning_effort",
-                    code="invalid_value",
-                )
+        _check_reasoning_parameters(body, model)
         n = body.get("n")
         if n is not None and n != 1:
             raise _invalid("The emulator supports n=1 only.", param="n")
         stream = body.get("stream") is True
         include_usage = _include_usage(body.get("stream_options"), stream)
         stop = _stop(body.get("stop"))
-
-        limit_param = "max_completion_tokens"
-        requested = _optional_int(body, limit_param)
-        if requested is None:
-            limit_param = "max_tokens"
-            requested = _optional_int(body, limit_param)
-        if requested is not None and requested > model.max_output_tokens:
-            raise _invalid(
-                f"{limit_param} is too large: {requested}. This model supports at most "
-                f"{model.max_output_tokens} completion tokens, whereas you provided {requested}.",
-                param=limit_param,
-                code="invalid_value",
-            )
-
+        requested = _requested_output(body, model)
         prompt_tokens = openai_prompt_tokens(messages)
-        if requested is not None and prompt_tokens + requested > model.context_window:
-            raise _invalid(
-                f"This model's maximum context length is {model.context_window} tokens. However, "
-                f"you requested {prompt_tokens + requested} tokens ({prompt_tokens} in the "
-                f"messages, {requested} in the completion). Please reduce the length of the "
-                "messages or completion.",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        if prompt_tokens > model.context_window:
-            raise _invalid(
-                f"This model's maximum context length is {model.context_window} tokens. However, "
-                f"your messages resulted in {prompt_tokens} tokens. Please reduce the length of "
-                "the messages.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+        _check_window(model, prompt_tokens, requested)
         budget = min(model.max_output_tokens, model.context_window - prompt_tokens)
         if requested is not None:
             budget = requested
@@ -401,6 +354,67 @@ class OpenAIChat:
             "x-ratelimit-remaining-tokens": "0" if limited else str(TOKENS_PER_MINUTE),
             "x-ratelimit-reset-tokens": reset,
         }
+
+
+def _check_reasoning_parameters(body: Mapping[str, object], model: EmulatedModel) -> None:
+    """o-series models refuse sampling parameters; others refuse `reasoning_effort`."""
+    if model.reasoning:
+        for name, hint in (
+            ("max_tokens", " Use 'max_completion_tokens' instead."),
+            ("temperature", ""),
+            ("top_p", ""),
+        ):
+            if body.get(name) is not None:
+                raise _unsupported(name, hint)
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return
+    if not model.reasoning:
+        raise _unsupported("reasoning_effort")
+    if effort not in REASONING_EFFORTS:
+        raise _invalid(
+            f"Invalid value: '{effort}'. Supported values are: 'low', 'medium', and 'high'.",
+            param="reasoning_effort",
+            code="invalid_value",
+        )
+
+
+def _requested_output(body: Mapping[str, object], model: EmulatedModel) -> int | None:
+    """`max_completion_tokens` (else the legacy `max_tokens`), within the model's cap."""
+    limit_param = "max_completion_tokens"
+    requested = _optional_int(body, limit_param)
+    if requested is None:
+        limit_param = "max_tokens"
+        requested = _optional_int(body, limit_param)
+    if requested is not None and requested > model.max_output_tokens:
+        raise _invalid(
+            f"{limit_param} is too large: {requested}. This model supports at most "
+            f"{model.max_output_tokens} completion tokens, whereas you provided {requested}.",
+            param=limit_param,
+            code="invalid_value",
+        )
+    return requested
+
+
+def _check_window(model: EmulatedModel, prompt_tokens: int, requested: int | None) -> None:
+    """OpenAI's context_length_exceeded: the prompt (plus the requested output) too long."""
+    if requested is not None and prompt_tokens + requested > model.context_window:
+        raise _invalid(
+            f"This model's maximum context length is {model.context_window} tokens. However, "
+            f"you requested {prompt_tokens + requested} tokens ({prompt_tokens} in the "
+            f"messages, {requested} in the completion). Please reduce the length of the "
+            "messages or completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if prompt_tokens > model.context_window:
+        raise _invalid(
+            f"This model's maximum context length is {model.context_window} tokens. However, "
+            f"your messages resulted in {prompt_tokens} tokens. Please reduce the length of "
+            "the messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )
 
 
 def _messages(raw: object) -> list[Mapping[str, object]]:
