@@ -19,6 +19,7 @@ import grpc
 import structlog
 
 from modelrouter_server.api.admission import Admission, AdmissionInterceptor, AdmissionLimits
+from modelrouter_server.api.boundary import ErrorBoundary
 from modelrouter_server.api.descriptors import ensure_descriptors
 from modelrouter_server.api.drain import drain
 from modelrouter_server.api.server import GrpcServer
@@ -35,7 +36,7 @@ from modelrouter_server.context import (
 )
 from modelrouter_server.emulator import EmulatedModel, Emulator
 from modelrouter_server.generation import Generation
-from modelrouter_server.observability import Metrics, configure_logging
+from modelrouter_server.observability import Metrics, configure_logging, configured_secrets
 from modelrouter_server.providers import (
     Provider,
     build_providers,
@@ -123,8 +124,8 @@ class App:
             await asyncio.to_thread(counter.load_vocabularies)
             store = await open_store(config.context)
             undo.push_async_callback(store.aclose)
-            servicer = _servicer(config, providers, breakers, metrics, counter, store, emulated)
-            grpc_server, admission = _grpc_server(config, servicer)
+            servicer = _servicer(config, providers, breakers, counter, store, emulated)
+            grpc_server, admission = _grpc_server(config, servicer, metrics)
             bound = await grpc_server.start(
                 listen, config.server.port if port is None else port, credentials=credentials
             )
@@ -211,7 +212,6 @@ def _servicer(
     config: RouterConfig,
     providers: Mapping[str, Provider],
     breakers: BreakerRegistry,
-    metrics: Metrics,
     counter: TokenCounter,
     store: ConversationStore,
     emulated: frozenset[str],
@@ -236,16 +236,15 @@ def _servicer(
             counter=counter,
             conversations=conversations,
             breakers=breakers,
-            metrics=metrics,
             emulated_providers=emulated,
         )
     )
 
 
 def _grpc_server(
-    config: RouterConfig, servicer: ModelRouterServicer
+    config: RouterConfig, servicer: ModelRouterServicer, metrics: Metrics
 ) -> tuple[GrpcServer, Admission]:
-    """The gRPC server (not started) behind its admission control."""
+    """The gRPC server (not started) behind its error boundary and admission control."""
     admission = Admission(
         AdmissionLimits(
             max_rpcs=config.admission.max_concurrent_rpcs,
@@ -257,7 +256,8 @@ def _grpc_server(
         servicer,
         limits=config.limits,
         reflection_enabled=config.server.reflection,
-        interceptors=[AdmissionInterceptor(admission)],
+        # The boundary outermost: what admission refuses is logged and counted too.
+        interceptors=[ErrorBoundary(metrics), AdmissionInterceptor(admission)],
         idle_connection_timeout_s=config.server.idle_connection_timeout_s,
         max_client_connections=config.admission.max_client_connections,
     )
@@ -270,7 +270,11 @@ async def serve(
     """Run until SIGINT or SIGTERM, then drain in-flight RPCs and stop."""
     path = config_path or (Path(p) if (p := os.environ.get("MODELROUTER_CONFIG")) else None)
     config = load_config(path)
-    configure_logging(json=config.server.log_format.value == "json", level=config.server.log_level)
+    configure_logging(
+        json=config.server.log_format.value == "json",
+        level=config.server.log_level,
+        secrets=configured_secrets(config, os.environ),
+    )
     app = await App.start(config, env=os.environ, host=host, port=port)
     log.info(
         "serving",

@@ -1,6 +1,7 @@
 """The domain error hierarchy.
 
     RouterError
+    ├── MalformedRequest        the request bytes are not a valid message of its type
     ├── RequestError            the caller's request is wrong (names the field)
     │   └── ModelNotFound           an unknown model id or alias
     ├── ConversationNotFound
@@ -24,8 +25,10 @@
                                         dropped connection, stall, or an end without the
                                         terminal event)
 
-The gRPC status of each class lives in one table, `api.status`. Provider errors carry
-only what is safe to return: never a header, a key or the raw request.
+What the router does with each class (its gRPC status, log level, `ErrorInfo.reason`,
+the phrase attempt summaries use, whether a retry can help) is one row of
+`error_facts.FACTS`. Provider errors carry only what is safe to return: never a header,
+a key or the raw request.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ class RouterError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class MalformedRequest(RouterError):
+    """The request bytes do not decode as the RPC's message type (bad wire format,
+    invalid UTF-8 in a string, nesting past the decoder's limit)."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"request is not a valid {type_name}")
+        self.type_name = type_name
 
 
 class RequestError(RouterError):
@@ -90,8 +102,6 @@ class ProviderError(RouterError):
     """One failed upstream call. `retryable` says whether the provider's health is at
     fault (worth another try, counted by the circuit breaker) or the request is."""
 
-    retryable: bool = False
-
     def __init__(
         self,
         message: str,
@@ -108,6 +118,13 @@ class ProviderError(RouterError):
         self.status_code = status_code
         self.upstream_request_id = upstream_request_id
         self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        # Imported here: the facts table imports this module (it has a row per class).
+        from modelrouter_server.error_facts import facts_for
+
+        return facts_for(self).retryable
 
 
 class InvalidProviderRequest(ProviderError):
@@ -131,8 +148,6 @@ class UpstreamModelNotFound(ProviderError):
 
 
 class RateLimited(ProviderError):
-    retryable = True
-
     def __init__(
         self,
         message: str,
@@ -153,24 +168,22 @@ class RateLimited(ProviderError):
             retry_after_s=retry_after_s,
         )
         self.quota_exhausted = quota_exhausted
-        # Out of quota: retrying cannot help until someone pays.
-        self.retryable = not quota_exhausted
 
 
 class Overloaded(ProviderError):
-    retryable = True
+    pass
 
 
 class ServerError(ProviderError):
-    retryable = True
+    pass
 
 
 class ProviderTimeout(ProviderError):
-    retryable = True
+    pass
 
 
 class ProviderConnectionError(ProviderError):
-    retryable = True
+    pass
 
 
 class InterruptionKind(enum.Enum):
@@ -181,8 +194,6 @@ class InterruptionKind(enum.Enum):
 
 
 class StreamInterrupted(ProviderError):
-    retryable = True
-
     def __init__(
         self,
         message: str,

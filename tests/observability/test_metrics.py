@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from modelrouter_client import pb
+from modelrouter_server.attempts import AttemptRecord, Outcome
+from modelrouter_server.domain import Usage
+from modelrouter_server.errors import ServerError
 from modelrouter_server.observability.metrics import Metrics
+from modelrouter_server.observability.summary import RequestSummary
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -37,7 +40,7 @@ def value(samples: list[Sample], name: str, **labels: str) -> float | None:
 
 def test_endpoint_binds_port_zero_and_stops(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
-    metrics.observe_request(rpc="Generate", code=grpc.StatusCode.OK, latency_s=0.01)
+    metrics.observe(RequestSummary("Generate", grpc.StatusCode.OK, 0.01))
     assert port > 0
     # The bound port serves this instance's series, not just any HTTP answer.
     labels = {"rpc": "Generate", "model": "none", "provider": "none", "code": "OK"}
@@ -49,30 +52,32 @@ def test_endpoint_binds_port_zero_and_stops(metrics: Metrics) -> None:
 
 def test_two_instances_do_not_share_series() -> None:
     a, b = Metrics(), Metrics()
-    a.observe_request(rpc="Generate", code="OK", latency_s=0.1, model="m", provider="p")
+    a.observe(RequestSummary("Generate", grpc.StatusCode.OK, 0.1, model="m", provider="p"))
     assert b"modelrouter_requests_total{" in a.exposition()
     assert b"modelrouter_requests_total{" not in b.exposition()
 
 
 def test_successful_stream_records_every_series(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
-    metrics.observe_request(
-        rpc="GenerateStream",
-        code=grpc.StatusCode.OK,
-        latency_s=1.2,
-        model="gpt-4o-mini",
-        provider="openai",
-        ttft_s=0.08,
-        usage_input=100,
-        usage_output=40,
-        usage_reasoning=10,
-        cost_usd=0.0025,
-        fallback=True,
-        resumed=True,
+    metrics.observe(
+        RequestSummary(
+            "GenerateStream",
+            grpc.StatusCode.OK,
+            1.2,
+            model="gpt-4o-mini",
+            provider="openai",
+            ttft_s=0.08,
+            usage=Usage(input_tokens=100, output_tokens=40, reasoning_tokens=10),
+            cost_usd=0.0025,
+            fallback=True,
+            resumed=True,
+        )
     )
-    metrics.observe_request(
-        rpc="GenerateStream", code="ok", latency_s=0.3, model="gpt-4o-mini", provider="openai",
-        usage_input=5, usage_output=2, cost_usd=0.0005,
+    metrics.observe(
+        RequestSummary(
+            "GenerateStream", grpc.StatusCode.OK, 0.3, model="gpt-4o-mini", provider="openai",
+            usage=Usage(input_tokens=5, output_tokens=2), cost_usd=0.0005,
+        )
     )  # fmt: skip
     s = scrape(port)
     mp = {"model": "gpt-4o-mini", "provider": "openai"}
@@ -99,7 +104,7 @@ def test_successful_stream_records_every_series(metrics: Metrics) -> None:
 
 def test_failed_request_without_a_model_is_labelled_none(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
-    metrics.observe_request(rpc="Generate", code=grpc.StatusCode.INVALID_ARGUMENT, latency_s=0.001)
+    metrics.observe(RequestSummary("Generate", grpc.StatusCode.INVALID_ARGUMENT, 0.001))
     s = scrape(port)
     labels = {"rpc": "Generate", "model": "none", "provider": "none", "code": "INVALID_ARGUMENT"}
     assert value(s, "modelrouter_requests_total", **labels) == 1
@@ -111,23 +116,19 @@ def test_attempts_retries_and_skips(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
     model, provider = "claude-3-7-sonnet-20250219", "anthropic"
     mp = {"model": model, "provider": provider}
-    metrics.observe_attempt(
-        model=model, provider=provider, outcome="error", code="UNAVAILABLE", latency_s=0.2
+    attempts = (
+        AttemptRecord(model, provider, Outcome.ERROR, error_class=ServerError, latency_ms=200),
+        AttemptRecord(model, provider, Outcome.SUCCESS, latency_ms=900),
+        AttemptRecord("gpt-4o-mini", "openai", Outcome.SKIPPED_CIRCUIT_OPEN),
     )
-    metrics.observe_attempt(
-        model=model, provider=provider, outcome="success", code="OK", latency_s=0.9, retry=True
-    )
-    metrics.observe_attempt(
-        model="gpt-4o-mini", provider="openai", outcome="skipped_circuit_open",
-        code="UNAVAILABLE", latency_s=0.0,
-    )  # fmt: skip
+    metrics.observe(RequestSummary("Generate", grpc.StatusCode.OK, 1.2, attempts=attempts))
     s = scrape(port)
-    attempts = "modelrouter_upstream_attempts_total"
-    assert value(s, attempts, outcome="error", code="UNAVAILABLE", **mp) == 1
-    assert value(s, attempts, outcome="success", code="OK", **mp) == 1
+    name = "modelrouter_upstream_attempts_total"
+    assert value(s, name, outcome="error", code="UNAVAILABLE", **mp) == 1
+    assert value(s, name, outcome="success", code="OK", **mp) == 1
     assert value(s, "modelrouter_retries_total", **mp) == 1
     skipped = {"model": "gpt-4o-mini", "provider": "openai"}
-    assert value(s, attempts, outcome="skipped_circuit_open", code="UNAVAILABLE", **skipped) == 1
+    assert value(s, name, outcome="skipped_circuit_open", code="UNAVAILABLE", **skipped) == 1
     # A skipped candidate made no call, so it has no duration sample.
     assert value(s, "modelrouter_upstream_attempt_duration_seconds_count", **skipped) is None
     assert value(s, "modelrouter_upstream_attempt_duration_seconds_count", **mp) == 2
@@ -189,21 +190,16 @@ def test_second_start_is_refused(metrics: Metrics) -> None:
         metrics.start_http("127.0.0.1", 0)
 
 
-def test_attempts_from_the_reply_count_retries(metrics: Metrics) -> None:
+def test_attempts_of_a_request_count_retries(metrics: Metrics) -> None:
     port = metrics.start_http("127.0.0.1", 0)
     claude, gpt = "claude-3-7-sonnet-20250219", "gpt-4o-mini-2024-07-18"
-    unavailable = grpc.StatusCode.UNAVAILABLE.value[0]
-    failed = pb.Attempt(
-        model=claude,
-        provider="anthropic",
-        outcome=pb.ATTEMPT_OUTCOME_ERROR,
-        grpc_code=unavailable,
-        latency_ms=100,
+    failed = AttemptRecord(
+        claude, "anthropic", Outcome.ERROR, error_class=ServerError, latency_ms=100
     )
-    answered = pb.Attempt(
-        model=gpt, provider="openai", outcome=pb.ATTEMPT_OUTCOME_SUCCESS, latency_ms=900
+    answered = AttemptRecord(gpt, "openai", Outcome.SUCCESS, latency_ms=900)
+    metrics.observe(
+        RequestSummary("Generate", grpc.StatusCode.OK, 1.2, attempts=(failed, failed, answered))
     )
-    metrics.observe_attempts([failed, failed, answered])
     s = scrape(port)
     attempts = "modelrouter_upstream_attempts_total"
     c = {"model": claude, "provider": "anthropic"}

@@ -3,7 +3,8 @@
 What cannot be checked without the proto (an enum value out of range) is checked here;
 everything else is checked by `modelrouter_server.validation` on the converted values.
 Every rejection is a `RequestError` naming the proto field path (`messages[2].role`),
-which the status table maps to INVALID_ARGUMENT with a BadRequest detail.
+which the status table maps to INVALID_ARGUMENT with a BadRequest detail. Every response
+message is built here too, so the servicer only calls the stages.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from modelrouter.v1 import modelrouter_pb2 as pb
@@ -26,11 +28,16 @@ from modelrouter_server.domain import (
     Message,
     ReasoningEffort,
     Refusal,
+    RefusalChunk,
     Role,
     Task,
+    TextChunk,
+    ThinkingChunk,
     Usage,
 )
+from modelrouter_server.error_facts import attempt_status
 from modelrouter_server.errors import RequestError
+from modelrouter_server.resilience import ChainResumed, ChainStarted, CircuitState
 from modelrouter_server.validation import (
     check_generate_options,
     check_id,
@@ -40,6 +47,13 @@ from modelrouter_server.validation import (
     check_stored_history,
     encode_message_page_token,
 )
+
+if TYPE_CHECKING:
+    from modelrouter_server.candidates import Candidate
+    from modelrouter_server.config.schema import ModelConfig
+    from modelrouter_server.context import TokenCount
+    from modelrouter_server.generation import GenerateOutcome, StreamClosed
+    from modelrouter_server.resilience import ChainEvent, ChainFinished
 
 _ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
 _ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
@@ -200,18 +214,18 @@ def refusal_to_pb(refusal: Refusal | None) -> pb.Refusal | None:
     return pb.Refusal(text=refusal.text, category=refusal.category, explanation=refusal.explanation)
 
 
-def attempts_to_pb(attempts: Sequence[AttemptRecord], codes: Sequence[int]) -> list[pb.Attempt]:
+def attempts_to_pb(attempts: Sequence[AttemptRecord]) -> list[pb.Attempt]:
     return [
         pb.Attempt(
             model=a.model,
             provider=a.provider,
             outcome=_OUTCOME_TO_PB[a.outcome],
-            grpc_code=code,
+            grpc_code=int(attempt_status(a).value[0]),
             error=a.error,
             latency_ms=a.latency_ms,
             ttft_ms=a.ttft_ms,
         )
-        for a, code in zip(attempts, codes, strict=True)
+        for a in attempts
     ]
 
 
@@ -310,3 +324,118 @@ def replayed_stream_pb(request_id: str, text: str) -> list[pb.GenerateStreamResp
             )
         ),
     ]
+
+
+_CIRCUIT = {
+    CircuitState.CLOSED: pb.CIRCUIT_STATE_CLOSED,
+    CircuitState.OPEN: pb.CIRCUIT_STATE_OPEN,
+    CircuitState.HALF_OPEN: pb.CIRCUIT_STATE_HALF_OPEN,
+}
+
+
+def generate_response_to_pb(outcome: GenerateOutcome, request_id: str) -> pb.GenerateResponse:
+    result = outcome.result
+    replayed = outcome.replayed_text
+    return pb.GenerateResponse(
+        text=result.completion.text if replayed is None else replayed,
+        replayed=replayed is not None,
+        model=result.candidate.model_id,
+        provider=result.candidate.provider,
+        finish_reason=finish_reason_to_pb(result.completion.finish_reason),
+        usage=usage_to_pb(result.usage, result.cost_usd),
+        attempts=attempts_to_pb(result.attempts),
+        fallback=result.fallback,
+        request_id=request_id,
+        thinking=result.completion.thinking,
+        context=context_report_to_pb(outcome.context),
+        refusal=refusal_to_pb(result.completion.refusal),
+        provider_model=result.completion.provider_model,
+        finish_detail=result.completion.finish_detail,
+    )
+
+
+def stream_event_to_pb(event: ChainEvent, request_id: str) -> pb.GenerateStreamResponse | None:
+    """The message for one chain event (None for events the client does not see, and
+    for the finish, which waits for the stored turn: `stream_finish_to_pb`)."""
+    if isinstance(event, TextChunk):
+        return pb.GenerateStreamResponse(delta=pb.TextDelta(text=event.text))
+    if isinstance(event, ThinkingChunk):
+        return pb.GenerateStreamResponse(thinking_delta=pb.ThinkingDelta(text=event.text))
+    if isinstance(event, RefusalChunk):
+        return pb.GenerateStreamResponse(refusal_delta=pb.RefusalDelta(text=event.text))
+    if isinstance(event, ChainStarted):
+        return stream_start_to_pb(event.candidate, request_id)
+    if isinstance(event, ChainResumed):
+        return stream_resume_to_pb(event)
+    return None
+
+
+def stream_start_to_pb(candidate: Candidate, request_id: str) -> pb.GenerateStreamResponse:
+    start = pb.StreamStart(
+        model=candidate.model_id, provider=candidate.provider, request_id=request_id
+    )
+    return pb.GenerateStreamResponse(start=start)
+
+
+def stream_resume_to_pb(event: ChainResumed) -> pb.GenerateStreamResponse:
+    resume = pb.StreamResume(
+        model=event.candidate.model_id,
+        provider=event.candidate.provider,
+        resumed_at_char=event.at_char,
+        reason=event.reason,
+    )
+    return pb.GenerateStreamResponse(resume=resume)
+
+
+def stream_finish_to_pb(finished: ChainFinished, closed: StreamClosed) -> pb.GenerateStreamResponse:
+    finish = pb.StreamFinish(
+        finish_reason=finish_reason_to_pb(finished.finish_reason),
+        usage=usage_to_pb(finished.usage, finished.cost_usd),
+        attempts=attempts_to_pb(finished.attempts),
+        model=finished.candidate.model_id,
+        provider=finished.candidate.provider,
+        fallback=finished.fallback,
+        resumed=bool(finished.resumed_at_chars),
+        resumed_at_chars=list(finished.resumed_at_chars),
+        context=context_report_to_pb(closed.context),
+        refusal=refusal_to_pb(finished.refusal),
+        provider_model=finished.provider_model,
+        finish_detail=finished.finish_detail,
+    )
+    return pb.GenerateStreamResponse(finish=finish)
+
+
+def count_to_pb(count: TokenCount, model_id: str, context_window: int) -> pb.CountTokensResponse:
+    return pb.CountTokensResponse(
+        input_tokens=count.tokens,
+        model=model_id,
+        method=COUNT_METHOD_TO_PB[count.method],
+        context_window=context_window,
+    )
+
+
+def model_info_to_pb(
+    model_id: str, model: ModelConfig, state: CircuitState, *, emulated: bool
+) -> pb.ModelInfo:
+    caps, price = model.capabilities, model.pricing
+    return pb.ModelInfo(
+        id=model_id,
+        provider=model.provider,
+        aliases=list(model.aliases),
+        context_window=model.context_window,
+        max_output_tokens=model.max_output_tokens,
+        capabilities=pb.Capabilities(
+            streaming=caps.streaming,
+            thinking=caps.thinking,
+            reasoning_effort=caps.reasoning_effort,
+            temperature=caps.temperature,
+        ),
+        pricing=pb.Pricing(
+            input_per_mtok=price.input_per_mtok,
+            output_per_mtok=price.output_per_mtok,
+            cache_read_per_mtok=price.cache_read_per_mtok,
+            cache_write_per_mtok=price.cache_write_per_mtok,
+        ),
+        circuit_state=_CIRCUIT[state],
+        emulated=emulated,
+    )

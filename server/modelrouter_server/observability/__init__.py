@@ -1,6 +1,20 @@
 """Structured logs and metrics."""
 
-from modelrouter_server.observability.logging import configure_logging, redact_secrets
+from modelrouter_server.observability.logging import configure_logging
 from modelrouter_server.observability.metrics import Metrics
+from modelrouter_server.observability.redaction import (
+    Redactor,
+    configured_secrets,
+    redact_secrets,
+)
+from modelrouter_server.observability.summary import Answer, RequestSummary
 
-__all__ = ["Metrics", "configure_logging", "redact_secrets"]
+__all__ = [
+    "Answer",
+    "Metrics",
+    "Redactor",
+    "RequestSummary",
+    "configure_logging",
+    "configured_secrets",
+    "redact_secrets",
+]

@@ -1,10 +1,10 @@
 """Prometheus metrics: one `Metrics` object per server, owning its own registry.
 
 Nothing here touches `prometheus_client`'s global registry, so two servers (or two tests)
-in one process never share counters. The servicer records each RPC once it ends with
-`observe_request`, its upstream tries with `observe_attempts` (or one by one with
-`observe_attempt`), token gaps with `observe_inter_token`; the breakers report state
-changes with `set_breaker_state`; a stream wraps its lifetime in `track_stream()`.
+in one process never share counters. The error boundary records each RPC once it ends,
+however it ends, with `observe` (one `RequestSummary`: status, latency, answer, every
+attempt), token gaps with `observe_inter_token`, and wraps a stream's lifetime in
+`track_stream()`; the breakers report state changes with `set_breaker_state`.
 `start_http` serves `/metrics` from a daemon thread, so a scrape never waits on the event
 loop.
 
@@ -14,12 +14,10 @@ The names, labels and meaning of every series are listed in docs/metrics.md.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from wsgiref.simple_server import WSGIServer
 
-import grpc
-from modelrouter_client import pb
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -28,6 +26,11 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+
+from modelrouter_server.attempts import AttemptRecord
+from modelrouter_server.domain import CountMethod
+from modelrouter_server.error_facts import attempt_status
+from modelrouter_server.observability.summary import RequestSummary
 
 # LLM calls span four orders of magnitude: a cached short answer returns in ~100 ms, a long
 # reasoning answer takes minutes. The buckets are dense where SLOs are set (0.5-10 s) and
@@ -62,18 +65,6 @@ def _label(value: str) -> str:
     return value or _NONE
 
 
-def _code_name(code: str | grpc.StatusCode) -> str:
-    return code.name if isinstance(code, grpc.StatusCode) else code.upper()
-
-
-_CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
-
-
-def grpc_code_name(code: int) -> str:
-    """The name of a numeric gRPC status code (as carried in `Attempt.grpc_code`)."""
-    return _CODE_NAMES.get(code, str(code))
-
-
 def _breaker_state(state: str) -> str:
     # aiobreaker names them "closed", "open", "half-open"; accept "half_open" too.
     normalized = state.strip().lower().replace("_", "-")
@@ -94,259 +85,168 @@ class Metrics:
 
     def __init__(self, *, namespace: str = "modelrouter") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        ns = namespace
-        self._requests = Counter(
+        self._ns = namespace
+        mp = ("model", "provider")
+        self._requests = self._counter(
             "requests",
             "RPCs handled, by method, answering model and provider, and gRPC status code.",
-            ["rpc", "model", "provider", "code"],
-            namespace=ns,
-            registry=r,
-        )
-        self._request_duration = Histogram(
+            "rpc", *mp, "code",
+        )  # fmt: skip
+        self._request_duration = self._histogram(
             "request_duration_seconds",
             "Wall time of an RPC, from arrival to its last message or error.",
-            ["rpc", "model"],
-            namespace=ns,
-            buckets=REQUEST_BUCKETS_S,
-            registry=r,
-        )
-        self._ttft = Histogram(
+            REQUEST_BUCKETS_S, "rpc", "model",
+        )  # fmt: skip
+        self._ttft = self._histogram(
             "time_to_first_token_seconds",
             "Time from a GenerateStream call's arrival to its first answer token.",
-            ["model"],
-            namespace=ns,
-            buckets=TTFT_BUCKETS_S,
-            registry=r,
-        )
-        self._inter_token = Histogram(
+            TTFT_BUCKETS_S, "model",
+        )  # fmt: skip
+        self._inter_token = self._histogram(
             "inter_token_latency_seconds",
             "Gap between consecutive answer deltas sent on a stream.",
-            ["model"],
-            namespace=ns,
-            buckets=INTER_TOKEN_BUCKETS_S,
-            registry=r,
+            INTER_TOKEN_BUCKETS_S, "model",
+        )  # fmt: skip
+        self._input_tokens = self._counter(
+            "input_tokens", "Prompt tokens billed by providers.", *mp
         )
-        self._input_tokens = Counter(
-            "input_tokens",
-            "Prompt tokens billed by providers.",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+        self._output_tokens = self._counter(
+            "output_tokens", "Completion tokens billed by providers (reasoning included).", *mp
         )
-        self._output_tokens = Counter(
-            "output_tokens",
-            "Completion tokens billed by providers (reasoning included).",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
-        )
-        self._reasoning_tokens = Counter(
+        self._reasoning_tokens = self._counter(
             "reasoning_tokens",
             "Of the output tokens, those spent on hidden reasoning or thinking.",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+            *mp,
         )
-        self._cost = Counter(
+        self._cost = self._counter(
             "cost_usd",
             "Spend at catalog prices, in US dollars, summed over every billed attempt.",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+            *mp,
         )
-        self._attempts = Counter(
+        self._attempts = self._counter(
             "upstream_attempts",
             "Upstream tries and skipped candidates, by outcome and the gRPC code it maps to.",
-            ["model", "provider", "outcome", "code"],
-            namespace=ns,
-            registry=r,
-        )
-        self._attempt_duration = Histogram(
+            *mp, "outcome", "code",
+        )  # fmt: skip
+        self._attempt_duration = self._histogram(
             "upstream_attempt_duration_seconds",
             "Wall time of one upstream try (skipped candidates are not observed).",
-            ["model", "provider"],
-            namespace=ns,
-            buckets=ATTEMPT_BUCKETS_S,
-            registry=r,
+            ATTEMPT_BUCKETS_S, *mp,
+        )  # fmt: skip
+        self._retries = self._counter(
+            "retries", "Upstream tries that repeated a failed try on the same model.", *mp
         )
-        self._retries = Counter(
-            "retries",
-            "Upstream tries that repeated a failed try on the same model.",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
-        )
-        self._fallbacks = Counter(
+        self._fallbacks = self._counter(
             "fallbacks",
             "Requests answered by a model other than the first candidate (label: answerer).",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+            *mp,
         )
-        self._resumed = Counter(
+        self._resumed = self._counter(
             "resumed_streams",
             "Streams continued on another model after breaking mid-answer (label: finisher).",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+            *mp,
         )
-        self._finishes = Counter(
+        self._finishes = self._counter(
             "finish_reasons",
             "Answers by why they ended (stop, length, refusal, ..., unknown).",
-            ["model", "provider", "reason"],
-            namespace=ns,
-            registry=r,
-        )
-        self._refusals = Counter(
+            *mp, "reason",
+        )  # fmt: skip
+        self._refusals = self._counter(
             "refusals",
             "Answers that were refusals (label: the model that refused and answered).",
-            ["model", "provider"],
-            namespace=ns,
-            registry=r,
+            *mp,
         )
-        self._local_usage = Counter(
+        self._local_usage = self._counter(
             "usage_counted_locally",
             "Answers whose billed usage includes the router's own token count (a provider "
             "sent no usage for at least one of its attempts), by the least exact method.",
-            ["model", "provider", "method"],
-            namespace=ns,
-            registry=r,
-        )
-        self._breaker_state = Gauge(
+            *mp, "method",
+        )  # fmt: skip
+        self._breaker_state = self._gauge(
             "circuit_breaker_state",
             "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
-            ["provider", "model"],
-            namespace=ns,
-            registry=r,
-        )
-        self._breaker_transitions = Counter(
+            "provider", "model",
+        )  # fmt: skip
+        self._breaker_transitions = self._counter(
             "circuit_breaker_transitions",
             "Circuit breaker state changes per endpoint.",
-            ["provider", "model", "from_state", "to_state"],
-            namespace=ns,
-            registry=r,
-        )
-        self._inflight_streams = Gauge(
-            "inflight_streams",
-            "GenerateStream calls open now.",
-            namespace=ns,
-            registry=r,
-        )
-        self._pool_timeouts = Counter(
+            "provider", "model", "from_state", "to_state",
+        )  # fmt: skip
+        self._inflight_streams = self._gauge("inflight_streams", "GenerateStream calls open now.")
+        self._pool_timeouts = self._counter(
             "upstream_pool_timeouts",
             "Provider calls that found no free pooled connection within pool_timeout_s.",
-            ["provider"],
-            namespace=ns,
-            registry=r,
+            "provider",
         )
         self._breaker_states: dict[tuple[str, str], str] = {}
         self._breaker_lock = threading.Lock()
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None
 
+    # Declaring -----------------------------------------------------------------------------
+
+    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(name, doc, labels, namespace=self._ns, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(name, doc, labels, namespace=self._ns, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(
+            name, doc, labels, namespace=self._ns, buckets=buckets, registry=self.registry
+        )
+
     # Recording ---------------------------------------------------------------------------
 
-    def observe_request(
-        self,
-        *,
-        rpc: str,
-        code: str | grpc.StatusCode,
-        latency_s: float,
-        model: str = "",
-        provider: str = "",
-        ttft_s: float | None = None,
-        usage_input: int = 0,
-        usage_output: int = 0,
-        usage_reasoning: int = 0,
-        cost_usd: float = 0.0,
-        fallback: bool = False,
-        resumed: bool = False,
-    ) -> None:
-        """Record one finished RPC.
+    def observe(self, summary: RequestSummary) -> None:
+        """Record one finished RPC, however it ended.
 
-        `rpc` is the method name ("Generate", "GenerateStream", ...); `code` the status it
-        ended with (a `grpc.StatusCode` or its name, "OK" on success; "CANCELLED" when the
-        caller went away). `model`/`provider` are the ones that answered, empty when none
-        did. `ttft_s` is given for streams that sent a first token. Usage and cost are the
-        totals over every billed attempt, so tokens a failed attempt burned are counted.
+        `model`/`provider` are the ones that answered ("none" when none did). Usage and
+        cost are the totals over every billed attempt, so tokens a failed attempt burned
+        are counted; every attempt, also of a failed request, is counted by outcome.
         """
-        model_label, provider_label = _label(model), _label(provider)
-        self._requests.labels(rpc, model_label, provider_label, _code_name(code)).inc()
-        self._request_duration.labels(rpc, model_label).observe(latency_s)
-        if ttft_s is not None:
-            self._ttft.labels(model_label).observe(ttft_s)
-        if usage_input:
-            self._input_tokens.labels(model_label, provider_label).inc(usage_input)
-        if usage_output:
-            self._output_tokens.labels(model_label, provider_label).inc(usage_output)
-        if usage_reasoning:
-            self._reasoning_tokens.labels(model_label, provider_label).inc(usage_reasoning)
-        if cost_usd:
-            self._cost.labels(model_label, provider_label).inc(cost_usd)
-        if fallback:
-            self._fallbacks.labels(model_label, provider_label).inc()
-        if resumed:
-            self._resumed.labels(model_label, provider_label).inc()
+        model, provider = _label(summary.model), _label(summary.provider)
+        self._requests.labels(summary.rpc, model, provider, summary.code.name).inc()
+        self._request_duration.labels(summary.rpc, model).observe(summary.latency_s)
+        if summary.ttft_s is not None:
+            self._ttft.labels(model).observe(summary.ttft_s)
+        usage = summary.usage
+        for series, amount in (
+            (self._input_tokens, usage.input_tokens),
+            (self._output_tokens, usage.output_tokens),
+            (self._reasoning_tokens, usage.reasoning_tokens),
+            (self._cost, summary.cost_usd),
+        ):
+            if amount:
+                series.labels(model, provider).inc(amount)
+        if summary.fallback:
+            self._fallbacks.labels(model, provider).inc()
+        if summary.resumed:
+            self._resumed.labels(model, provider).inc()
+        if summary.finish_reason is not None:
+            self._observe_finish(summary, model, provider)
+        for attempt, retry in zip(summary.attempts, summary.retries(), strict=True):
+            self._observe_attempt(attempt, retry=retry)
 
-    def observe_finish(
-        self, *, model: str, provider: str, reason: str, refusal: bool, usage_method: str
-    ) -> None:
-        """Record how one answer ended: its finish reason ("stop", "refusal", ...), and
-        how its usage was counted ("provider", "exact_local", "estimate")."""
-        model_label, provider_label = _label(model), _label(provider)
-        self._finishes.labels(model_label, provider_label, reason).inc()
-        if refusal:
-            self._refusals.labels(model_label, provider_label).inc()
-        if usage_method != "provider":
-            self._local_usage.labels(model_label, provider_label, usage_method).inc()
+    def _observe_finish(self, summary: RequestSummary, model: str, provider: str) -> None:
+        """How one answer ended, and how its usage was counted when the provider sent none."""
+        assert summary.finish_reason is not None
+        self._finishes.labels(model, provider, summary.finish_reason.value).inc()
+        if summary.refusal is not None:
+            self._refusals.labels(model, provider).inc()
+        if summary.usage.method is not CountMethod.PROVIDER:
+            self._local_usage.labels(model, provider, summary.usage.method.value).inc()
 
-    def observe_attempt(
-        self,
-        *,
-        model: str,
-        provider: str,
-        outcome: str,
-        code: str | grpc.StatusCode,
-        latency_s: float,
-        retry: bool = False,
-    ) -> None:
-        """Record one upstream try or skipped candidate (one `Attempt` of a reply).
-
-        `outcome` is the attempt outcome's name in lower case ("success", "error",
-        "interrupted", "skipped_circuit_open", ...); `code` the gRPC code the failure maps
-        to ("OK" on success). `retry` is True when the try repeated a failed try on the same
-        model. Skipped candidates (outcome starting with "skipped") add no latency sample.
-        """
-        model_label, provider_label = _label(model), _label(provider)
-        self._attempts.labels(model_label, provider_label, outcome, _code_name(code)).inc()
+    def _observe_attempt(self, attempt: AttemptRecord, *, retry: bool) -> None:
+        model, provider = _label(attempt.model), _label(attempt.provider)
+        outcome = attempt.outcome.value
+        self._attempts.labels(model, provider, outcome, attempt_status(attempt).name).inc()
         if not outcome.startswith("skipped"):
-            self._attempt_duration.labels(model_label, provider_label).observe(latency_s)
+            self._attempt_duration.labels(model, provider).observe(attempt.latency_ms / 1000)
         if retry:
-            self._retries.labels(model_label, provider_label).inc()
-
-    def observe_attempts(self, attempts: Iterable[pb.Attempt]) -> None:
-        """Record every `Attempt` of a reply (as sent in the response or stream finish).
-
-        A try counts as a retry when the one before it was a failed try on the same model.
-        """
-        previous: pb.Attempt | None = None
-        for attempt in attempts:
-            retry = (
-                previous is not None
-                and previous.outcome == pb.ATTEMPT_OUTCOME_ERROR
-                and (previous.model, previous.provider) == (attempt.model, attempt.provider)
-            )
-            outcome = pb.AttemptOutcome.Name(attempt.outcome).removeprefix("ATTEMPT_OUTCOME_")
-            self.observe_attempt(
-                model=attempt.model,
-                provider=attempt.provider,
-                outcome=outcome.lower(),
-                code=grpc_code_name(attempt.grpc_code),
-                latency_s=attempt.latency_ms / 1000,
-                retry=retry,
-            )
-            previous = attempt
+            self._retries.labels(model, provider).inc()
 
     def observe_pool_timeout(self, provider: str) -> None:
         """A provider call waited `pool_timeout_s` for a connection and gave up."""

@@ -13,21 +13,12 @@ import dataclasses
 from modelrouter_server.attempts import AttemptRecord, NoCandidates, Outcome
 from modelrouter_server.candidates import Candidate, RoutePlan
 from modelrouter_server.domain import Usage
+from modelrouter_server.error_facts import facts_for
 from modelrouter_server.errors import (
-    AuthenticationFailed,
-    ContextWindowExceeded,
     DeadlineExceeded,
-    InvalidProviderRequest,
-    Overloaded,
-    PermissionDenied,
-    ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
-    RateLimited,
     RouterError,
-    ServerError,
     StreamInterrupted,
-    UpstreamModelNotFound,
 )
 from modelrouter_server.pricing import cost_usd
 from modelrouter_server.resilience.retry import RetryStopped, StopReason
@@ -38,32 +29,15 @@ _MAX_DETAIL = 200
 
 
 def describe_error(error: ProviderError) -> str:
-    """A short phrase for a failed call, e.g. "rate limited (retry after 2.0s)"."""
-    if isinstance(error, RateLimited):
-        phrase = "quota exhausted" if error.quota_exhausted else "rate limited"
-    elif isinstance(error, StreamInterrupted):
-        phrase = f"stream interrupted ({error.kind.value})"
-    elif isinstance(error, ContextWindowExceeded):
-        phrase = "context window exceeded"
-    else:
-        phrase = _PHRASES.get(type(error), "failed")
+    """A short phrase for a failed call, e.g. "rate limited (retry after 2.0s)": the
+    class's phrase from `error_facts.FACTS`, with the HTTP status and wait it reported."""
+    phrase = facts_for(error).phrase
     if error.status_code is not None and not isinstance(error, StreamInterrupted):
         phrase += f" (HTTP {error.status_code})"
     if error.retry_after_s is not None:
         phrase += f" (retry after {error.retry_after_s:.1f}s)"
     return phrase
 
-
-_PHRASES: dict[type[ProviderError], str] = {
-    Overloaded: "overloaded",
-    ServerError: "server error",
-    ProviderTimeout: "timed out",
-    ProviderConnectionError: "connection failed",
-    InvalidProviderRequest: "rejected the request",
-    AuthenticationFailed: "authentication failed (check its API key)",
-    PermissionDenied: "permission denied",
-    UpstreamModelNotFound: "model not found upstream",
-}
 
 _STOP_NOTES = {
     StopReason.EXHAUSTED: "gave up after {tries} tries",

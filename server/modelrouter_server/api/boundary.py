@@ -1,0 +1,281 @@
+"""The error boundary: one interceptor in front of every ModelRouter RPC.
+
+It is the outermost interceptor, so whatever happens inside it (a handler's answer, a
+domain error, a bug, the caller cancelling, an inner interceptor refusing the call) ends
+as exactly one log line and one `Metrics.observe`, both from one `RequestSummary`:
+
+- requests are decoded here, not by grpc's default deserializer: bytes that are not a
+  valid message of the RPC's type end as INVALID_ARGUMENT "request is not a valid
+  modelrouter.v1.<Type>" instead of UNKNOWN;
+- a `RouterError` leaves with its status and details from `error_facts.FACTS`; anything else
+  is a bug: INTERNAL "internal error" to the caller, the traceback in the log only;
+- a cancelled RPC (the caller went away or its deadline passed) is CANCELLED;
+- an RPC an inner interceptor aborted keeps the status it was given.
+
+Handlers tell the boundary what it cannot see with `report_request_id` and
+`report_answer`; stream timings (time to first token, gaps between deltas) the boundary
+measures itself on the messages it passes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+import structlog
+from google.protobuf import descriptor_pool
+from google.protobuf.message import Message
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter_server.api.status import to_status
+from modelrouter_server.attempts import NoCandidates
+from modelrouter_server.error_facts import facts_for
+from modelrouter_server.errors import MalformedRequest
+from modelrouter_server.observability import Metrics
+from modelrouter_server.observability.summary import Answer, RequestSummary
+
+log = structlog.get_logger(__name__)
+
+SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+_PREFIX = f"/{SERVICE.full_name}/"
+
+Context = grpc.aio.ServicerContext[Any, Any]
+UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
+StreamBehavior = Callable[[Any, Context], AsyncGenerator[Any, None]]
+
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # the stubs are generic, the runtime classes are not
+    Handler = grpc.RpcMethodHandler
+    _Interceptor = grpc.aio.ServerInterceptor
+
+
+@dataclass(slots=True)
+class _Call:
+    """What the boundary learns about one RPC while it runs."""
+
+    rpc: str
+    started: float
+    request_id: str = ""
+    answer: Answer | None = None
+    first_token: float | None = None
+    last_token: float | None = None
+    model: str = ""
+
+
+_CURRENT: ContextVar[_Call | None] = ContextVar("modelrouter_call", default=None)
+
+
+def report_request_id(request_id: str) -> None:
+    """The request id of the RPC being handled, for its log line (also when it fails)."""
+    call = _CURRENT.get()
+    if call is not None:
+        call.request_id = request_id
+
+
+def report_answer(answer: Answer) -> None:
+    """Who answered the RPC being handled and what it took."""
+    call = _CURRENT.get()
+    if call is not None:
+        call.answer = answer
+
+
+class _Undecodable:
+    """What the boundary's deserializer returns for bytes that do not decode."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _decoder(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        if parse is None:
+            return data
+        try:
+            return parse(data)
+        except Exception:  # DecodeError (bad wire format, invalid UTF-8, nesting too deep)
+            return _UNDECODABLE
+
+    return decode
+
+
+class ErrorBoundary(_Interceptor):
+    """Logs and counts every ModelRouter RPC once and maps every error to a status."""
+
+    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._clock = clock
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        method_path: str = details.method
+        rpc = method_path.removeprefix(_PREFIX)
+        method = SERVICE.methods_by_name.get(rpc) if method_path.startswith(_PREFIX) else None
+        if method is None:  # health, reflection: not ours to count
+            return await continuation(details)
+        type_name = method.input_type.full_name
+        request_class = _message_class(type_name)
+        try:
+            handler = await continuation(details)
+        except Exception as exc:  # an inner interceptor failed: still one status, logged
+            refused = exc
+
+            async def refuse(_request: Any, _context: Context) -> Any:
+                raise refused
+
+            handler = _handler(method.server_streaming, refuse, request_class.FromString)
+        if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
+            return handler
+        decode = _decoder(handler.request_deserializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(rpc, type_name, cast(StreamBehavior, handler.unary_stream)),
+                request_deserializer=decode,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(rpc, type_name, cast(UnaryBehavior, handler.unary_unary)),
+            request_deserializer=decode,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary(self, rpc: str, type_name: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def handle(request: Any, context: Context) -> Any:
+            call = _Call(rpc=rpc, started=self._clock())
+            _CURRENT.set(call)
+            try:
+                if isinstance(request, _Undecodable):
+                    raise MalformedRequest(type_name)
+                response = await behavior(request, context)
+            except BaseException as exc:
+                await self._failed(call, exc, context)
+                raise
+            self._succeeded(call, context)
+            return response
+
+        return handle
+
+    def _stream(self, rpc: str, type_name: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def handle(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+            call = _Call(rpc=rpc, started=self._clock())
+            _CURRENT.set(call)
+            try:
+                with self._metrics.track_stream():
+                    if isinstance(request, _Undecodable):
+                        raise MalformedRequest(type_name)
+                    async with aclosing(behavior(request, context)) as responses:
+                        async for response in responses:
+                            self._timed(call, response)
+                            yield response
+            except BaseException as exc:
+                await self._failed(call, exc, context)
+                raise
+            self._succeeded(call, context)
+
+        return handle
+
+    def _timed(self, call: _Call, response: Any) -> None:
+        """Time to first token and the gaps between deltas, from the messages sent."""
+        if not isinstance(response, pb.GenerateStreamResponse):
+            return
+        kind = response.WhichOneof("event")
+        if kind == "start":
+            call.model = response.start.model
+        elif kind == "resume":
+            call.model = response.resume.model
+        elif kind == "delta":
+            now = self._clock()
+            if call.first_token is None:
+                call.first_token = now
+            elif call.last_token is not None:
+                self._metrics.observe_inter_token(call.model, now - call.last_token)
+            call.last_token = now
+
+    def _succeeded(self, call: _Call, context: Context) -> None:
+        # A handler may set a status without raising; then that is how the RPC ended.
+        code = context.code() or grpc.StatusCode.OK
+        error = "" if code is grpc.StatusCode.OK else context.details() or ""
+        self._finish(call, code, error=error)
+
+    async def _failed(self, call: _Call, exc: BaseException, context: Context) -> None:
+        """Log and count a failed RPC; abort it with its status unless it already ended
+        (cancelled, or aborted by an inner interceptor: then the caller re-raises)."""
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            self._finish(call, grpc.StatusCode.CANCELLED)
+            return
+        if isinstance(exc, grpc.aio.AbortError):
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            self._finish(call, code, error=context.details() or "")
+            return
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: let them go
+            return
+        facts = facts_for(exc)
+        status = to_status(exc)
+        attempts = exc.attempts if isinstance(exc, NoCandidates) else ()
+        self._finish(
+            call,
+            facts.status,
+            error=status.message,
+            attempts=attempts,
+            level=facts.log_level,
+            exc_info=exc if facts.status is grpc.StatusCode.INTERNAL else None,
+        )
+        await context.abort(
+            facts.status,
+            status.message,
+            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        )
+
+    def _finish(
+        self,
+        call: _Call,
+        code: grpc.StatusCode,
+        *,
+        error: str = "",
+        attempts: tuple[Any, ...] = (),
+        level: str = "info",
+        exc_info: BaseException | None = None,
+    ) -> None:
+        summary = RequestSummary.of(
+            call.rpc,
+            code,
+            self._clock() - call.started,
+            request_id=call.request_id,
+            answer=call.answer,
+            attempts=attempts,
+            ttft_s=None if call.first_token is None else call.first_token - call.started,
+            error=error,
+        )
+        fields = summary.log_fields()
+        if exc_info is not None:
+            fields["exc_info"] = exc_info
+        getattr(log, level)("request_done", **fields)
+        self._metrics.observe(summary)
+
+
+def _message_class(full_name: str) -> type[Message]:
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    cls: type[Message] = getattr(pb, descriptor.name)
+    return cls
+
+
+def _handler(
+    server_streaming: bool, behavior: UnaryBehavior, decode: Callable[[bytes], Any]
+) -> Handler:
+    if server_streaming:
+
+        async def stream(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+            await behavior(request, context)
+            yield None  # pragma: no cover  # behavior always raises
+
+        return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=decode)
+    return grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=decode)
