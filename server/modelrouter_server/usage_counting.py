@@ -9,7 +9,7 @@ provider does send usage, its figures are used unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import structlog
@@ -22,14 +22,18 @@ log = structlog.get_logger(__name__)
 class LocalCounter(Protocol):
     """Counting without leaving the process (`context.TokenCounter` is one)."""
 
+    async def warm(self, model: str, messages: Iterable[Message]) -> None:
+        """Tokenize what is not cached yet, off the event loop when it is large."""
+        ...
+
     def count_local(self, model: str, messages: Sequence[Message]) -> int: ...
 
-    def count_output_local(self, model: str, text: str) -> int: ...
+    async def count_output(self, model: str, text: str) -> int: ...
 
     def local_method(self, model: str) -> CountMethod: ...
 
 
-def usage_or_count(
+async def usage_or_count(
     reported: Usage | None,
     *,
     counter: LocalCounter | None,
@@ -53,9 +57,12 @@ def usage_or_count(
     method = counter.local_method(model)
     if hidden_reasoning:
         method = CountMethod.ESTIMATE
+    # A continuation's prefix is new text, and an answer can be long: neither is
+    # tokenized on the event loop when large.
+    await counter.warm(model, request.messages)
     usage = Usage(
         input_tokens=counter.count_local(model, request.messages),
-        output_tokens=counter.count_output_local(model, output),
+        output_tokens=await counter.count_output(model, output),
         method=method,
     )
     log.info(

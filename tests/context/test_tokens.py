@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from modelrouter_server.config.schema import RouterConfig, Tokenizer
 from modelrouter_server.context import CountMethod, TokenCounter
+from modelrouter_server.context.claude_estimate import base_tokens
 from modelrouter_server.context.vocabulary import shipped_encoding
 from modelrouter_server.domain import Message, ProviderRequest, Role, Usage
 from modelrouter_server.emulator import Emulator
@@ -124,6 +125,21 @@ async def test_large_messages_are_counted_off_the_event_loop(config: RouterConfi
     counted = await counter.count(GPT, [big])
     assert counted.tokens == cookbook_count(Tokenizer.O200K_BASE, (big,))
     assert counter.cache_stats().entries == 1
+
+
+async def test_an_answer_is_counted_exactly_for_tiktoken_models_and_estimated_for_claude(
+    config: RouterConfig,
+) -> None:
+    # offload_chars=1_000: the long answer goes through the worker thread, the short not.
+    counter = TokenCounter(config, {}, offload_chars=1_000)
+    encoding = shipped_encoding(Tokenizer.O200K_BASE)
+    for text in (" Hello there.", PROSE * 50):
+        assert await counter.count_output(GPT, text) == len(encoding.encode_ordinary(text))
+        assert counter.local_method(GPT) is CountMethod.EXACT_LOCAL
+    claude = await counter.count_output(CLAUDE, PROSE * 50)
+    assert claude == counter.claude_estimate.scale(base_tokens(PROSE * 50))
+    assert counter.local_method(CLAUDE) is CountMethod.ESTIMATE
+    assert await counter.count_output(GPT, "") == 0
 
 
 async def test_claude_count_comes_from_count_tokens(

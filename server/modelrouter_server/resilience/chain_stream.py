@@ -95,9 +95,9 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
                         yield shown
                     event = await _next_or_stall(run, stream)
             except ProviderError as error:
-                relay.broke_off(leg, stream, request, error)
+                await relay.broke_off(leg, stream, request, error)
                 continue
-            ending = relay.ended(leg, stream, request, event)
+            ending = await relay.ended(leg, stream, request, event)
             if ending is None:
                 continue  # a refusal, held while the next candidate is tried
             for shown in ending:
@@ -213,7 +213,7 @@ class _Relay:
         shown.append(event)
         return shown
 
-    def broke_off(
+    async def broke_off(
         self, leg: _Leg, stream: StreamLeg, request: ProviderRequest, error: ProviderError
     ) -> None:
         """Record a leg that broke; raises when the answer cannot be continued."""
@@ -221,7 +221,8 @@ class _Relay:
         stream.failed(run.ledger, error)
         # The provider billed what it read and wrote before the break, but a cut stream
         # carries no usage: count it, or a resumed answer's cost would leave this leg out.
-        run.ledger.bill(candidate, run.usage_of(candidate, request, None, "".join(leg.output)))
+        usage = await run.usage_of(candidate, request, None, "".join(leg.output))
+        run.ledger.bill(candidate, usage)
         self.broke = f"{candidate.model_id} {describe_error(error)}"
         log.warning(
             "stream_interrupted",
@@ -238,13 +239,13 @@ class _Relay:
             ) from error
         _maybe_retry_same(run, candidate)
 
-    def ended(
+    async def ended(
         self, leg: _Leg, stream: StreamLeg, request: ProviderRequest, end: StreamEnd
     ) -> list[ChainEvent] | None:
         """The last events of an answer that ended cleanly, or None when it is a refusal
         held back while the next candidate is tried."""
         run, candidate = self.run, leg.candidate
-        usage = run.usage_of(candidate, request, end.usage, "".join(leg.output))
+        usage = await run.usage_of(candidate, request, end.usage, "".join(leg.output))
         stream.succeeded(run.ledger, usage)
         finish = _finished(run, candidate, end, self.resumed_at)
         if end.finish_reason is FinishReason.REFUSAL and not self.sent and run.refusal_falls_back():

@@ -230,15 +230,15 @@ class ChainRun:
         output = completion.text + completion.thinking
         if completion.refusal is not None and completion.refusal.text != completion.text:
             output += completion.refusal.text
-        usage = self.usage_of(candidate, request, completion.usage, output)
+        usage = await self.usage_of(candidate, request, completion.usage, output)
         self.ledger.bill(candidate, usage)
         return dataclasses.replace(completion, usage=usage)
 
-    def usage_of(
+    async def usage_of(
         self, candidate: Candidate, request: ProviderRequest, reported: Usage | None, output: str
     ) -> Usage:
         """The provider's usage, or the router's count of the call when it sent none."""
-        return usage_or_count(
+        return await usage_or_count(
             reported,
             counter=self.settings.counter,
             provider=candidate.provider,
