@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,12 @@ from modelrouter_server.providers import (
     needs_emulator,
     resolve_targets,
 )
-from modelrouter_server.resilience import BreakerRegistry, CircuitTransition, FallbackChain
+from modelrouter_server.resilience import (
+    BreakerRegistry,
+    CircuitTransition,
+    Clock,
+    FallbackChain,
+)
 from modelrouter_server.routing import Router
 
 log = structlog.get_logger(__name__)
@@ -92,10 +98,13 @@ class App:
         port: int | None = None,
         metrics_port: int | None = None,
         emulator: Emulator | None = None,
+        breaker_clock: Clock = time.monotonic,
     ) -> App:
         """Build and serve. `emulator`: a running one to use instead of starting one
-        (tests script it); the caller keeps owning it. `ConfigError` when the config is
-        unsafe to serve (no auth on a network address) or its TLS files are unreadable.
+        (tests script it); the caller keeps owning it. `breaker_clock` times the circuit
+        breakers' cool-downs (tests pass a fake one rather than wait a cool-down out).
+        `ConfigError` when the config is unsafe to serve (no auth on a network address) or
+        its TLS files are unreadable.
 
         A start that fails part-way closes whatever it had opened (its emulator, the
         providers, the store, the gRPC server) before the error propagates."""
@@ -119,7 +128,7 @@ class App:
                 pool_observer=metrics.observe_pool_timeout,
             )
             undo.push_async_callback(_close_providers, providers)
-            breakers = _breakers(config, metrics)
+            breakers = _breakers(config, metrics, breaker_clock)
             counter = TokenCounter(config, providers)
             await asyncio.to_thread(counter.load_vocabularies)
             store = await open_store(config.context)
@@ -199,13 +208,13 @@ async def _close_providers(providers: Mapping[str, Provider]) -> None:
         await provider.aclose()
 
 
-def _breakers(config: RouterConfig, metrics: Metrics) -> BreakerRegistry:
-    """The breaker registry, reporting every state change to the metrics."""
+def _breakers(config: RouterConfig, metrics: Metrics, clock: Clock) -> BreakerRegistry:
+    """The breaker registry on `clock`, reporting every state change to the metrics."""
 
     def on_transition(transition: CircuitTransition) -> None:
         metrics.set_breaker_state(transition.provider, transition.model, transition.to_state.value)
 
-    return BreakerRegistry.from_config(config.resilience, observers=(on_transition,))
+    return BreakerRegistry.from_config(config.resilience, observers=(on_transition,), clock=clock)
 
 
 def _servicer(

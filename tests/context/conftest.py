@@ -3,11 +3,10 @@ it, real providers pointed at it, and a private redis-server for the Redis store
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import subprocess
-import time
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -122,15 +121,30 @@ def free_port() -> int:
         return port
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not listen on {port} within {timeout_s}s")
+class _ReadyLine:
+    """Drains a child's output in a thread and signals when its "ready" line appears or
+    the output ends (the child exited): an event to wait on, not a port to poll."""
+
+    def __init__(self, process: subprocess.Popen[bytes], marker: bytes) -> None:
+        self.seen = False
+        self.done = threading.Event()
+        self._process = process
+        self._marker = marker
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:  # read to the end, so the child never blocks
+            if not self.seen and self._marker in line:
+                self.seen = True
+                self.done.set()
+        self.done.set()
+
+    def wait(self, timeout_s: float) -> None:
+        if not self.done.wait(timeout_s):
+            raise RuntimeError(f"redis-server was not ready within {timeout_s:g} s")
+        if not self.seen:
+            raise RuntimeError(f"redis-server exited with {self._process.wait()}")
 
 
 class RedisServer:
@@ -157,9 +171,9 @@ class RedisServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self._args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        _wait_for_port(self.port, self._process, timeout_s=10.0)
+        _ReadyLine(self._process, b"Ready to accept connections").wait(timeout_s=10.0)
 
     def stop(self) -> None:
         process, self._process = self._process, None

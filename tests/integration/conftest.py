@@ -6,6 +6,7 @@ emulator, and the emulator is scripted per test.
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from modelrouter_client import AsyncModelRouterClient
 from modelrouter_server.app import App, emulated_models
 from modelrouter_server.config import RouterConfig, default_config_path
 from modelrouter_server.emulator import Emulator
+from modelrouter_server.resilience import Clock
 
 # Short timeouts so fault scenarios finish in seconds; the shapes are the production ones.
 TEST_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -59,6 +61,7 @@ async def start_router(emulator: Emulator) -> AsyncIterator[StartRouter]:
         env: dict[str, str] | None = None,
         config: RouterConfig | None = None,
         upstream: Emulator | None = None,
+        breaker_clock: Clock = time.monotonic,
         **sections: dict[str, Any],
     ) -> AsyncModelRouterClient:
         app = await App.start(
@@ -67,6 +70,7 @@ async def start_router(emulator: Emulator) -> AsyncIterator[StartRouter]:
             host="127.0.0.1",
             port=0,
             emulator=upstream or emulator,
+            breaker_clock=breaker_clock,
         )
         apps.append(app)
         client = AsyncModelRouterClient(f"127.0.0.1:{app.port}", default_timeout=30)

@@ -10,7 +10,9 @@ import pytest
 from google.rpc import error_details_pb2
 from modelrouter_client import AsyncModelRouterClient, pb
 from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_testsupport.fake_clock import FakeClock
 
+from .conftest import TEST_OVERRIDES, StartRouter
 from .status_details import details_of
 
 GPT = "gpt-4o-mini-2024-07-18"
@@ -135,8 +137,10 @@ async def test_429_with_retry_after_is_retried_on_the_same_model_after_the_wait(
 
 
 async def test_open_circuit_shows_in_list_models_and_is_skipped_then_recovers(
-    router: AsyncModelRouterClient, emulator: Emulator
+    start_router: StartRouter, emulator: Emulator
 ) -> None:
+    clock = FakeClock()
+    router = await start_router(breaker_clock=clock)
     emulator.set_behavior(GPT, Behavior(error_status=529))
     for _ in range(2):  # breaker_fail_max=3 failures, 2 tries per request
         reply = await router.generate("hi", task=pb.TASK_CHAT)
@@ -146,7 +150,7 @@ async def test_open_circuit_shows_in_list_models_and_is_skipped_then_recovers(
     reply = await router.generate("hi", task=pb.TASK_CHAT)
     assert reply.attempts[0].outcome == pb.ATTEMPT_OUTCOME_SKIPPED_CIRCUIT_OPEN
     emulator.set_behavior(GPT, Behavior())
-    await asyncio.sleep(0.6)  # breaker_reset_timeout_s=0.5
+    clock.advance(TEST_OVERRIDES["resilience"]["breaker_reset_timeout_s"])  # no real wait
     reply = await router.generate("hi", task=pb.TASK_CHAT)
     assert reply.model == GPT and not reply.fallback
     states = {m.id: m.circuit_state for m in await router.list_models()}

@@ -1,4 +1,4 @@
-"""In-test stand-ins for the unit layer: a fake clock and a scripted `Provider`.
+"""In-test stand-ins for the unit layer: a scripted `Provider` (and the shared fake clock).
 
 `ScriptedProvider` is a real implementation of the `Provider` protocol (no SDK, no
 patching): each call takes the next `Reply` queued for its model. Like the emulator, it
@@ -32,25 +32,6 @@ from modelrouter_server.domain import (
 from modelrouter_server.errors import ProviderError
 
 ANSWER = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told; `sleep` advances it."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 @dataclass(frozen=True)

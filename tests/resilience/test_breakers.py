@@ -19,9 +19,8 @@ from modelrouter_server.resilience import (
     CircuitState,
     CircuitTransition,
 )
+from modelrouter_testsupport.fake_clock import FakeClock
 from structlog.testing import capture_logs
-
-from .fakes import FakeClock
 
 P, M = "alpha", "small"
 

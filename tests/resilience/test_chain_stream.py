@@ -28,8 +28,9 @@ from modelrouter_server.resilience import (
     FallbackChain,
     Sleep,
 )
+from modelrouter_testsupport.fake_clock import FakeClock
 
-from .fakes import ANSWER, FakeClock, Reply, ScriptedProvider, build_request, make_config, plan_of
+from .fakes import ANSWER, Reply, ScriptedProvider, build_request, make_config, plan_of
 
 BROKEN = StreamInterrupted("overloaded_error event", kind=InterruptionKind.ERROR_EVENT)
 

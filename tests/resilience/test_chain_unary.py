@@ -18,9 +18,10 @@ from modelrouter_server.errors import (
     UpstreamModelNotFound,
 )
 from modelrouter_server.resilience import BreakerRegistry, CircuitState, FallbackChain
+from modelrouter_testsupport.fake_clock import FakeClock
 from structlog.testing import capture_logs
 
-from .fakes import ANSWER, USER, FakeClock, Reply, ScriptedProvider, make_config, plan_of
+from .fakes import ANSWER, USER, Reply, ScriptedProvider, make_config, plan_of
 
 
 class Harness:

@@ -30,9 +30,9 @@ from modelrouter_server.resilience import (
     ChainStarted,
     CircuitState,
 )
+from modelrouter_testsupport.fake_clock import FakeClock
 
 from .emulated import CLAUDE, GPT, Rig, emulated_config, rig_for, text_of
-from .fakes import FakeClock
 
 
 async def reference_text(rig: Rig) -> str:

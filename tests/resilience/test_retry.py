@@ -19,8 +19,7 @@ from modelrouter_server.errors import (
     ServerError,
 )
 from modelrouter_server.resilience import RetryPolicy, RetryStopped, StopReason, call_with_retries
-
-from .fakes import FakeClock
+from modelrouter_testsupport.fake_clock import FakeClock
 
 
 def policy(**overrides: float) -> RetryPolicy:

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import tomllib
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -34,8 +34,6 @@ from modelrouter_testsupport.toml_writer import dump_toml
 _PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
 # The SDKs refuse to start without a key; the emulator accepts any.
 _EMULATOR_KEY = "emulator-accepts-any-key"
-# "emulator_started base_url=http://..." (console logs) or "base_url": "http://..." (JSON).
-_EMULATOR_URL = re.compile(r"""base_url["']?\s*[=:]\s*["']?(https?://[^\s"',}]+)""")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -53,27 +51,15 @@ class RouterProcess:
     config_path: Path
     log_path: Path
     process: subprocess.Popen[bytes]
-    external_emulator_url: str | None = None
+    emulator_base_url: str
 
     def log(self) -> str:
         return _ANSI.sub("", self.log_path.read_text(errors="replace"))
 
-    def emulator_url(self, timeout_s: float = 10.0) -> str:
-        """The emulator's base URL: the external one, or the built-in one's from the
-        router's `emulator_started` log line."""
-        if self.external_emulator_url:
-            return self.external_emulator_url
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for line in self.log().splitlines():
-                if "emulator_started" in line and (match := _EMULATOR_URL.search(line)):
-                    return match.group(1).rstrip("/")
-            if time.monotonic() > deadline:
-                raise RouterStartError(
-                    "no 'emulator_started base_url=...' line in the router log:\n"
-                    + _tail(self.log())
-                )
-            time.sleep(0.05)
+    def emulator_url(self) -> str:
+        """The emulator's base URL: the external one, or the built-in one's (its port is
+        chosen here and written into the config, so nothing waits for a log line)."""
+        return self.emulator_base_url
 
     def scrape_metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -106,18 +92,20 @@ def write_config(
     log_level: str = "info",
     provider_connections: int | None = None,
     emulator_url: str | None = None,
+    emulator_port: int = 0,
     overrides: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """The built-in config with a memory store and `metrics_port`, served by the built-in
-    emulator, or with every provider pointed at `emulator_url`. `provider_connections`
-    sizes every provider's HTTP connection pool; `overrides` replaces keys per section."""
+    emulator on `emulator_port`, or with every provider pointed at `emulator_url`.
+    `provider_connections` sizes every provider's HTTP connection pool; `overrides`
+    replaces keys per section."""
     from modelrouter_server.config.loader import default_config_path
 
     config = tomllib.loads(default_config_path().read_text(encoding="utf-8"))
     config.setdefault("server", {}).update(metrics_port=metrics_port, log_level=log_level)
     # The tests and benchmarks script the built-in emulator over its admin endpoints.
     config.setdefault("emulator", {}).update(
-        mode="off" if emulator_url else "always", admin=not emulator_url
+        mode="off" if emulator_url else "always", admin=not emulator_url, port=emulator_port
     )
     config.setdefault("context", {})["store"] = "memory"
     for provider in config.get("providers", {}).values():
@@ -151,12 +139,14 @@ def start_router(
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     metrics_port = free_port() if metrics else 0
+    emulator_port = 0 if emulator_url else free_port()
     config_path = write_config(
         directory,
         metrics_port=metrics_port,
         log_level=log_level,
         provider_connections=provider_connections,
         emulator_url=emulator_url,
+        emulator_port=emulator_port,
         overrides=overrides,
     )
     log_path = directory / "router.log"
@@ -179,7 +169,7 @@ def start_router(
         config_path=config_path,
         log_path=log_path,
         process=process,
-        external_emulator_url=emulator_url,
+        emulator_base_url=(emulator_url or f"http://127.0.0.1:{emulator_port}").rstrip("/"),
     )
     try:
         _wait_healthy(router, timeout_s)
@@ -189,28 +179,45 @@ def start_router(
     return router
 
 
+# The channel's reconnect backoff (1 s, growing) would otherwise leave seconds between the
+# child listening and the first connection attempt that finds it.
+_CONNECT_FAST = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
+
+
 def _wait_healthy(router: RouterProcess, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+    """Return once the health service says SERVING.
+
+    Nothing polls: `Watch` holds the call until the server listens (`wait_for_ready`), then
+    streams every status change; a thread cancels the call if the child exits first."""
     request = health_pb2.HealthCheckRequest(service="")
-    with grpc.insecure_channel(router.target) as channel:
+    with grpc.insecure_channel(router.target, options=_CONNECT_FAST) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if router.process.poll() is not None:
-                raise RouterStartError(
-                    f"modelrouter serve exited with {router.process.returncode}:\n"
-                    + _tail(router.log())
-                )
-            try:
-                reply = stub.Check(request, timeout=1.0)
+        updates = stub.Watch(request, timeout=timeout_s, wait_for_ready=True)
+
+        def cancel_when_the_child_exits() -> None:
+            router.process.wait()
+            updates.cancel()
+
+        threading.Thread(target=cancel_when_the_child_exits, daemon=True).start()
+        try:
+            for reply in updates:
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-            except grpc.RpcError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                raise RouterStartError(
-                    f"modelrouter serve not healthy after {timeout_s:g} s:\n" + _tail(router.log())
-                )
-            time.sleep(0.1)
+        except grpc.RpcError:
+            pass  # cancelled, or the deadline passed: told apart below
+        finally:
+            updates.cancel()
+    if router.process.poll() is not None:
+        raise RouterStartError(
+            f"modelrouter serve exited with {router.process.returncode}:\n" + _tail(router.log())
+        )
+    raise RouterStartError(
+        f"modelrouter serve not healthy after {timeout_s:g} s:\n" + _tail(router.log())
+    )
 
 
 def stop_router(router: RouterProcess, *, grace_s: float = 10.0) -> int:
