@@ -26,7 +26,13 @@ from bench import plots
 from bench.emulator_process import EmulatorProcess, start_emulator, stop_emulator
 from bench.ghz import GHZ, GhzRun, run_ghz
 from bench.machine import describe_machine, process_cpu_s
-from bench.probes import LoadProbe, measure_overhead, probe_ttft_until, sample_gauge_until
+from bench.probes import (
+    LoadProbe,
+    OverheadSamples,
+    measure_overhead,
+    probe_ttft_until,
+    sample_gauge_until,
+)
 from bench.report import BenchResults, Phase, render
 from bench.settings import BenchSettings, StreamLoad
 
@@ -106,6 +112,19 @@ def _script_load(emulator: EmulatorProcess, load: StreamLoad) -> None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """Everything measured against the running router, before plotting."""
+
+    unary: Phase
+    overhead: OverheadSamples
+    burst: Phase
+    probe: LoadProbe
+    inflight: list[tuple[float, float]]
+    relay: Phase
+    counters: list[str]
+
+
 def run(out: Path, settings: BenchSettings) -> Path:
     """Run the benchmarks; returns the report's path."""
     started = time.monotonic()
@@ -128,55 +147,97 @@ def run(out: Path, settings: BenchSettings) -> Path:
         raise
     try:
         log(f"router at {router.target}, emulator at {emulator.base_url} (own process)")
-        log("warm-up: 200 unary calls")
-        run_ghz("warmup", router.target, method="Generate", data=HELLO, concurrency=20, total=200)
-
-        log(f"unary: concurrency {settings.unary_concurrency} for {settings.unary_duration_s:g} s")
-        unary = Phase(
-            *_timed(
-                router,
-                lambda: run_ghz(
-                    "unary",
-                    router.target,
-                    method="Generate",
-                    data=HELLO,
-                    concurrency=settings.unary_concurrency,
-                    duration_s=settings.unary_duration_s,
-                    save_to=out / "ghz_unary.json",
-                ),
-            )
-        )
-        log(f"unary: {unary.run.rps:.0f} calls/s, {unary.run.ok}/{unary.run.count} OK")
-
-        log(f"overhead: {settings.overhead_calls} calls per path, SDK direct vs router")
-        overhead = asyncio.run(
-            measure_overhead(router.target, emulator.openai_base_url, calls=settings.overhead_calls)
-        )
-
-        burst_load = settings.burst
-        _script_load(emulator, burst_load)
-        log(
-            f"burst: {burst_load.total} streams at concurrency {burst_load.concurrency}, "
-            f"ideal {burst_load.ideal_s:.1f} s each"
-        )
-        (burst_run, probe, inflight), wall, cpu = _timed(
-            router, lambda: asyncio.run(_burst_with_probes(router, burst_load, out))
-        )
-        burst = Phase(burst_run, wall, cpu)
-        log(f"burst: {burst_run.ok}/{burst_run.count} OK, peak open {max_open(burst_run)}")
-
-        relay_load = settings.relay
-        _script_load(emulator, relay_load)
-        log(f"relay: concurrency {relay_load.concurrency} for {relay_load.duration_s:g} s")
-        relay = Phase(*_timed(router, lambda: _stream_ghz(router, "relay", relay_load, out)))
-        log(f"relay: {relay.run.ok}/{relay.run.count} OK")
-        counters = _router_counters(router)
+        measured = _measure(router, emulator, settings, out)
     finally:
         stop_router(router)
         stop_emulator(emulator)
 
     log("plotting")
-    figures = {
+    results = BenchResults(
+        machine=describe_machine(ROOT),
+        settings=settings,
+        unary=measured.unary,
+        burst=measured.burst,
+        relay=measured.relay,
+        burst_max_open=max_open(measured.burst.run),
+        burst_max_router_inflight=max((v for _, v in measured.inflight), default=None),
+        burst_probe=measured.probe,
+        overhead=measured.overhead,
+        router_counters=measured.counters,
+        figures=_figures(measured, settings, out),
+        elapsed_s=time.monotonic() - started,
+    )
+    report = out / "REPORT.md"
+    report.write_text(render(results, out), encoding="utf-8")
+    log(f"report: {report} ({results.elapsed_s:.0f} s)")
+    return report
+
+
+def _measure(
+    router: RouterProcess, emulator: EmulatorProcess, settings: BenchSettings, out: Path
+) -> _Measured:
+    """Warm-up, then each phase in turn: unary, overhead, burst, relay."""
+    log("warm-up: 200 unary calls")
+    run_ghz("warmup", router.target, method="Generate", data=HELLO, concurrency=20, total=200)
+
+    log(f"unary: concurrency {settings.unary_concurrency} for {settings.unary_duration_s:g} s")
+    unary = Phase(
+        *_timed(
+            router,
+            lambda: run_ghz(
+                "unary",
+                router.target,
+                method="Generate",
+                data=HELLO,
+                concurrency=settings.unary_concurrency,
+                duration_s=settings.unary_duration_s,
+                save_to=out / "ghz_unary.json",
+            ),
+        )
+    )
+    log(f"unary: {unary.run.rps:.0f} calls/s, {unary.run.ok}/{unary.run.count} OK")
+
+    log(f"overhead: {settings.overhead_calls} calls per path, SDK direct vs router")
+    overhead = asyncio.run(
+        measure_overhead(router.target, emulator.openai_base_url, calls=settings.overhead_calls)
+    )
+
+    burst_load = settings.burst
+    _script_load(emulator, burst_load)
+    log(
+        f"burst: {burst_load.total} streams at concurrency {burst_load.concurrency}, "
+        f"ideal {burst_load.ideal_s:.1f} s each"
+    )
+    (burst_run, probe, inflight), wall, cpu = _timed(
+        router, lambda: asyncio.run(_burst_with_probes(router, burst_load, out))
+    )
+    log(f"burst: {burst_run.ok}/{burst_run.count} OK, peak open {max_open(burst_run)}")
+
+    relay_load = settings.relay
+    _script_load(emulator, relay_load)
+    log(f"relay: concurrency {relay_load.concurrency} for {relay_load.duration_s:g} s")
+    relay = Phase(*_timed(router, lambda: _stream_ghz(router, "relay", relay_load, out)))
+    log(f"relay: {relay.run.ok}/{relay.run.count} OK")
+    return _Measured(
+        unary=unary,
+        overhead=overhead,
+        burst=Phase(burst_run, wall, cpu),
+        probe=probe,
+        inflight=inflight,
+        relay=relay,
+        counters=_router_counters(router),
+    )
+
+
+def _figures(measured: _Measured, settings: BenchSettings, out: Path) -> dict[str, Path]:
+    """The report's plots, by the key `render` links them with."""
+    unary, burst, relay, overhead = (
+        measured.unary,
+        measured.burst,
+        measured.relay,
+        measured.overhead,
+    )
+    return {
         "unary_latency": plots.latency_histogram(
             unary.run.calls, "Generate latency (ghz)", out / "unary_latency.png"
         ),
@@ -185,9 +246,9 @@ def run(out: Path, settings: BenchSettings) -> Path:
         ),
         "burst_open": plots.open_streams_over_time(
             burst.run.calls,
-            f"{burst_load.concurrency} streams opened at once",
+            f"{settings.burst.concurrency} streams opened at once",
             out / "burst_open.png",
-            server_inflight=inflight,
+            server_inflight=measured.inflight,
         ),
         "burst_latency": plots.latency_histogram(
             burst.run.calls, "GenerateStream duration, burst", out / "burst_latency.png"
@@ -210,24 +271,6 @@ def run(out: Path, settings: BenchSettings) -> Path:
             out / "overhead.png",
         ),
     }
-    results = BenchResults(
-        machine=describe_machine(ROOT),
-        settings=settings,
-        unary=unary,
-        burst=burst,
-        relay=relay,
-        burst_max_open=max_open(burst.run),
-        burst_max_router_inflight=max((v for _, v in inflight), default=None),
-        burst_probe=probe,
-        overhead=overhead,
-        router_counters=counters,
-        figures=figures,
-        elapsed_s=time.monotonic() - started,
-    )
-    report = out / "REPORT.md"
-    report.write_text(render(results, out), encoding="utf-8")
-    log(f"report: {report} ({results.elapsed_s:.0f} s)")
-    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

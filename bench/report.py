@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,33 +70,33 @@ def _stream_table(phase: Phase, load: StreamLoad) -> list[str]:
 
 def render(results: BenchResults, out: Path) -> str:
     """The report as Markdown; figure links are relative to `out`."""
-    s = results.settings
-    unary, burst, relay = results.unary, results.burst, results.relay
-    u = _summary(unary.run)
-    o = results.overhead
 
     def figure(key: str, alt: str) -> str:
         path = results.figures.get(key)
         return f"![{alt}]({path.relative_to(out)})" if path else ""
 
-    overhead_rows = []
-    for measure, direct, router in (
-        ("unary call", o.unary_direct, o.unary_router),
-        ("stream: time to first token", o.ttft_direct, o.ttft_router),
-        ("stream: whole reply (24 tokens)", o.stream_direct, o.stream_router),
-    ):
-        d, r = Summary.of(direct), Summary.of(router)
-        overhead_rows.append(
-            f"| {measure} | {ms(d.p50)} / {ms(d.p99)} | {ms(r.p50)} / {ms(r.p99)} "
-            f"| {ms(r.p50 - d.p50)} | {ms(r.p99 - d.p99)} |"
-        )
-    inflight = (
-        f"{results.burst_max_router_inflight:.0f}"
-        if results.burst_max_router_inflight is not None
-        else "not exported"
-    )
-    unary_cpu_ms = unary.router_cpu_s / max(unary.run.count, 1) * 1000
     lines = [
+        *_header(results),
+        *_unary_section(results, figure),
+        *_overhead_section(results, figure),
+        *_burst_section(results, figure),
+        *_relay_section(results, figure),
+        "## The router's own counters after the run",
+        "",
+        "```",
+        *(results.router_counters or ["(the router exported no modelrouter_requests_total)"]),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+Figure = Callable[[str, str], str]
+"""(figure key, alt text) -> the Markdown image link, or "" when the figure is missing."""
+
+
+def _header(results: BenchResults) -> list[str]:
+    return [
         "# modelrouter benchmark",
         "",
         "`modelrouter serve` (one process) with its providers pointed at the provider "
@@ -109,10 +109,18 @@ def render(results: BenchResults, out: Path) -> str:
         results.machine.markdown().rstrip(),
         f"| run time | {results.elapsed_s:.0f} s |",
         "",
+    ]
+
+
+def _unary_section(results: BenchResults, figure: Figure) -> list[str]:
+    unary = results.unary
+    u = _summary(unary.run)
+    unary_cpu_ms = unary.router_cpu_s / max(unary.run.count, 1) * 1000
+    return [
         "## Unary throughput and latency",
         "",
         f"ghz, `Generate` on `gpt-4o-mini` (the emulator answers at once with 24 tokens), "
-        f"concurrency {unary.run.concurrency}, {s.unary_duration_s:g} s.",
+        f"concurrency {unary.run.concurrency}, {results.settings.unary_duration_s:g} s.",
         "",
         "| calls | OK | errors | throughput | p50 ms | p90 ms | p99 ms | max ms | router CPU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -123,6 +131,23 @@ def render(results: BenchResults, out: Path) -> str:
         figure("unary_latency", "unary latency distribution"),
         figure("unary_throughput", "unary throughput over time"),
         "",
+    ]
+
+
+def _overhead_section(results: BenchResults, figure: Figure) -> list[str]:
+    o = results.overhead
+    rows = []
+    for measure, direct, router in (
+        ("unary call", o.unary_direct, o.unary_router),
+        ("stream: time to first token", o.ttft_direct, o.ttft_router),
+        ("stream: whole reply (24 tokens)", o.stream_direct, o.stream_router),
+    ):
+        d, r = Summary.of(direct), Summary.of(router)
+        rows.append(
+            f"| {measure} | {ms(d.p50)} / {ms(d.p99)} | {ms(r.p50)} / {ms(r.p99)} "
+            f"| {ms(r.p50 - d.p50)} | {ms(r.p99 - d.p99)} |"
+        )
+    return [
         "## Latency the router adds",
         "",
         f"The same emulator called directly through the official `openai` SDK, and through "
@@ -133,20 +158,31 @@ def render(results: BenchResults, out: Path) -> str:
         "| measure | SDK direct p50 / p99 ms | via router p50 / p99 ms | added p50 ms "
         "| added p99 ms |",
         "| --- | --- | --- | --- | --- |",
-        *overhead_rows,
+        *rows,
         "",
         figure("overhead", "router vs direct latency CDFs"),
         "",
-        f"## {s.burst.concurrency:,} concurrent streams",
+    ]
+
+
+def _burst_section(results: BenchResults, figure: Figure) -> list[str]:
+    burst, load = results.burst, results.settings.burst
+    inflight = (
+        f"{results.burst_max_router_inflight:.0f}"
+        if results.burst_max_router_inflight is not None
+        else "not exported"
+    )
+    return [
+        f"## {load.concurrency:,} concurrent streams",
         "",
-        f"ghz opens {s.burst.total:,} `GenerateStream` calls at once (concurrency "
-        f"{s.burst.concurrency} over {s.burst.connections} connections). Each answer is "
-        f"{s.burst.tokens} tokens at {s.burst.tokens_per_second:g} tokens/s, "
-        f"{s.burst.ideal_s:.0f} s with no queueing, so every stream is still open when the "
+        f"ghz opens {load.total:,} `GenerateStream` calls at once (concurrency "
+        f"{load.concurrency} over {load.connections} connections). Each answer is "
+        f"{load.tokens} tokens at {load.tokens_per_second:g} tokens/s, "
+        f"{load.ideal_s:.0f} s with no queueing, so every stream is still open when the "
         "last one starts. Each provider's connection pool is sized above the concurrency "
         "(`max_connections`; the default, 200, would hold the rest back).",
         "",
-        *_stream_table(burst, s.burst),
+        *_stream_table(burst, load),
         "",
         "| most open at once (client) | most in flight (router's gauge) |",
         "| --- | --- |",
@@ -154,7 +190,7 @@ def render(results: BenchResults, out: Path) -> str:
         "",
         "| | n | p50 ms | p90 ms | p99 ms | max ms |",
         "| --- | --- | --- | --- | --- | --- |",
-        _row(f"stream duration (ideal {s.burst.ideal_s * 1000:.0f} ms)", _summary(burst.run)),
+        _row(f"stream duration (ideal {load.ideal_s * 1000:.0f} ms)", _summary(burst.run)),
         _row(
             "time to first token of a probe stream opened during the burst",
             Summary.of(results.burst_probe.ttft),
@@ -166,27 +202,26 @@ def render(results: BenchResults, out: Path) -> str:
         figure("burst_open", "open streams over time"),
         figure("burst_latency", "stream duration distribution"),
         "",
+    ]
+
+
+def _relay_section(results: BenchResults, figure: Figure) -> list[str]:
+    relay, load = results.relay, results.settings.relay
+    return [
         "## Stream relay capacity",
         "",
-        f"ghz keeps {s.relay.concurrency} `GenerateStream` calls open for "
-        f"{s.relay.duration_s:g} s; each answer is {s.relay.tokens} tokens at "
-        f"{s.relay.tokens_per_second:g} tokens/s ({s.relay.ideal_s:.1f} s with no "
+        f"ghz keeps {load.concurrency} `GenerateStream` calls open for "
+        f"{load.duration_s:g} s; each answer is {load.tokens} tokens at "
+        f"{load.tokens_per_second:g} tokens/s ({load.ideal_s:.1f} s with no "
         "queueing). Tokens relayed per second at this load show what one router process "
         "sustains.",
         "",
-        *_stream_table(relay, s.relay),
+        *_stream_table(relay, load),
         "",
         "| | n | p50 ms | p90 ms | p99 ms | max ms |",
         "| --- | --- | --- | --- | --- | --- |",
-        _row(f"stream duration (ideal {s.relay.ideal_s * 1000:.0f} ms)", _summary(relay.run)),
+        _row(f"stream duration (ideal {load.ideal_s * 1000:.0f} ms)", _summary(relay.run)),
         "",
         figure("relay_throughput", "relay completions over time"),
         "",
-        "## The router's own counters after the run",
-        "",
-        "```",
-        *(results.router_counters or ["(the router exported no modelrouter_requests_total)"]),
-        "```",
-        "",
     ]
-    return "\n".join(lines)

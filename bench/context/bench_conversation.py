@@ -20,14 +20,15 @@ import asyncio
 import random
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelrouter_server.config import load_config
-from modelrouter_server.config.schema import RouterConfig
+from modelrouter_server.config.schema import Pricing, RouterConfig
 from modelrouter_server.context import (
     ContextManager,
     ConversationService,
+    FittedPrompt,
     ModelSummarizer,
     SQLiteStore,
     TokenCounter,
@@ -35,6 +36,7 @@ from modelrouter_server.context import (
 from modelrouter_server.domain import Importance, Message, ProviderRequest, Role, Usage
 from modelrouter_server.emulator import DEFAULT_MODELS, Behavior, EmulatedModel, Emulator
 from modelrouter_server.pricing import cost_usd
+from modelrouter_server.providers.base import Provider
 from modelrouter_server.providers.factory import build_providers
 from modelrouter_server.resilience import BreakerRegistry, FallbackChain
 
@@ -101,12 +103,97 @@ def user_message(turn: int, rng: random.Random) -> Message:
     )
 
 
+OPENING = (
+    Message(Role.SYSTEM, "You are the team's planning assistant. Be concise."),
+    Message(Role.USER, "Pinned fact 0: the project is called Nightjar.", pinned=True),
+    Message(Role.ASSISTANT, "Noted: the project is Nightjar."),
+)
+
+
+@dataclass
+class Session:
+    """One replayed conversation: the stages its turns go through and what they cost."""
+
+    args: argparse.Namespace
+    config: RouterConfig
+    provider: Provider
+    counter: TokenCounter
+    context: ContextManager
+    conversations: ConversationService
+    conversation_id: str
+    summarizer_pricing: Pricing
+    everything: list[Message]
+    """What an unmanaged client would resend: every message so far."""
+    pinned_facts: list[str] = field(default_factory=list)
+    totals: Totals = field(default_factory=Totals)
+    fitted: FittedPrompt | None = None
+
+    async def play(self, turn_no: int, message: Message) -> None:
+        """One turn: load the history, fit it, call the model, store the turn, count."""
+        args = self.args
+        if message.pinned:
+            self.pinned_facts.append(message.content)
+        turn = await self.conversations.open_turn(self.conversation_id, [message])
+        self.everything.append(message)
+        unmanaged = self.counter.count_local(BENCH_MODEL, self.everything)
+        fitted = await self.context.fit(BENCH_MODEL, turn.messages, args.output, seqs=turn.seqs)
+        self.fitted = fitted
+        completion = await self.provider.complete(
+            ProviderRequest(
+                model=BENCH_MODEL, messages=fitted.messages, max_output_tokens=args.output
+            )
+        )
+        if completion.usage is None:
+            raise RuntimeError(f"{BENCH_MODEL} sent no usage: nothing to measure")
+        usage = completion.usage
+        await self.conversations.record_turn(
+            turn, completion.text, model_id=BENCH_MODEL, fitted=fitted
+        )
+        self.everything.append(Message(Role.ASSISTANT, completion.text))
+        self.counter.observe(BENCH_MODEL, fitted.messages, usage.input_tokens)
+        self.account(turn_no, fitted, usage, unmanaged)
+        if turn_no % args.every == 0 or turn_no == args.turns - 1:
+            report, totals = fitted.report, self.totals
+            print(
+                f"{turn_no:>5} {len(turn.messages):>8} {unmanaged:>10,} "
+                f"{report.sent_tokens:>6,} {report.budget_tokens:>6,} "
+                f"{report.summarized_messages:>5} {report.pruned_messages:>6} "
+                f"{totals.summaries:>9} {totals.cost:>10.5f} "
+                f"{totals.unmanaged_cost:>12.5f}"
+            )
+
+    def account(self, turn_no: int, fitted: FittedPrompt, usage: Usage, unmanaged: int) -> None:
+        """Add one turn's tokens and cost, managed and unmanaged, to the totals."""
+        args, totals = self.args, self.totals
+        pricing = self.config.models[BENCH_MODEL].pricing
+        report = fitted.report
+        totals.sent += report.sent_tokens
+        totals.unmanaged += unmanaged
+        totals.pruned += report.pruned_messages
+        turn_cost = cost_usd(pricing, usage)
+        if fitted.replaced is not None and fitted.replaced.usage != Usage():
+            totals.summaries += 1
+            summary_cost = cost_usd(self.summarizer_pricing, fitted.replaced.usage)
+            totals.summarizer_cost += summary_cost
+            turn_cost += summary_cost
+        totals.cost += turn_cost
+        totals.unmanaged_cost += cost_usd(
+            pricing, Usage(input_tokens=unmanaged, output_tokens=usage.output_tokens)
+        )
+        if unmanaged + args.output > args.window and totals.over_window_from is None:
+            totals.over_window_from = turn_no
+        billed = usage.input_tokens
+        if args.api == "openai" and billed != report.sent_tokens:
+            totals.billed_mismatches += 1
+        if billed > report.sent_tokens:
+            totals.underestimates += 1
+
+
 async def replay(args: argparse.Namespace) -> None:
     config = bench_config(args.api, args.window, args.output)
     model = config.models[BENCH_MODEL]
     summarizer_id = config.resolve(config.context.summarizer_model)
     assert summarizer_id is not None
-    summarizer_pricing = config.models[summarizer_id].pricing
     emulated = EmulatedModel(
         id=BENCH_MODEL,
         api="openai" if args.api == "openai" else "anthropic",
@@ -114,8 +201,6 @@ async def replay(args: argparse.Namespace) -> None:
         max_output_tokens=args.output,
     )
     rng = random.Random(args.seed)
-    pinned_facts: list[str] = []
-    totals = Totals()
 
     async with Emulator((*DEFAULT_MODELS, emulated)) as emulator:
         emulator.set_behavior(BENCH_MODEL, Behavior(output_tokens=args.reply_words))
@@ -124,21 +209,23 @@ async def replay(args: argparse.Namespace) -> None:
         counter = TokenCounter(config, providers)
         chain = FallbackChain(providers, BreakerRegistry(), config.resilience, counter=counter)
         summarizer = ModelSummarizer(config, chain.complete_request)
-        context = ContextManager(config, counter, summarizer=summarizer)
         with tempfile.TemporaryDirectory() as scratch:
             store = await SQLiteStore.open(Path(scratch) / "bench.db")
             conversations = ConversationService(store, counter, config)
             try:
-                opening = [
-                    Message(Role.SYSTEM, "You are the team's planning assistant. Be concise."),
-                    Message(
-                        Role.USER, "Pinned fact 0: the project is called Nightjar.", pinned=True
-                    ),
-                    Message(Role.ASSISTANT, "Noted: the project is Nightjar."),
-                ]
-                pinned_facts.append(opening[1].content)
-                created = await conversations.create(opening, {"bench": "conversation"})
-                everything = list(opening)  # what an unmanaged client would resend
+                created = await conversations.create(OPENING, {"bench": "conversation"})
+                session = Session(
+                    args=args,
+                    config=config,
+                    provider=providers[model.provider],
+                    counter=counter,
+                    context=ContextManager(config, counter, summarizer=summarizer),
+                    conversations=conversations,
+                    conversation_id=created.id,
+                    summarizer_pricing=config.models[summarizer_id].pricing,
+                    everything=list(OPENING),
+                    pinned_facts=[OPENING[1].content],
+                )
                 print(
                     f"{args.turns} turns on {BENCH_MODEL} ({args.api}, window {args.window:,}, "
                     f"output {args.output}); summarizer {summarizer_id}\n"
@@ -148,74 +235,19 @@ async def replay(args: argparse.Namespace) -> None:
                     f"{'summ.':>5} {'pruned':>6} {'summaries':>9} {'cost $':>10} "
                     f"{'unmanaged $':>12}"
                 )
-                fitted = None
                 for turn_no in range(args.turns):
-                    message = user_message(turn_no, rng)
-                    if message.pinned:
-                        pinned_facts.append(message.content)
-                    turn = await conversations.open_turn(created.id, [message])
-                    everything.append(message)
-                    unmanaged = counter.count_local(BENCH_MODEL, everything)
-                    fitted = await context.fit(
-                        BENCH_MODEL, turn.messages, args.output, seqs=turn.seqs
-                    )
-                    completion = await providers[model.provider].complete(
-                        ProviderRequest(
-                            model=BENCH_MODEL,
-                            messages=fitted.messages,
-                            max_output_tokens=args.output,
-                        )
-                    )
-                    if completion.usage is None:
-                        raise RuntimeError(f"{BENCH_MODEL} sent no usage: nothing to measure")
-                    usage = completion.usage
-                    await conversations.record_turn(
-                        turn, completion.text, model_id=BENCH_MODEL, fitted=fitted
-                    )
-                    everything.append(Message(Role.ASSISTANT, completion.text))
-                    counter.observe(BENCH_MODEL, fitted.messages, usage.input_tokens)
-
-                    report = fitted.report
-                    totals.sent += report.sent_tokens
-                    totals.unmanaged += unmanaged
-                    totals.pruned += report.pruned_messages
-                    turn_cost = cost_usd(model.pricing, usage)
-                    if fitted.replaced is not None and fitted.replaced.usage != Usage():
-                        totals.summaries += 1
-                        summary_cost = cost_usd(summarizer_pricing, fitted.replaced.usage)
-                        totals.summarizer_cost += summary_cost
-                        turn_cost += summary_cost
-                    totals.cost += turn_cost
-                    totals.unmanaged_cost += cost_usd(
-                        model.pricing,
-                        Usage(input_tokens=unmanaged, output_tokens=usage.output_tokens),
-                    )
-                    if unmanaged + args.output > args.window and totals.over_window_from is None:
-                        totals.over_window_from = turn_no
-                    billed = usage.input_tokens
-                    if args.api == "openai" and billed != report.sent_tokens:
-                        totals.billed_mismatches += 1
-                    if billed > report.sent_tokens:
-                        totals.underestimates += 1
-                    if turn_no % args.every == 0 or turn_no == args.turns - 1:
-                        print(
-                            f"{turn_no:>5} {len(turn.messages):>8} {unmanaged:>10,} "
-                            f"{report.sent_tokens:>6,} {report.budget_tokens:>6,} "
-                            f"{report.summarized_messages:>5} {report.pruned_messages:>6} "
-                            f"{totals.summaries:>9} {totals.cost:>10.5f} "
-                            f"{totals.unmanaged_cost:>12.5f}"
-                        )
+                    await session.play(turn_no, user_message(turn_no, rng))
                 stored = await conversations.get(created.id)
             finally:
                 await store.aclose()
                 for provider in providers.values():
                     await provider.aclose()
 
-    assert fitted is not None
-    final_prompt = "\n".join(m.content for m in fitted.messages)
-    present = [fact in final_prompt for fact in pinned_facts]
+    assert session.fitted is not None
+    final_prompt = "\n".join(m.content for m in session.fitted.messages)
+    present = [fact in final_prompt for fact in session.pinned_facts]
     summarizer_requests = sum(1 for r in emulator.requests if r.model == summarizer_id)
-    print_totals(args, totals, stored.message_count, summarizer_requests, present)
+    print_totals(args, session.totals, stored.message_count, summarizer_requests, present)
 
 
 def print_totals(
