@@ -99,8 +99,9 @@ class DeadlineExceeded(RouterError):
 
 
 class ProviderError(RouterError):
-    """One failed upstream call. `retryable` says whether the provider's health is at
-    fault (worth another try, counted by the circuit breaker) or the request is."""
+    """One failed upstream call. Whether the provider's health is at fault (worth another
+    try, counted by the circuit breaker) or the request is, is a fact of its class in
+    `error_facts` (`facts_for(error).retryable`), which imports this module."""
 
     def __init__(
         self,
@@ -118,13 +119,6 @@ class ProviderError(RouterError):
         self.status_code = status_code
         self.upstream_request_id = upstream_request_id
         self.retry_after_s = retry_after_s
-
-    @property
-    def retryable(self) -> bool:
-        # Imported here: the facts table imports this module (it has a row per class).
-        from modelrouter_server.error_facts import facts_for
-
-        return facts_for(self).retryable
 
 
 class InvalidProviderRequest(ProviderError):

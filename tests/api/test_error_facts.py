@@ -65,9 +65,9 @@ def test_only_provider_health_failures_are_retryable() -> None:
 
 def test_instances_refine_their_row() -> None:
     quota = errors.RateLimited("no credit", quota_exhausted=True)
-    assert not quota.retryable
+    assert not facts_for(quota).retryable
     assert facts_for(quota).phrase == "quota exhausted"
-    assert errors.RateLimited("slow down").retryable
+    assert facts_for(errors.RateLimited("slow down")).retryable
     cut = errors.StreamInterrupted("cut", kind=errors.InterruptionKind.STALLED)
     assert facts_for(cut).phrase == "stream interrupted (stalled)"
     limited = AttemptRecord("m", "p", Outcome.ERROR, error_class=errors.RateLimited)

@@ -27,6 +27,7 @@ from modelrouter_server.domain import (
     ThinkingChunk,
 )
 from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.error_facts import facts_for
 from modelrouter_server.errors import (
     AuthenticationFailed,
     ContextWindowExceeded,
@@ -323,7 +324,7 @@ async def test_exhausted_quota_is_a_rate_limit_not_worth_retrying(case: Case) ->
 
     assert isinstance(error, RateLimited)
     assert error.quota_exhausted
-    assert not error.retryable
+    assert not facts_for(error).retryable
 
 
 @pytest.mark.parametrize("status", [429, 503, 529])
@@ -333,7 +334,7 @@ async def test_retry_after_comes_from_the_response_headers(case: Case, status: i
     error = await fails(case.provider, case.request(), "stream")
 
     assert error.retry_after_s == pytest.approx(2.5)
-    assert error.retryable
+    assert facts_for(error).retryable
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -343,7 +344,7 @@ async def test_no_reply_before_the_deadline_is_a_timeout(case: Case, mode: Mode)
     error = await fails(case.provider, case.request(timeout_s=0.2), mode)
 
     assert isinstance(error, ProviderTimeout)
-    assert error.retryable
+    assert facts_for(error).retryable
 
 
 def _unused_port() -> int:
@@ -388,7 +389,7 @@ async def test_mid_stream_fault_interrupts_with_its_kind(
 
     assert isinstance(error, StreamInterrupted)
     assert error.kind is kind
-    assert error.retryable
+    assert facts_for(error).retryable
     assert error.upstream_request_id == case.emulator.requests[-1].id
     assert len(events) == 3
     assert all(isinstance(e, TextChunk) for e in events)

@@ -8,7 +8,7 @@ things it does not do are added here:
   awaitable, but a stream attempt outlives any single await, so each attempt takes a
   `Permit` and reports its outcome when it ends; the registry replays that outcome into
   `CircuitBreaker.call` with a function that returns or raises. Only provider-health
-  failures (`ProviderError.retryable`) are replayed as failures; a client error (400, 413,
+  failures (`facts_for(error).retryable`) are replayed as failures; a client error (400, 413,
   context length, auth) is reported as neither success nor failure, so it can never open a
   circuit (aiobreaker's `exclude` would count it as a success instead, which could close a
   half-open circuit on a 400).
@@ -36,6 +36,7 @@ import aiobreaker
 import structlog
 
 from modelrouter_server.config.schema import ResilienceConfig
+from modelrouter_server.error_facts import facts_for
 from modelrouter_server.errors import ProviderError
 from modelrouter_server.resilience.timing import Clock
 
@@ -194,7 +195,7 @@ class Permit:
 
     def failure(self, error: ProviderError) -> None:
         """Report a failed call; counted only when the provider's health is at fault."""
-        if error.retryable:
+        if facts_for(error).retryable:
             self._settle(ok=False, error=error)
         else:
             self.release()

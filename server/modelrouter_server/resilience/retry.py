@@ -1,6 +1,6 @@
 """The one retry loop: which failures are retried, how long to wait, when to give up.
 
-Only provider-health failures (`ProviderError.retryable`: 429 other than quota, 5xx, 529,
+Only provider-health failures (`facts_for(error).retryable`: 429 other than quota, 5xx, 529,
 timeouts, connection errors) are retried, and only on the same candidate; everything else
 is the fallback chain's business. Retries live here and nowhere else: providers build their
 SDK clients with `max_retries=0`.
@@ -28,6 +28,7 @@ from typing import TypeVar
 import structlog
 
 from modelrouter_server.config.schema import ResilienceConfig
+from modelrouter_server.error_facts import facts_for
 from modelrouter_server.errors import DeadlineExceeded, ProviderError
 from modelrouter_server.resilience.timing import Clock, Sleep, remaining_s
 
@@ -93,7 +94,7 @@ class RetryPolicy:
         self, error: ProviderError, *, tries: int, now: float, deadline: float | None
     ) -> RetryDecision:
         """What to do after try number `tries` failed with `error` at time `now`."""
-        if not error.retryable:
+        if not facts_for(error).retryable:
             return RetryDecision(stop=StopReason.NOT_RETRYABLE)
         if tries >= self._config.max_attempts_per_model:
             return RetryDecision(stop=StopReason.EXHAUSTED)
