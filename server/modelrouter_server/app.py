@@ -212,7 +212,12 @@ def _breakers(config: RouterConfig, metrics: Metrics, clock: Clock) -> BreakerRe
     """The breaker registry on `clock`, reporting every state change to the metrics."""
 
     def on_transition(transition: CircuitTransition) -> None:
-        metrics.set_breaker_state(transition.provider, transition.model, transition.to_state.value)
+        metrics.set_breaker_state(
+            transition.provider,
+            transition.model,
+            transition.to_state.value,
+            previous=transition.from_state.value,
+        )
 
     return BreakerRegistry.from_config(config.resilience, observers=(on_transition,), clock=clock)
 

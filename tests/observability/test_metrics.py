@@ -170,6 +170,14 @@ def test_breaker_state_and_transitions(metrics: Metrics) -> None:
     assert value(scrape(port), "modelrouter_circuit_breaker_state", **ep) == 2
 
 
+def test_a_first_report_with_its_previous_state_is_a_transition(metrics: Metrics) -> None:
+    metrics.set_breaker_state("openai", "gpt-4o-mini", "open", previous="closed")
+    transitions = "modelrouter_circuit_breaker_transitions_total"
+    labels = {"provider": "openai", "model": "gpt-4o-mini"}
+    labels |= {"from_state": "closed", "to_state": "open"}
+    assert metrics.registry.get_sample_value(transitions, labels) == 1
+
+
 def test_unknown_breaker_state_is_rejected(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="unknown circuit breaker state"):
         metrics.set_breaker_state("openai", "gpt-4o-mini", "ajar")

@@ -256,16 +256,21 @@ class Metrics:
         """Record the gap between two consecutive answer deltas of a stream."""
         self._inter_token.labels(_label(model)).observe(seconds)
 
-    def set_breaker_state(self, provider: str, model: str, state: str) -> None:
+    def set_breaker_state(
+        self, provider: str, model: str, state: str, *, previous: str | None = None
+    ) -> None:
         """Record a circuit breaker's state ("closed", "half-open" or "open").
 
-        The first report for an endpoint sets the gauge without counting a transition (it is
-        the initial state); each later report of a different state counts one.
+        Each report of a state different from the last one counts a transition. The first
+        report for an endpoint counts one only when it names the `previous` state (a
+        breaker reports its first change, never its initial state); without it, it is the
+        initial state.
         """
         new = _breaker_state(state)
         key = (provider, model)
         with self._breaker_lock:
-            old = self._breaker_states.get(key)
+            initial = None if previous is None else _breaker_state(previous)
+            old = self._breaker_states.get(key, initial)
             self._breaker_states[key] = new
         self._breaker_state.labels(provider, model).set(BREAKER_STATE_VALUES[new])
         if old is not None and old != new:

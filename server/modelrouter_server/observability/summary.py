@@ -116,9 +116,9 @@ class RequestSummary:
             "latency_ms": round(self.latency_s * 1000, 1),
         }
         if self.model:
+            fields.update(model=self.model, provider=self.provider)
+        if self.attempts or self.finish_reason is not None:
             fields.update(
-                model=self.model,
-                provider=self.provider,
                 fallback=self.fallback,
                 resumed=self.resumed,
                 input_tokens=self.usage.input_tokens,
