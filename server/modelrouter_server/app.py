@@ -35,7 +35,7 @@ from modelrouter_server.context import (
     TokenCounter,
     open_store,
 )
-from modelrouter_server.emulator import EmulatedModel, Emulator
+from modelrouter_server.emulator import DEFAULT_MAX_RECORDS, EmulatedModel, Emulator
 from modelrouter_server.generation import Generation
 from modelrouter_server.observability import Metrics, configure_logging, configured_secrets
 from modelrouter_server.providers import (
@@ -179,8 +179,17 @@ def _checked_credentials(config: RouterConfig, listen: str) -> grpc.ServerCreden
     return server_credentials(tls) if tls is not None else None
 
 
+# With the admin endpoints off nobody can read the emulator's records: keep only a few.
+_UNREAD_RECORDS = 16
+
+
 async def _start_emulator(config: RouterConfig) -> Emulator:
-    emulator = Emulator(emulated_models(config), admin=config.emulator.admin)
+    admin = config.emulator.admin
+    emulator = Emulator(
+        emulated_models(config),
+        admin=admin,
+        max_records=DEFAULT_MAX_RECORDS if admin else _UNREAD_RECORDS,
+    )
     await emulator.start(config.emulator.host, config.emulator.port)
     log.info("emulator_started", base_url=emulator.base_url)
     return emulator

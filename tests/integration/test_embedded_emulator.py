@@ -28,4 +28,6 @@ async def test_embedded_emulator_serves_admin_only_when_configured(
 
     assert reply.text
     assert listed.status_code == status
+    # Unreadable records are not worth keeping: only a few, whatever the traffic.
+    assert app.emulator.max_records == (1000 if admin else 16)
     assert ("a secret prompt" in listed.text) == (status == 200)

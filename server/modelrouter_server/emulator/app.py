@@ -152,6 +152,13 @@ class Emulator:
         return tuple(self._state.models.values())
 
     @property
+    def max_records(self) -> int:
+        """How many requests (and disconnects) are kept."""
+        maxlen = self._state.requests.maxlen
+        assert maxlen is not None  # the ring is always bounded
+        return maxlen
+
+    @property
     def admin(self) -> bool:
         """Whether the admin endpoints are served."""
         return self._admin
