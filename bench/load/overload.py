@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,16 @@ from bench.emulator_process import start_emulator, stop_emulator
 from bench.stats import percentile
 
 _BIG = 20 * 1024 * 1024
+_MIB = 1024 * 1024
+_BIG_LIMITS = {
+    "limits": {
+        "max_message_bytes": 32 * _MIB,
+        "max_request_bytes": 64 * _MIB,
+        "max_response_bytes": 64 * _MIB,
+    }
+}
+# 200 streams start at once against one emulator process: give their first tokens time.
+_PATIENT = {"resilience": {"ttft_timeout_s": 300.0, "inter_token_timeout_s": 300.0}}
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -48,7 +59,9 @@ async def _probe_list_models(
 ) -> None:
     while not done.is_set():
         started = time.perf_counter()
-        await client.list_models(timeout=60)
+        # A probe that times out still counts, with the time it waited.
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await client.list_models(timeout=30)
         samples.append(time.perf_counter() - started)
         await asyncio.sleep(0.005)
 
@@ -72,7 +85,8 @@ async def _loop_case(router: RouterProcess, name: str) -> None:
             if name == "Generate":
                 await big.generate([message], model="claude-3-7-sonnet", timeout=300)
             else:
-                await big.create_conversation([message], timeout=300)
+                reply = pb.Message(role=pb.ROLE_ASSISTANT, content="Noted.")
+                await big.create_conversation([message, reply], timeout=300)
         except grpc.aio.AioRpcError as error:
             code = error.code().name
         elapsed = time.perf_counter() - started
@@ -169,17 +183,33 @@ async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> No
 async def _run(only: str | None, workdir: Path) -> None:
     emulator = start_emulator(workdir / "emulator.log")
     try:
-        router = start_router(workdir / "router", emulator_url=emulator.base_url)
-        try:
-            if only in (None, "loop"):
-                print("event loop:")
+        if only in (None, "loop"):
+            router = start_router(workdir / "defaults", emulator_url=emulator.base_url)
+            try:
+                print("event loop, default limits (a 20 MB request is over max_request_bytes):")
+                await _loop_case(router, "Generate")
+            finally:
+                stop_router(router)
+            # The default limits refuse a 20 MB request at the transport; raised here so
+            # that the whole request path (validation, counting, storing) runs.
+            router = start_router(
+                workdir / "loop", emulator_url=emulator.base_url, overrides=_BIG_LIMITS
+            )
+            try:
+                print("event loop, limits raised to 32 MiB a message:")
                 await _loop_case(router, "Generate")
                 await _loop_case(router, "CreateConversation")
-            if only in (None, "backpressure"):
+            finally:
+                stop_router(router)
+        if only in (None, "backpressure"):
+            router = start_router(
+                workdir / "backpressure", emulator_url=emulator.base_url, overrides=_PATIENT
+            )
+            try:
                 print("backpressure:")
                 await _backpressure(router, emulator.base_url, 200)
-        finally:
-            stop_router(router)
+            finally:
+                stop_router(router)
         if only in (None, "admission"):
             print("admission:")
             limited = start_router(

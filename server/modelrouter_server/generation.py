@@ -197,6 +197,9 @@ class Generation:
             messages = turn.messages
             check_role_order(messages, offset=-len(turn.history))
         request = _Request(options, messages, turn, self._context)
+        # Routing counts the prompt on each candidate synchronously; count it for every
+        # model first, off the event loop when it is large.
+        await self._counter.warm_all(messages)
         # The router compares against the whole window; fitting keeps a safety margin
         # free, so count it as part of the prompt here or the two would disagree.
         margin = self._safety_margin

@@ -113,7 +113,12 @@ def check_messages(
         # the count alone cannot decide.
         if len(m.content) * 4 <= cap:
             continue
-        size = len(m.content.encode("utf-8", "surrogatepass"))
+        # An ASCII str (a flag CPython keeps) is one byte per character: no encoding.
+        size = (
+            len(m.content)
+            if m.content.isascii()
+            else len(m.content.encode("utf-8", "surrogatepass"))
+        )
         if size > cap:
             raise RequestError(f"{field}[{i}].content", f"{size} bytes; at most {cap}")
 

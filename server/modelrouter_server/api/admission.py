@@ -98,6 +98,7 @@ class Admission:
         self._draining = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.refused: dict[Refusal, int] = dict.fromkeys(Refusal, 0)
 
     @property
@@ -126,6 +127,9 @@ class Admission:
         self._calls.add(call)
         self._streams += stream
         self._idle.clear()
+        for count, waiter in self._waiters:
+            if len(self._calls) >= count and not waiter.done():
+                waiter.set_result(None)
         return call
 
     def _leave(self, call: _Call) -> None:
@@ -133,6 +137,17 @@ class Admission:
         self._streams -= call.stream
         if not self._calls:
             self._idle.set()
+
+    async def wait_for_in_flight(self, count: int) -> None:
+        """Return once at least `count` admitted calls are running."""
+        if len(self._calls) >= count:
+            return
+        entry = (count, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._waiters.remove(entry)
 
     def start_draining(self) -> None:
         """Refuse every new call from now on (UNAVAILABLE)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from modelrouter_server.config.schema import Tokenizer
+from modelrouter_server.context.bounded_encode import count_tokens
 from modelrouter_server.context.vocabulary import shipped_encoding
 
 BASE_TOKENIZER = Tokenizer.CL100K_BASE
@@ -32,7 +33,7 @@ _MAX_RATIO = 2.5
 def base_tokens(text: str) -> int:
     """The uncalibrated estimate of `text`'s Claude tokens."""
     by_rule = math.ceil(len(text.encode("utf-8", "surrogatepass")) / BYTES_PER_TOKEN)
-    by_bpe = len(shipped_encoding(BASE_TOKENIZER).encode_ordinary(text))
+    by_bpe = count_tokens(shipped_encoding(BASE_TOKENIZER), text)
     return max(by_rule, by_bpe)
 
 

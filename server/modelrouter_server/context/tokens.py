@@ -23,6 +23,7 @@ import structlog
 from modelrouter_server.config.schema import ModelConfig, RouterConfig, Tokenizer
 from modelrouter_server.context._digest import content_digest, messages_digest
 from modelrouter_server.context._lru import LruCache
+from modelrouter_server.context.bounded_encode import count_tokens
 from modelrouter_server.context.claude_estimate import ClaudeEstimate, base_tokens
 from modelrouter_server.context.vocabulary import shipped_encoding
 from modelrouter_server.domain import CountMethod, Message
@@ -75,7 +76,7 @@ class TokenCounter:
         provider_cache_entries: int = 4_096,
         provider_timeout_s: float = 10.0,
         provider_cooldown_s: float = 30.0,
-        offload_chars: int = 65_536,
+        offload_chars: int = 16_384,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -87,9 +88,14 @@ class TokenCounter:
         # unreachable endpoint costs one connect timeout, not one per request.
         self._provider_cooldown_s = provider_cooldown_s
         self._provider_down_until: dict[str, float] = {}
-        # Tokenizing this many uncached characters or more runs in a worker thread, so a huge
-        # message does not stall the event loop.
+        # Tokenizing (and hashing) this many characters or more runs in a worker thread, so
+        # a huge message does not stall the event loop (16k characters: about 2 ms).
         self._offload_chars = offload_chars
+        # The digests of the last few large texts, by object identity (the entry holds the
+        # text, so its id cannot be reused while it is there): counting the same large
+        # message again on the event loop does not hash megabytes there. Few entries:
+        # each pins its text.
+        self._large_digests: LruCache[int, tuple[str, bytes]] = LruCache(4)
         self._clock = clock
         self.claude_estimate = ClaudeEstimate(config.context.anthropic_estimate_margin)
 
@@ -123,9 +129,18 @@ class TokenCounter:
 
     # -- local counting ---------------------------------------------------------------------
 
-    @staticmethod
-    def _key(scheme: str, message: Message) -> _MessageKey:
-        return (scheme, message.role.value, content_digest(message.content))
+    def _digest(self, content: str) -> bytes:
+        if len(content) < self._offload_chars:
+            return content_digest(content)
+        entry = self._large_digests.get(id(content))
+        if entry is not None and entry[0] is content:
+            return entry[1]
+        digest = content_digest(content)
+        self._large_digests.put(id(content), (content, digest))
+        return digest
+
+    def _key(self, scheme: str, message: Message) -> _MessageKey:
+        return (scheme, message.role.value, self._digest(message.content))
 
     def _base_tokens(self, scheme: str, message: Message) -> int:
         """A message's tokens before framing (Claude: the uncalibrated estimate), cached."""
@@ -137,9 +152,9 @@ class TokenCounter:
             tokens = base_tokens(message.content)
         else:
             encoding = shipped_encoding(Tokenizer(scheme))
-            # encode_ordinary: special-token text in a message is ordinary text to the API.
-            tokens = len(encoding.encode_ordinary(message.role.value)) + len(
-                encoding.encode_ordinary(message.content)
+            # Ordinary text: special-token text in a message is ordinary text to the API.
+            tokens = count_tokens(encoding, message.role.value) + count_tokens(
+                encoding, message.content
             )
         self._messages.put(key, tokens)
         return tokens
@@ -180,7 +195,7 @@ class TokenCounter:
             return 0
         if config.tokenizer is Tokenizer.ANTHROPIC:
             return self.claude_estimate.scale(base_tokens(text))
-        return len(shipped_encoding(config.tokenizer).encode_ordinary(text))
+        return count_tokens(shipped_encoding(config.tokenizer), text)
 
     async def count_output(self, model: str, text: str) -> int:
         """`count_output_local`, in a worker thread for a long text so the event loop
@@ -190,23 +205,33 @@ class TokenCounter:
         return await asyncio.to_thread(self.count_output_local, model, text)
 
     async def warm(self, model: str, messages: Iterable[Message]) -> None:
-        """Tokenize the uncached messages ahead of a synchronous count, in a worker thread
-        when they are large."""
+        """Count the uncached messages ahead of a synchronous count on `model`, in a worker
+        thread when they are large (hashing included)."""
         _, config = self._model(model)
-        scheme = self._scheme(config)
-        missing = [m for m in messages if self._key(scheme, m) not in self._messages]
-        if not missing:
-            return
-        if sum(len(m.content) for m in missing) < self._offload_chars:
-            for message in missing:
-                self._base_tokens(scheme, message)
-            return
+        await self._warm({self._scheme(config)}, list(messages))
 
+    async def warm_all(self, messages: Iterable[Message]) -> None:
+        """`warm` for every configured model at once: before routing, which counts the
+        prompt on each candidate synchronously."""
+        schemes = {self._scheme(model) for model in self._config.models.values()}
+        await self._warm(schemes, list(messages))
+
+    async def _warm(self, schemes: set[str], messages: list[Message]) -> None:
         def fill() -> None:
-            for message in missing:
-                self._base_tokens(scheme, message)
+            for scheme in sorted(schemes):
+                for message in messages:
+                    self._base_tokens(scheme, message)
 
-        await asyncio.to_thread(fill)
+        if sum(len(m.content) for m in messages) < self._offload_chars:
+            fill()
+        else:
+            await asyncio.to_thread(fill)
+
+    async def messages_digest(self, messages: Sequence[Message]) -> bytes:
+        """`messages_digest`, hashed in a worker thread when the messages are large."""
+        if sum(len(m.content) for m in messages) < self._offload_chars:
+            return messages_digest(messages)
+        return await asyncio.to_thread(messages_digest, messages)
 
     # -- the full count ---------------------------------------------------------------------
 
@@ -224,7 +249,7 @@ class TokenCounter:
     async def _provider_count(
         self, model_id: str, config: ModelConfig, messages: Sequence[Message]
     ) -> int | None:
-        key = (model_id, messages_digest(messages))
+        key = (model_id, await self.messages_digest(messages))
         cached = self._provider_counts.get(key)
         if cached is not None:
             return cached

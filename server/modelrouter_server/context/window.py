@@ -45,7 +45,6 @@ import structlog
 
 from modelrouter_server.attempts import NoCandidates
 from modelrouter_server.config.schema import RouterConfig
-from modelrouter_server.context._digest import messages_digest
 from modelrouter_server.context._lru import LruCache
 from modelrouter_server.context.store import SummaryRecord
 from modelrouter_server.context.summarize import Summarizer, summary_message_text
@@ -376,7 +375,7 @@ class ContextManager:
         if summarizer is None:
             return None
         replaced = [msgs[i] for i in span]
-        key = (summarizer.model_id, messages_digest(replaced))
+        key = (summarizer.model_id, await self._counter.messages_digest(replaced))
         # Concurrent fits of the same history (two requests on one conversation) wait for
         # one summarizer call instead of each making their own.
         lock = self._summary_locks.setdefault(key, asyncio.Lock())
