@@ -109,10 +109,7 @@ class App:
         A start that fails part-way closes whatever it had opened (its emulator, the
         providers, the store, the gRPC server) before the error propagates."""
         listen = host or config.server.host
-        # Read before anything starts, so unreadable files fail start-up with nothing to undo.
-        credentials = _checked_credentials(config, listen)
-        budget = ensure_descriptors(config)
-        log.info("descriptor_budget", needed=budget.needed, limit=budget.limit)
+        credentials = _preflight(config, listen)
         async with contextlib.AsyncExitStack() as undo:
             owned: Emulator | None = None
             if emulator is None and needs_emulator(config, env=env):
@@ -139,12 +136,7 @@ class App:
                 listen, config.server.port if port is None else port, credentials=credentials
             )
             undo.push_async_callback(grpc_server.stop, 0)
-            wanted_metrics = config.server.metrics_port if metrics_port is None else metrics_port
-            bound_metrics = (
-                metrics.start_http(config.server.metrics_host, wanted_metrics)
-                if wanted_metrics
-                else None
-            )
+            bound_metrics = _start_metrics(config, metrics, metrics_port)
             undo.pop_all()  # started: from here on the App owns all of it
         return cls(
             config=config,
@@ -169,14 +161,23 @@ class App:
             await self.emulator.stop()
 
 
-def _checked_credentials(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:
-    """The TLS credentials to serve with (None: plaintext), after warning when `listen`
-    exposes the router without authentication."""
+def _preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:
+    """The checks that need nothing started, so a failure has nothing to undo: a warning
+    when `listen` exposes the router without authentication, the descriptor budget, and
+    the TLS files. Returns the credentials to serve with (None: plaintext)."""
     exposed = check_exposure(config, listen)
     if exposed is not None:
         log.warning("unauthenticated", detail=exposed)
+    budget = ensure_descriptors(config)
+    log.info("descriptor_budget", needed=budget.needed, limit=budget.limit)
     tls = config.server.tls
     return server_credentials(tls) if tls is not None else None
+
+
+def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> int | None:
+    """Serve /metrics on `port` (the configured one when None; 0 in config: off)."""
+    wanted = config.server.metrics_port if port is None else port
+    return metrics.start_http(config.server.metrics_host, wanted) if wanted else None
 
 
 # With the admin endpoints off nobody can read the emulator's records: keep only a few.

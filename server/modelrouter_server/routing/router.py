@@ -75,22 +75,7 @@ class Router:
         `RequestError` when the explicit model cannot take the request as asked, and
         `NoCandidates` when every model was filtered out.
         """
-        explicit_id: str | None = None
-        if options.model:
-            explicit_id = self._config.resolve(options.model)
-            if explicit_id is None:
-                known = ", ".join(sorted(self._config.models))
-                raise ModelNotFound(
-                    "model", f"no model or alias {quote(options.model)} (configured: {known})"
-                )
-        route = self.route(options.task)
-        if explicit_id is None:
-            order = list(route)
-        elif options.disable_fallback:
-            order = [explicit_id]
-        else:
-            order = [explicit_id, *(m for m in route if m != explicit_id)]
-
+        explicit_id, order = self._order(options)
         candidates: list[Candidate] = []
         skipped: list[AttemptRecord] = []
         for model_id in order:
@@ -122,6 +107,22 @@ class Router:
             skipped=tuple(skipped),
             refusal_fallback=self.refusal_fallback(options.task),
         )
+
+    def _order(self, options: GenerateOptions) -> tuple[str | None, list[str]]:
+        """The explicit model's id (None: not named) and the model ids to consider, in
+        order: the explicit model, then (unless `disable_fallback`) the task's route."""
+        route = self.route(options.task)
+        if not options.model:
+            return None, list(route)
+        explicit_id = self._config.resolve(options.model)
+        if explicit_id is None:
+            known = ", ".join(sorted(self._config.models))
+            raise ModelNotFound(
+                "model", f"no model or alias {quote(options.model)} (configured: {known})"
+            )
+        if options.disable_fallback:
+            return explicit_id, [explicit_id]
+        return explicit_id, [explicit_id, *(m for m in route if m != explicit_id)]
 
     def _filter(
         self,
