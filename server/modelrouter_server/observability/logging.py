@@ -32,7 +32,17 @@ HANDLER_NAME = "modelrouter"
 
 # Libraries whose INFO lines are per-request chatter (httpx logs every request); they
 # speak at WARNING and above unless the router's level is debug.
-_CHATTY = ("httpx", "httpcore", "anthropic", "openai", "grpc", "asyncio", "aiosqlite")
+_CHATTY = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "anthropic",
+    "openai",
+    "grpc",
+    "asyncio",
+    "aiosqlite",
+)
 
 
 def _drop_secret_fields(
