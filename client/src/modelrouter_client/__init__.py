@@ -12,14 +12,32 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_client._request import GenerateOptions, generate_request
 from modelrouter_client.aio import AsyncModelRouterClient
 from modelrouter_client.connect import TlsFiles, auth_metadata
+from modelrouter_client.errors import (
+    CancelledError,
+    DeadlineExceededError,
+    InternalError,
+    InvalidArgumentError,
+    ModelRouterError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 from modelrouter_client.messages import assistant, system, user
 from modelrouter_client.sync import ModelRouterClient
 
 __all__ = [
     "AsyncModelRouterClient",
+    "CancelledError",
+    "DeadlineExceededError",
     "GenerateOptions",
+    "InternalError",
+    "InvalidArgumentError",
     "ModelRouterClient",
+    "ModelRouterError",
+    "NotFoundError",
+    "ResourceExhaustedError",
     "TlsFiles",
+    "UnavailableError",
     "assistant",
     "auth_metadata",
     "generate_request",

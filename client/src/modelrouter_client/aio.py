@@ -12,6 +12,7 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, as_messages, generate_request
 from modelrouter_client.connect import TlsFiles, aio_channel
+from modelrouter_client.errors import typed_errors, typed_stream
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -20,8 +21,9 @@ class AsyncModelRouterClient:
     """A modelrouter client for asyncio agents.
 
     Every call takes `timeout` (seconds; becomes the gRPC deadline, which the router
-    honours end to end) and `metadata`. Errors arrive as `grpc.aio.AioRpcError` with the
-    router's status code and a message naming the field at fault.
+    honours end to end) and `metadata`. Errors arrive as typed `ModelRouterError`s
+    (`InvalidArgumentError`, `NotFoundError`, ...; still `grpc.aio.AioRpcError`s) with the
+    router's status code, a message naming the field at fault and the decoded details.
     """
 
     def __init__(
@@ -67,9 +69,10 @@ class AsyncModelRouterClient:
     ) -> pb.GenerateResponse:
         """One complete reply."""
         request = generate_request(messages, **options)
-        return await self._stub.Generate(
-            request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
-        )
+        with typed_errors():
+            return await self._stub.Generate(
+                request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
+            )
 
     async def stream(
         self,
@@ -89,7 +92,7 @@ class AsyncModelRouterClient:
             request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
         )
         try:
-            async for event in call:
+            async for event in typed_stream(call.__aiter__()):
                 yield event
         finally:
             call.cancel()
@@ -105,12 +108,14 @@ class AsyncModelRouterClient:
         request = pb.CountTokensRequest(
             messages=as_messages(messages), model=model, conversation_id=conversation_id
         )
-        return await self._stub.CountTokens(request, timeout=self._timeout(timeout))
+        with typed_errors():
+            return await self._stub.CountTokens(request, timeout=self._timeout(timeout))
 
     async def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
-        response = await self._stub.ListModels(
-            pb.ListModelsRequest(), timeout=self._timeout(timeout)
-        )
+        with typed_errors():
+            response = await self._stub.ListModels(
+                pb.ListModelsRequest(), timeout=self._timeout(timeout)
+            )
         return list(response.models)
 
     async def create_conversation(
@@ -121,24 +126,28 @@ class AsyncModelRouterClient:
         timeout: float | None = None,
     ) -> pb.Conversation:
         request = pb.CreateConversationRequest(messages=list(messages), metadata=metadata or {})
-        return await self._stub.CreateConversation(request, timeout=self._timeout(timeout))
+        with typed_errors():
+            return await self._stub.CreateConversation(request, timeout=self._timeout(timeout))
 
     async def get_conversation(
         self, conversation_id: str, *, timeout: float | None = None
     ) -> pb.Conversation:
-        return await self._stub.GetConversation(
-            pb.GetConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
-        )
+        with typed_errors():
+            return await self._stub.GetConversation(
+                pb.GetConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
+            )
 
     async def list_conversations(
         self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
     ) -> pb.ListConversationsResponse:
         request = pb.ListConversationsRequest(page_size=page_size, page_token=page_token)
-        return await self._stub.ListConversations(request, timeout=self._timeout(timeout))
+        with typed_errors():
+            return await self._stub.ListConversations(request, timeout=self._timeout(timeout))
 
     async def delete_conversation(
         self, conversation_id: str, *, timeout: float | None = None
     ) -> None:
-        await self._stub.DeleteConversation(
-            pb.DeleteConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
-        )
+        with typed_errors():
+            await self._stub.DeleteConversation(
+                pb.DeleteConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
+            )

@@ -11,10 +11,12 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, as_messages, generate_request
 from modelrouter_client.connect import TlsFiles, sync_channel
+from modelrouter_client.errors import typed_errors
 
 
 class ModelRouterClient:
-    """A blocking modelrouter client; the same calls as `AsyncModelRouterClient`."""
+    """A blocking modelrouter client; the same calls, options and typed errors as
+    `AsyncModelRouterClient`."""
 
     def __init__(
         self,
@@ -53,7 +55,10 @@ class ModelRouterClient:
         **options: Unpack[GenerateOptions],
     ) -> pb.GenerateResponse:
         request = generate_request(messages, **options)
-        response: pb.GenerateResponse = self._stub.Generate(request, timeout=self._timeout(timeout))
+        with typed_errors():
+            response: pb.GenerateResponse = self._stub.Generate(
+                request, timeout=self._timeout(timeout)
+            )
         return response
 
     def stream(
@@ -67,21 +72,24 @@ class ModelRouterClient:
         request = generate_request(messages, **options)
         call = self._stub.GenerateStream(request, timeout=self._timeout(timeout))
         try:
-            yield from call
+            with typed_errors():
+                yield from call
         finally:
             call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it unannotated
 
     def count_tokens(
         self, messages: Sequence[pb.Message] | str, *, model: str = ""
     ) -> pb.CountTokensResponse:
-        response: pb.CountTokensResponse = self._stub.CountTokens(
-            pb.CountTokensRequest(messages=as_messages(messages), model=model),
-            timeout=self._timeout(None),
-        )
+        with typed_errors():
+            response: pb.CountTokensResponse = self._stub.CountTokens(
+                pb.CountTokensRequest(messages=as_messages(messages), model=model),
+                timeout=self._timeout(None),
+            )
         return response
 
     def list_models(self) -> list[pb.ModelInfo]:
-        response: pb.ListModelsResponse = self._stub.ListModels(
-            pb.ListModelsRequest(), timeout=self._timeout(None)
-        )
+        with typed_errors():
+            response: pb.ListModelsResponse = self._stub.ListModels(
+                pb.ListModelsRequest(), timeout=self._timeout(None)
+            )
         return list(response.models)
