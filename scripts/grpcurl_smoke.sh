@@ -29,7 +29,7 @@ done
 
 failures=0
 out=$(mktemp)
-trap 'rm -f "$out" "$out.cmd"' EXIT
+trap 'rm -f "$out" "$out.cmd" "$out.protoset"' EXIT
 
 # run NAME COMMAND...: run COMMAND with its output in $out; the `expect_*` calls
 # that follow look at it and `pass` or `fail` report.
@@ -70,7 +70,13 @@ g=("$grpcurl" -plaintext -max-time 30)
 
 run "list services" "${g[@]}" "$target" list
 expect_status 0 && expect_text modelrouter.v1.ModelRouter && expect_text grpc.health.v1.Health \
-  && expect_text grpc.reflection && pass
+  && expect_text grpc.reflection.v1.ServerReflection \
+  && expect_text grpc.reflection.v1alpha.ServerReflection && pass
+
+# grpcurl asks reflection v1 first; describing the v1 service itself needs its descriptor.
+run "reflection v1 describes itself" "${g[@]}" "$target" describe grpc.reflection.v1.ServerReflection
+expect_status 0 && expect_text "rpc ServerReflectionInfo ( stream .grpc.reflection.v1.ServerReflectionRequest )" \
+  && pass
 
 run "describe modelrouter.v1.ModelRouter" "${g[@]}" "$target" describe modelrouter.v1.ModelRouter
 expect_status 0 && expect_text "rpc Generate ( .modelrouter.v1.GenerateRequest )" \
@@ -107,11 +113,19 @@ run "Generate with no messages is INVALID_ARGUMENT" "${g[@]}" -d '{"task":"TASK_
 # grpcurl exits 64 + the status code: INVALID_ARGUMENT is 3.
 expect_status 67 && expect_text "Code: InvalidArgument" && pass
 
-# ghz gets the .proto: its reflection client asks for the method's own symbol, which
-# grpc-python's reflection service cannot resolve (grpc/grpc#34743); grpcurl asks for the
-# service, which works.
+# ghz gets the descriptor set `modelrouter protoset` writes: its reflection client asks for
+# the method's own symbol, which grpc-python's reflection service cannot resolve
+# (grpc/grpc#34743); grpcurl asks for the service, which works.
+protoset="$out.protoset"
+run "modelrouter protoset" "$(dirname "$py")/modelrouter" protoset -o "$protoset"
+expect_status 0 && expect_text "wrote $protoset" && pass
+
+run "grpcurl -protoset (no reflection): ListModels" "${g[@]}" -use-reflection=false \
+  -protoset "$protoset" "$target" modelrouter.v1.ModelRouter/ListModels
+expect_status 0 && expect_json 'len(docs[0]["models"]) >= 1' && pass
+
 run "ghz: $requests Generate calls, concurrency $concurrency" "$ghz" --insecure \
-  --proto "$root/protos/modelrouter/v1/modelrouter.proto" -i "$root/protos" \
+  --protoset "$protoset" \
   --call modelrouter.v1.ModelRouter.Generate -d "$hello" \
   -n "$requests" -c "$concurrency" --timeout 30s --format json "$target"
 expect_status 0 && expect_json "docs[0]['count'] == $requests

@@ -23,7 +23,7 @@ from modelrouter_server.api.admission import Admission, AdmissionInterceptor, Ad
 from modelrouter_server.api.boundary import ErrorBoundary
 from modelrouter_server.api.descriptors import ensure_descriptors
 from modelrouter_server.api.drain import drain
-from modelrouter_server.api.server import GrpcServer
+from modelrouter_server.api.server import BindError, GrpcServer
 from modelrouter_server.api.servicer import ModelRouterServicer, ServicerDeps
 from modelrouter_server.api.tls import server_credentials
 from modelrouter_server.config import ProviderKind, RouterConfig, check_exposure, load_config
@@ -175,9 +175,16 @@ def _preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | No
 
 
 def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> int | None:
-    """Serve /metrics on `port` (the configured one when None; 0 in config: off)."""
+    """Serve /metrics on `port` (the configured one when None; 0 in config: off).
+    `BindError` naming the address when it is taken."""
     wanted = config.server.metrics_port if port is None else port
-    return metrics.start_http(config.server.metrics_host, wanted) if wanted else None
+    if not wanted:
+        return None
+    host = config.server.metrics_host
+    try:
+        return metrics.start_http(host, wanted)
+    except OSError as exc:
+        raise BindError(f"cannot serve metrics on {host}:{wanted}: {exc.strerror}") from exc
 
 
 # With the admin endpoints off nobody can read the emulator's records: keep only a few.

@@ -1,20 +1,27 @@
-"""The grpc.aio server: the ModelRouter service plus health checking and reflection, so
-grpcurl and ghz work with no .proto files at hand."""
+"""The grpc.aio server: the ModelRouter service plus health checking and reflection (v1 and
+v1alpha), so grpcurl and ghz work with no .proto files at hand."""
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
-from grpc_reflection.v1alpha import reflection
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+from modelrouter_server.api.reflection import enable_reflection
 from modelrouter_server.config.schema import LimitsConfig
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+
+
+class BindError(OSError):
+    """An address the server should listen on is taken or not available; the message names
+    it, so start-up can end in one line instead of grpc's traceback."""
 
 
 class GrpcServer:
@@ -47,9 +54,7 @@ class GrpcServer:
         self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if reflection_enabled:
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-            )
+            enable_reflection((SERVICE_NAME, health.SERVICE_NAME), self._server)
         self.port = 0
 
     async def start(
@@ -57,12 +62,16 @@ class GrpcServer:
     ) -> int:
         """Bind and serve (TLS with `credentials`); returns the bound port (useful with 0)."""
         address = f"{host}:{port}"
-        if credentials is None:
-            self.port = self._server.add_insecure_port(address)
-        else:
-            self.port = self._server.add_secure_port(address, credentials)
+        _check_not_in_use(host, port, address)
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
+        except RuntimeError as exc:  # grpc reports a failed bind as a bare RuntimeError
+            raise BindError(f"cannot listen on {address}: in use or not available") from exc
         if self.port == 0:
-            raise OSError(f"cannot bind {host}:{port}")
+            raise BindError(f"cannot listen on {address}: in use or not available")
         await self._server.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         await self._health.set("", serving)
@@ -80,3 +89,25 @@ class GrpcServer:
 
     async def wait(self) -> None:
         await self._server.wait_for_termination()
+
+
+def _check_not_in_use(host: str, port: int, address: str) -> None:
+    """Raise BindError when something already listens on the address. grpc would find out
+    too, but only after logging a multi-line C-core error."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise BindError(f"cannot listen on {address}: {exc.strerror}") from exc
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # The same option grpc sets, so a socket in TIME_WAIT does not count as in use.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                # Only "in use" is final: an address family the host lacks (no IPv6) is
+                # skipped by grpc as well.
+                if exc.errno == errno.EADDRINUSE:
+                    raise BindError(f"cannot listen on {address}: address already in use") from exc

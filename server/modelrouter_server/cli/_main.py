@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from modelrouter_server.cli import chat, count_tokens, generate, keys, models, serve
+from modelrouter_server.cli import chat, count_tokens, generate, keys, models, protoset, serve
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="modelrouter: one gRPC front door to many LLM providers.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (serve, chat, generate, models, count_tokens, keys):
+    for command in (serve, chat, generate, models, count_tokens, keys, protoset):
         command.register(subparsers)
     return parser
 

@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the client subcommands need none of the server stack
     # (provider SDKs, tokenizers), and `modelrouter chat` should start quickly.
     from modelrouter_server.api.descriptors import DescriptorBudgetError
+    from modelrouter_server.api.server import BindError
     from modelrouter_server.app import serve
     from modelrouter_server.config import ConfigError
     from modelrouter_server.errors import StoreError
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     port: int | None = args.port
     try:
         asyncio.run(serve(config, host=host, port=port))
-    except (ConfigError, DescriptorBudgetError) as exc:
+    except (ConfigError, DescriptorBudgetError, BindError) as exc:
         print(f"modelrouter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as exc:
