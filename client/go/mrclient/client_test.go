@@ -190,8 +190,17 @@ func TestConversationRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAPIKeyNeedsTLS(t *testing.T) {
-	if _, err := mrclient.Dial(live.Target, mrclient.WithAPIKey("k")); !errors.Is(err, mrclient.ErrKeyWithoutTLS) {
+func TestAPIKeyInPlaintextOnlyToLoopback(t *testing.T) {
+	if _, err := mrclient.Dial("router.example:50051", mrclient.WithAPIKey("k")); !errors.Is(err, mrclient.ErrKeyWithoutTLS) {
 		t.Fatalf("want ErrKeyWithoutTLS, got %v", err)
+	}
+	// To a loopback router the key goes in plaintext, and calls still work.
+	client, err := mrclient.Dial(live.Target, mrclient.WithAPIKey("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.API.ListModels(testContext(t), &modelrouterv1.ListModelsRequest{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -40,8 +42,9 @@ func WithTLS(config *tls.Config) Option {
 	}
 }
 
-// WithAPIKey sends `authorization: Bearer KEY` on every call, for a router behind a gateway
-// that checks keys. It needs WithTLS: Dial refuses to send a key in plaintext.
+// WithAPIKey sends `authorization: Bearer KEY` on every call (a router with `[auth]` keys
+// checks it). Over plaintext only to a loopback address: Dial refuses to send a key
+// unencrypted across a network, so any other target needs WithTLS.
 func WithAPIKey(key string) Option {
 	return func(o *options) { o.apiKey = key }
 }
@@ -51,8 +54,8 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
 }
 
-// ErrKeyWithoutTLS is returned by Dial when an API key would travel in plaintext.
-var ErrKeyWithoutTLS = errors.New("mrclient: WithAPIKey needs WithTLS (refusing to send a key in plaintext)")
+// ErrKeyWithoutTLS is returned by Dial when an API key would cross a network in plaintext.
+var ErrKeyWithoutTLS = errors.New("mrclient: WithAPIKey to a non-loopback address needs WithTLS (refusing to send a key in plaintext)")
 
 // Dial connects to target ("host:port"). The connection is lazy: the first call dials.
 func Dial(target string, opts ...Option) (*Client, error) {
@@ -65,10 +68,11 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dialOpts[0] = grpc.WithTransportCredentials(credentials.NewTLS(o.tls))
 	}
 	if o.apiKey != "" {
-		if o.tls == nil {
+		loopback := isLoopback(target)
+		if o.tls == nil && !loopback {
 			return nil, ErrKeyWithoutTLS
 		}
-		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer(o.apiKey)))
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer{key: o.apiKey, plaintextOK: loopback}))
 	}
 	dialOpts = append(dialOpts, o.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
@@ -81,14 +85,35 @@ func Dial(target string, opts ...Option) (*Client, error) {
 // Close closes the connection; calls in flight fail with CANCELED.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// bearer is per-RPC credentials that grpc-go only sends over a secure transport.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// bearer is per-RPC credentials; grpc-go sends them over plaintext only when they say so.
+type bearer struct {
+	key         string
+	plaintextOK bool
 }
 
-func (bearer) RequireTransportSecurity() bool { return true }
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.key}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return !b.plaintextOK }
+
+// isLoopback reports whether target ("host:port", optionally with a dns:/// or unix
+// scheme) stays on this machine.
+func isLoopback(target string) bool {
+	if strings.HasPrefix(target, "unix:") {
+		return true
+	}
+	target = strings.TrimPrefix(target, "dns:///")
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		host = target
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
 
 // WithCallMetadata returns ctx carrying extra request metadata (key, value pairs).
 func WithCallMetadata(ctx context.Context, kv ...string) context.Context {

@@ -24,7 +24,10 @@ export type GenerateRequestInit = MessageInitShape<typeof GenerateRequestSchema>
 export interface ConnectOptions {
   /** Connect over TLS: `true` for the system roots, or Node's TLS session options (ca, ...). */
   tls?: boolean | SecureClientSessionOptions;
-  /** Sent as `authorization: Bearer KEY` on every call; needs `tls` (never sent in plaintext). */
+  /**
+   * Sent as `authorization: Bearer KEY` on every call. Over plaintext only to a loopback
+   * address: any other target needs `tls`, so a key never crosses a network unencrypted.
+   */
   apiKey?: string;
   /** The deadline of calls that set no `timeoutMs` of their own (default 300 s). */
   defaultTimeoutMs?: number;
@@ -37,8 +40,8 @@ export class ModelRouterClient {
 
   constructor(target: string, options: ConnectOptions = {}) {
     const { tls = false, apiKey, defaultTimeoutMs = 300_000 } = options;
-    if (apiKey !== undefined && tls === false) {
-      throw new Error("apiKey needs tls: refusing to send a key in plaintext");
+    if (apiKey !== undefined && tls === false && !isLoopback(target)) {
+      throw new Error("apiKey to a non-loopback address needs tls: refusing to send a key in plaintext");
     }
     const interceptors: Interceptor[] = [];
     if (apiKey !== undefined) {
@@ -76,6 +79,11 @@ export class ModelRouterClient {
   ): AsyncIterable<GenerateStreamResponse> {
     return this.api.generateStream(request, this.#options(options));
   }
+}
+
+function isLoopback(target: string): boolean {
+  const host = target.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** A streamed answer put together. `finish` is undefined when the stream was stopped early. */

@@ -157,7 +157,10 @@ describe("TypeScript client against a live modelrouter", () => {
     }
   });
 
-  test("an API key is never sent in plaintext", () => {
-    assert.throws(() => new ModelRouterClient(router.target, { apiKey: "k" }), /needs tls/);
+  test("an API key goes in plaintext only to a loopback address", async () => {
+    assert.throws(() => new ModelRouterClient("router.example:50051", { apiKey: "k" }), /needs tls/);
+    const withKey = new ModelRouterClient(router.target, { apiKey: "k" });
+    const models = await withKey.api.listModels({});
+    assert.ok(models.models.length > 0);
   });
 });
