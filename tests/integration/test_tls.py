@@ -120,7 +120,8 @@ async def test_reflection_can_be_switched_off(start_router: StartRouter) -> None
                 return error.code()
         raise AssertionError("no reply")
 
-    assert await services(await start_router()) == 3
+    # ModelRouter, Health, and reflection v1 and v1alpha.
+    assert await services(await start_router()) == 4
     off = await start_router(server={"metrics_port": 0, "reflection": False})
     assert await services(off) is grpc.StatusCode.UNIMPLEMENTED
     assert len(await off.list_models()) == 3
