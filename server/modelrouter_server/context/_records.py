@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrouter_server.context.store import SummaryRecord
+from modelrouter_server.context.store import AppendResult, StoredMessage, SummaryRecord
 from modelrouter_server.domain import Importance, Message, Role
 from modelrouter_server.errors import RequestError
 
@@ -135,3 +135,32 @@ def message_from_fields(fields: Mapping[str, Any]) -> Message:
         pinned=bool(fields["pinned"]),
         importance=Importance(int(fields["importance"])),
     )
+
+
+def appended(
+    messages: Sequence[Message],
+    counts: Sequence[int],
+    *,
+    base: int,
+    stamp: int,
+    request_id: str,
+    summary: SummaryRecord | None,
+    summary_seq: int | None,
+) -> AppendResult:
+    """What an append stored: `messages` at the seqs from `base`, and `summary` at
+    `summary_seq` (None: it was not stored, another request summarized first)."""
+    created = from_us(stamp)
+    stored = tuple(
+        StoredMessage(seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id)
+        for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+    )
+    stored_summary = None
+    if summary is not None and summary_seq is not None:
+        stored_summary = StoredMessage(
+            seq=summary_seq,
+            message=summary.message,
+            tokens=summary.tokens,
+            created_at=created,
+            summarizes=summary.replaces,
+        )
+    return AppendResult(stored, stored_summary)

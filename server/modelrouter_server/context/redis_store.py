@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 
 from modelrouter_server.context._records import (
     Stamps,
+    appended,
     check_append,
     decode_page_token,
     encode_page_token,
@@ -344,23 +345,15 @@ class RedisStore:
             raise TurnAlreadyRecorded(conversation_id, request_id)
         if base < 0:
             raise ConversationNotFound(conversation_id)
-        created = from_us(stamp)
-        stored = tuple(
-            StoredMessage(
-                seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id
-            )
-            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        return appended(
+            messages,
+            counts,
+            base=base,
+            stamp=stamp,
+            request_id=request_id,
+            summary=summary,
+            summary_seq=summary_seq if summary_seq >= 0 else None,
         )
-        stored_summary = None
-        if summary is not None and summary_seq >= 0:
-            stored_summary = StoredMessage(
-                seq=summary_seq,
-                message=summary.message,
-                tokens=summary.tokens,
-                created_at=created,
-                summarizes=summary.replaces,
-            )
-        return AppendResult(stored, stored_summary)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

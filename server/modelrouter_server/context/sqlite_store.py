@@ -28,6 +28,7 @@ import structlog
 
 from modelrouter_server.context._records import (
     Stamps,
+    appended,
     check_append,
     decode_page_token,
     encode_page_token,
@@ -343,14 +344,7 @@ class SQLiteStore:
                     return None
                 # Inside the write transaction: no other writer can record the id between
                 # this check and the inserts.
-                if (
-                    request_id
-                    and db.execute(
-                        "SELECT 1 FROM messages WHERE conversation_id = ? AND request_id = ?"
-                        " LIMIT 1",
-                        (conversation_id, request_id),
-                    ).fetchone()
-                ):
+                if request_id and _turn_recorded(db, conversation_id, request_id):
                     return False
                 base = int(head[0])
                 for i, (message, n) in enumerate(zip(messages, counts, strict=True)):
@@ -361,20 +355,7 @@ class SQLiteStore:
                 summary_seq = None
                 if summary is not None and _summary_applies(db, conversation_id, summary, base):
                     summary_seq = end
-                    _insert_message(
-                        db,
-                        conversation_id,
-                        summary_seq,
-                        summary.message,
-                        summary.tokens,
-                        stamp,
-                        summary.replaces,
-                    )
-                    db.execute(
-                        "UPDATE messages SET summarized_by = ? WHERE conversation_id = ?"
-                        f" AND seq IN ({','.join('?' * len(summary.replaces))})",
-                        (summary_seq, conversation_id, *summary.replaces),
-                    )
+                    _insert_summary(db, conversation_id, summary, summary_seq, stamp)
                     end += 1
                 db.execute(
                     "UPDATE conversations SET message_count = ?, updated_us = ? WHERE id = ?",
@@ -391,23 +372,15 @@ class SQLiteStore:
             raise TurnAlreadyRecorded(conversation_id, request_id)
         assert not isinstance(allocated, bool)
         base, summary_seq = allocated
-        created = from_us(stamp)
-        stored = tuple(
-            StoredMessage(
-                seq=base + i, message=m, tokens=n, created_at=created, request_id=request_id
-            )
-            for i, (m, n) in enumerate(zip(messages, counts, strict=True))
+        return appended(
+            messages,
+            counts,
+            base=base,
+            stamp=stamp,
+            request_id=request_id,
+            summary=summary,
+            summary_seq=summary_seq,
         )
-        stored_summary = None
-        if summary is not None and summary_seq is not None:
-            stored_summary = StoredMessage(
-                seq=summary_seq,
-                message=summary.message,
-                tokens=summary.tokens,
-                created_at=created,
-                summarizes=summary.replaces,
-            )
-        return AppendResult(stored, stored_summary)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -417,6 +390,29 @@ class SQLiteStore:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
         finally:
             self._executor.shutdown(wait=False)
+
+
+def _turn_recorded(db: sqlite3.Connection, conversation_id: str, request_id: str) -> bool:
+    """Whether a turn with `request_id` is already in the conversation."""
+    row = db.execute(
+        "SELECT 1 FROM messages WHERE conversation_id = ? AND request_id = ? LIMIT 1",
+        (conversation_id, request_id),
+    ).fetchone()
+    return row is not None
+
+
+def _insert_summary(
+    db: sqlite3.Connection, conversation_id: str, summary: SummaryRecord, seq: int, stamp: int
+) -> None:
+    """Store `summary` at `seq` and mark each message it replaces."""
+    _insert_message(
+        db, conversation_id, seq, summary.message, summary.tokens, stamp, summary.replaces
+    )
+    db.execute(
+        "UPDATE messages SET summarized_by = ? WHERE conversation_id = ?"
+        f" AND seq IN ({','.join('?' * len(summary.replaces))})",
+        (seq, conversation_id, *summary.replaces),
+    )
 
 
 def _summary_applies(
