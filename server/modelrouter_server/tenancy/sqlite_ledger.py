@@ -70,6 +70,71 @@ CREATE TABLE IF NOT EXISTS spend (
 _HELD_RETRY_S = 1.0
 
 
+def _rate_charges(
+    db: sqlite3.Connection, tenant: str, limits: Limits, tokens: int, now: float
+) -> dict[str, float]:
+    """Each per-minute limit's new theoretical arrival time once this request is charged
+    (GCRA); a rate refusal when one has no room now."""
+    tats: dict[str, float] = {}
+    for kind, per_minute, cost in (
+        ("requests_per_minute", limits.requests_per_minute, 1),
+        ("tokens_per_minute", limits.tokens_per_minute, tokens),
+    ):
+        if per_minute is None:
+            continue
+        row = db.execute(
+            "SELECT tat FROM rates WHERE tenant = ? AND kind = ?", (tenant, kind)
+        ).fetchone()
+        tat, wait = gcra(float(row[0]) if row else 0.0, now, cost, per_minute)
+        if wait:
+            raise rate_refusal(tenant, kind, per_minute, cost, wait)
+        tats[kind] = tat
+    return tats
+
+
+def _check_streams(db: sqlite3.Connection, tenant: str, limits: Limits) -> None:
+    """`QuotaExceeded` when the tenant already holds its most concurrent streams."""
+    if limits.max_concurrent_streams is None:
+        return
+    (open_streams,) = db.execute(
+        "SELECT COUNT(*) FROM holds WHERE tenant = ? AND stream = 1", (tenant,)
+    ).fetchone()
+    if open_streams >= limits.max_concurrent_streams:
+        raise QuotaExceeded(
+            tenant,
+            "max_concurrent_streams",
+            f"{open_streams} streams open, the limit is {limits.max_concurrent_streams}",
+            _HELD_RETRY_S,
+        )
+
+
+def _check_budgets(
+    db: sqlite3.Connection, tenant: str, limits: Limits, cost_usd: float, now: float
+) -> None:
+    """A budget refusal when spend plus holds plus `cost_usd` passes a day or month budget."""
+    day, month = day_of(now), month_of(now)
+    for limit, budget, column, period, key, to_next in (
+        ("budget_usd_per_day", limits.budget_usd_per_day, "day", day, "d:", seconds_to_next_day),
+        ("budget_usd_per_month", limits.budget_usd_per_month, "month", month, "m:",
+         seconds_to_next_month),
+    ):  # fmt: skip
+        if budget is None:
+            continue
+        spent_row = db.execute(
+            "SELECT cost_usd FROM spend WHERE tenant = ? AND period = ?",
+            (tenant, key + period),
+        ).fetchone()
+        spent = float(spent_row[0]) if spent_row else 0.0
+        (held,) = db.execute(
+            f"SELECT COALESCE(SUM(cost_usd), 0) FROM holds WHERE tenant = ? AND {column} = ?",
+            (tenant, period),
+        ).fetchone()
+        if spent + float(held) + cost_usd > budget + BUDGET_EPSILON_USD:
+            over = spent + cost_usd > budget + BUDGET_EPSILON_USD
+            wait = to_next(now) if over else _HELD_RETRY_S
+            raise budget_refusal(tenant, limit, budget, spent + float(held), cost_usd, wait)
+
+
 def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -144,56 +209,10 @@ class SQLiteLedger:
                 now = self._clock()
                 day, month = day_of(now), month_of(now)
                 db.execute("DELETE FROM holds WHERE tenant = ? AND expires <= ?", (tenant, now))
-                tats: dict[str, float] = {}
-                for kind, per_minute, cost in (
-                    ("requests_per_minute", limits.requests_per_minute, 1),
-                    ("tokens_per_minute", limits.tokens_per_minute, tokens),
-                ):
-                    if per_minute is None:
-                        continue
-                    row = db.execute(
-                        "SELECT tat FROM rates WHERE tenant = ? AND kind = ?", (tenant, kind)
-                    ).fetchone()
-                    tat, wait = gcra(float(row[0]) if row else 0.0, now, cost, per_minute)
-                    if wait:
-                        raise rate_refusal(tenant, kind, per_minute, cost, wait)
-                    tats[kind] = tat
-                if stream and limits.max_concurrent_streams is not None:
-                    (open_streams,) = db.execute(
-                        "SELECT COUNT(*) FROM holds WHERE tenant = ? AND stream = 1", (tenant,)
-                    ).fetchone()
-                    if open_streams >= limits.max_concurrent_streams:
-                        raise QuotaExceeded(
-                            tenant,
-                            "max_concurrent_streams",
-                            f"{open_streams} streams open, the limit is "
-                            f"{limits.max_concurrent_streams}",
-                            _HELD_RETRY_S,
-                        )
-                for limit, budget, column, period, key, to_next in (
-                    ("budget_usd_per_day", limits.budget_usd_per_day, "day", day, "d:",
-                     seconds_to_next_day),
-                    ("budget_usd_per_month", limits.budget_usd_per_month, "month", month, "m:",
-                     seconds_to_next_month),
-                ):  # fmt: skip
-                    if budget is None:
-                        continue
-                    spent_row = db.execute(
-                        "SELECT cost_usd FROM spend WHERE tenant = ? AND period = ?",
-                        (tenant, key + period),
-                    ).fetchone()
-                    spent = float(spent_row[0]) if spent_row else 0.0
-                    (held,) = db.execute(
-                        f"SELECT COALESCE(SUM(cost_usd), 0) FROM holds WHERE tenant = ?"
-                        f" AND {column} = ?",
-                        (tenant, period),
-                    ).fetchone()
-                    if spent + float(held) + cost_usd > budget + BUDGET_EPSILON_USD:
-                        over = spent + cost_usd > budget + BUDGET_EPSILON_USD
-                        wait = to_next(now) if over else _HELD_RETRY_S
-                        raise budget_refusal(
-                            tenant, limit, budget, spent + float(held), cost_usd, wait
-                        )
+                tats = _rate_charges(db, tenant, limits, tokens, now)
+                if stream:
+                    _check_streams(db, tenant, limits)
+                _check_budgets(db, tenant, limits, cost_usd, now)
                 for kind, tat in tats.items():
                     db.execute(
                         "INSERT INTO rates (tenant, kind, tat) VALUES (?, ?, ?)"
