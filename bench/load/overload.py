@@ -99,45 +99,80 @@ async def _loop_case(router: RouterProcess, name: str) -> None:
     )
 
 
+class _Starts:
+    """Counts streams whose start was answered (or failed); `all_done` when every one was."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.started = 0
+        self.failed = 0
+        self.all_done = asyncio.Event()
+
+    def note(self, *, ok: bool) -> None:
+        if ok:
+            self.started += 1
+        else:
+            self.failed += 1
+        if self.started + self.failed >= self.expected:
+            self.all_done.set()
+
+
 async def _hold_stream(
-    target: str, started: asyncio.Event, release: asyncio.Event, counter: list[int]
+    target: str, gate: asyncio.Semaphore, starts: _Starts, release: asyncio.Event
 ) -> None:
+    """Open a 64k-token stream, read its start event, then never read again until
+    `release`."""
     async with AsyncModelRouterClient(target) as client:
         stream = client.stream(
             "Write a very long answer.",
             model="claude-3-7-sonnet",
             max_output_tokens=64000,
             disable_fallback=True,
-            timeout=600,
+            timeout=900,
         )
-        await anext(stream)  # the start event: the stream is open upstream
-        counter[0] += 1
-        if counter[0] >= counter[1]:
-            started.set()
-        await release.wait()  # never read again until released
+        try:
+            async with gate:
+                await anext(stream)  # the start event: the stream is open upstream
+        except grpc.aio.AioRpcError as error:
+            print(f"    a stream failed to start: {error.code().name} {error.details()}")
+            starts.note(ok=False)
+            return
+        starts.note(ok=True)
+        await release.wait()
         await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
+async def _sample_rss(pid: int, until: asyncio.Event, peak: list[float]) -> None:
+    while not until.is_set():
+        peak[0] = max(peak[0], rss_mib(pid))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until.wait(), 0.5)
 
 
 async def _backpressure(router: RouterProcess, emulator_url: str, clients: int) -> None:
     set_behavior(emulator_url, {"output_tokens": 64000, "thinking_tokens": 0})
     pid = router.process.pid
     before = rss_mib(pid)
-    started, release = asyncio.Event(), asyncio.Event()
-    counter = [0, clients]
+    peak = [before]
+    starts, release = _Starts(clients), asyncio.Event()
+    # 20 starts at a time: the emulator renders each answer when its request arrives.
+    gate = asyncio.Semaphore(20)
+    sampler = asyncio.create_task(_sample_rss(pid, release, peak))
     holders = [
-        asyncio.create_task(_hold_stream(router.target, started, release, counter))
+        asyncio.create_task(_hold_stream(router.target, gate, starts, release))
         for _ in range(clients)
     ]
-    await asyncio.wait_for(started.wait(), 120)
-    peak = before
-    for _ in range(20):  # 10 s: long enough for an unbounded reader to pull everything
-        await asyncio.sleep(0.5)
-        peak = max(peak, rss_mib(pid))
+    await starts.all_done.wait()
+    # 10 s more: long enough for a router that kept pulling unread answers to buffer them.
+    await asyncio.sleep(10)
+    after = rss_mib(pid)
     release.set()
     await asyncio.gather(*holders, return_exceptions=True)
+    await sampler
     print(
-        f"  {clients} non-reading streams of 64k-token answers: router RSS "
-        f"{before:.0f} MiB -> peak {peak:.0f} MiB (+{peak - before:.0f} MiB over 10 s)"
+        f"  {clients} clients that stop reading 64k-token streams ({starts.started} started, "
+        f"{starts.failed} failed): router RSS {before:.0f} MiB before, {after:.0f} MiB "
+        f"10 s after the last start, peak {peak[0]:.0f} MiB (+{peak[0] - before:.0f} MiB)"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -183,29 +183,30 @@ class MessageReply:
         head = [event("message_start", start)]
         if ping_every_tokens > 0:
             head.append(ping)
-        body: list[Frame] = []
-        index = 0
-        if self.thinking:
-            thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
-            body.append(Frame(_block_start(index, thinking_block)))
-            body.extend(
-                Frame(_block_delta(index, {"type": "thinking_delta", "thinking": t}), "thinking")
-                for t in self.thinking
-            )
-            signature = {"type": "signature_delta", "signature": self._signature()}
-            body.append(Frame(_block_delta(index, signature)))
-            body.append(Frame(_block_stop(index)))
-            index += 1
-        body.append(Frame(_block_start(index, {"type": "text", "text": ""})))
+        index = 1 if self.thinking else 0
         tokens = self.answer.tokens
-        for position, token in enumerate(tokens, start=1):
-            body.append(Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text"))
-            if (
-                ping_every_tokens > 0
-                and position % ping_every_tokens == 0
-                and position < len(tokens)
-            ):
-                body.append(Frame(ping))
+
+        def body() -> Iterator[Frame]:
+            if self.thinking:
+                thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
+                yield Frame(_block_start(0, thinking_block))
+                for t in self.thinking:
+                    yield Frame(
+                        _block_delta(0, {"type": "thinking_delta", "thinking": t}), "thinking"
+                    )
+                signature = {"type": "signature_delta", "signature": self._signature()}
+                yield Frame(_block_delta(0, signature))
+                yield Frame(_block_stop(0))
+            yield Frame(_block_start(index, {"type": "text", "text": ""}))
+            for position, token in enumerate(tokens, start=1):
+                yield Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text")
+                if (
+                    ping_every_tokens > 0
+                    and position % ping_every_tokens == 0
+                    and position < len(tokens)
+                ):
+                    yield Frame(ping)
+
         delta: dict[str, object] = {
             "stop_reason": self.stop_reason,
             "stop_sequence": self.answer.stop_sequence,
@@ -222,7 +223,7 @@ class MessageReply:
         )
         error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
         error_event = event("error", {"type": "error", "error": error})
-        return StreamPlan(tuple(head), tuple(body), tail, error_event)
+        return StreamPlan(tuple(head), body(), tail, error_event)
 
 
 def _stop_details(behavior: Behavior) -> dict[str, object] | None:

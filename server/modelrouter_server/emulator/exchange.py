@@ -392,6 +392,7 @@ class _Exchange:
                 await response.write(frame.payload)
                 if frame.kind == "text":
                     self.tokens_sent += 1
+                    self.record.tokens_sent = self.tokens_sent
             if await faults.fire(self, response, plan, at_end=True):
                 return response
             for payload in plan.tail:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from modelrouter_server.emulator.behavior import Behavior
@@ -223,13 +223,17 @@ class ChatReply:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return data({**envelope, "choices": [choice], **extra})
 
-        if self.refusal is not None:
-            # A refusal streams apart from the content, which stays null.
-            body = [Frame(chunk({"role": "assistant", "content": None, "refusal": ""}))]
-            body.extend(Frame(chunk({"refusal": token}), "text") for token in self.refusal)
-        else:
-            body = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}))]
-            body.extend(Frame(chunk({"content": token}), "text") for token in self.answer.tokens)
+        def body() -> Iterator[Frame]:
+            if self.refusal is not None:
+                # A refusal streams apart from the content, which stays null.
+                yield Frame(chunk({"role": "assistant", "content": None, "refusal": ""}))
+                for token in self.refusal:
+                    yield Frame(chunk({"refusal": token}), "text")
+            else:
+                yield Frame(chunk({"role": "assistant", "content": "", "refusal": None}))
+                for token in self.answer.tokens:
+                    yield Frame(chunk({"content": token}), "text")
+
         tail = [chunk({}, self.finish_reason)]
         if include_usage:
             tail.append(data({**envelope, "choices": [], "usage": self._usage()}))
@@ -240,7 +244,7 @@ class ChatReply:
             "param": None,
             "code": self.error_event_code,
         }
-        return StreamPlan((), tuple(body), tuple(tail), data({"error": error}))
+        return StreamPlan((), body(), tuple(tail), data({"error": error}))
 
 
 def _completion_id() -> str:

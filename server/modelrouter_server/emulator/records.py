@@ -17,7 +17,8 @@ class RequestRecord:
     `auth` names the scheme the client used, never the key. `outcome` stays None while the
     response is in flight, then is one of "ok", "error:<status>", "error_event", "dropped",
     "truncated", "stalled" (a stall that ran its full length) or "client_disconnected".
-    Times are `time.monotonic()`.
+    Times are `time.monotonic()`. `tokens_sent` counts the answer tokens written so far
+    (live while a stream is in flight).
     """
 
     id: str
@@ -30,6 +31,7 @@ class RequestRecord:
     started_at: float
     ended_at: float | None = None
     outcome: str | None = None
+    tokens_sent: int = 0
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,11 +39,12 @@ class Frame:
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """A whole stream, rendered: `head` goes right after the headers, `body` after the
-    time to first token, `tail` closes a healthy stream, `error_event` replaces the rest
-    when a mid-stream error is scripted."""
+    """A whole stream: `head` goes right after the headers, `body` after the time to first
+    token, `tail` closes a healthy stream, `error_event` replaces the rest when a mid-stream
+    error is scripted. `body` is rendered as it is sent (iterable once), so a long answer
+    streamed to a client that reads slowly is never held whole in memory."""
 
     head: tuple[bytes, ...]
-    body: tuple[Frame, ...]
+    body: Iterator[Frame]
     tail: tuple[bytes, ...]
     error_event: bytes
