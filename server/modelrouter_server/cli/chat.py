@@ -18,7 +18,7 @@ import contextlib
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
 
@@ -96,6 +96,20 @@ def run(args: argparse.Namespace) -> int:
         plain=bool(args.plain),
     )
     return ChatSession(settings).run()
+
+
+@dataclass(slots=True)
+class _Reply:
+    """One streamed reply as it arrives (mutable, owned by one `_turn`)."""
+
+    input_chars: int
+    meter: ReplyMeter = field(default_factory=ReplyMeter)
+    text: list[str] = field(default_factory=list)
+    model: str = ""
+    thinking: bool = False
+    """Thinking text is being shown: the answer starts on a new line."""
+    finish: pb.StreamFinish | None = None
+    last_status: float = 0.0
 
 
 class ChatSession:
@@ -211,13 +225,7 @@ class ChatSession:
         """Stream one reply; the history grows only when the reply completes."""
         s = self._style
         messages = [*self._history, user(text)]
-        input_chars = sum(len(m.content) for m in messages)
-        meter = ReplyMeter()
-        reply: list[str] = []
-        model = ""
-        thinking = False
-        finish: pb.StreamFinish | None = None
-        last_status = 0.0
+        reply = _Reply(input_chars=sum(len(m.content) for m in messages))
         self._status.show(s.dim("waiting for the first token... (Ctrl-C cancels)"))
         try:
             async for event in client.stream(
@@ -226,60 +234,72 @@ class ChatSession:
                 task=TASKS[self._task],
                 max_output_tokens=self._settings.max_output_tokens,
             ):
-                kind = event.WhichOneof("event")
-                if kind == "start":
-                    model = event.start.model
-                    self._write(s.bold(s.cyan(model)) + s.dim(": "))
-                elif kind == "thinking_delta":
-                    thinking = True
-                    self._write(s.dim(event.thinking_delta.text))
-                elif kind == "delta":
-                    if thinking:
-                        self._write("\n")
-                        thinking = False
-                    meter.on_text()
-                    reply.append(event.delta.text)
-                    self._write(event.delta.text)
-                elif kind == "refusal_delta":
-                    meter.on_text()
-                    reply.append(event.refusal_delta.text)
-                    self._write(s.yellow(event.refusal_delta.text))
-                elif kind == "resume":
-                    model = event.resume.model
-                    self._write(s.dim(f" [continued by {model}] "))
-                elif kind == "finish":
-                    finish = event.finish
-                now = time.monotonic()
-                if now - last_status >= _STATUS_INTERVAL_S:
-                    last_status = now
-                    cost = estimate_cost_usd(
-                        self._pricing.get(model),
-                        input_chars=input_chars,
-                        output_tokens=meter.deltas,
-                    )
-                    self._status.show(
-                        s.dim(
-                            f"streaming {model or '...'} | ttft {format_seconds(meter.ttft_s)}"
-                            f" | {format_rate(meter.tokens_per_second())} | ~{format_usd(cost)}"
-                            " | Ctrl-C cancels"
-                        )
-                    )
+                self._show_event(reply, event)
+                self._show_progress(reply)
         except grpc.aio.AioRpcError as exc:
             self._write("\n" + s.red(f"error: {describe_rpc_error(exc)}") + "\n")
             self._idle_status()
             return
+        finish = reply.finish
         if finish is None:
             self._write("\n" + s.red("error: the stream ended without a finish event") + "\n")
             self._idle_status()
             return
-        meter.finish(finish.usage)
+        reply.meter.finish(finish.usage)
         self._turns += 1
         self._session_cost += finish.usage.cost_usd
         # The history is sent back next turn, and an empty assistant message is refused.
-        said = "".join(reply) or finish.refusal.text or "[no answer text]"
+        said = "".join(reply.text) or finish.refusal.text or "[no answer text]"
         self._history.extend([user(text), assistant(said)])
-        self._write("\n" + s.dim(self._stats_line(finish, meter, model)) + "\n")
+        self._write("\n" + s.dim(self._stats_line(finish, reply.meter, reply.model)) + "\n")
         self._idle_status()
+
+    def _show_event(self, reply: _Reply, event: pb.GenerateStreamResponse) -> None:
+        """Write one stream event to the terminal and note it in `reply`."""
+        s = self._style
+        kind = event.WhichOneof("event")
+        if kind == "start":
+            reply.model = event.start.model
+            self._write(s.bold(s.cyan(reply.model)) + s.dim(": "))
+        elif kind == "thinking_delta":
+            reply.thinking = True
+            self._write(s.dim(event.thinking_delta.text))
+        elif kind == "delta":
+            if reply.thinking:
+                self._write("\n")
+                reply.thinking = False
+            reply.meter.on_text()
+            reply.text.append(event.delta.text)
+            self._write(event.delta.text)
+        elif kind == "refusal_delta":
+            reply.meter.on_text()
+            reply.text.append(event.refusal_delta.text)
+            self._write(s.yellow(event.refusal_delta.text))
+        elif kind == "resume":
+            reply.model = event.resume.model
+            self._write(s.dim(f" [continued by {reply.model}] "))
+        elif kind == "finish":
+            reply.finish = event.finish
+
+    def _show_progress(self, reply: _Reply) -> None:
+        """Refresh the status bar (model, speed, estimated cost) at most every 0.1 s."""
+        now = time.monotonic()
+        if now - reply.last_status < _STATUS_INTERVAL_S:
+            return
+        reply.last_status = now
+        meter = reply.meter
+        cost = estimate_cost_usd(
+            self._pricing.get(reply.model),
+            input_chars=reply.input_chars,
+            output_tokens=meter.deltas,
+        )
+        self._status.show(
+            self._style.dim(
+                f"streaming {reply.model or '...'} | ttft {format_seconds(meter.ttft_s)}"
+                f" | {format_rate(meter.tokens_per_second())} | ~{format_usd(cost)}"
+                " | Ctrl-C cancels"
+            )
+        )
 
     def _stats_line(self, finish: pb.StreamFinish, meter: ReplyMeter, model: str) -> str:
         usage = finish.usage
