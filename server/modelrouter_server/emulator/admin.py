@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from modelrouter_server.emulator.behavior import behavior_from_mapping
+from modelrouter_server.emulator.behavior import Behavior, behavior_from_mapping
 from modelrouter_server.emulator.exchange import EmulatorState
 
 PREFIX = "/_emulator"
@@ -63,72 +63,98 @@ def _bad_request(message: str) -> web.Response:
 
 def add_admin_routes(app: web.Application, state: EmulatorState) -> None:
     """Register the admin endpoints on `app`."""
+    admin = _Admin(state)
+    app.router.add_post(f"{PREFIX}/behavior", admin.set_behavior)
+    app.router.add_post(f"{PREFIX}/reset", admin.reset)
+    app.router.add_get(f"{PREFIX}/requests", admin.requests)
+    app.router.add_get(f"{PREFIX}/disconnects", admin.disconnects)
 
-    async def set_behavior(request: web.Request) -> web.Response:
+
+def _scripted(payload: object) -> tuple[str, Behavior, bool]:
+    """The model, behavior and `enqueue` flag of a `/behavior` body, or `_BadQuery`."""
+    if not isinstance(payload, dict):
+        raise _BadQuery("body must be a JSON object")
+    model = payload.get("model")
+    fields = payload.get("behavior", {})
+    enqueue = payload.get("enqueue", False)
+    if not isinstance(model, str) or not model:
+        raise _BadQuery("model must be a non-empty string")
+    if not isinstance(fields, dict) or not isinstance(enqueue, bool):
+        raise _BadQuery("behavior must be an object and enqueue a boolean")
+    try:
+        return model, behavior_from_mapping(fields), enqueue
+    except (TypeError, ValueError) as error:
+        raise _BadQuery(str(error)) from None
+
+
+class _Admin:
+    """The admin endpoints' handlers over one emulator's state."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
+
+    async def set_behavior(self, request: web.Request) -> web.Response:
         try:
             payload = json.loads(await request.read())
         except ValueError:
             return _bad_request("body is not valid JSON")
-        if not isinstance(payload, dict):
-            return _bad_request("body must be a JSON object")
-        model = payload.get("model")
-        fields = payload.get("behavior", {})
-        enqueue = payload.get("enqueue", False)
-        if not isinstance(model, str) or not model:
-            return _bad_request("model must be a non-empty string")
-        if not isinstance(fields, dict) or not isinstance(enqueue, bool):
-            return _bad_request("behavior must be an object and enqueue a boolean")
         try:
-            behavior = behavior_from_mapping(fields)
-        except (TypeError, ValueError) as error:
+            model, behavior, enqueue = _scripted(payload)
+        except _BadQuery as error:
             return _bad_request(str(error))
         if enqueue:
-            state.script.enqueue(model, (behavior,))
+            self._state.script.enqueue(model, (behavior,))
         else:
-            state.script.set_default(model, behavior)
+            self._state.script.set_default(model, behavior)
         return web.json_response({"model": model, "behavior": dataclasses.asdict(behavior)})
 
-    async def reset(request: web.Request) -> web.Response:
-        state.reset()
+    async def reset(self, request: web.Request) -> web.Response:
+        self._state.reset()
         return web.json_response({"reset": True})
 
-    async def reached(current: Callable[[], int], wanted: int, wait_s: float) -> bool:
-        try:
-            await state.wait_until(lambda: current() >= wanted, wait_s, str)
-        except TimeoutError:
-            return False
-        return True
+    async def requests(self, request: web.Request) -> web.Response:
+        state = self._state
+        waits = {"arrived": lambda: state.received, "finished": lambda: state.finished}
+        return await self._after(
+            request, waits, lambda: [dataclasses.asdict(r) for r in state.requests]
+        )
 
-    async def wait(request: web.Request, events: dict[str, Callable[[], int]]) -> str | None:
+    async def disconnects(self, request: web.Request) -> web.Response:
+        state = self._state
+        return await self._after(
+            request,
+            {"count": lambda: state.disconnected},
+            lambda: [dataclasses.asdict(d) for d in state.disconnects],
+        )
+
+    async def _after(
+        self,
+        request: web.Request,
+        events: dict[str, Callable[[], int]],
+        records: Callable[[], list[dict[str, object]]],
+    ) -> web.Response:
+        """`records()` as JSON once the counts the query asks for are reached; 400 for a
+        bad query, 504 when they are not reached within its timeout."""
+        try:
+            timed_out = await self._wait(request, events)
+        except _BadQuery as error:
+            return _bad_request(str(error))
+        if timed_out is not None:
+            return web.json_response({"error": timed_out}, status=504)
+        return web.json_response(records())
+
+    async def _wait(self, request: web.Request, events: dict[str, Callable[[], int]]) -> str | None:
         """Wait for the counts asked for in the query; an error message, or None."""
         timeout = _timeout(request)
         for name, current in events.items():
             wanted = _count(request, name)
-            if wanted is not None and not await reached(current, wanted, timeout):
+            if wanted is not None and not await self._reached(current, wanted, timeout):
                 return f"{name}: {current()} of {wanted} after {timeout:g} s"
         return None
 
-    async def requests(request: web.Request) -> web.Response:
+    async def _reached(self, current: Callable[[], int], wanted: int, wait_s: float) -> bool:
         try:
-            timed_out = await wait(
-                request, {"arrived": lambda: state.received, "finished": lambda: state.finished}
-            )
-        except _BadQuery as error:
-            return _bad_request(str(error))
-        if timed_out is not None:
-            return web.json_response({"error": timed_out}, status=504)
-        return web.json_response([dataclasses.asdict(r) for r in state.requests])
-
-    async def disconnects(request: web.Request) -> web.Response:
-        try:
-            timed_out = await wait(request, {"count": lambda: state.disconnected})
-        except _BadQuery as error:
-            return _bad_request(str(error))
-        if timed_out is not None:
-            return web.json_response({"error": timed_out}, status=504)
-        return web.json_response([dataclasses.asdict(d) for d in state.disconnects])
-
-    app.router.add_post(f"{PREFIX}/behavior", set_behavior)
-    app.router.add_post(f"{PREFIX}/reset", reset)
-    app.router.add_get(f"{PREFIX}/requests", requests)
-    app.router.add_get(f"{PREFIX}/disconnects", disconnects)
+            await self._state.wait_until(lambda: current() >= wanted, wait_s, str)
+        except TimeoutError:
+            return False
+        return True
