@@ -153,57 +153,25 @@ class AnthropicProvider:
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         request_id = upstream.response.headers.get("request-id")
-        echo = EchoedWhitespaceFilter(call.stripped_prefill)
-        tally = _UsageTally()
-        stop_reason: str | None = None
-        stop_details: RefusalStopDetails | None = None
-        provider_model = ""
-        text: list[str] = []
-        thought = False
-        stopped = False
+        reading = _StreamReading(EchoedWhitespaceFilter(call.stripped_prefill))
         try:
-            while not stopped:
+            while not reading.stopped:
                 event = await _next_event(upstream, errors, request_id)
                 if event is None:
                     break
-                if isinstance(event, RawContentBlockDeltaEvent):
-                    delta = event.delta
-                    if isinstance(delta, TextDelta) and (piece := echo.feed(delta.text)):
-                        text.append(piece)
-                        yield TextChunk(piece)
-                    elif isinstance(delta, ThinkingDelta) and delta.thinking:
-                        thought = True
-                        yield ThinkingChunk(delta.thinking)
-                elif isinstance(event, RawMessageStartEvent):
-                    provider_model = event.message.model
-                    tally = _UsageTally.of(_message_usage(event.message), final=False)
-                elif isinstance(event, RawMessageDeltaEvent):
-                    stop_reason = event.delta.stop_reason or stop_reason
-                    stop_details = event.delta.stop_details or stop_details
-                    tally.add_delta(_delta_usage(event))
-                elif isinstance(event, RawMessageStopEvent):
-                    # The answer is complete; whatever follows in the body is not waited for.
-                    stopped = True
+                if (chunk := reading.on_event(event)) is not None:
+                    yield chunk
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the provider learns to stop generating.
             await upstream.close()
-        if not stopped:
+        if not reading.stopped:
             raise errors.interrupted(
                 InterruptionKind.TRUNCATED,
                 "the body ended before message_stop",
                 request_id=request_id,
             )
-        reason = _finish_reason(stop_reason)
-        answer = "".join(text)
-        usage = tally.usage()
-        yield StreamEnd(
-            reason,
-            usage,
-            refusal=_refusal(reason, answer, stop_details),
-            provider_model=provider_model,
-            finish_detail=finish_detail(reason, answer, usage, thought=thought),
-        )
+        yield reading.end()
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         system, turns, _ = _conversation(messages)
@@ -380,6 +348,54 @@ def _message_usage(message: anthropic.types.Message) -> AnthropicUsage | None:
 def _delta_usage(event: RawMessageDeltaEvent) -> MessageDeltaUsage | None:
     usage: MessageDeltaUsage | None = getattr(event, "usage", None)
     return usage
+
+
+class _StreamReading:
+    """What one Messages stream has said so far: its text, usage, stop reason and model."""
+
+    def __init__(self, echo: EchoedWhitespaceFilter) -> None:
+        self.echo = echo
+        self.tally = _UsageTally()
+        self.stop_reason: str | None = None
+        self.stop_details: RefusalStopDetails | None = None
+        self.provider_model = ""
+        self.text: list[str] = []
+        self.thought = False
+        self.stopped = False
+        """`message_stop` arrived: the answer is complete; what follows is not waited for."""
+
+    def on_event(self, event: RawMessageStreamEvent) -> TextChunk | ThinkingChunk | None:
+        """Note one SSE event; the chunk to pass on, if it carries one."""
+        if isinstance(event, RawContentBlockDeltaEvent):
+            delta = event.delta
+            if isinstance(delta, TextDelta) and (piece := self.echo.feed(delta.text)):
+                self.text.append(piece)
+                return TextChunk(piece)
+            if isinstance(delta, ThinkingDelta) and delta.thinking:
+                self.thought = True
+                return ThinkingChunk(delta.thinking)
+        elif isinstance(event, RawMessageStartEvent):
+            self.provider_model = event.message.model
+            self.tally = _UsageTally.of(_message_usage(event.message), final=False)
+        elif isinstance(event, RawMessageDeltaEvent):
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            self.stop_details = event.delta.stop_details or self.stop_details
+            self.tally.add_delta(_delta_usage(event))
+        elif isinstance(event, RawMessageStopEvent):
+            self.stopped = True
+        return None
+
+    def end(self) -> StreamEnd:
+        reason = _finish_reason(self.stop_reason)
+        answer = "".join(self.text)
+        usage = self.tally.usage()
+        return StreamEnd(
+            reason,
+            usage,
+            refusal=_refusal(reason, answer, self.stop_details),
+            provider_model=self.provider_model,
+            finish_detail=finish_detail(reason, answer, usage, thought=self.thought),
+        )
 
 
 class _UsageTally:
