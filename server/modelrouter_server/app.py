@@ -104,10 +104,8 @@ class App:
         (tests script it); the caller keeps owning it. `breaker_clock` times the circuit
         breakers' cool-downs (tests pass a fake one rather than wait a cool-down out).
         `ConfigError` when the config is unsafe to serve (no auth on a network address) or
-        its TLS files are unreadable.
-
-        A start that fails part-way closes whatever it had opened (its emulator, the
-        providers, the store, the gRPC server) before the error propagates."""
+        its TLS files are unreadable. A start that fails part-way closes whatever it had
+        opened (its emulator, the providers, the store, the gRPC server) before raising."""
         listen = host or config.server.host
         credentials = _preflight(config, listen)
         async with contextlib.AsyncExitStack() as undo:
