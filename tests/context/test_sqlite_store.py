@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from modelrouter_server.context import SQLiteStore, SummaryRecord
 from modelrouter_server.domain import Message, Role
-from modelrouter_server.errors import StoreError, TurnAlreadyRecorded
+from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 
 OPENING = (Message(Role.SYSTEM, "Be brief."), Message(Role.USER, "Remember: the code is 4711."))
 
@@ -170,7 +170,16 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    # Conversations from before tenants belong to the default owner, and only to it.
+    store = await SQLiteStore.open(path)
+    try:
+        assert [c.id for c in (await store.list()).conversations] == ["old"]
+        assert (await store.list(owner="alice")).conversations == ()
+        with pytest.raises(ConversationNotFound):
+            await store.get("old", owner="alice")
+    finally:
+        await store.aclose()
 
 
 async def test_a_damaged_row_is_left_out_of_list_for_everyone_else(tmp_path: Path) -> None:

@@ -301,3 +301,38 @@ async def test_a_token_count_per_message_is_required(store: ConversationStore) -
     created = await store.create((), {})
     with pytest.raises(ValueError, match="token counts"):
         await store.append(created.id, turn(1), tokens=[1])
+
+
+async def test_each_owner_sees_only_its_own_conversations(store: ConversationStore) -> None:
+    alice = await store.create(OPENING, {"who": "alice"}, owner="alice")
+    bob = await store.create(OPENING, {"who": "bob"}, owner="bob")
+    legacy = await store.create(OPENING, {"who": "default"})
+    assert (await store.get(alice.id, owner="alice")).metadata == {"who": "alice"}
+    # Another owner's id is not found, exactly like an id that does not exist.
+    for conversation_id, owner in ((alice.id, "bob"), (bob.id, "alice"), (legacy.id, "alice")):
+        with pytest.raises(ConversationNotFound):
+            await store.get(conversation_id, owner=owner)
+        with pytest.raises(ConversationNotFound):
+            await store.delete(conversation_id, owner=owner)
+    assert [c.id for c in (await store.list(owner="alice")).conversations] == [alice.id]
+    assert [c.id for c in (await store.list(owner="bob")).conversations] == [bob.id]
+    assert [c.id for c in (await store.list()).conversations] == [legacy.id]
+    # The refused deletes deleted nothing; the owner's own does.
+    await store.delete(bob.id, owner="bob")
+    assert (await store.list(owner="bob")).conversations == ()
+    assert (await store.get(legacy.id)).message_count == 3
+
+
+async def test_an_owners_pages_hold_only_its_conversations(store: ConversationStore) -> None:
+    mine = [(await store.create((), {}, owner="alice")).id for _ in range(5)]
+    for _ in range(5):
+        await store.create((), {}, owner="bob")
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await store.list(2, token, owner="alice")
+        seen.extend(c.id for c in page.conversations)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(mine))

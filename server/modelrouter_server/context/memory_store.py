@@ -37,6 +37,7 @@ class _Row:
     updated_us: int
     metadata: dict[str, str]
     messages: builtins.list[StoredMessage] = field(default_factory=builtins.list)
+    owner: str = ""
 
 
 class MemoryStore:
@@ -52,11 +53,12 @@ class MemoryStore:
         metadata: Mapping[str, str],
         *,
         tokens: Sequence[int] | None = None,
+        owner: str = "",
     ) -> Conversation:
         counts = check_append(messages, tokens)
         stamp = self._stamp()
         conversation_id = new_conversation_id()
-        row = _Row(stamp, stamp, dict(metadata))
+        row = _Row(stamp, stamp, dict(metadata), owner=owner)
         row.messages.extend(
             StoredMessage(seq=i, message=m, tokens=n, created_at=from_us(stamp))
             for i, (m, n) in enumerate(zip(messages, counts, strict=True))
@@ -64,12 +66,19 @@ class MemoryStore:
         self._rows[conversation_id] = row
         return self._conversation(conversation_id, row, with_messages=True)
 
-    async def get(self, conversation_id: str) -> Conversation:
-        return self._conversation(conversation_id, self._row(conversation_id), with_messages=True)
+    async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
+        row = self._row(conversation_id, owner)
+        return self._conversation(conversation_id, row, with_messages=True)
 
-    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+    async def list(
+        self, page_size: int = 0, page_token: str = "", *, owner: str = ""
+    ) -> ConversationPage:
         size = normalized_page_size(page_size)
-        ordered = sorted(self._rows.items(), key=lambda kv: (kv[1].created_us, kv[0]), reverse=True)
+        ordered = sorted(
+            ((i, r) for i, r in self._rows.items() if r.owner == owner),
+            key=lambda kv: (kv[1].created_us, kv[0]),
+            reverse=True,
+        )
         if page_token:
             after = decode_page_token(page_token)
             ordered = [(i, r) for i, r in ordered if (r.created_us, i) < after]
@@ -82,8 +91,8 @@ class MemoryStore:
             tuple(self._conversation(i, r, with_messages=False) for i, r in page), token
         )
 
-    async def delete(self, conversation_id: str) -> None:
-        self._row(conversation_id)
+    async def delete(self, conversation_id: str, *, owner: str = "") -> None:
+        self._row(conversation_id, owner)
         del self._rows[conversation_id]
 
     async def append(
@@ -129,9 +138,10 @@ class MemoryStore:
     async def aclose(self) -> None:
         return None
 
-    def _row(self, conversation_id: str) -> _Row:
+    def _row(self, conversation_id: str, owner: str | None = None) -> _Row:
+        """The row; `owner` None: whoever owns it (append, after the turn was opened)."""
         row = self._rows.get(conversation_id)
-        if row is None:
+        if row is None or (owner is not None and row.owner != owner):
             raise ConversationNotFound(conversation_id)
         return row
 

@@ -3,8 +3,12 @@
 Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
 
     <prefix>conversations          sorted set, all scores 0, members "<inverted created>:<id>",
-                                   so lexicographic order is newest first (keyset paging)
-    <prefix>conv:{<id>}            hash: created_us, updated_us, metadata (JSON), member
+                                   so lexicographic order is newest first (keyset paging):
+                                   the default owner's conversations (all those created
+                                   before tenants existed, so an old store needs no migration)
+    <prefix>tenant:<name>:conversations   the same, for each other owning tenant
+    <prefix>conv:{<id>}            hash: created_us, updated_us, metadata (JSON), member,
+                                   tenant (absent: the default owner)
     <prefix>conv:{<id>}:msgs       list: one JSON message per seq (the index is the seq)
     <prefix>conv:{<id>}:by         hash: replaced seq -> the seq of the summary replacing it
     <prefix>conv:{<id>}:req        hash: request id -> the first seq of the turn it added
@@ -112,6 +116,8 @@ return {base, summary_seq}
 _DELETE = """
 local conv = KEYS[1]
 if redis.call('EXISTS', conv) == 0 then return 0 end
+local owner = redis.call('HGET', conv, 'tenant') or ''
+if owner ~= ARGV[1] then return 0 end
 local member = redis.call('HGET', conv, 'member')
 redis.call('DEL', conv, KEYS[2], KEYS[3], KEYS[5])
 if member then redis.call('ZREM', KEYS[4], member) end
@@ -188,6 +194,10 @@ class RedisStore:
             raise
         return store
 
+    def _index_of(self, owner: str) -> str:
+        """The listing of one owner's conversations ("" keeps the original key)."""
+        return f"{self._prefix}tenant:{owner}:conversations" if owner else self._index
+
     def _keys(self, conversation_id: str) -> tuple[str, str, str]:
         conv = f"{self._prefix}conv:{{{conversation_id}}}"
         return conv, f"{conv}:msgs", f"{conv}:by"
@@ -214,6 +224,7 @@ class RedisStore:
         metadata: Mapping[str, str],
         *,
         tokens: Sequence[int] | None = None,
+        owner: str = "",
     ) -> Conversation:
         counts = check_append(messages, tokens)
         conversation_id = new_conversation_id()
@@ -230,16 +241,18 @@ class RedisStore:
                 "member": member,
             },
         )
+        if owner:
+            pipe.hset(conv, "tenant", owner)
         if messages:
             pipe.rpush(
                 msgs,
                 *(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True)),
             )
-        pipe.zadd(self._index, {member: 0})
+        pipe.zadd(self._index_of(owner), {member: 0})
         await self._call("create", pipe.execute())
         return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
         conv, msgs, by = self._keys(conversation_id)
         # One MULTI/EXEC: the head, the messages and the summary links are one snapshot.
         pipe = self._redis.pipeline(transaction=True)
@@ -248,7 +261,7 @@ class RedisStore:
         pipe.hgetall(by)
         what = f"get {quote(conversation_id)}"
         head, raw_messages, links = await self._call(what, pipe.execute())
-        if not head:
+        if not head or head.get("tenant", "") != owner:
             raise ConversationNotFound(conversation_id)
         try:
             summarized = {int(k): int(v) for k, v in links.items()}
@@ -260,7 +273,9 @@ class RedisStore:
         except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
             raise self._corrupt(what, exc) from exc
 
-    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+    async def list(
+        self, page_size: int = 0, page_token: str = "", *, owner: str = ""
+    ) -> ConversationPage:
         size = normalized_page_size(page_size)
         start = "-"
         if page_token:
@@ -269,7 +284,8 @@ class RedisStore:
         members = cast(
             builtins.list[str],
             await self._call(
-                "list", self._redis.zrangebylex(self._index, start, "+", start=0, num=size + 1)
+                "list",
+                self._redis.zrangebylex(self._index_of(owner), start, "+", start=0, num=size + 1),
             ),
         )
         ids = [m.partition(":")[2] for m in members[:size]]
@@ -301,12 +317,12 @@ class RedisStore:
             token = encode_page_token(_INVERT_FROM - int(inverted), last_id)
         return ConversationPage(tuple(page), token)
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         conv, msgs, by = self._keys(conversation_id)
         req = self._request_key(conversation_id)
         deleted = await self._call(
             f"delete {quote(conversation_id)}",
-            self._delete(keys=[conv, msgs, by, self._index, req]),
+            self._delete(keys=[conv, msgs, by, self._index_of(owner), req], args=[owner]),
         )
         if int(deleted) == 0:
             raise ConversationNotFound(conversation_id)

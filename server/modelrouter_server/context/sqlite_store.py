@@ -55,7 +55,7 @@ from modelrouter_server.quoting import quote
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -63,9 +63,12 @@ CREATE TABLE IF NOT EXISTS conversations (
     created_us INTEGER NOT NULL,
     updated_us INTEGER NOT NULL,
     metadata TEXT NOT NULL,
-    message_count INTEGER NOT NULL
+    message_count INTEGER NOT NULL,
+    tenant TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS conversations_newest ON conversations (created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_tenant
+    ON conversations (tenant, created_us DESC, id DESC);
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
@@ -87,6 +90,9 @@ CREATE INDEX IF NOT EXISTS messages_request ON messages (conversation_id, reques
 _MIGRATIONS = {
     # 1 -> 2: the request id of the turn that added each message (idempotent turns).
     1: "ALTER TABLE messages ADD COLUMN request_id TEXT NOT NULL DEFAULT ''",
+    # 2 -> 3: the owning tenant; conversations from before tenants belong to the default
+    # owner, "" (see ConversationStore).
+    2: "ALTER TABLE conversations ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
 }
 
 _MESSAGE_COLUMNS = (
@@ -230,6 +236,7 @@ class SQLiteStore:
         metadata: Mapping[str, str],
         *,
         tokens: Sequence[int] | None = None,
+        owner: str = "",
     ) -> Conversation:
         counts = check_append(messages, tokens)
         conversation_id = new_conversation_id()
@@ -240,8 +247,8 @@ class SQLiteStore:
             def insert() -> None:
                 db.execute(
                     "INSERT INTO conversations (id, created_us, updated_us, metadata,"
-                    " message_count) VALUES (?, ?, ?, ?, ?)",
-                    (conversation_id, stamp, stamp, meta, len(messages)),
+                    " message_count, tenant) VALUES (?, ?, ?, ?, ?, ?)",
+                    (conversation_id, stamp, stamp, meta, len(messages), owner),
                 )
                 for seq, (message, n) in enumerate(zip(messages, counts, strict=True)):
                     _insert_message(db, conversation_id, seq, message, n, stamp)
@@ -251,13 +258,13 @@ class SQLiteStore:
         await self._run("create", work)
         return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
         def work(db: sqlite3.Connection) -> Conversation | None:
             def read() -> Conversation | None:
                 head = db.execute(
                     "SELECT created_us, updated_us, metadata, message_count"
-                    " FROM conversations WHERE id = ?",
-                    (conversation_id,),
+                    " FROM conversations WHERE id = ? AND tenant = ?",
+                    (conversation_id, owner),
                 ).fetchone()
                 if head is None:
                     return None
@@ -275,7 +282,9 @@ class SQLiteStore:
             raise ConversationNotFound(conversation_id)
         return found
 
-    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
+    async def list(
+        self, page_size: int = 0, page_token: str = "", *, owner: str = ""
+    ) -> ConversationPage:
         size = normalized_page_size(page_size)
         after = decode_page_token(page_token) if page_token else None
 
@@ -283,14 +292,15 @@ class SQLiteStore:
             columns = "id, created_us, updated_us, metadata, message_count"
             if after is None:
                 return db.execute(
-                    f"SELECT {columns} FROM conversations"
+                    f"SELECT {columns} FROM conversations WHERE tenant = ?"
                     " ORDER BY created_us DESC, id DESC LIMIT ?",
-                    (size + 1,),
+                    (owner, size + 1),
                 ).fetchall()
             return db.execute(
-                f"SELECT {columns} FROM conversations WHERE (created_us, id) < (?, ?)"
+                f"SELECT {columns} FROM conversations"
+                " WHERE tenant = ? AND (created_us, id) < (?, ?)"
                 " ORDER BY created_us DESC, id DESC LIMIT ?",
-                (*after, size + 1),
+                (owner, *after, size + 1),
             ).fetchall()
 
         rows = await self._run("list", work)
@@ -311,11 +321,14 @@ class SQLiteStore:
                     break
         return ConversationPage(tuple(page), token)
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         def work(db: sqlite3.Connection) -> int:
             def remove() -> int:
                 # Messages go by ON DELETE CASCADE, in the same transaction.
-                cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+                cursor = db.execute(
+                    "DELETE FROM conversations WHERE id = ? AND tenant = ?",
+                    (conversation_id, owner),
+                )
                 return cursor.rowcount
 
             return _in_transaction(db, remove, write=True)

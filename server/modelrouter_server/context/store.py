@@ -10,6 +10,10 @@ conversations), `MemoryStore` (tests, throwaway servers). Every implementation:
 - never deletes a message from a conversation (only `delete` removes a whole conversation);
 - records a turn's request id with its messages and refuses (`TurnAlreadyRecorded`, nothing
   written) a second append with the same id to the same conversation, atomically;
+- keeps each conversation with its `owner` (the tenant that created it): `get`, `list` and
+  `delete` see only the caller's own, and another owner's id is `ConversationNotFound`, as if
+  it did not exist. The owner "" is the default tenant's, and holds every conversation stored
+  before owners existed;
 - answers a page token that does not parse with `RequestError` on `page_token`, and leaves a
   conversation whose stored values do not parse out of `list` (logged) rather than failing
   the whole page.
@@ -153,20 +157,24 @@ class ConversationStore(Protocol):
         metadata: Mapping[str, str],
         *,
         tokens: Sequence[int] | None = None,
+        owner: str = "",
     ) -> Conversation:
-        """A new conversation holding `messages` (seqs 0..n-1); `tokens` counts each."""
+        """A new conversation of `owner` holding `messages` (seqs 0..n-1); `tokens` counts
+        each."""
         ...
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
         """The conversation with every stored message, summaries and originals alike."""
         ...
 
-    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
-        """Conversations newest first, without messages. `page_size` 0: the default (50);
-        at most 500. `page_token`: a previous page's `next_page_token`."""
+    async def list(
+        self, page_size: int = 0, page_token: str = "", *, owner: str = ""
+    ) -> ConversationPage:
+        """`owner`'s conversations newest first, without messages. `page_size` 0: the
+        default (50); at most 500. `page_token`: a previous page's `next_page_token`."""
         ...
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         """Remove the conversation and all its messages."""
         ...
 
