@@ -15,18 +15,26 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
 
 from modelrouter_server.api.admission import Admission, AdmissionInterceptor, AdmissionLimits
+from modelrouter_server.api.auth import ApiKeyAuth
 from modelrouter_server.api.boundary import ErrorBoundary
 from modelrouter_server.api.descriptors import ensure_descriptors
 from modelrouter_server.api.drain import drain
 from modelrouter_server.api.server import BindError, GrpcServer
 from modelrouter_server.api.servicer import ModelRouterServicer, ServicerDeps
 from modelrouter_server.api.tls import server_credentials
-from modelrouter_server.config import ProviderKind, RouterConfig, check_exposure, load_config
+from modelrouter_server.config import (
+    AuthMode,
+    ProviderKind,
+    RouterConfig,
+    check_exposure,
+    load_config,
+)
 from modelrouter_server.context import (
     ContextManager,
     ConversationService,
@@ -51,6 +59,9 @@ from modelrouter_server.resilience import (
     FallbackChain,
 )
 from modelrouter_server.routing import Router
+from modelrouter_server.tenancy import KeyRing, Ledger, open_ledger
+from modelrouter_server.tenancy.gate import TenantGate
+from modelrouter_server.tenancy.metrics import TenantMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +93,7 @@ class App:
     admission: Admission
     providers: Mapping[str, Provider]
     store: ConversationStore
+    ledger: Ledger
     metrics: Metrics
     breakers: BreakerRegistry
     emulator: Emulator | None
@@ -128,7 +140,10 @@ class App:
             await asyncio.to_thread(counter.load_vocabularies)
             store = await open_store(config.context)
             undo.push_async_callback(store.aclose)
-            servicer = _servicer(config, providers, breakers, counter, store, emulated)
+            ledger = await open_ledger(config)
+            undo.push_async_callback(ledger.aclose)
+            gate = TenantGate(config, ledger, _tenant_metrics(config, metrics))
+            servicer = _servicer(config, providers, breakers, counter, store, emulated, gate)
             grpc_server, admission = _grpc_server(config, servicer, metrics)
             bound = await grpc_server.start(
                 listen, config.server.port if port is None else port, credentials=credentials
@@ -142,6 +157,7 @@ class App:
             admission=admission,
             providers=providers,
             store=store,
+            ledger=ledger,
             metrics=metrics,
             breakers=breakers,
             emulator=owned,
@@ -155,6 +171,7 @@ class App:
         self.metrics.stop_http()
         await _close_providers(self.providers)
         await self.store.aclose()
+        await self.ledger.aclose()
         if self.emulator is not None:
             await self.emulator.stop()
 
@@ -244,6 +261,7 @@ def _servicer(
     counter: TokenCounter,
     store: ConversationStore,
     emulated: frozenset[str],
+    gate: TenantGate,
 ) -> ModelRouterServicer:
     """The request path, wired: router, context manager, fallback chain, servicer."""
     chain = FallbackChain(providers, breakers, config.resilience, counter=counter)
@@ -257,6 +275,7 @@ def _servicer(
         counter=counter,
         conversations=conversations,
         safety_margin_tokens=config.context.safety_margin_tokens,
+        gate=gate,
     )
     return ModelRouterServicer(
         ServicerDeps(
@@ -266,8 +285,14 @@ def _servicer(
             conversations=conversations,
             breakers=breakers,
             emulated_providers=emulated,
+            gate=gate,
         )
     )
+
+
+def _tenant_metrics(config: RouterConfig, metrics: Metrics) -> TenantMetrics:
+    """Per-tenant series labelled with config names only: the tenants and the default."""
+    return TenantMetrics(metrics.registry, {*config.tenants, config.auth.default_tenant})
 
 
 def _grpc_server(
@@ -281,12 +306,17 @@ def _grpc_server(
             retry_after_s=config.admission.retry_after_s,
         )
     )
+    # The boundary outermost: what the key check or admission refuses is logged and
+    # counted too. The key check before admission: no key, no slot taken.
+    interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [ErrorBoundary(metrics)]
+    if config.auth.mode is AuthMode.API_KEY:
+        interceptors.append(ApiKeyAuth(KeyRing(config.tenants)))
+    interceptors.append(AdmissionInterceptor(admission))
     server = GrpcServer(
         servicer,
         limits=config.limits,
         reflection_enabled=config.server.reflection,
-        # The boundary outermost: what admission refuses is logged and counted too.
-        interceptors=[ErrorBoundary(metrics), AdmissionInterceptor(admission)],
+        interceptors=interceptors,
         idle_connection_timeout_s=config.server.idle_connection_timeout_s,
         max_client_connections=config.admission.max_client_connections,
     )

@@ -214,6 +214,8 @@ class GenerateOptions:
     disable_fallback: bool = False
     max_cost_usd: float = 0.0
     conversation_id: str = ""
+    tenant: str = ""
+    """The caller's tenant, set at the edge from its API key (empty: no tenant checks)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,13 @@ from modelrouter_server.errors import (
     InvalidProviderRequest,
     MalformedRequest,
     ModelNotFound,
+    NotPermitted,
     Overloaded,
     PermissionDenied,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeout,
+    QuotaExceeded,
     RateLimited,
     RequestError,
     RouterError,
@@ -81,6 +83,11 @@ FACTS: Mapping[type[RouterError], ErrorFacts] = {
     ),
     DeadlineExceeded: ErrorFacts(
         _S.DEADLINE_EXCEEDED, "info", "DEADLINE_EXCEEDED", "deadline exceeded"
+    ),
+    # The caller's tenant: its configuration says no, or its limits are used up.
+    NotPermitted: ErrorFacts(_S.PERMISSION_DENIED, "info", "NOT_PERMITTED", "not permitted"),
+    QuotaExceeded: ErrorFacts(
+        _S.RESOURCE_EXHAUSTED, "info", "TENANT_QUOTA_EXCEEDED", "tenant limit reached"
     ),
     NoCandidates: ErrorFacts(_S.UNAVAILABLE, "warning", "NO_CANDIDATES", "no candidate answered"),
     ProviderError: ErrorFacts(_S.UNAVAILABLE, "warning", "PROVIDER_ERROR", "failed"),

@@ -8,6 +8,8 @@
     ├── StoreError              the conversation store failed (nothing was written)
     ├── TurnAlreadyRecorded     a concurrent call recorded a turn with the same request id
     ├── DeadlineExceeded        the caller's deadline passed inside the router
+    ├── NotPermitted            the caller's tenant may not use this model or task
+    ├── QuotaExceeded           a tenant limit (rate, streams, budget) refused the request
     ├── NoCandidates            every candidate was skipped or failed (in `attempts`,
     │                           beside the attempt records it carries)
     └── ProviderError           one upstream call failed; mapped once, at the provider boundary
@@ -96,6 +98,33 @@ class TurnAlreadyRecorded(RouterError):
 
 class DeadlineExceeded(RouterError):
     pass
+
+
+class NotPermitted(RouterError):
+    """The tenant's configuration does not allow this model or task; `field` is the
+    request field that asked for it."""
+
+    def __init__(self, tenant: str, field: str, what: str) -> None:
+        super().__init__(f"{field}: tenant {quote(tenant)} may not use {what}")
+        self.tenant = tenant
+        self.field = field
+
+
+class QuotaExceeded(RouterError):
+    """A tenant limit refused the request, having taken nothing.
+
+    `limit` is the config name of the limit (`requests_per_minute`, ...); `retry_after_s`
+    is when the same request could be admitted (None: never, it alone exceeds the limit).
+    """
+
+    def __init__(
+        self, tenant: str, limit: str, description: str, retry_after_s: float | None
+    ) -> None:
+        super().__init__(f"tenant {quote(tenant)}: {limit}: {description}")
+        self.tenant = tenant
+        self.limit = limit
+        self.description = description
+        self.retry_after_s = retry_after_s
 
 
 class ProviderError(RouterError):

@@ -12,10 +12,17 @@ fails with `TurnAlreadyRecorded` (a stream, whose own text has already gone out)
 
 The window is fitted per candidate inside the chain, so a fallback to a model with a
 smaller window re-fits the history for it.
+
+With a `TenantGate`, the request's tenant (`GenerateOptions.tenant`) must be allowed its
+model and task, the route keeps only the models it may use, and the request is admitted
+against its limits at its upper bound before the chain runs; the hold is settled with the
+real usage at the end (with nothing when it failed before any output; with the bound when
+its use is unknown: cancelled, or broken after output began).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -54,6 +61,7 @@ from modelrouter_server.resilience import (
     FallbackChain,
 )
 from modelrouter_server.routing import Router
+from modelrouter_server.tenancy.gate import Hold, TenantGate
 from modelrouter_server.validation import check_role_order
 
 log = structlog.get_logger(__name__)
@@ -175,7 +183,9 @@ class Generation:
         counter: TokenCounter,
         conversations: ConversationService,
         safety_margin_tokens: int,
+        gate: TenantGate | None = None,
     ) -> None:
+        self._gate = gate
         self._safety_margin = safety_margin_tokens
         self._router = router
         self._chain = chain
@@ -184,11 +194,14 @@ class Generation:
         self._conversations = conversations
 
     async def _prepare(self, options: GenerateOptions) -> tuple[_Request, RoutePlan] | ReplayedTurn:
+        gate = self._gate if options.tenant else None
+        if gate is not None:
+            gate.check(options.tenant, options)
         turn: ConversationTurn | None = None
         messages = options.messages
         if options.conversation_id:
             turn = await self._conversations.open_turn(
-                options.conversation_id, messages, options.request_id
+                options.conversation_id, messages, options.request_id, tenant=options.tenant
             )
             if turn.recorded:
                 return _replayed(turn)
@@ -213,7 +226,24 @@ class Generation:
             if all(a.outcome is Outcome.SKIPPED_CONTEXT_WINDOW for a in error.attempts):
                 await self._raise_too_large(messages, [a.model for a in error.attempts])
             raise
+        if gate is not None:
+            plan = gate.restrict(options.tenant, plan)
         return request, plan
+
+    async def _reserve(
+        self, request: _Request, plan: RoutePlan, *, stream: bool, deadline: float
+    ) -> Hold | None:
+        tenant = request.options.tenant
+        if self._gate is None or not tenant:
+            return None
+        messages = request.messages
+        return await self._gate.reserve(
+            tenant,
+            plan,
+            lambda model: self._counter.count_local(model, messages),
+            stream=stream,
+            deadline=deadline,
+        )
 
     async def _raise_too_large(self, messages: Sequence[Message], models: list[str]) -> None:
         """Every model was skipped for its window: fit on the largest, which raises the
@@ -228,6 +258,24 @@ class Generation:
         if isinstance(prepared, ReplayedTurn):
             return prepared
         request, plan = prepared
+        hold = await self._reserve(request, plan, stream=False, deadline=deadline)
+        if hold is None:
+            return await self._complete(options, request, plan, deadline)
+        try:
+            outcome = await self._complete(options, request, plan, deadline)
+        except asyncio.CancelledError:
+            await hold.charge_bound()
+            raise
+        except BaseException:
+            await hold.release()
+            raise
+        usage = outcome.result.usage
+        await hold.settle(usage.input_tokens + usage.output_tokens, outcome.result.cost_usd)
+        return outcome
+
+    async def _complete(
+        self, options: GenerateOptions, request: _Request, plan: RoutePlan, deadline: float
+    ) -> GenerateOutcome:
         try:
             result = await self._chain.complete(plan, request.build, deadline=deadline)
         except NoCandidates as error:
@@ -254,7 +302,10 @@ class Generation:
                 # A concurrent call with the same id stored its answer first: answer with
                 # that one, so every caller of this id sees the same stored turn.
                 turn = await self._conversations.open_turn(
-                    options.conversation_id, options.messages, options.request_id
+                    options.conversation_id,
+                    options.messages,
+                    options.request_id,
+                    tenant=options.tenant,
                 )
                 recorded = _replayed(turn).text
                 return GenerateOutcome(result, fitted.report if fitted else None, recorded)
@@ -272,6 +323,7 @@ class Generation:
         request, plan = prepared
         text: list[str] = []
         finished: ChainFinished | None = None
+        hold = await self._reserve(request, plan, stream=True, deadline=deadline)
         try:
             async with aclosing(
                 self._chain.stream(plan, request.build, deadline=deadline)
@@ -281,10 +333,16 @@ class Generation:
                         text.append(event.text)
                     elif isinstance(event, ChainFinished):
                         finished = event
+                        if hold is not None:
+                            used = event.usage.input_tokens + event.usage.output_tokens
+                            await hold.settle(used, event.cost_usd)
                     yield event
         except NoCandidates as error:
             request.reraise(error)
             raise
+        finally:
+            if hold is not None:  # no-ops once settled at the finish
+                await (hold.charge_bound() if text else hold.release())
         if finished is None:
             return
         fitted = request.fits.get(finished.candidate.model_id)

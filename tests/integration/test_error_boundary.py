@@ -66,6 +66,9 @@ class _Misbehaving(pb_grpc.ModelRouterServicer):
     ) -> Any:
         raise AssertionError("not called")
 
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> Any:
+        raise AssertionError("not called")
+
 
 class _RefuseCountTokens(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Stands in for an admission interceptor behind the boundary."""

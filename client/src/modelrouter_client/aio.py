@@ -151,3 +151,9 @@ class AsyncModelRouterClient:
             await self._stub.DeleteConversation(
                 pb.DeleteConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
             )
+
+    async def get_usage(self, *, timeout: float | None = None) -> pb.GetUsageResponse:
+        """The calling tenant's spend, tokens and requests today and this month (UTC),
+        and its limits."""
+        with typed_errors():
+            return await self._stub.GetUsage(pb.GetUsageRequest(), timeout=self._timeout(timeout))

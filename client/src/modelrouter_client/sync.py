@@ -93,3 +93,11 @@ class ModelRouterClient:
                 pb.ListModelsRequest(), timeout=self._timeout(None)
             )
         return list(response.models)
+
+    def get_usage(self) -> pb.GetUsageResponse:
+        """The calling tenant's usage and limits."""
+        with typed_errors():
+            response: pb.GetUsageResponse = self._stub.GetUsage(
+                pb.GetUsageRequest(), timeout=self._timeout(None)
+            )
+        return response

@@ -9,6 +9,7 @@ and who answered (`report_request_id`, `report_answer`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -19,13 +20,17 @@ import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_server.api import convert
+from modelrouter_server.api.auth import current_tenant
 from modelrouter_server.api.boundary import report_answer, report_request_id
+from modelrouter_server.api.usage import usage_to_pb
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import ConversationService, TokenCounter
+from modelrouter_server.domain import GenerateOptions
 from modelrouter_server.errors import RequestError
 from modelrouter_server.generation import Generation, ReplayedTurn, StreamClosed
 from modelrouter_server.observability.summary import Answer
 from modelrouter_server.resilience import BreakerRegistry, ChainFinished
+from modelrouter_server.tenancy.gate import TenantGate
 from modelrouter_server.validation import (
     check_id,
     decode_message_page_token,
@@ -44,11 +49,20 @@ class ServicerDeps:
     conversations: ConversationService
     breakers: BreakerRegistry
     emulated_providers: frozenset[str]
+    gate: TenantGate | None = None
+    """Per-tenant limits and usage; None: no ledger (GetUsage is then UNIMPLEMENTED)."""
 
 
 class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     def __init__(self, deps: ServicerDeps) -> None:
         self._d = deps
+
+    def _tenant(self) -> str:
+        """The caller's tenant (set by the API key interceptor; else the default)."""
+        return current_tenant(self._d.config.auth.default_tenant)
+
+    def _with_tenant(self, options: GenerateOptions) -> GenerateOptions:
+        return dataclasses.replace(options, tenant=self._tenant())
 
     def _deadline(self, context: Context) -> float:
         default = self._d.config.resilience.default_deadline_s
@@ -60,7 +74,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         report_request_id(request.request_id)
-        options = convert.options_from_pb(request, self._d.config.limits)
+        options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
         report_request_id(options.request_id)
         outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
         if isinstance(outcome, ReplayedTurn):
@@ -86,7 +100,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         self, request: pb.GenerateRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         report_request_id(request.request_id)
-        options = convert.options_from_pb(request, self._d.config.limits)
+        options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
         report_request_id(options.request_id)
         events = self._d.generation.stream(options, deadline=self._deadline(context))
         finished: ChainFinished | None = None
@@ -117,7 +131,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         check_id(request.conversation_id, limits, field="conversation_id")
         messages = convert.messages_from_pb(request.messages, limits)
         if request.conversation_id:
-            turn = await self._d.conversations.open_turn(request.conversation_id, messages)
+            turn = await self._d.conversations.open_turn(
+                request.conversation_id, messages, tenant=self._tenant()
+            )
             messages = turn.messages
         if not messages:
             raise RequestError("messages", "must not be empty")
@@ -150,7 +166,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     ) -> pb.Conversation:
         limits = self._d.config.limits
         messages, metadata = convert.create_conversation_from_pb(request, limits)
-        conversation = await self._d.conversations.create(messages, metadata)
+        conversation = await self._d.conversations.create(messages, metadata, tenant=self._tenant())
         return convert.conversation_to_pb(
             conversation,
             page_size=limits.max_message_page_size,
@@ -165,7 +181,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         size = message_page_size(request.message_page_size, limits)
         token = request.message_page_token
         first_seq = decode_message_page_token(token) if token else 0
-        conversation = await self._d.conversations.get(request.id)
+        conversation = await self._d.conversations.get(request.id, tenant=self._tenant())
         return convert.conversation_to_pb(
             conversation,
             first_seq=first_seq,
@@ -177,7 +193,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         self, request: pb.ListConversationsRequest, context: Context
     ) -> pb.ListConversationsResponse:
         size = page_size(request.page_size, self._d.config.limits)
-        page = await self._d.conversations.list(size, request.page_token)
+        page = await self._d.conversations.list(size, request.page_token, tenant=self._tenant())
         return pb.ListConversationsResponse(
             conversations=[convert.conversation_to_pb(c) for c in page.conversations],
             next_page_token=page.next_page_token,
@@ -187,8 +203,19 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         self, request: pb.DeleteConversationRequest, context: Context
     ) -> pb.DeleteConversationResponse:
         check_id(request.id, self._d.config.limits, field="id", required=True)
-        await self._d.conversations.delete(request.id)
+        await self._d.conversations.delete(request.id, tenant=self._tenant())
         return pb.DeleteConversationResponse()
+
+    # -- usage --------------------------------------------------------------------------
+
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
+        gate = self._d.gate
+        if gate is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "usage is not recorded")
+        assert gate is not None  # abort raised
+        tenant = self._tenant()
+        usage = await gate.usage(tenant)
+        return usage_to_pb(usage, gate.limits(tenant), self._d.config.tenants.get(tenant))
 
 
 def _streamed_answer(finished: ChainFinished) -> Answer:

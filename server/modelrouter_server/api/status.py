@@ -21,7 +21,8 @@ _DOMAIN = "modelrouter.v1"
 def _any(
     message: error_details_pb2.ErrorInfo
     | error_details_pb2.RetryInfo
-    | error_details_pb2.BadRequest,
+    | error_details_pb2.BadRequest
+    | error_details_pb2.QuotaFailure,
 ) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
@@ -50,6 +51,12 @@ def to_status(exc: BaseException) -> status_pb2.Status:
             )
         waits = [a.retry_after_s for a in exc.attempts if a.retry_after_s is not None]
         retry_after = min(waits) if waits else None
+    elif isinstance(exc, errors.QuotaExceeded):
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"tenant:{exc.tenant}", description=f"{exc.limit}: {exc.description}"
+        )
+        status.details.append(_any(error_details_pb2.QuotaFailure(violations=[violation])))
+        retry_after = exc.retry_after_s
     elif isinstance(exc, errors.ProviderError):
         metadata.update(provider=exc.provider, model=exc.model)
         retry_after = exc.retry_after_s

@@ -56,6 +56,10 @@ class ConversationService:
 
     Token counts stored with messages are for the model that served the turn; messages
     created by `create` are counted for the default route's first model.
+
+    Every conversation belongs to the tenant that created it (`tenant`; empty or the
+    configured default tenant: the default owner, who also owns every conversation stored
+    before tenants existed). Another tenant's id is not found.
     """
 
     def __init__(
@@ -64,43 +68,60 @@ class ConversationService:
         self._store = store
         self._counter = counter
         self._default_model = counter.resolve(config.routing.default[0])
+        self._default_tenant = config.auth.default_tenant
+
+    def _owner(self, tenant: str) -> str:
+        """The store's owner key: "" for the default tenant, so conversations from before
+        tenants, stored under "", are its own."""
+        return "" if tenant in ("", self._default_tenant) else tenant
 
     @property
     def store(self) -> ConversationStore:
         return self._store
 
     async def create(
-        self, messages: Sequence[Message], metadata: Mapping[str, str]
+        self, messages: Sequence[Message], metadata: Mapping[str, str], *, tenant: str = ""
     ) -> Conversation:
         # Counted in a worker thread when large: a big history must not stall the loop.
         await self._counter.warm(self._default_model, messages)
         tokens = self._counter.message_tokens(self._default_model, messages)
-        return await self._store.create(messages, metadata, tokens=tokens)
+        return await self._store.create(
+            messages, metadata, tokens=tokens, owner=self._owner(tenant)
+        )
 
-    async def get(self, conversation_id: str, *, field: str = "id") -> Conversation:
+    async def get(
+        self, conversation_id: str, *, field: str = "id", tenant: str = ""
+    ) -> Conversation:
         """`ConversationNotFound` names `field`: the request field holding the id."""
         try:
-            return await self._store.get(conversation_id)
+            return await self._store.get(conversation_id, owner=self._owner(tenant))
         except ConversationNotFound:
             raise ConversationNotFound(conversation_id, field=field) from None
 
-    async def list(self, page_size: int = 0, page_token: str = "") -> ConversationPage:
-        return await self._store.list(page_size, page_token)
+    async def list(
+        self, page_size: int = 0, page_token: str = "", *, tenant: str = ""
+    ) -> ConversationPage:
+        return await self._store.list(page_size, page_token, owner=self._owner(tenant))
 
-    async def delete(self, conversation_id: str, *, field: str = "id") -> None:
+    async def delete(self, conversation_id: str, *, field: str = "id", tenant: str = "") -> None:
         """`ConversationNotFound` names `field`: the request field holding the id."""
         try:
-            await self._store.delete(conversation_id)
+            await self._store.delete(conversation_id, owner=self._owner(tenant))
         except ConversationNotFound:
             raise ConversationNotFound(conversation_id, field=field) from None
 
     async def open_turn(
-        self, conversation_id: str, new_messages: Sequence[Message], request_id: str = ""
+        self,
+        conversation_id: str,
+        new_messages: Sequence[Message],
+        request_id: str = "",
+        *,
+        tenant: str = "",
     ) -> ConversationTurn:
         """The history to send (summaries in place of what they replace), the new messages,
         and what a turn with `request_id` already stored; `ConversationNotFound` for an
-        unknown id."""
-        conversation = await self._store.get(conversation_id)
+        unknown id or another tenant's."""
+        conversation = await self._store.get(conversation_id, owner=self._owner(tenant))
         recorded = (
             tuple(m for m in conversation.messages if m.request_id == request_id)
             if request_id

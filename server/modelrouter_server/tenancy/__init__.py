@@ -5,12 +5,12 @@
   `RedisLedger` (every replica on one Redis).
 """
 
+from modelrouter_server.errors import QuotaExceeded
 from modelrouter_server.tenancy.keys import KeyRing, key_digest, new_key
 from modelrouter_server.tenancy.ledger import (
     Ledger,
     Limits,
     PeriodUsage,
-    QuotaExceeded,
     Reservation,
     TenantUsage,
 )

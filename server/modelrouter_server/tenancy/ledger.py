@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from modelrouter_server.config.security import TenantConfig
+from modelrouter_server.errors import QuotaExceeded
 
 WINDOW_S = 60.0
 """The period of the per-minute rates."""
@@ -76,23 +77,6 @@ class Reservation:
     month: str
     tokens_per_minute: int | None
     """The TPM limit at reservation time: settling returns the unused part of the bound."""
-
-
-class QuotaExceeded(Exception):
-    """A limit refused the request; nothing was taken.
-
-    `limit` is the config name of the limit (`requests_per_minute`, ...), `retry_after_s`
-    when the same request could be admitted (None: never, it is larger than the limit).
-    """
-
-    def __init__(
-        self, tenant: str, limit: str, description: str, retry_after_s: float | None
-    ) -> None:
-        super().__init__(f"tenant {tenant!r}: {limit}: {description}")
-        self.tenant = tenant
-        self.limit = limit
-        self.description = description
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

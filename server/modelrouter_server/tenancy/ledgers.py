@@ -11,12 +11,15 @@ from modelrouter_server.tenancy.sqlite_ledger import SQLiteLedger
 
 async def open_ledger(config: RouterConfig) -> Ledger:
     """The ledger of `ledger.store` (`auto`: Redis when conversations are in Redis, so
-    replicas share limits as they share conversations; else SQLite on this host).
+    replicas share limits as they share conversations; in memory when conversations are
+    (a throwaway server); else SQLite on this host).
 
     The caller owns it and must `await ledger.aclose()` at shutdown.
     """
     kind = config.ledger.store
     if kind is LedgerKind.AUTO:
+        if config.context.store is StoreKind.MEMORY:
+            return await SQLiteLedger.open(":memory:")
         redis = config.context.store is StoreKind.REDIS
         kind = LedgerKind.REDIS if redis else LedgerKind.SQLITE
     if kind is LedgerKind.REDIS:

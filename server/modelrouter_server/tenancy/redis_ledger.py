@@ -26,12 +26,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from modelrouter_server.errors import StoreError
+from modelrouter_server.errors import QuotaExceeded, StoreError
 from modelrouter_server.tenancy.ledger import (
     Clock,
     Limits,
     PeriodUsage,
-    QuotaExceeded,
     Reservation,
     TenantUsage,
     budget_refusal,

@@ -17,14 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from modelrouter_server.errors import StoreError
+from modelrouter_server.errors import QuotaExceeded, StoreError
 from modelrouter_server.tenancy.ledger import (
     BUDGET_EPSILON_USD,
     WINDOW_S,
     Clock,
     Limits,
     PeriodUsage,
-    QuotaExceeded,
     Reservation,
     TenantUsage,
     budget_refusal,

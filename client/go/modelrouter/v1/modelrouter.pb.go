@@ -2833,6 +2833,297 @@ func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
 	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
 }
 
+type GetUsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
+}
+
+// What a tenant used in one UTC period, across every worker and replica sharing its ledger.
+type PeriodUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "2026-12-01" for a day, "2026-12" for a month (UTC).
+	Period string `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
+	// Settled spend, USD.
+	CostUsd float64 `protobuf:"fixed64,2,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	// Settled input + output tokens.
+	Tokens int64 `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// Settled requests (failed ones included).
+	Requests int64 `protobuf:"varint,4,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Upper bounds of requests still in flight, USD: counted against budgets until settled.
+	HeldUsd       float64 `protobuf:"fixed64,5,opt,name=held_usd,json=heldUsd,proto3" json:"held_usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeriodUsage) Reset() {
+	*x = PeriodUsage{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeriodUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeriodUsage) ProtoMessage() {}
+
+func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeriodUsage.ProtoReflect.Descriptor instead.
+func (*PeriodUsage) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PeriodUsage) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *PeriodUsage) GetCostUsd() float64 {
+	if x != nil {
+		return x.CostUsd
+	}
+	return 0
+}
+
+func (x *PeriodUsage) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *PeriodUsage) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *PeriodUsage) GetHeldUsd() float64 {
+	if x != nil {
+		return x.HeldUsd
+	}
+	return 0
+}
+
+// A tenant's configured limits; 0 (or empty) means none.
+type TenantLimits struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	RequestsPerMinute    int64                  `protobuf:"varint,1,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
+	TokensPerMinute      int64                  `protobuf:"varint,2,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
+	MaxConcurrentStreams int64                  `protobuf:"varint,3,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
+	BudgetUsdPerDay      float64                `protobuf:"fixed64,4,opt,name=budget_usd_per_day,json=budgetUsdPerDay,proto3" json:"budget_usd_per_day,omitempty"`
+	BudgetUsdPerMonth    float64                `protobuf:"fixed64,5,opt,name=budget_usd_per_month,json=budgetUsdPerMonth,proto3" json:"budget_usd_per_month,omitempty"`
+	// Model ids the tenant may use; empty: every model.
+	AllowedModels []string `protobuf:"bytes,6,rep,name=allowed_models,json=allowedModels,proto3" json:"allowed_models,omitempty"`
+	// Tasks the tenant may request; empty: every task.
+	AllowedTasks  []Task `protobuf:"varint,7,rep,packed,name=allowed_tasks,json=allowedTasks,proto3,enum=modelrouter.v1.Task" json:"allowed_tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantLimits) Reset() {
+	*x = TenantLimits{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantLimits) ProtoMessage() {}
+
+func (x *TenantLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantLimits.ProtoReflect.Descriptor instead.
+func (*TenantLimits) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TenantLimits) GetRequestsPerMinute() int64 {
+	if x != nil {
+		return x.RequestsPerMinute
+	}
+	return 0
+}
+
+func (x *TenantLimits) GetTokensPerMinute() int64 {
+	if x != nil {
+		return x.TokensPerMinute
+	}
+	return 0
+}
+
+func (x *TenantLimits) GetMaxConcurrentStreams() int64 {
+	if x != nil {
+		return x.MaxConcurrentStreams
+	}
+	return 0
+}
+
+func (x *TenantLimits) GetBudgetUsdPerDay() float64 {
+	if x != nil {
+		return x.BudgetUsdPerDay
+	}
+	return 0
+}
+
+func (x *TenantLimits) GetBudgetUsdPerMonth() float64 {
+	if x != nil {
+		return x.BudgetUsdPerMonth
+	}
+	return 0
+}
+
+func (x *TenantLimits) GetAllowedModels() []string {
+	if x != nil {
+		return x.AllowedModels
+	}
+	return nil
+}
+
+func (x *TenantLimits) GetAllowedTasks() []Task {
+	if x != nil {
+		return x.AllowedTasks
+	}
+	return nil
+}
+
+type GetUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant the caller's API key belongs to.
+	Tenant string       `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Day    *PeriodUsage `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
+	Month  *PeriodUsage `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
+	// Streams open now.
+	OpenStreams   int64         `protobuf:"varint,4,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	Limits        *TenantLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetUsageResponse) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *GetUsageResponse) GetDay() *PeriodUsage {
+	if x != nil {
+		return x.Day
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetMonth() *PeriodUsage {
+	if x != nil {
+		return x.Month
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetOpenStreams() int64 {
+	if x != nil {
+		return x.OpenStreams
+	}
+	return 0
+}
+
+func (x *GetUsageResponse) GetLimits() *TenantLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 var File_modelrouter_v1_modelrouter_proto protoreflect.FileDescriptor
 
 const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
@@ -3029,7 +3320,28 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n" +
 	"\x19DeleteConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
-	"\x1aDeleteConversationResponse*P\n" +
+	"\x1aDeleteConversationResponse\"\x11\n" +
+	"\x0fGetUsageRequest\"\x8f\x01\n" +
+	"\vPeriodUsage\x12\x16\n" +
+	"\x06period\x18\x01 \x01(\tR\x06period\x12\x19\n" +
+	"\bcost_usd\x18\x02 \x01(\x01R\acostUsd\x12\x16\n" +
+	"\x06tokens\x18\x03 \x01(\x03R\x06tokens\x12\x1a\n" +
+	"\brequests\x18\x04 \x01(\x03R\brequests\x12\x19\n" +
+	"\bheld_usd\x18\x05 \x01(\x01R\aheldUsd\"\xe0\x02\n" +
+	"\fTenantLimits\x12.\n" +
+	"\x13requests_per_minute\x18\x01 \x01(\x03R\x11requestsPerMinute\x12*\n" +
+	"\x11tokens_per_minute\x18\x02 \x01(\x03R\x0ftokensPerMinute\x124\n" +
+	"\x16max_concurrent_streams\x18\x03 \x01(\x03R\x14maxConcurrentStreams\x12+\n" +
+	"\x12budget_usd_per_day\x18\x04 \x01(\x01R\x0fbudgetUsdPerDay\x12/\n" +
+	"\x14budget_usd_per_month\x18\x05 \x01(\x01R\x11budgetUsdPerMonth\x12%\n" +
+	"\x0eallowed_models\x18\x06 \x03(\tR\rallowedModels\x129\n" +
+	"\rallowed_tasks\x18\a \x03(\x0e2\x14.modelrouter.v1.TaskR\fallowedTasks\"\xe5\x01\n" +
+	"\x10GetUsageResponse\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12-\n" +
+	"\x03day\x18\x02 \x01(\v2\x1b.modelrouter.v1.PeriodUsageR\x03day\x121\n" +
+	"\x05month\x18\x03 \x01(\v2\x1b.modelrouter.v1.PeriodUsageR\x05month\x12!\n" +
+	"\fopen_streams\x18\x04 \x01(\x03R\vopenStreams\x124\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1c.modelrouter.v1.TenantLimitsR\x06limits*P\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
@@ -3083,7 +3395,7 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x18COUNT_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18COUNT_METHOD_EXACT_LOCAL\x10\x01\x12\x19\n" +
 	"\x15COUNT_METHOD_PROVIDER\x10\x02\x12\x19\n" +
-	"\x15COUNT_METHOD_ESTIMATE\x10\x032\xf5\x05\n" +
+	"\x15COUNT_METHOD_ESTIMATE\x10\x032\xc4\x06\n" +
 	"\vModelRouter\x12M\n" +
 	"\bGenerate\x12\x1f.modelrouter.v1.GenerateRequest\x1a .modelrouter.v1.GenerateResponse\x12[\n" +
 	"\x0eGenerateStream\x12\x1f.modelrouter.v1.GenerateRequest\x1a&.modelrouter.v1.GenerateStreamResponse0\x01\x12V\n" +
@@ -3093,7 +3405,8 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x12CreateConversation\x12).modelrouter.v1.CreateConversationRequest\x1a\x1c.modelrouter.v1.Conversation\x12W\n" +
 	"\x0fGetConversation\x12&.modelrouter.v1.GetConversationRequest\x1a\x1c.modelrouter.v1.Conversation\x12h\n" +
 	"\x11ListConversations\x12(.modelrouter.v1.ListConversationsRequest\x1a).modelrouter.v1.ListConversationsResponse\x12k\n" +
-	"\x12DeleteConversation\x12).modelrouter.v1.DeleteConversationRequest\x1a*.modelrouter.v1.DeleteConversationResponseBKZIgithub.com/modelrouter/modelrouter/client/go/modelrouter/v1;modelrouterv1b\x06proto3"
+	"\x12DeleteConversation\x12).modelrouter.v1.DeleteConversationRequest\x1a*.modelrouter.v1.DeleteConversationResponse\x12M\n" +
+	"\bGetUsage\x12\x1f.modelrouter.v1.GetUsageRequest\x1a .modelrouter.v1.GetUsageResponseBKZIgithub.com/modelrouter/modelrouter/client/go/modelrouter/v1;modelrouterv1b\x06proto3"
 
 var (
 	file_modelrouter_v1_modelrouter_proto_rawDescOnce sync.Once
@@ -3108,7 +3421,7 @@ func file_modelrouter_v1_modelrouter_proto_rawDescGZIP() []byte {
 }
 
 var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(Role)(0),                          // 0: modelrouter.v1.Role
 	(Importance)(0),                    // 1: modelrouter.v1.Importance
@@ -3147,10 +3460,14 @@ var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(*ListConversationsResponse)(nil),  // 34: modelrouter.v1.ListConversationsResponse
 	(*DeleteConversationRequest)(nil),  // 35: modelrouter.v1.DeleteConversationRequest
 	(*DeleteConversationResponse)(nil), // 36: modelrouter.v1.DeleteConversationResponse
-	nil,                                // 37: modelrouter.v1.GenerateRequest.MetadataEntry
-	nil,                                // 38: modelrouter.v1.Conversation.MetadataEntry
-	nil,                                // 39: modelrouter.v1.CreateConversationRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
+	(*GetUsageRequest)(nil),            // 37: modelrouter.v1.GetUsageRequest
+	(*PeriodUsage)(nil),                // 38: modelrouter.v1.PeriodUsage
+	(*TenantLimits)(nil),               // 39: modelrouter.v1.TenantLimits
+	(*GetUsageResponse)(nil),           // 40: modelrouter.v1.GetUsageResponse
+	nil,                                // 41: modelrouter.v1.GenerateRequest.MetadataEntry
+	nil,                                // 42: modelrouter.v1.Conversation.MetadataEntry
+	nil,                                // 43: modelrouter.v1.CreateConversationRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
 }
 var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	0,  // 0: modelrouter.v1.Message.role:type_name -> modelrouter.v1.Role
@@ -3158,7 +3475,7 @@ var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	8,  // 2: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
 	2,  // 3: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
 	3,  // 4: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	37, // 5: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
+	41, // 5: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
 	7,  // 6: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
 	5,  // 7: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
 	4,  // 8: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
@@ -3184,35 +3501,41 @@ var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	6,  // 28: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
 	27, // 29: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
 	8,  // 30: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
-	40, // 31: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
-	40, // 32: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	40, // 33: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	38, // 34: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
+	44, // 31: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
+	44, // 32: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	44, // 33: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	42, // 34: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
 	29, // 35: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
 	8,  // 36: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
-	39, // 37: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
+	43, // 37: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
 	30, // 38: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
-	9,  // 39: modelrouter.v1.ModelRouter.Generate:input_type -> modelrouter.v1.GenerateRequest
-	9,  // 40: modelrouter.v1.ModelRouter.GenerateStream:input_type -> modelrouter.v1.GenerateRequest
-	22, // 41: modelrouter.v1.ModelRouter.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
-	24, // 42: modelrouter.v1.ModelRouter.ListModels:input_type -> modelrouter.v1.ListModelsRequest
-	31, // 43: modelrouter.v1.ModelRouter.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
-	32, // 44: modelrouter.v1.ModelRouter.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
-	33, // 45: modelrouter.v1.ModelRouter.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
-	35, // 46: modelrouter.v1.ModelRouter.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
-	13, // 47: modelrouter.v1.ModelRouter.Generate:output_type -> modelrouter.v1.GenerateResponse
-	20, // 48: modelrouter.v1.ModelRouter.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
-	23, // 49: modelrouter.v1.ModelRouter.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
-	28, // 50: modelrouter.v1.ModelRouter.ListModels:output_type -> modelrouter.v1.ListModelsResponse
-	30, // 51: modelrouter.v1.ModelRouter.CreateConversation:output_type -> modelrouter.v1.Conversation
-	30, // 52: modelrouter.v1.ModelRouter.GetConversation:output_type -> modelrouter.v1.Conversation
-	34, // 53: modelrouter.v1.ModelRouter.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
-	36, // 54: modelrouter.v1.ModelRouter.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
-	47, // [47:55] is the sub-list for method output_type
-	39, // [39:47] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	2,  // 39: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
+	38, // 40: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
+	38, // 41: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
+	39, // 42: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
+	9,  // 43: modelrouter.v1.ModelRouter.Generate:input_type -> modelrouter.v1.GenerateRequest
+	9,  // 44: modelrouter.v1.ModelRouter.GenerateStream:input_type -> modelrouter.v1.GenerateRequest
+	22, // 45: modelrouter.v1.ModelRouter.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
+	24, // 46: modelrouter.v1.ModelRouter.ListModels:input_type -> modelrouter.v1.ListModelsRequest
+	31, // 47: modelrouter.v1.ModelRouter.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
+	32, // 48: modelrouter.v1.ModelRouter.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
+	33, // 49: modelrouter.v1.ModelRouter.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
+	35, // 50: modelrouter.v1.ModelRouter.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
+	37, // 51: modelrouter.v1.ModelRouter.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
+	13, // 52: modelrouter.v1.ModelRouter.Generate:output_type -> modelrouter.v1.GenerateResponse
+	20, // 53: modelrouter.v1.ModelRouter.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
+	23, // 54: modelrouter.v1.ModelRouter.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
+	28, // 55: modelrouter.v1.ModelRouter.ListModels:output_type -> modelrouter.v1.ListModelsResponse
+	30, // 56: modelrouter.v1.ModelRouter.CreateConversation:output_type -> modelrouter.v1.Conversation
+	30, // 57: modelrouter.v1.ModelRouter.GetConversation:output_type -> modelrouter.v1.Conversation
+	34, // 58: modelrouter.v1.ModelRouter.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
+	36, // 59: modelrouter.v1.ModelRouter.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
+	40, // 60: modelrouter.v1.ModelRouter.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
+	52, // [52:61] is the sub-list for method output_type
+	43, // [43:52] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_modelrouter_v1_modelrouter_proto_init() }
@@ -3236,7 +3559,7 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_modelrouter_v1_modelrouter_proto_rawDesc), len(file_modelrouter_v1_modelrouter_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   32,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	ModelRouter_GetConversation_FullMethodName    = "/modelrouter.v1.ModelRouter/GetConversation"
 	ModelRouter_ListConversations_FullMethodName  = "/modelrouter.v1.ModelRouter/ListConversations"
 	ModelRouter_DeleteConversation_FullMethodName = "/modelrouter.v1.ModelRouter/DeleteConversation"
+	ModelRouter_GetUsage_FullMethodName           = "/modelrouter.v1.ModelRouter/GetUsage"
 )
 
 // ModelRouterClient is the client API for ModelRouter service.
@@ -61,6 +62,8 @@ type ModelRouterClient interface {
 	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
 	// Delete a conversation and all its messages.
 	DeleteConversation(ctx context.Context, in *DeleteConversationRequest, opts ...grpc.CallOption) (*DeleteConversationResponse, error)
+	// The calling tenant's usage in the current UTC day and month, and its limits.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 }
 
 type modelRouterClient struct {
@@ -160,6 +163,16 @@ func (c *modelRouterClient) DeleteConversation(ctx context.Context, in *DeleteCo
 	return out, nil
 }
 
+func (c *modelRouterClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, ModelRouter_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelRouterServer is the server API for ModelRouter service.
 // All implementations must embed UnimplementedModelRouterServer
 // for forward compatibility.
@@ -185,6 +198,8 @@ type ModelRouterServer interface {
 	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
 	// Delete a conversation and all its messages.
 	DeleteConversation(context.Context, *DeleteConversationRequest) (*DeleteConversationResponse, error)
+	// The calling tenant's usage in the current UTC day and month, and its limits.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
 	mustEmbedUnimplementedModelRouterServer()
 }
 
@@ -218,6 +233,9 @@ func (UnimplementedModelRouterServer) ListConversations(context.Context, *ListCo
 }
 func (UnimplementedModelRouterServer) DeleteConversation(context.Context, *DeleteConversationRequest) (*DeleteConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConversation not implemented")
+}
+func (UnimplementedModelRouterServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
 }
 func (UnimplementedModelRouterServer) mustEmbedUnimplementedModelRouterServer() {}
 func (UnimplementedModelRouterServer) testEmbeddedByValue()                     {}
@@ -377,6 +395,24 @@ func _ModelRouter_DeleteConversation_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelRouter_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelRouterServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelRouter_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelRouterServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModelRouter_ServiceDesc is the grpc.ServiceDesc for ModelRouter service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,6 +447,10 @@ var ModelRouter_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteConversation",
 			Handler:    _ModelRouter_DeleteConversation_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _ModelRouter_GetUsage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

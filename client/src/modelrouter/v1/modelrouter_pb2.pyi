@@ -1447,3 +1447,137 @@ class DeleteConversationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteConversationResponse: _TypeAlias = DeleteConversationResponse  # noqa: Y015
+
+@_typing.final
+class GetUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageRequest: _TypeAlias = GetUsageRequest  # noqa: Y015
+
+@_typing.final
+class PeriodUsage(_message.Message):
+    """What a tenant used in one UTC period, across every worker and replica sharing its ledger."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    HELD_USD_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """"2026-12-01" for a day, "2026-12" for a month (UTC)."""
+    cost_usd: _builtins.float
+    """Settled spend, USD."""
+    tokens: _builtins.int
+    """Settled input + output tokens."""
+    requests: _builtins.int
+    """Settled requests (failed ones included)."""
+    held_usd: _builtins.float
+    """Upper bounds of requests still in flight, USD: counted against budgets until settled."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        cost_usd: _builtins.float = ...,
+        tokens: _builtins.int = ...,
+        requests: _builtins.int = ...,
+        held_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "held_usd", b"held_usd", "period", b"period", "requests", b"requests", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeriodUsage: _TypeAlias = PeriodUsage  # noqa: Y015
+
+@_typing.final
+class TenantLimits(_message.Message):
+    """A tenant's configured limits; 0 (or empty) means none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_STREAMS_FIELD_NUMBER: _builtins.int
+    BUDGET_USD_PER_DAY_FIELD_NUMBER: _builtins.int
+    BUDGET_USD_PER_MONTH_FIELD_NUMBER: _builtins.int
+    ALLOWED_MODELS_FIELD_NUMBER: _builtins.int
+    ALLOWED_TASKS_FIELD_NUMBER: _builtins.int
+    requests_per_minute: _builtins.int
+    tokens_per_minute: _builtins.int
+    max_concurrent_streams: _builtins.int
+    budget_usd_per_day: _builtins.float
+    budget_usd_per_month: _builtins.float
+    @_builtins.property
+    def allowed_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Model ids the tenant may use; empty: every model."""
+
+    @_builtins.property
+    def allowed_tasks(self) -> _containers.RepeatedScalarFieldContainer[Global___Task.ValueType]:
+        """Tasks the tenant may request; empty: every task."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: _builtins.int = ...,
+        tokens_per_minute: _builtins.int = ...,
+        max_concurrent_streams: _builtins.int = ...,
+        budget_usd_per_day: _builtins.float = ...,
+        budget_usd_per_month: _builtins.float = ...,
+        allowed_models: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_tasks: _abc.Iterable[Global___Task.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_models", b"allowed_models", "allowed_tasks", b"allowed_tasks", "budget_usd_per_day", b"budget_usd_per_day", "budget_usd_per_month", b"budget_usd_per_month", "max_concurrent_streams", b"max_concurrent_streams", "requests_per_minute", b"requests_per_minute", "tokens_per_minute", b"tokens_per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantLimits: _TypeAlias = TenantLimits  # noqa: Y015
+
+@_typing.final
+class GetUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    OPEN_STREAMS_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """The tenant the caller's API key belongs to."""
+    open_streams: _builtins.int
+    """Streams open now."""
+    @_builtins.property
+    def day(self) -> Global___PeriodUsage: ...
+    @_builtins.property
+    def month(self) -> Global___PeriodUsage: ...
+    @_builtins.property
+    def limits(self) -> Global___TenantLimits: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        day: Global___PeriodUsage | None = ...,
+        month: Global___PeriodUsage | None = ...,
+        open_streams: _builtins.int = ...,
+        limits: Global___TenantLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "limits", b"limits", "month", b"month"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "limits", b"limits", "month", b"month", "open_streams", b"open_streams", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015

@@ -75,6 +75,11 @@ class ModelRouterStub:
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/modelrouter.v1.ModelRouter/GetUsage',
+                request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class ModelRouterServicer:
@@ -140,6 +145,13 @@ class ModelRouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """The calling tenant's usage in the current UTC day and month, and its limits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelRouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +194,11 @@ def add_ModelRouterServicer_to_server(servicer, server):
                     servicer.DeleteConversation,
                     request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationRequest.FromString,
                     response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageRequest.FromString,
+                    response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +418,33 @@ class ModelRouter:
             '/modelrouter.v1.ModelRouter/DeleteConversation',
             modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelrouter.v1.ModelRouter/GetUsage',
+            modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageRequest.SerializeToString,
+            modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

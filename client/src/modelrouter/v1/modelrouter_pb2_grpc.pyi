@@ -60,6 +60,8 @@ class ModelRouterStub:
     """Conversations, newest first, without their messages."""
     DeleteConversation: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.DeleteConversationRequest, _modelrouter_pb2.DeleteConversationResponse]
     """Delete a conversation and all its messages."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.GetUsageRequest, _modelrouter_pb2.GetUsageResponse]
+    """The calling tenant's usage in the current UTC day and month, and its limits."""
 
 @_typing.type_check_only
 class ModelRouterAsyncStub(ModelRouterStub):
@@ -87,6 +89,8 @@ class ModelRouterAsyncStub(ModelRouterStub):
     """Conversations, newest first, without their messages."""
     DeleteConversation: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.DeleteConversationRequest, _modelrouter_pb2.DeleteConversationResponse]  # type: ignore[assignment]
     """Delete a conversation and all its messages."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GetUsageRequest, _modelrouter_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """The calling tenant's usage in the current UTC day and month, and its limits."""
 
 class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
     """The routing service."""
@@ -159,5 +163,13 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_modelrouter_pb2.DeleteConversationResponse, _abc.Awaitable[_modelrouter_pb2.DeleteConversationResponse]]:
         """Delete a conversation and all its messages."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _modelrouter_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelrouter_pb2.GetUsageResponse, _abc.Awaitable[_modelrouter_pb2.GetUsageResponse]]:
+        """The calling tenant's usage in the current UTC day and month, and its limits."""
 
 def add_ModelRouterServicer_to_server(servicer: ModelRouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,371 @@
+"""API keys, tenants, permissions, limits and budgets, through real gRPC.
+
+Keys are made at test time; no log line or error any test here produces may contain one
+(checked after every test, on the captured stdout and stderr of the whole process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from context.conftest import RedisServer, requires_redis_server
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter_client import AsyncModelRouterClient, system
+from modelrouter_server.app import App
+from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.tenancy import key_digest, new_key
+
+from .conftest import StartRouter, make_config
+from .status_details import details_of
+
+ALICE = new_key()
+BOB = new_key()
+WRONG = new_key()  # well-formed, configured for nobody
+KEYS = (ALICE, BOB, WRONG)
+GPT = "gpt-4o-mini-2024-07-18"
+SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+
+
+def tenants(**alice: Any) -> dict[str, Any]:
+    """Config sections: api_key auth, alice (with `alice` settings) and bob."""
+    return {
+        "auth": {"mode": "api_key", "default_tenant": "alice"},
+        "tenants": {
+            "alice": {"api_key_sha256": key_digest(ALICE), **alice},
+            "bob": {"api_key_sha256": [key_digest(new_key()), key_digest(BOB)]},
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_any_output(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    yield
+    out, err = capfd.readouterr()
+    for key in KEYS:
+        assert key not in out and key not in err
+        assert key_digest(key) not in out and key_digest(key) not in err
+
+
+def assert_no_key(error: grpc.aio.AioRpcError) -> None:
+    text = f"{error.details()} {error.trailing_metadata()} {error.initial_metadata()}"
+    assert not any(key in text for key in KEYS)
+
+
+Connect = Callable[[str | None], AsyncModelRouterClient]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[str, str | None], AsyncModelRouterClient]]:
+    """A client of a router's target with an API key (or none)."""
+    made: list[AsyncModelRouterClient] = []
+
+    def make(target: str, key: str | None) -> AsyncModelRouterClient:
+        client = AsyncModelRouterClient(target, api_key=key, default_timeout=30)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def _status(call: Awaitable[Any]) -> grpc.StatusCode:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        assert_no_key(error)
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def _call(
+    channel: grpc.aio.Channel, method: Any, metadata: tuple[tuple[str, str], ...]
+) -> tuple[grpc.StatusCode, str]:
+    """Call `method` of the service with an empty request and `metadata`."""
+    request_class = getattr(pb, method.input_type.name)
+    response_class = getattr(pb, method.output_type.name)
+    path = f"/{SERVICE.full_name}/{method.name}"
+    try:
+        if method.server_streaming:
+            stream = channel.unary_stream(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
+            async for _ in stream(request_class(), metadata=metadata, timeout=30):
+                pass
+        else:
+            unary = channel.unary_unary(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
+            await unary(request_class(), metadata=metadata, timeout=30)
+    except grpc.aio.AioRpcError as error:
+        assert_no_key(error)
+        return error.code(), error.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+async def test_every_rpc_refuses_a_missing_or_wrong_key_alike(
+    start_router: StartRouter,
+) -> None:
+    plain = await start_router(**tenants())
+    refusals = (
+        (),
+        (("authorization", f"Bearer {WRONG}"),),
+        (("x-api-key", WRONG),),
+        (("authorization", WRONG),),  # no scheme
+        (("authorization", f"Basic {ALICE}"),),  # the right key, the wrong scheme
+    )
+    messages: set[str] = set()
+    async with grpc.aio.insecure_channel(plain.target) as channel:
+        assert len(SERVICE.methods) >= 9
+        for method in SERVICE.methods:
+            for metadata in refusals:
+                code, message = await _call(channel, method, metadata)
+                assert code is grpc.StatusCode.UNAUTHENTICATED, (method.name, metadata)
+                messages.add(message)
+            # With a key, the same empty request gets past the door (and fails, if it
+            # does, for what it is).
+            for metadata in ((("authorization", f"Bearer {ALICE}"),), (("x-api-key", BOB),)):
+                code, _ = await _call(channel, method, metadata)
+                assert code is not grpc.StatusCode.UNAUTHENTICATED, (method.name, metadata)
+        # The health service stays open.
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    # One message for every refusal, naming no tenant and no key.
+    assert len(messages) == 1
+    assert "alice" not in messages.pop()
+
+
+async def test_two_tenants_cannot_see_each_others_conversations_memory(
+    start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    plain = await start_router(**tenants())
+    await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
+
+
+async def test_two_tenants_cannot_see_each_others_conversations_sqlite(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    tmp_path: Path,
+) -> None:
+    context = {"store": "sqlite", "sqlite_path": str(tmp_path / "c.db")}
+    ledger = {"sqlite_path": str(tmp_path / "ledger.db")}
+    plain = await start_router(context=context, ledger=ledger, **tenants())
+    await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
+
+
+@requires_redis_server
+async def test_two_tenants_cannot_see_each_others_conversations_redis(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        plain = await start_router(context={"store": "redis", "redis_url": redis.url}, **tenants())
+        await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
+    finally:
+        redis.stop()
+
+
+async def _isolation(alice: AsyncModelRouterClient, bob: AsyncModelRouterClient) -> None:
+    secret = await alice.create_conversation([system("tenant A private: account 1234")])
+    await bob.create_conversation([system("tenant B")])
+    not_found = grpc.StatusCode.NOT_FOUND
+    assert await _status(bob.get_conversation(secret.id)) is not_found
+    assert await _status(bob.delete_conversation(secret.id)) is not_found
+    assert await _status(bob.generate("What is the account?", conversation_id=secret.id)) is (
+        not_found
+    )
+    assert await _status(bob.count_tokens("x", conversation_id=secret.id)) is not_found
+    # Not found exactly as an id that never existed: the same message shape.
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await bob.get_conversation(secret.id)
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await bob.get_conversation("0" * 32)
+    assert (other.value.details() or "").replace(secret.id, "ID") == (
+        unknown.value.details() or ""
+    ).replace("0" * 32, "ID")
+    bobs = (await bob.list_conversations()).conversations
+    assert [c.metadata for c in bobs] and secret.id not in {c.id for c in bobs}
+    assert [c.id for c in (await alice.list_conversations()).conversations] == [secret.id]
+    # Bob's delete deleted nothing; alice's history is whole and hers to use.
+    await alice.generate("Hello again", conversation_id=secret.id)
+    assert (await alice.get_conversation(secret.id)).message_count == 3
+
+
+async def test_conversations_from_before_auth_belong_to_the_default_tenant(
+    emulator: Emulator,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    tmp_path: Path,
+) -> None:
+    context = {"store": "sqlite", "sqlite_path": str(tmp_path / "c.db")}
+    ledger = {"sqlite_path": str(tmp_path / "ledger.db")}
+    before = await App.start(
+        make_config(context=context, ledger=ledger), env={}, host="127.0.0.1", port=0,
+        emulator=emulator,
+    )  # fmt: skip
+    try:
+        old = await connect(f"127.0.0.1:{before.port}", None).create_conversation(
+            [system("from before auth")]
+        )
+    finally:
+        await before.stop(grace_s=0)
+    after = await App.start(
+        make_config(context=context, ledger=ledger, **tenants()), env={}, host="127.0.0.1",
+        port=0, emulator=emulator,
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{after.port}"
+        alice, bob = connect(target, ALICE), connect(target, BOB)
+        assert (await alice.get_conversation(old.id)).messages[0].message.content == (
+            "from before auth"
+        )
+        assert await _status(bob.get_conversation(old.id)) is grpc.StatusCode.NOT_FOUND
+        assert old.id not in {c.id for c in (await bob.list_conversations()).conversations}
+    finally:
+        await after.stop(grace_s=0)
+
+
+async def test_allowed_models_and_tasks(
+    start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    plain = await start_router(
+        **tenants(allowed_models=["gpt-4o-mini"], allowed_tasks=["chat", "reasoning"])
+    )
+    alice = connect(plain.target, ALICE)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await alice.generate("Hi", model="sonnet")
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "claude-3-7-sonnet-20250219" in (denied.value.details() or "")
+    assert "model" in (denied.value.details() or "")
+    # The reasoning route starts with o3-mini; alice's request goes to the one she may use.
+    reply = await alice.generate("Think", task=pb.TASK_REASONING)
+    assert reply.model == GPT
+    assert all(a.model == GPT for a in reply.attempts)
+    with pytest.raises(grpc.aio.AioRpcError) as task:
+        await alice.generate("Code", task=pb.TASK_CODE)
+    assert task.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "task" in (task.value.details() or "") and "code" in (task.value.details() or "")
+    # Bob has no restrictions.
+    assert (await connect(plain.target, BOB).generate("Hi", model="sonnet")).model != GPT
+
+
+async def test_a_requests_per_minute_limit_of_5_refuses_the_6th_with_retry_info(
+    start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    plain = await start_router(**tenants(requests_per_minute=5))
+    alice = connect(plain.target, ALICE)
+    for _ in range(5):
+        await alice.generate("Hi", max_output_tokens=20)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await alice.generate("Hi", max_output_tokens=20)
+    error = refused.value
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "requests_per_minute" in (error.details() or "")
+    (quota,) = details_of(error, error_details_pb2.QuotaFailure)
+    assert quota.violations[0].subject == "tenant:alice"
+    assert quota.violations[0].description.startswith("requests_per_minute")
+    (retry,) = details_of(error, error_details_pb2.RetryInfo)
+    # One request refills every 12 s; the 6th came within moments of the 5th.
+    assert 0 < retry.retry_delay.ToTimedelta().total_seconds() <= 12
+    # Another tenant is not limited by alice's use, and streams count too.
+    assert (await connect(plain.target, BOB).generate("Hi")).text
+    assert await _status(_drain(alice.stream("Hi"))) is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def _drain(events: AsyncIterator[pb.GenerateStreamResponse]) -> None:
+    async for _ in events:
+        pass
+
+
+async def test_a_budget_is_not_overspent_by_50_concurrent_requests(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    emulator: Emulator,
+) -> None:
+    """Every answer uses its whole output allowance, so each request really costs about its
+    bound, and 50 race for a budget that holds about four."""
+    budget, max_output = 0.0005, 200
+    emulator.set_behavior(GPT, Behavior(output_tokens=max_output, latency_s=0.05))
+    plain = await start_router(**tenants(budget_usd_per_day=budget))
+    alice = connect(plain.target, ALICE)
+    options: dict[str, Any] = {"model": GPT, "disable_fallback": True}
+
+    async def one(i: int) -> grpc.StatusCode:
+        prompt = f"Question {i}"
+        if i % 2:
+            return await _status(alice.generate(prompt, max_output_tokens=max_output, **options))
+        return await _status(_drain(alice.stream(prompt, max_output_tokens=max_output, **options)))
+
+    codes = await asyncio.gather(*(one(i) for i in range(50)))
+    admitted = codes.count(grpc.StatusCode.OK)
+    refused = codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert admitted + refused == 50 and admitted >= 1 and refused >= 1
+    usage = await alice.get_usage()
+    # One request's bound: its prompt (a few tokens) plus max_output at gpt-4o-mini's prices.
+    bound = (30 * 0.15 + max_output * 0.60) / 1_000_000
+    overspend = usage.day.cost_usd - budget
+    print(
+        f"\n50 concurrent requests on a ${budget} budget: {admitted} admitted, {refused} "
+        f"refused, spent ${usage.day.cost_usd:.6f}, worst overspend "
+        f"${max(overspend, 0.0):.6f} (one request's bound ${bound:.6f})"
+    )
+    assert usage.day.requests == admitted
+    assert usage.day.held_usd == 0 and usage.open_streams == 0
+    assert overspend <= bound
+
+
+async def test_limits_hold_across_two_replicas_on_one_redis(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        context = {"store": "redis", "redis_url": redis.url}
+        first = await start_router(context=context, **tenants(requests_per_minute=5))
+        second = await start_router(context=context, **tenants(requests_per_minute=5))
+        replicas = [connect(first.target, ALICE), connect(second.target, ALICE)]
+        codes = [await _status(replicas[i % 2].generate("Hi")) for i in range(8)]
+        assert codes == [grpc.StatusCode.OK] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        # Both replicas report the same usage: it lives in Redis.
+        usages = [await r.get_usage() for r in replicas]
+        assert [u.day.requests for u in usages] == [5, 5]
+    finally:
+        redis.stop()
+
+
+async def test_usage_is_the_tenants_own_and_reaches_the_metrics(
+    start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    plain = await start_router(
+        **tenants(requests_per_minute=100, budget_usd_per_day=5.0, allowed_models=["gpt-4o-mini"])
+    )
+    alice, bob = connect(plain.target, ALICE), connect(plain.target, BOB)
+    reply = await alice.generate("Hi")
+    async for _ in bob.stream("Hello"):
+        pass
+    usage = await alice.get_usage()
+    assert usage.tenant == "alice"
+    assert usage.day.requests == 1 and usage.month.requests == 1
+    assert usage.day.cost_usd == pytest.approx(reply.usage.cost_usd)
+    assert usage.day.tokens == reply.usage.input_tokens + reply.usage.output_tokens
+    assert usage.limits.requests_per_minute == 100
+    assert usage.limits.budget_usd_per_day == 5.0
+    assert list(usage.limits.allowed_models) == ["gpt-4o-mini"]
+    assert (await bob.get_usage()).tenant == "bob"
+    assert (await bob.get_usage()).day.requests == 1
