@@ -206,13 +206,37 @@ async def _isolation(alice: AsyncModelRouterClient, bob: AsyncModelRouterClient)
     assert (await alice.get_conversation(secret.id)).message_count == 3
 
 
-async def test_conversations_from_before_auth_belong_to_the_default_tenant(
+async def test_conversations_from_before_auth_belong_to_the_default_tenant_sqlite(
     emulator: Emulator,
     connect: Callable[[str, str | None], AsyncModelRouterClient],
     tmp_path: Path,
 ) -> None:
     context = {"store": "sqlite", "sqlite_path": str(tmp_path / "c.db")}
     ledger = {"sqlite_path": str(tmp_path / "ledger.db")}
+    await _before_and_after_auth(emulator, connect, context, ledger)
+
+
+@requires_redis_server
+async def test_conversations_from_before_auth_belong_to_the_default_tenant_redis(
+    emulator: Emulator,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        context = {"store": "redis", "redis_url": redis.url}
+        await _before_and_after_auth(emulator, connect, context, {})
+    finally:
+        redis.stop()
+
+
+async def _before_and_after_auth(
+    emulator: Emulator,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    context: dict[str, Any],
+    ledger: dict[str, Any],
+) -> None:
     before = await App.start(
         make_config(context=context, ledger=ledger), env={}, host="127.0.0.1", port=0,
         emulator=emulator,
@@ -349,7 +373,7 @@ async def test_limits_hold_across_two_replicas_on_one_redis(
         redis.stop()
 
 
-async def test_usage_is_the_tenants_own_and_reaches_the_metrics(
+async def test_usage_is_the_tenants_own(
     start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
 ) -> None:
     plain = await start_router(
@@ -369,3 +393,46 @@ async def test_usage_is_the_tenants_own_and_reaches_the_metrics(
     assert list(usage.limits.allowed_models) == ["gpt-4o-mini"]
     assert (await bob.get_usage()).tenant == "bob"
     assert (await bob.get_usage()).day.requests == 1
+
+
+async def test_tenant_metrics_carry_config_names_only(
+    emulator: Emulator, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    from .test_metrics_endpoint import _free_port, _scrape
+
+    metrics_port = _free_port()
+    app = await App.start(
+        make_config(**tenants(requests_per_minute=2)), env={}, host="127.0.0.1", port=0,
+        metrics_port=metrics_port, emulator=emulator,
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{app.port}"
+        alice, bob, stranger = connect(target, ALICE), connect(target, BOB), connect(target, WRONG)
+        codes = [await _status(alice.generate("Hi")) for _ in range(3)]
+        assert codes[-1] is grpc.StatusCode.RESOURCE_EXHAUSTED
+        await bob.generate("Hi")
+        assert await _status(stranger.generate("Hi")) is grpc.StatusCode.UNAUTHENTICATED
+        await alice.get_usage()
+        loop = asyncio.get_running_loop()
+        exposition = await loop.run_in_executor(None, _scrape, metrics_port)
+    finally:
+        await app.stop(grace_s=0)
+    lines = exposition.splitlines()
+    assert 'modelrouter_tenant_requests_admitted_total{tenant="alice"} 2.0' in lines
+    assert 'modelrouter_tenant_requests_admitted_total{tenant="bob"} 1.0' in lines
+    refused = (
+        'modelrouter_tenant_requests_refused_total{limit="requests_per_minute",tenant="alice"}'
+    )
+    assert f"{refused} 1.0" in lines
+    assert any(
+        line.startswith('modelrouter_tenant_spend_usd_today{tenant="alice"}') for line in lines
+    )
+    labels = {
+        part.split('"')[1]
+        for line in lines
+        if line.startswith("modelrouter_tenant_")
+        for part in line.split(",")
+        if 'tenant="' in part
+    }
+    assert labels <= {"alice", "bob"}
+    assert not any(key in exposition for key in KEYS)
