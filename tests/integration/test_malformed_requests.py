@@ -65,7 +65,7 @@ async def test_undecodable_requests_are_invalid_argument_on_every_rpc(emulator: 
             counts = _requests_total(app)
         finally:
             await app.stop(grace_s=0)
-    assert set(sent) == {m.name for m in METHODS} and len(sent) == 8
+    assert set(sent) == {m.name for m in METHODS} and len(sent) == 9
     for rpc, n in sent.items():
         assert counts[(rpc, "INVALID_ARGUMENT")] == n
     events = log.events()  # every line is JSON

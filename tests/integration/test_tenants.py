@@ -23,6 +23,7 @@ from modelrouter_server.emulator import Behavior, Emulator
 from modelrouter_server.tenancy import key_digest, new_key
 
 from .conftest import StartRouter, make_config
+from .logcapture import captured_log
 from .status_details import details_of
 
 ALICE = new_key()
@@ -435,4 +436,34 @@ async def test_tenant_metrics_carry_config_names_only(
         if 'tenant="' in part
     }
     assert labels <= {"alice", "bob"}
+    # The refusal is counted by the error boundary like any other status.
+    assert any(
+        line.startswith("modelrouter_requests_total{")
+        and 'code="UNAUTHENTICATED"' in line
+        and 'rpc="Generate"' in line
+        for line in lines
+    )
     assert not any(key in exposition for key in KEYS)
+
+
+async def test_each_rpc_is_logged_once_with_its_tenant_and_never_its_key(
+    emulator: Emulator, connect: Callable[[str, str | None], AsyncModelRouterClient]
+) -> None:
+    with captured_log() as log:
+        app = await App.start(
+            make_config(**tenants()), env={}, host="127.0.0.1", port=0, emulator=emulator
+        )
+        try:
+            target = f"127.0.0.1:{app.port}"
+            await connect(target, ALICE).generate("Hi")
+            assert await _status(connect(target, WRONG).list_models()) is (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+        finally:
+            await app.stop(grace_s=0)
+    done = [e for e in log.events() if e.get("event") == "request_done"]
+    assert [(e["rpc"], e["code"], e.get("tenant")) for e in done] == [
+        ("Generate", "OK", "alice"),
+        ("ListModels", "UNAUTHENTICATED", None),
+    ]
+    assert not any(key in log.text for key in KEYS)

@@ -3,7 +3,8 @@
 Every RPC except the health service must carry a configured tenant's key, as
 `authorization: Bearer <key>` or `x-api-key: <key>`. A missing key and a wrong key get the
 same UNAUTHENTICATED answer, decided before any handler runs; the key itself is never
-logged, counted or echoed (only which tenant it belongs to travels on). Handlers read the
+logged, counted or echoed (only which tenant it belongs to travels on, also onto the RPC's
+log lines as `tenant`). Handlers read the
 caller's tenant with `current_tenant`.
 
 It runs inside the error boundary, so a refusal is logged and counted like any other
@@ -19,6 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+import structlog
 from grpc_health.v1 import health
 from modelrouter_server.tenancy.keys import KeyRing
 
@@ -114,6 +116,13 @@ def _refusal(handler: Handler) -> Handler:
     return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)
 
 
+def _enter(tenant: str) -> None:
+    """Mark the RPC being handled as `tenant`'s: for the handlers, and on its log lines
+    (the boundary's included). Its own task's context, so no other RPC sees it."""
+    _TENANT.set(tenant)
+    structlog.contextvars.bind_contextvars(tenant=tenant)
+
+
 def _as_tenant(handler: Handler, tenant: str) -> Handler:
     """`handler`, run with `current_tenant()` answering `tenant`."""
     kwargs = {
@@ -124,7 +133,7 @@ def _as_tenant(handler: Handler, tenant: str) -> Handler:
         inner = cast(UnaryBehavior, handler.unary_unary)
 
         async def unary(request: Any, context: Context) -> Any:
-            _TENANT.set(tenant)  # this RPC's own task: nothing else sees it
+            _enter(tenant)
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
@@ -132,7 +141,7 @@ def _as_tenant(handler: Handler, tenant: str) -> Handler:
         inner_stream = cast(StreamBehavior, handler.unary_stream)
 
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-            _TENANT.set(tenant)
+            _enter(tenant)
             async with aclosing(inner_stream(request, context)) as responses:
                 async for response in responses:
                     yield response
