@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import urllib.request
 from pathlib import Path
 
+import grpc
 from modelrouter_client import AsyncModelRouterClient, assistant, pb, user
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Behavior, Emulator
@@ -49,6 +51,10 @@ async def _every_rpc_once(client: AsyncModelRouterClient) -> None:
     await client.get_conversation(conversation.id)
     await client.list_conversations()
     await client.delete_conversation(conversation.id)
+    # A tenant refusal: the default tenant may use the chat task only (see the config).
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await client.generate("Code this", task=pb.TASK_CODE)
+    await client.get_usage()
 
 
 async def _faults(client: AsyncModelRouterClient, emulator: Emulator) -> None:
@@ -85,7 +91,10 @@ async def _pool_timeout(client: AsyncModelRouterClient, emulator: Emulator) -> N
 
 
 async def test_every_documented_series_is_served_after_traffic(emulator: Emulator) -> None:
-    config = make_config(resilience={"inter_token_timeout_s": 600.0})
+    config = make_config(
+        resilience={"inter_token_timeout_s": 600.0},
+        tenants={"default": {"allowed_tasks": ["chat"]}},
+    )
     providers = {
         name: provider.model_copy(update={"max_connections": 1, "pool_timeout_s": 0.2})
         for name, provider in config.providers.items()
