@@ -7,6 +7,7 @@ Keys are made at test time; no log line or error any test here produces may cont
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from modelrouter_client import AsyncModelRouterClient, system
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Behavior, Emulator
 from modelrouter_server.tenancy import key_digest, new_key
+from modelrouter_testsupport.router_process import modelrouter_command
 
 from .conftest import StartRouter, make_config
 from .logcapture import captured_log
@@ -467,3 +469,58 @@ async def test_each_rpc_is_logged_once_with_its_tenant_and_never_its_key(
         ("ListModels", "UNAUTHENTICATED", None),
     ]
     assert not any(key in log.text for key in KEYS)
+
+
+async def test_concurrent_streams_and_tokens_per_minute(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    emulator: Emulator,
+) -> None:
+    plain = await start_router(**tenants(max_concurrent_streams=1, tokens_per_minute=2000))
+    alice = connect(plain.target, ALICE)
+    # One stream held open (stalled after its first token) takes alice's only slot.
+    emulator.enqueue(GPT, Behavior(output_tokens=40, stall_after_tokens=1, stall_s=3600))
+    holder = alice.stream("Go on.", model=GPT, disable_fallback=True, max_output_tokens=100)
+    assert (await anext(holder)).WhichOneof("event") == "start"
+    with pytest.raises(grpc.aio.AioRpcError) as second:
+        await _drain(alice.stream("Me too", model=GPT, max_output_tokens=100))
+    assert second.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "max_concurrent_streams" in (second.value.details() or "")
+    assert (await alice.get_usage()).open_streams == 1
+    # Unary calls take no stream slot.
+    assert (await alice.generate("Hi", model=GPT, max_output_tokens=100)).text
+    await holder.aclose()  # type: ignore[attr-defined]  # an async generator
+    # The cancelled stream freed its slot (settled at its bound: its use is unknown).
+    await _drain(alice.stream("Again", model=GPT, disable_fallback=True, max_output_tokens=100))
+    # A request whose bound alone exceeds the minute's tokens is refused without RetryInfo.
+    with pytest.raises(grpc.aio.AioRpcError) as too_big:
+        await alice.generate("Hi", model=GPT, max_output_tokens=5000)
+    assert too_big.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "tokens_per_minute" in (too_big.value.details() or "")
+    assert details_of(too_big.value, error_details_pb2.RetryInfo) == []
+
+
+async def test_the_cli_sends_the_key_from_its_option_or_the_environment(
+    start_router: StartRouter,
+) -> None:
+    plain = await start_router(**tenants())
+    base = [*modelrouter_command(), "models", "--target", plain.target, "--timeout", "20"]
+
+    async def run(*extra: str, key_env: str | None = None) -> tuple[int, str]:
+        env = {k: v for k, v in os.environ.items() if k != "MODELROUTER_API_KEY"}
+        if key_env is not None:
+            env["MODELROUTER_API_KEY"] = key_env
+        process = await asyncio.create_subprocess_exec(
+            *base, *extra, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert not any(key in out.decode() + err.decode() for key in KEYS)
+        return process.returncode or 0, out.decode() + err.decode()
+
+    assert (await run("--api-key", ALICE))[0] == 0
+    assert (await run(key_env=BOB))[0] == 0
+    code, output = await run()
+    assert code == 1 and "UNAUTHENTICATED" in output
+    code, output = await run(key_env=WRONG)
+    assert code == 1 and "UNAUTHENTICATED" in output
