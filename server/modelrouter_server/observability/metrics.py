@@ -53,6 +53,8 @@ INTER_TOKEN_BUCKETS_S: tuple[float, ...] = (
 # Upstream tries are shorter than requests (a request may hold several) but as wide.
 ATTEMPT_BUCKETS_S: tuple[float, ...] = REQUEST_BUCKETS_S
 
+_MP = ("model", "provider")
+
 BREAKER_STATE_VALUES: dict[str, int] = {"closed": 0, "half-open": 1, "open": 2}
 """The value of `modelrouter_circuit_breaker_state` for each breaker state."""
 
@@ -86,11 +88,24 @@ class Metrics:
     def __init__(self, *, namespace: str = "modelrouter") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._ns = namespace
-        mp = ("model", "provider")
+        self._declare_requests()
+        self._declare_spend()
+        self._declare_resilience()
+        self._declare_answers()
+        self._declare_capacity()
+        self._breaker_states: dict[tuple[str, str], str] = {}
+        self._breaker_lock = threading.Lock()
+        self._http: WSGIServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    # Declaring -----------------------------------------------------------------------------
+
+    def _declare_requests(self) -> None:
+        """Per RPC: outcome and latency."""
         self._requests = self._counter(
             "requests",
             "RPCs handled, by method, answering model and provider, and gRPC status code.",
-            "rpc", *mp, "code",
+            "rpc", *_MP, "code",
         )  # fmt: skip
         self._request_duration = self._histogram(
             "request_duration_seconds",
@@ -107,6 +122,10 @@ class Metrics:
             "Gap between consecutive answer deltas sent on a stream.",
             INTER_TOKEN_BUCKETS_S, "model",
         )  # fmt: skip
+
+    def _declare_spend(self) -> None:
+        """Tokens and money, per answering model."""
+        mp = _MP
         self._input_tokens = self._counter(
             "input_tokens", "Prompt tokens billed by providers.", *mp
         )
@@ -123,6 +142,10 @@ class Metrics:
             "Spend at catalog prices, in US dollars, summed over every billed attempt.",
             *mp,
         )
+
+    def _declare_resilience(self) -> None:
+        """What the retry loop, the fallback chain and stream resumption did."""
+        mp = _MP
         self._attempts = self._counter(
             "upstream_attempts",
             "Upstream tries and skipped candidates, by outcome and the gRPC code it maps to.",
@@ -146,6 +169,10 @@ class Metrics:
             "Streams continued on another model after breaking mid-answer (label: finisher).",
             *mp,
         )
+
+    def _declare_answers(self) -> None:
+        """How answers ended, and how their usage was counted."""
+        mp = _MP
         self._finishes = self._counter(
             "finish_reasons",
             "Answers by why they ended (stop, length, refusal, ..., unknown).",
@@ -162,6 +189,9 @@ class Metrics:
             "sent no usage for at least one of its attempts), by the least exact method.",
             *mp, "method",
         )  # fmt: skip
+
+    def _declare_capacity(self) -> None:
+        """Breakers, open streams, connection pools."""
         self._breaker_state = self._gauge(
             "circuit_breaker_state",
             "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
@@ -178,12 +208,6 @@ class Metrics:
             "Provider calls that found no free pooled connection within pool_timeout_s.",
             "provider",
         )
-        self._breaker_states: dict[tuple[str, str], str] = {}
-        self._breaker_lock = threading.Lock()
-        self._http: WSGIServer | None = None
-        self._http_thread: threading.Thread | None = None
-
-    # Declaring -----------------------------------------------------------------------------
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, labels, namespace=self._ns, registry=self.registry)
