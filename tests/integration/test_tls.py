@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from modelrouter_client import AsyncModelRouterClient, TlsFiles
+from modelrouter_client import AsyncModelRouterClient, KeyWithoutTls, ModelRouterClient, TlsFiles
 from modelrouter_server.app import App
 from modelrouter_server.config import ConfigError
 from modelrouter_server.emulator import Emulator
@@ -185,3 +185,22 @@ async def test_serve_refuses_with_one_line() -> None:
     assert serve.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and 'auth.mode = "none"' in lines[0], lines
+
+
+async def test_a_key_goes_in_plaintext_only_to_a_loopback_address(certs: Certs) -> None:
+    key = "not-a-real-key"
+    for target in ("10.0.0.1:50051", "router.internal:50051", "dns:///example.com:443"):
+        with pytest.raises(KeyWithoutTls):
+            AsyncModelRouterClient(target, api_key=key)
+        with pytest.raises(KeyWithoutTls):
+            ModelRouterClient(target, api_key=key)
+    for target in ("127.0.0.1:50051", "localhost:50051", "[::1]:50051"):
+        await AsyncModelRouterClient(target, api_key=key).close()
+    tls = TlsFiles(ca_file=str(certs.ca))
+    await AsyncModelRouterClient("router.internal:50051", api_key=key, tls=tls).close()
+    refused = await asyncio.create_subprocess_exec(
+        *modelrouter_command(), "models", "--target", "10.0.0.1:50051", "--api-key", key,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await refused.communicate()
+    assert refused.returncode == 2 and "plaintext" in err.decode()

@@ -11,7 +11,7 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
 from modelrouter_client._request import GenerateOptions, generate_request
 from modelrouter_client.aio import AsyncModelRouterClient
-from modelrouter_client.connect import TlsFiles, auth_metadata
+from modelrouter_client.connect import KeyWithoutTls, TlsFiles, auth_metadata
 from modelrouter_client.errors import (
     CancelledError,
     DeadlineExceededError,
@@ -32,6 +32,7 @@ __all__ = [
     "GenerateOptions",
     "InternalError",
     "InvalidArgumentError",
+    "KeyWithoutTls",
     "ModelRouterClient",
     "ModelRouterError",
     "NotFoundError",

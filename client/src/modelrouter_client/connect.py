@@ -2,11 +2,14 @@
 for mTLS), and the API key sent with every call.
 
 The key travels as `authorization: Bearer <key>` metadata, added by a channel interceptor,
-so every call of the client carries it without each method passing it along.
+so every call of the client carries it without each method passing it along. Without TLS it
+is sent only to a loopback address (as the Go and TypeScript clients do): a key never
+crosses a network in plaintext.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,34 @@ class TlsFiles:
 
 def _read(path: str | None) -> bytes | None:
     return None if path is None else Path(path).read_bytes()
+
+
+class KeyWithoutTls(ValueError):
+    """An API key would go to a non-loopback address in plaintext."""
+
+
+def is_loopback_target(target: str) -> bool:
+    """True when `target` (`host:port`, `[v6]:port`, `dns:///host:port`, `unix:path`)
+    names this machine."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    for scheme in ("dns:///", "ipv4:", "ipv6:"):
+        target = target.removeprefix(scheme)
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or "]" in target else target
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_key_transport(target: str, tls: TlsFiles | None, api_key: str | None) -> None:
+    if api_key and tls is None and not is_loopback_target(target):
+        raise KeyWithoutTls(
+            f"an API key to {target} needs tls=TlsFiles(...): refusing to send it in plaintext"
+        )
 
 
 def auth_metadata(api_key: str) -> tuple[tuple[str, str], ...]:
@@ -101,7 +132,9 @@ class _AioKeyStream(_AioStreamBase):
 def aio_channel(
     target: str, *, tls: TlsFiles | None = None, api_key: str | None = None
 ) -> grpc.aio.Channel:
-    """A grpc.aio channel to `target`: TLS when `tls` is given, the key on every call."""
+    """A grpc.aio channel to `target`: TLS when `tls` is given, the key on every call
+    (`KeyWithoutTls` for a key in plaintext to a non-loopback address)."""
+    _check_key_transport(target, tls, api_key)
     interceptors: list[Any] | None = (
         [_AioKeyUnary(api_key), _AioKeyStream(api_key)] if api_key else None
     )
@@ -157,7 +190,9 @@ class _SyncDetails(grpc.ClientCallDetails):
 def sync_channel(
     target: str, *, tls: TlsFiles | None = None, api_key: str | None = None
 ) -> grpc.Channel:
-    """A blocking channel to `target`: TLS when `tls` is given, the key on every call."""
+    """A blocking channel to `target`: TLS when `tls` is given, the key on every call
+    (`KeyWithoutTls` for a key in plaintext to a non-loopback address)."""
+    _check_key_transport(target, tls, api_key)
     channel = (
         grpc.insecure_channel(target)
         if tls is None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 
+from modelrouter_client import KeyWithoutTls
+
 from modelrouter_server.cli import chat, count_tokens, generate, keys, models, protoset, serve
+from modelrouter_server.cli._common import EXIT_USAGE
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -25,4 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `modelrouter` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except KeyWithoutTls as exc:
+        print(f"modelrouter: {exc} (use --tls)", file=sys.stderr)
+        return EXIT_USAGE
