@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
+from modelrouter_client import pb, user
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Emulator
 from prometheus_client.parser import text_string_to_metric_families
@@ -73,3 +75,24 @@ async def test_undecodable_requests_are_invalid_argument_on_every_rpc(emulator: 
     assert len(done) == sum(sent.values())
     assert all(e["code"] == "INVALID_ARGUMENT" and e["level"] == "info" for e in done)
     assert {e["rpc"] for e in done} == set(sent)
+
+
+async def test_an_oversized_request_id_is_refused_and_not_logged(emulator: Emulator) -> None:
+    huge = "r" * 20_000
+    with captured_log() as log:
+        app = await App.start(make_config(), env={}, host="127.0.0.1", port=0, emulator=emulator)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+                stub = pb_grpc.ModelRouterStub(channel)
+                request = pb.GenerateRequest(messages=[user("Hi")], request_id=huge)
+                try:
+                    await stub.Generate(request, timeout=10)
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+                else:
+                    raise AssertionError("a 20,000-character request id was accepted")
+        finally:
+            await app.stop(grace_s=0)
+    (done,) = [e for e in log.events() if e["event"] == "request_done"]
+    assert done["code"] == "INVALID_ARGUMENT"
+    assert huge[:200] not in log.text

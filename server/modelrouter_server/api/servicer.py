@@ -73,7 +73,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     # -- generate -----------------------------------------------------------------------
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
-        report_request_id(request.request_id)
+        # Reported once validated: a caller's id of any length never reaches the log.
         options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
         report_request_id(options.request_id)
         outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
@@ -99,7 +99,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
     async def GenerateStream(
         self, request: pb.GenerateRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        report_request_id(request.request_id)
+        # Reported once validated: a caller's id of any length never reaches the log.
         options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
         report_request_id(options.request_id)
         events = self._d.generation.stream(options, deadline=self._deadline(context))
