@@ -118,11 +118,16 @@ class _Starts:
 
 
 async def _hold_stream(
-    target: str, gate: asyncio.Semaphore, starts: _Starts, release: asyncio.Event
+    target: str,
+    gate: asyncio.Semaphore,
+    starts: _Starts,
+    release: asyncio.Event,
+    options: list[tuple[str, int]],
 ) -> None:
     """Open a 64k-token stream, read its start event, then never read again until
     `release`."""
-    async with AsyncModelRouterClient(target) as client:
+    channel = grpc.aio.insecure_channel(target, options=options)
+    async with AsyncModelRouterClient(channel=channel) as client:
         stream = client.stream(
             "Write a very long answer.",
             model="claude-3-7-sonnet",
@@ -149,7 +154,9 @@ async def _sample_rss(pid: int, until: asyncio.Event, peak: list[float]) -> None
             await asyncio.wait_for(until.wait(), 0.5)
 
 
-async def _backpressure(router: RouterProcess, emulator_url: str, clients: int) -> None:
+async def _backpressure(
+    router: RouterProcess, emulator_url: str, clients: int, *, bdp: bool
+) -> None:
     set_behavior(emulator_url, {"output_tokens": 64000, "thinking_tokens": 0})
     pid = router.process.pid
     before = rss_mib(pid)
@@ -157,9 +164,12 @@ async def _backpressure(router: RouterProcess, emulator_url: str, clients: int) 
     starts, release = _Starts(clients), asyncio.Event()
     # 20 starts at a time: the emulator renders each answer when its request arrives.
     gate = asyncio.Semaphore(20)
+    # With BDP probing (grpc's default) a client's transport grows its window and takes
+    # much of an answer into its own memory; without, it stops at 64 KB.
+    options = [] if bdp else [("grpc.http2.bdp_probe", 0)]
     sampler = asyncio.create_task(_sample_rss(pid, release, peak))
     holders = [
-        asyncio.create_task(_hold_stream(router.target, gate, starts, release))
+        asyncio.create_task(_hold_stream(router.target, gate, starts, release, options))
         for _ in range(clients)
     ]
     await starts.all_done.wait()
@@ -170,7 +180,8 @@ async def _backpressure(router: RouterProcess, emulator_url: str, clients: int) 
     await asyncio.gather(*holders, return_exceptions=True)
     await sampler
     print(
-        f"  {clients} clients that stop reading 64k-token streams ({starts.started} started, "
+        f"  {clients} clients ({'BDP' if bdp else '64 KB window'}) that stop reading "
+        f"64k-token streams ({starts.started} started, "
         f"{starts.failed} failed): router RSS {before:.0f} MiB before, {after:.0f} MiB "
         f"10 s after the last start, peak {peak[0]:.0f} MiB (+{peak[0] - before:.0f} MiB)"
     )
@@ -210,12 +221,13 @@ async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> No
             await client.close()
     summary = ", ".join(f"{code} {n}" for code, n in counts.most_common())
     print(
-        f"  {calls} concurrent Generate (upstream 5 s): {summary} in {elapsed:.1f} s; "
+        f"  {calls} concurrent Generate against a limit of 1,000 RPCs (upstream 5 s): "
+        f"{summary} in {elapsed:.1f} s; "
         f"carrying a RetryInfo: {retry_info}"
     )
 
 
-async def _run(only: str | None, workdir: Path) -> None:
+async def _run(only: str | None, workdir: Path, *, bdp: bool) -> None:
     emulator = start_emulator(workdir / "emulator.log")
     try:
         if only in (None, "loop"):
@@ -242,7 +254,7 @@ async def _run(only: str | None, workdir: Path) -> None:
             )
             try:
                 print("backpressure:")
-                await _backpressure(router, emulator.base_url, 200)
+                await _backpressure(router, emulator.base_url, 200, bdp=bdp)
             finally:
                 stop_router(router)
         if only in (None, "admission"):
@@ -251,6 +263,9 @@ async def _run(only: str | None, workdir: Path) -> None:
                 workdir / "limited",
                 emulator_url=emulator.base_url,
                 provider_connections=1000,
+                overrides={
+                    "admission": {"max_concurrent_rpcs": 1000, "max_concurrent_streams": 1000}
+                },
             )
             try:
                 await _admission(limited, emulator.base_url, 4000)
@@ -263,9 +278,14 @@ async def _run(only: str | None, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("loop", "backpressure", "admission"))
+    parser.add_argument(
+        "--no-bdp",
+        action="store_true",
+        help="non-reading clients keep gRPC's 64 KB stream window (no BDP probing)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelrouter-overload-") as workdir:
-        asyncio.run(_run(args.only, Path(workdir)))
+        asyncio.run(_run(args.only, Path(workdir), bdp=not args.no_bdp))
 
 
 if __name__ == "__main__":
