@@ -200,6 +200,7 @@ def _has_retry_info(error: grpc.aio.AioRpcError) -> bool:
 async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> None:
     set_behavior(emulator_url, {"latency_s": 5.0})
     counts: collections.Counter[str] = collections.Counter()
+    samples: dict[str, str] = {}
     retry_info = 0
 
     async def one(client: AsyncModelRouterClient) -> None:
@@ -209,6 +210,7 @@ async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> No
             counts["OK"] += 1
         except grpc.aio.AioRpcError as error:
             counts[error.code().name] += 1
+            samples.setdefault(error.code().name, error.details() or "")
             retry_info += _has_retry_info(error)
 
     clients = [AsyncModelRouterClient(router.target) for _ in range(8)]
@@ -225,6 +227,8 @@ async def _admission(router: RouterProcess, emulator_url: str, calls: int) -> No
         f"{summary} in {elapsed:.1f} s; "
         f"carrying a RetryInfo: {retry_info}"
     )
+    for code, details in samples.items():
+        print(f"    {code}: {details[:120]}")
 
 
 async def _run(only: str | None, workdir: Path, *, bdp: bool) -> None:

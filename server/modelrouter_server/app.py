@@ -319,6 +319,7 @@ def _grpc_server(
         interceptors=interceptors,
         idle_connection_timeout_s=config.server.idle_connection_timeout_s,
         max_client_connections=config.admission.max_client_connections,
+        max_pending_calls=config.admission.max_pending_calls,
     )
     return server, admission
 

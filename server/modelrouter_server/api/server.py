@@ -36,6 +36,7 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         idle_connection_timeout_s: float = 300.0,
         max_client_connections: int | None = None,
+        max_pending_calls: int | None = None,
     ) -> None:
         options: list[tuple[str, int]] = [
             # The configured sizes are the transport's: a larger request is refused
@@ -47,6 +48,11 @@ class GrpcServer:
         ]
         if max_client_connections is not None:
             options.append(("grpc.max_allowed_incoming_connections", max_client_connections))
+        if max_pending_calls is not None:
+            # grpc cancels calls past its pending queue (CANCELLED, before any handler):
+            # keep that queue far above what admission refuses with RESOURCE_EXHAUSTED.
+            options.append(("grpc.server.max_pending_requests", max_pending_calls))
+            options.append(("grpc.server.max_pending_requests_hard_limit", max_pending_calls))
         # No `maximum_concurrent_rpcs`: admission control (api/admission.py) answers
         # overload with RESOURCE_EXHAUSTED and a RetryInfo, and must be the only one to shed.
         self._server = grpc.aio.server(interceptors=interceptors, options=options)

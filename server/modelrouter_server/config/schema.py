@@ -156,6 +156,9 @@ class AdmissionConfig(_Strict):
     """The delay a refused caller is told to wait (google.rpc.RetryInfo)."""
     max_client_connections: PositiveInt = 2048
     """Client connections (HTTP/2) open at once; more are refused by the transport."""
+    max_pending_calls: PositiveInt = 10_000
+    """Calls the transport holds while the event loop has not yet taken them up (a burst);
+    past it grpc itself cancels new calls, so it sits far above `max_concurrent_rpcs`."""
     reserved_file_descriptors: PositiveInt = 128
     """Descriptors kept for everything but connections (store, logs, metrics, the SDKs)
     in the start-up check against RLIMIT_NOFILE."""
@@ -272,6 +275,11 @@ class RouterConfig(_Strict):
                 if name not in names:
                     problems.append(f"{path}[{i}]: no model or alias {name!r}")
         streams, rpcs = self.admission.max_concurrent_streams, self.admission.max_concurrent_rpcs
+        if self.admission.max_pending_calls < rpcs:
+            problems.append(
+                f"admission.max_pending_calls: {self.admission.max_pending_calls} is less than "
+                f"admission.max_concurrent_rpcs ({rpcs})"
+            )
         if streams > rpcs:
             problems.append(
                 f"admission.max_concurrent_streams: {streams} is more than "
