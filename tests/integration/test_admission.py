@@ -4,6 +4,7 @@ health service keeps answering."""
 
 from __future__ import annotations
 
+import asyncio
 import resource
 from collections.abc import AsyncIterator
 
@@ -119,3 +120,27 @@ def test_start_up_refuses_a_config_that_needs_more_descriptors_than_the_hard_lim
     # A config that fits is accepted, with the soft limit raised to cover it.
     budget = ensure_descriptors(make_config())
     assert budget.limit >= budget.needed
+
+
+@pytest.mark.load
+async def test_a_burst_far_over_the_limit_is_served_or_refused_never_cancelled(
+    start_router: StartRouter, emulator: Emulator
+) -> None:
+    # Upstream answers take a moment, so the burst is in flight at once.
+    emulator.set_behavior("*", Behavior(latency_s=1.0))
+    client = await start_router(
+        admission={"max_concurrent_rpcs": 100, "max_concurrent_streams": 100}
+    )
+    codes: list[grpc.StatusCode] = []
+
+    async def one() -> None:
+        try:
+            await client.generate("Hello", model=GPT, disable_fallback=True, timeout=120)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.aio.AioRpcError as error:
+            codes.append(error.code())
+
+    await asyncio.gather(*(one() for _ in range(1_500)))
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) > 0
+    assert codes.count(grpc.StatusCode.OK) >= 100
