@@ -78,16 +78,16 @@ def test_reply_streams_with_model_and_stats(terminal: Terminal, emulator_url: st
 def test_ctrl_c_cancels_the_reply_and_returns_to_the_prompt(
     terminal: Terminal, emulator_url: str
 ) -> None:
-    # 200 tokens at 5 per second: a 40-second reply, cancelled after its first tokens.
-    emulator_admin.set_behavior(emulator_url, {"tokens_per_second": 5, "output_tokens": 200})
+    # 2,000 tokens at 5 per second: a 400-second reply, cancelled after its first tokens.
+    emulator_admin.set_behavior(emulator_url, {"tokens_per_second": 5, "output_tokens": 2000})
     terminal.type("Tell me a long story")
     terminal.press("Enter")
     terminal.wait_for(r"gpt-4o-mini-2024-07-18: +\S+ \S+")
     assert "streaming gpt-4o-mini-2024-07-18" in terminal.visible_lines()[-1]
     terminal.press("C-c")
-    # The reply had about 40 s to go: seeing the prompt again within the wait is the cancel.
-    terminal.wait_for(r"\[reply cancelled\]", timeout_s=10)
-    terminal.wait_for(PROMPT, count=2, timeout_s=10)
+    # The reply had minutes to go: seeing the prompt again within the wait is the cancel.
+    terminal.wait_for(r"\[reply cancelled\]", timeout_s=60)
+    terminal.wait_for(PROMPT, count=2, timeout_s=60)
     assert last_line(terminal).startswith("you>"), terminal.screen()
     assert not terminal.exited()
 
@@ -95,7 +95,7 @@ def test_ctrl_c_cancels_the_reply_and_returns_to_the_prompt(
     disconnects = emulator_admin.disconnects(emulator_url, count=1)
     assert len(disconnects) == 1, disconnects
     sent = disconnects[0]["tokens_sent"]
-    assert isinstance(sent, int) and sent < 200
+    assert isinstance(sent, int) and sent < 2000
 
     # The session goes on: a fast reply to the next prompt, without the cancelled turn.
     emulator_admin.set_behavior(emulator_url, {"text": "Still here."})

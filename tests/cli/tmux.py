@@ -86,7 +86,7 @@ class Terminal:
             self._tmux("display-message", "-p", "-t", self._session, "#{pane_dead}").strip() == "1"
         )
 
-    def wait_exited(self, *, timeout_s: float = 10.0) -> None:
+    def wait_exited(self, *, timeout_s: float = 60.0) -> None:
         """Block until the program has exited (TmuxTimeout after `timeout_s`)."""
         try:
             self._tmux("wait-for", self._exit_channel, timeout_s=timeout_s)
@@ -95,7 +95,7 @@ class Terminal:
                 f"the program still runs after {timeout_s:g} s:\n{self.screen()}"
             ) from None
 
-    def wait_for(self, pattern: str, *, timeout_s: float = 15.0, count: int = 1) -> str:
+    def wait_for(self, pattern: str, *, timeout_s: float = 60.0, count: int = 1) -> str:
         """Wait until `pattern` (a regex) matches the screen `count` times; returns it."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout_s

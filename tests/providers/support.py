@@ -123,7 +123,7 @@ async def collect_until_error(
 
 
 async def disconnect_of(
-    emulator: Emulator, request_id: str, wait_s: float = 5.0
+    emulator: Emulator, request_id: str, wait_s: float = 30.0
 ) -> DisconnectRecord:
     """The emulator's record of the client closing request `request_id`.
 

@@ -290,7 +290,7 @@ async def test_probe_cancelled_before_its_first_token_frees_the_gate() -> None:
             pass
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(h.provider.paused.wait(), timeout=5.0)
+    await asyncio.wait_for(h.provider.paused.wait(), timeout=30.0)
     assert h.provider.open_streams == 1
     assert not h.breakers.allows("alpha", "small")  # the probe holds the gate
     task.cancel()
@@ -312,7 +312,7 @@ async def test_cancelling_the_consumer_closes_upstream_and_propagates() -> None:
                 got_text.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(h.provider.paused.wait(), timeout=5.0)
+    await asyncio.wait_for(h.provider.paused.wait(), timeout=30.0)
     assert got_text.is_set()
     assert h.provider.open_streams == 1
     task.cancel()

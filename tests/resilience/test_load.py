@@ -35,8 +35,8 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
         breaker_reset_timeout_s=0.2,
         # 200 streams, the SDKs and the emulator share one event loop here: generous
         # token timeouts keep CPU contention from passing for a slow model.
-        ttft_timeout_s=8.0,
-        inter_token_timeout_s=8.0,
+        ttft_timeout_s=30.0,
+        inter_token_timeout_s=30.0,
     )
     async with rig_for(emu, config) as rig:
         # Warm both paths up (SDK clients, the emulator's tokenizers) before timing.
@@ -52,7 +52,7 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
         async def one(index: int) -> tuple[str, ChainFinished, float]:
             await asyncio.sleep(index * SPREAD_S / REQUESTS)
             started = time.monotonic()
-            events = await rig.stream(rig.plan(), deadline=started + 25.0)
+            events = await rig.stream(rig.plan(), deadline=started + 90.0)
             end = events[-1]
             assert isinstance(end, ChainFinished)
             resumed = sum(isinstance(e, ChainResumed) for e in events)

@@ -190,7 +190,7 @@ class Emulator:
     async def wait_for_request(
         self,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+        timeout: float = 30.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
     ) -> list[RequestRecord]:
         """Wait until `count` requests have arrived since the last reset (their bodies read,
         responses possibly still in flight); return the records kept.
@@ -207,7 +207,7 @@ class Emulator:
     async def wait_for_finished(
         self,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+        timeout: float = 30.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
     ) -> list[RequestRecord]:
         """Wait until `count` responses have ended since the last reset, each with its
         `outcome` and `ended_at` set; return the records kept.
@@ -226,7 +226,7 @@ class Emulator:
     async def wait_for_disconnect(
         self,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+        timeout: float = 30.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
     ) -> list[DisconnectRecord]:
         """Wait until `count` client disconnects have been recorded since the last reset;
         return the records kept. Raises TimeoutError after `timeout` seconds."""
@@ -241,7 +241,7 @@ class Emulator:
     async def wait_for_disconnect_of(
         self,
         request_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
+        timeout: float = 30.0,  # noqa: ASYNC109  # a guard against a hung test, not a limit
     ) -> DisconnectRecord:
         """Wait until the client of request `request_id` has closed its connection early;
         return that record. Matching by id ignores a request an earlier test abandoned and

@@ -59,7 +59,7 @@ def requests(
     *,
     arrived: int | None = None,
     finished: int | None = None,
-    timeout_s: float = 5.0,
+    timeout_s: float = 30.0,
 ) -> list[dict[str, object]]:
     """The requests the emulator keeps, oldest first, with their `outcome`.
 
@@ -73,7 +73,7 @@ def requests(
 
 
 def disconnects(
-    base_url: str, *, count: int | None = None, timeout_s: float = 5.0
+    base_url: str, *, count: int | None = None, timeout_s: float = 30.0
 ) -> list[dict[str, object]]:
     """Responses the client closed before they were complete; with `count`, first waits
     until that many have been recorded since the last reset (504 after `timeout_s`)."""

@@ -130,7 +130,7 @@ def start_router(
     provider_connections: int | None = None,
     emulator_url: str | None = None,
     overrides: Mapping[str, Mapping[str, object]] | None = None,
-    timeout_s: float = 30.0,
+    timeout_s: float = 120.0,
 ) -> RouterProcess:
     """Start `modelrouter serve` in `directory` and wait until its health check says
     SERVING. Raises RouterStartError (with the log) when it exits or times out first."""
