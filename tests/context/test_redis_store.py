@@ -39,6 +39,11 @@ async def test_passwords_stay_out_of_error_messages() -> None:
     assert "hunter2" not in str(caught.value)
 
 
+# Timeouts as guards only: on a loaded 2-core machine a connect can take seconds, and the
+# store's production defaults (2 s, 5 s) would fail a correct test.
+GUARDS = {"connect_timeout_s": 30.0, "timeout_s": 30.0}
+
+
 @requires_redis_server
 async def test_a_server_that_goes_away_is_a_store_error(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
@@ -60,7 +65,9 @@ async def test_a_server_that_goes_away_is_a_store_error(tmp_path: Path) -> None:
 async def test_replicas_share_conversations_and_seqs(redis_server: RedisServer) -> None:
     """Three stores with their own connections, as three router replicas would have."""
     shared = prefix()
-    replicas = [await RedisStore.open(redis_server.url, key_prefix=shared) for _ in range(3)]
+    replicas = [
+        await RedisStore.open(redis_server.url, key_prefix=shared, **GUARDS) for _ in range(3)
+    ]
     try:
         created = await replicas[0].create(OPENING, {"by": "replica 0"})
         await asyncio.gather(*(replicas[i % 3].append(created.id, turn(i)) for i in range(60)))
@@ -76,7 +83,7 @@ async def test_replicas_share_conversations_and_seqs(redis_server: RedisServer) 
 
 async def test_unreadable_data_is_a_store_error(redis_server: RedisServer) -> None:
     keys = prefix()
-    store = await RedisStore.open(redis_server.url, key_prefix=keys)
+    store = await RedisStore.open(redis_server.url, key_prefix=keys, **GUARDS)
     raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         created = await store.create(OPENING, {})
@@ -90,7 +97,7 @@ async def test_unreadable_data_is_a_store_error(redis_server: RedisServer) -> No
 
 async def test_a_refused_append_writes_nothing(redis_server: RedisServer) -> None:
     keys = prefix()
-    store = await RedisStore.open(redis_server.url, key_prefix=keys)
+    store = await RedisStore.open(redis_server.url, key_prefix=keys, **GUARDS)
     raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         created = await store.create(OPENING, {})
@@ -109,7 +116,7 @@ async def test_a_refused_append_writes_nothing(redis_server: RedisServer) -> Non
 
 async def test_a_damaged_conversation_is_left_out_of_list(redis_server: RedisServer) -> None:
     keys = prefix()
-    store = await RedisStore.open(redis_server.url, key_prefix=keys)
+    store = await RedisStore.open(redis_server.url, key_prefix=keys, **GUARDS)
     raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         good = await store.create(OPENING, {"k": "v"})

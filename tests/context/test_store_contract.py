@@ -38,7 +38,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
         # A fresh key prefix per test keeps tests apart on the shared server.
-        opened = await RedisStore.open(server.url, key_prefix=f"test-{uuid.uuid4().hex}:")
+        opened = await RedisStore.open(
+            server.url,
+            key_prefix=f"test-{uuid.uuid4().hex}:",
+            connect_timeout_s=30.0,  # guards: a loaded machine can take seconds
+            timeout_s=30.0,
+        )
     yield opened
     await opened.aclose()
 
