@@ -7,13 +7,13 @@
 # A commit that breaks the contract on purpose (while the API has no outside users)
 # says so with a trailer line in its message:
 #     Contract-Break: intended
-# and is reported but not failed. Rules: buf.yaml's `breaking` section (WIRE_JSON).
+# and is reported but not failed. Rules: buf.yaml's `breaking` section (PACKAGE).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 buf=${BUF:-$root/node_modules/.bin/buf}
 # The rules, for both sides of every comparison: an old commit has no buf.yaml of its own.
-config='{"version":"v2","breaking":{"use":["WIRE_JSON"]}}'
+config='{"version":"v2","breaking":{"use":["PACKAGE"]}}'
 
 status=0
 check() { # check INPUT AGAINST LABEL [--config JSON]
