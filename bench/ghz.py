@@ -125,7 +125,7 @@ def run_ghz(
     ghz: Path = GHZ,
     save_to: Path | None = None,
 ) -> GhzRun:
-    """Run ghz against `target` calling `modelrouter.v1.ModelRouter/<method>`; `save_to`
+    """Run ghz against `target` calling `modelrouter.v1.ModelRouterService/<method>`; `save_to`
     keeps ghz's JSON report."""
     command = [
         str(ghz),
@@ -135,7 +135,7 @@ def run_ghz(
         "-i",
         str(PROTO.parents[2]),
         "--call",
-        f"modelrouter.v1.ModelRouter.{method}",
+        f"modelrouter.v1.ModelRouterService.{method}",
         "-d",
         json.dumps(data),
         "-c",

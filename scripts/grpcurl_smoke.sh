@@ -69,7 +69,7 @@ hello='{"messages":[{"role":"ROLE_USER","content":"Hello"}],"task":"TASK_CHAT"}'
 g=("$grpcurl" -plaintext -max-time 30)
 
 run "list services" "${g[@]}" "$target" list
-expect_status 0 && expect_text modelrouter.v1.ModelRouter && expect_text grpc.health.v1.Health \
+expect_status 0 && expect_text modelrouter.v1.ModelRouterService && expect_text grpc.health.v1.Health \
   && expect_text grpc.reflection.v1.ServerReflection \
   && expect_text grpc.reflection.v1alpha.ServerReflection && pass
 
@@ -78,25 +78,25 @@ run "reflection v1 describes itself" "${g[@]}" "$target" describe grpc.reflectio
 expect_status 0 && expect_text "rpc ServerReflectionInfo ( stream .grpc.reflection.v1.ServerReflectionRequest )" \
   && pass
 
-run "describe modelrouter.v1.ModelRouter" "${g[@]}" "$target" describe modelrouter.v1.ModelRouter
+run "describe modelrouter.v1.ModelRouterService" "${g[@]}" "$target" describe modelrouter.v1.ModelRouterService
 expect_status 0 && expect_text "rpc Generate ( .modelrouter.v1.GenerateRequest )" \
-  && expect_text "returns ( stream .modelrouter.v1.GenerateStreamResponse )" && pass
+  && expect_text "rpc GenerateStream ( .modelrouter.v1.GenerateStreamRequest ) returns ( stream .modelrouter.v1.GenerateStreamResponse )" && pass
 
 run "health check" "${g[@]}" "$target" grpc.health.v1.Health/Check
 expect_status 0 && expect_json 'docs[0]["status"] == "SERVING"' && pass
 
-run "ListModels" "${g[@]}" "$target" modelrouter.v1.ModelRouter/ListModels
+run "ListModels" "${g[@]}" "$target" modelrouter.v1.ModelRouterService/ListModels
 expect_status 0 && expect_json 'len(docs[0]["models"]) >= 1 and all(m["id"] for m in docs[0]["models"])' \
   && pass
 
-run "Generate (unary)" "${g[@]}" -d "$hello" "$target" modelrouter.v1.ModelRouter/Generate
+run "Generate (unary)" "${g[@]}" -d "$hello" "$target" modelrouter.v1.ModelRouterService/Generate
 expect_status 0 && expect_json 'docs[0]["text"] and docs[0]["model"] and docs[0]["provider"]
   and int(docs[0]["usage"]["input_tokens"]) > 0 and int(docs[0]["usage"]["output_tokens"]) > 0' \
   && pass
 
 run "GenerateStream" "${g[@]}" \
   -d '{"messages":[{"role":"ROLE_USER","content":"Hello"}],"model":"claude-3-7-sonnet"}' \
-  "$target" modelrouter.v1.ModelRouter/GenerateStream
+  "$target" modelrouter.v1.ModelRouterService/GenerateStream
 expect_status 0 && expect_json '"start" in docs[0] and docs[0]["start"]["model"]
   and sum("delta" in d for d in docs) >= 2
   and all("delta" in d or "thinking_delta" in d or "resume" in d for d in docs[1:-1])
@@ -105,11 +105,11 @@ expect_status 0 && expect_json '"start" in docs[0] and docs[0]["start"]["model"]
 
 run "CountTokens" "${g[@]}" \
   -d '{"messages":[{"role":"ROLE_USER","content":"How long is this?"}],"model":"gpt-4o-mini"}' \
-  "$target" modelrouter.v1.ModelRouter/CountTokens
+  "$target" modelrouter.v1.ModelRouterService/CountTokens
 expect_status 0 && expect_json 'int(docs[0]["input_tokens"]) > 0 and docs[0]["model"]' && pass
 
 run "Generate with no messages is INVALID_ARGUMENT" "${g[@]}" -d '{"task":"TASK_CHAT"}' \
-  "$target" modelrouter.v1.ModelRouter/Generate
+  "$target" modelrouter.v1.ModelRouterService/Generate
 # grpcurl exits 64 + the status code: INVALID_ARGUMENT is 3.
 expect_status 67 && expect_text "Code: InvalidArgument" && pass
 
@@ -121,12 +121,12 @@ run "modelrouter protoset" "$(dirname "$py")/modelrouter" protoset -o "$protoset
 expect_status 0 && expect_text "wrote $protoset" && pass
 
 run "grpcurl -protoset (no reflection): ListModels" "${g[@]}" -use-reflection=false \
-  -protoset "$protoset" "$target" modelrouter.v1.ModelRouter/ListModels
+  -protoset "$protoset" "$target" modelrouter.v1.ModelRouterService/ListModels
 expect_status 0 && expect_json 'len(docs[0]["models"]) >= 1' && pass
 
 run "ghz: $requests Generate calls, concurrency $concurrency" "$ghz" --insecure \
   --protoset "$protoset" \
-  --call modelrouter.v1.ModelRouter.Generate -d "$hello" \
+  --call modelrouter.v1.ModelRouterService.Generate -d "$hello" \
   -n "$requests" -c "$concurrency" --timeout 30s --format json "$target"
 expect_status 0 && expect_json "docs[0]['count'] == $requests
   and docs[0]['statusCodeDistribution'] == {'OK': $requests}

@@ -1,11 +1,11 @@
-"""Request bytes that are not a valid message of their type, for every ModelRouter RPC."""
+"""Request bytes that are not a valid message of their type, for every ModelRouterService RPC."""
 
 from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from modelrouter.v1 import modelrouter_pb2 as pb
 
-SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouterService"]
 METHODS: tuple[MethodDescriptor, ...] = tuple(SERVICE.methods)
 
 ISSUE_BYTES = bytes.fromhex("0a0708021203fffefd")

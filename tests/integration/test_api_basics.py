@@ -21,7 +21,7 @@ async def test_health_is_serving_and_reflection_lists_the_service(
 ) -> None:
     async with grpc.aio.insecure_channel(router.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "modelrouter.v1.ModelRouter"):
+        for service in ("", "modelrouter.v1.ModelRouterService"):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -29,7 +29,7 @@ async def test_health_is_serving_and_reflection_lists_the_service(
         names: set[str] = set()
         async for response in stub.ServerReflectionInfo(iter([request])):
             names |= {s.name for s in response.list_services_response.service}
-    assert "modelrouter.v1.ModelRouter" in names
+    assert "modelrouter.v1.ModelRouterService" in names
     assert "grpc.health.v1.Health" in names
 
 

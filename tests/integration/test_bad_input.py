@@ -126,7 +126,8 @@ async def test_bad_generate_request_names_the_field(
     except grpc.aio.AioRpcError as error:
         failures.append(error)
     try:
-        async for _ in stub.GenerateStream(request_, timeout=10):
+        stream_request = pb.GenerateStreamRequest.FromString(request_.SerializeToString())
+        async for _ in stub.GenerateStream(stream_request, timeout=10):
             pass
     except grpc.aio.AioRpcError as error:
         failures.append(error)

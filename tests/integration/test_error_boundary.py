@@ -18,12 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from .logcapture import captured_log
 
 if TYPE_CHECKING:
-    from modelrouter.v1.modelrouter_pb2_grpc import ModelRouterAsyncStub
+    from modelrouter.v1.modelrouter_pb2_grpc import ModelRouterServiceAsyncStub
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class _Misbehaving(pb_grpc.ModelRouterServicer):
+class _Misbehaving(pb_grpc.ModelRouterServiceServicer):
     def __init__(self) -> None:
         self.stream_ended = asyncio.Event()
 
@@ -31,7 +31,7 @@ class _Misbehaving(pb_grpc.ModelRouterServicer):
         raise ZeroDivisionError("a bug with a detail the caller must not see")
 
     async def GenerateStream(
-        self, request: pb.GenerateRequest, context: Context
+        self, request: pb.GenerateStreamRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         try:
             yield pb.GenerateStreamResponse(delta=pb.TextDelta(text="one"))
@@ -89,7 +89,7 @@ class _RefuseCountTokens(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return await continuation(details)
 
 
-Served = tuple["ModelRouterAsyncStub", _Misbehaving, Metrics]
+Served = tuple["ModelRouterServiceAsyncStub", _Misbehaving, Metrics]
 
 
 def _counts(metrics: Metrics) -> dict[tuple[str, str], float]:
@@ -106,12 +106,12 @@ async def served() -> AsyncIterator[Served]:
     metrics = Metrics()
     servicer = _Misbehaving()
     server = grpc.aio.server(interceptors=[ErrorBoundary(metrics), _RefuseCountTokens()])
-    pb_grpc.add_ModelRouterServicer_to_server(servicer, server)
+    pb_grpc.add_ModelRouterServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield (
-            pb_grpc.ModelRouterStub(channel),
+            pb_grpc.ModelRouterServiceStub(channel),
             servicer,
             metrics,
         )
@@ -148,7 +148,7 @@ async def test_every_outcome_is_logged_once_and_counted(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call
             assert caught.value.code().name == code
-        stream = stub.GenerateStream(pb.GenerateRequest(), timeout=5)
+        stream = stub.GenerateStream(pb.GenerateStreamRequest(), timeout=5)
         first = await stream.read()
         assert isinstance(first, pb.GenerateStreamResponse) and first.delta.text == "one"
         stream.cancel()

@@ -152,15 +152,16 @@ async def test_a_5mb_conversation_reads_back_in_pages_on_a_default_client(
     # A channel with gRPC's defaults: 4 MiB is the largest reply it accepts.
     target = router.target
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.ModelRouterStub(channel)
+        stub = pb_grpc.ModelRouterServiceStub(channel)
         seen: list[str] = []
         pages = 0
         token = ""
         while True:
-            page = await stub.GetConversation(
+            reply = await stub.GetConversation(
                 pb.GetConversationRequest(id=created.id, message_page_token=token), timeout=30
             )
-            assert page.ByteSize() <= 4 * MIB
+            assert reply.ByteSize() <= 4 * MIB
+            page = reply.conversation
             assert page.message_count == 4
             seen.extend(m.message.content for m in page.messages)
             pages += 1
@@ -170,16 +171,22 @@ async def test_a_5mb_conversation_reads_back_in_pages_on_a_default_client(
         assert seen == bodies
         assert pages >= 2
 
-        small = await stub.GetConversation(
-            pb.GetConversationRequest(id=created.id, message_page_size=1), timeout=30
-        )
+        small = (
+            await stub.GetConversation(
+                pb.GetConversationRequest(id=created.id, message_page_size=1), timeout=30
+            )
+        ).conversation
         assert [m.seq for m in small.messages] == [0]
-        rest = await stub.GetConversation(
-            pb.GetConversationRequest(
-                id=created.id, message_page_size=1, message_page_token=small.next_message_page_token
-            ),
-            timeout=30,
-        )
+        rest = (
+            await stub.GetConversation(
+                pb.GetConversationRequest(
+                    id=created.id,
+                    message_page_size=1,
+                    message_page_token=small.next_message_page_token,
+                ),
+                timeout=30,
+            )
+        ).conversation
         assert [m.seq for m in rest.messages] == [1]
 
 
@@ -205,7 +212,7 @@ async def test_a_list_of_conversations_full_of_metadata_fits_a_default_client(
     metadata = {f"k{i}": "v" * 1000 for i in range(16)}  # 16 KB: just under the limit
     created = {(await router.create_conversation([], metadata=metadata)).id for _ in range(300)}
     async with grpc.aio.insecure_channel(router.target) as channel:
-        stub = pb_grpc.ModelRouterStub(channel)
+        stub = pb_grpc.ModelRouterServiceStub(channel)
         listed: list[str] = []
         token = ""
         while True:

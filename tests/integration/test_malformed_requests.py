@@ -83,7 +83,7 @@ async def test_an_oversized_request_id_is_refused_and_not_logged(emulator: Emula
         app = await App.start(make_config(), env={}, host="127.0.0.1", port=0, emulator=emulator)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-                stub = pb_grpc.ModelRouterStub(channel)
+                stub = pb_grpc.ModelRouterServiceStub(channel)
                 request = pb.GenerateRequest(messages=[user("Hi")], request_id=huge)
                 try:
                     await stub.Generate(request, timeout=10)

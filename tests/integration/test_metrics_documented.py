@@ -20,7 +20,7 @@ from .conftest import make_config
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 GPT = "gpt-4o-mini-2024-07-18"
 O3 = "o3-mini-2025-01-31"
-RPCS = {m.name for m in pb.DESCRIPTOR.services_by_name["ModelRouter"].methods}
+RPCS = {m.name for m in pb.DESCRIPTOR.services_by_name["ModelRouterService"].methods}
 
 
 def documented_series() -> set[str]:

@@ -33,7 +33,7 @@ BOB = new_key()
 WRONG = new_key()  # well-formed, configured for nobody
 KEYS = (ALICE, BOB, WRONG)
 GPT = "gpt-4o-mini-2024-07-18"
-SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouterService"]
 
 
 def tenants(**alice: Any) -> dict[str, Any]:

@@ -120,7 +120,7 @@ async def test_reflection_can_be_switched_off(start_router: StartRouter) -> None
                 return error.code()
         raise AssertionError("no reply")
 
-    # ModelRouter, Health, and reflection v1 and v1alpha.
+    # ModelRouterService, Health, and reflection v1 and v1alpha.
     assert await services(await start_router()) == 4
     off = await start_router(server={"metrics_port": 0, "reflection": False})
     assert await services(off) is grpc.StatusCode.UNIMPLEMENTED

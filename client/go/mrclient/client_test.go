@@ -50,7 +50,7 @@ func TestUnaryGenerate(t *testing.T) {
 func TestStreamAccumulates(t *testing.T) {
 	client, ctx := dial(t), testContext(t)
 	var deltas []string
-	reply, err := client.Stream(ctx, &modelrouterv1.GenerateRequest{
+	reply, err := client.Stream(ctx, &modelrouterv1.GenerateStreamRequest{
 		Messages: []*modelrouterv1.Message{mrclient.User("Explain backoff with jitter.")},
 		Model:    "claude-3-7-sonnet",
 	}, func(event *modelrouterv1.GenerateStreamResponse) error {
@@ -90,7 +90,7 @@ func TestCancelAfterFirstDeltaClosesUpstream(t *testing.T) {
 		"enqueue":  true,
 	}, nil)
 	deltas := 0
-	reply, err := client.Stream(ctx, &modelrouterv1.GenerateRequest{
+	reply, err := client.Stream(ctx, &modelrouterv1.GenerateStreamRequest{
 		Messages:        []*modelrouterv1.Message{mrclient.User("Count to fifty.")},
 		Model:           "gpt-4o-mini",
 		DisableFallback: true,
@@ -150,13 +150,14 @@ func TestUnknownModelIsNotFound(t *testing.T) {
 
 func TestConversationRoundTrip(t *testing.T) {
 	client, ctx := dial(t), testContext(t)
-	conversation, err := client.API.CreateConversation(ctx, &modelrouterv1.CreateConversationRequest{
+	created, err := client.API.CreateConversation(ctx, &modelrouterv1.CreateConversationRequest{
 		Messages: []*modelrouterv1.Message{mrclient.System("You are terse.")},
 		Metadata: map[string]string{"agent": "go-test"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	conversation := created.GetConversation()
 	reply, err := client.API.Generate(ctx, &modelrouterv1.GenerateRequest{
 		Messages:       []*modelrouterv1.Message{mrclient.User("Remember the number 7.")},
 		Model:          "gpt-4o-mini",
@@ -165,10 +166,11 @@ func TestConversationRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := client.API.GetConversation(ctx, &modelrouterv1.GetConversationRequest{Id: conversation.GetId()})
+	got, err := client.API.GetConversation(ctx, &modelrouterv1.GetConversationRequest{Id: conversation.GetId()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored := got.GetConversation()
 	messages := stored.GetMessages()
 	if len(messages) != 3 {
 		t.Fatalf("want system, user and assistant stored, got %d: %v", len(messages), messages)

@@ -18,7 +18,7 @@ import (
 // Client holds one connection to a router.
 type Client struct {
 	// API is the generated client, for calls this layer does not wrap.
-	API  modelrouterv1.ModelRouterClient
+	API  modelrouterv1.ModelRouterServiceClient
 	conn *grpc.ClientConn
 }
 
@@ -79,7 +79,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{API: modelrouterv1.NewModelRouterClient(conn), conn: conn}, nil
+	return &Client{API: modelrouterv1.NewModelRouterServiceClient(conn), conn: conn}, nil
 }
 
 // Close closes the connection; calls in flight fail with CANCELED.

@@ -56,7 +56,7 @@ func StopAfterChars(n int) EventFunc {
 // Stream calls GenerateStream and accumulates the events into a Reply. Each event goes to
 // every onEvent function in order, until one returns an error (which stops the stream).
 // Cancelling ctx cancels the call as well.
-func (c *Client) Stream(ctx context.Context, req *modelrouterv1.GenerateRequest, onEvent ...EventFunc) (*Reply, error) {
+func (c *Client) Stream(ctx context.Context, req *modelrouterv1.GenerateStreamRequest, onEvent ...EventFunc) (*Reply, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	// Cancelling on every return also ends the RPC when the caller stops early.
 	defer cancel()

@@ -1,4 +1,5 @@
-"""Building a GenerateRequest from keyword arguments (shared by the async and sync clients)."""
+"""Building a GenerateRequest (or GenerateStreamRequest, the same fields) from keyword
+arguments, shared by the async and sync clients."""
 
 from __future__ import annotations
 
@@ -35,12 +36,25 @@ def as_messages(messages: Sequence[pb.Message] | str) -> list[pb.Message]:
 def generate_request(
     messages: Sequence[pb.Message] | str, **options: Unpack[GenerateOptions]
 ) -> pb.GenerateRequest:
-    """A request from messages (or one user prompt) and options."""
+    """A Generate request from messages (or one user prompt) and options."""
     request = pb.GenerateRequest(messages=as_messages(messages))
+    _fill(request, options)
+    return request
+
+
+def generate_stream_request(
+    messages: Sequence[pb.Message] | str, **options: Unpack[GenerateOptions]
+) -> pb.GenerateStreamRequest:
+    """A GenerateStream request from messages (or one user prompt) and options."""
+    request = pb.GenerateStreamRequest(messages=as_messages(messages))
+    _fill(request, options)
+    return request
+
+
+def _fill(request: pb.GenerateRequest | pb.GenerateStreamRequest, options: GenerateOptions) -> None:
     stop = options.pop("stop", ())
     metadata = options.pop("metadata", {})
     request.stop.extend(stop)
     request.metadata.update(metadata)
     for name, value in options.items():
         setattr(request, name, value)
-    return request

@@ -10,7 +10,12 @@ import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
-from modelrouter_client._request import GenerateOptions, as_messages, generate_request
+from modelrouter_client._request import (
+    GenerateOptions,
+    as_messages,
+    generate_request,
+    generate_stream_request,
+)
 from modelrouter_client.connect import TlsFiles, aio_channel
 from modelrouter_client.errors import typed_errors, typed_stream
 
@@ -39,7 +44,7 @@ class AsyncModelRouterClient:
         as `authorization: Bearer <key>` on every call. Both are ignored with `channel`."""
         self.target = target
         self._channel = channel or aio_channel(target, tls=tls, api_key=api_key)
-        self._stub = pb_grpc.ModelRouterStub(self._channel)
+        self._stub = pb_grpc.ModelRouterServiceStub(self._channel)
         self._default_timeout = default_timeout
 
     async def __aenter__(self) -> AsyncModelRouterClient:
@@ -87,7 +92,7 @@ class AsyncModelRouterClient:
         Breaking out of the loop (or cancelling the task) cancels the RPC, and the router
         closes the upstream provider request.
         """
-        request = generate_request(messages, **options)
+        request = generate_stream_request(messages, **options)
         call = self._stub.GenerateStream(
             request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
         )
@@ -125,17 +130,22 @@ class AsyncModelRouterClient:
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> pb.Conversation:
+        """A new conversation, with its opening messages."""
         request = pb.CreateConversationRequest(messages=list(messages), metadata=metadata or {})
         with typed_errors():
-            return await self._stub.CreateConversation(request, timeout=self._timeout(timeout))
+            response = await self._stub.CreateConversation(request, timeout=self._timeout(timeout))
+        return response.conversation
 
     async def get_conversation(
         self, conversation_id: str, *, timeout: float | None = None
     ) -> pb.Conversation:
+        """The conversation with the first page of its messages
+        (`next_message_page_token` leads on)."""
         with typed_errors():
-            return await self._stub.GetConversation(
+            response = await self._stub.GetConversation(
                 pb.GetConversationRequest(id=conversation_id), timeout=self._timeout(timeout)
             )
+        return response.conversation
 
     async def list_conversations(
         self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None

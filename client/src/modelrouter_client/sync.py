@@ -9,7 +9,12 @@ from typing import Unpack
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 
-from modelrouter_client._request import GenerateOptions, as_messages, generate_request
+from modelrouter_client._request import (
+    GenerateOptions,
+    as_messages,
+    generate_request,
+    generate_stream_request,
+)
 from modelrouter_client.connect import TlsFiles, sync_channel
 from modelrouter_client.errors import typed_errors
 
@@ -27,7 +32,7 @@ class ModelRouterClient:
         api_key: str | None = None,
     ) -> None:
         self._channel = sync_channel(target, tls=tls, api_key=api_key)
-        self._stub = pb_grpc.ModelRouterStub(self._channel)
+        self._stub = pb_grpc.ModelRouterServiceStub(self._channel)
         self._default_timeout = default_timeout
 
     def __enter__(self) -> ModelRouterClient:
@@ -69,7 +74,7 @@ class ModelRouterClient:
         **options: Unpack[GenerateOptions],
     ) -> Iterator[pb.GenerateStreamResponse]:
         """Events as they arrive; closing the iterator cancels the RPC."""
-        request = generate_request(messages, **options)
+        request = generate_stream_request(messages, **options)
         call = self._stub.GenerateStream(request, timeout=self._timeout(timeout))
         try:
             with typed_errors():

@@ -67,13 +67,14 @@ async function badRequest(client: ModelRouterClient, out: Out): Promise<void> {
 }
 
 async function conversation(client: ModelRouterClient, out: Out): Promise<void> {
-  const { id } = await client.api.createConversation({ messages: [system("You are terse.")] });
+  const created = await client.api.createConversation({ messages: [system("You are terse.")] });
+  const id = created.conversation!.id;
   for (const turn of ["Remember the number 7.", "Which number?"]) {
     const reply = await client.generate({ messages: [user(turn)], conversationId: id });
     out(`${reply.text}\n`);
   }
-  const stored = await client.api.getConversation({ id });
-  for (const item of stored.messages) {
+  const { conversation: stored } = await client.api.getConversation({ id });
+  for (const item of stored!.messages) {
     out(`${item.seq} ${Role[item.message?.role ?? Role.UNSPECIFIED]} ${item.message?.content}\n`);
   }
   await client.api.deleteConversation({ id });

@@ -8,8 +8,9 @@ import type { SecureClientSessionOptions } from "node:http2";
 
 import {
   GenerateRequestSchema,
+  GenerateStreamRequestSchema,
   MessageSchema,
-  ModelRouter,
+  ModelRouterService,
   Role,
   type GenerateResponse,
   type GenerateStreamResponse,
@@ -20,6 +21,7 @@ import {
 } from "./gen/modelrouter/v1/modelrouter_pb.js";
 
 export type GenerateRequestInit = MessageInitShape<typeof GenerateRequestSchema>;
+export type GenerateStreamRequestInit = MessageInitShape<typeof GenerateStreamRequestSchema>;
 
 export interface ConnectOptions {
   /** Connect over TLS: `true` for the system roots, or Node's TLS session options (ca, ...). */
@@ -35,7 +37,7 @@ export interface ConnectOptions {
 
 /** A router connection: `api` is the generated client, the methods are the conveniences. */
 export class ModelRouterClient {
-  readonly api: Client<typeof ModelRouter>;
+  readonly api: Client<typeof ModelRouterService>;
   readonly #defaultTimeoutMs: number;
 
   constructor(target: string, options: ConnectOptions = {}) {
@@ -55,7 +57,7 @@ export class ModelRouterClient {
       interceptors,
       ...(typeof tls === "object" ? { nodeOptions: tls } : {}),
     });
-    this.api = createClient(ModelRouter, transport);
+    this.api = createClient(ModelRouterService, transport);
     this.#defaultTimeoutMs = defaultTimeoutMs;
   }
 
@@ -74,7 +76,7 @@ export class ModelRouterClient {
    * provider request.
    */
   stream(
-    request: GenerateRequestInit,
+    request: GenerateStreamRequestInit,
     options: CallOptions = {},
   ): AsyncIterable<GenerateStreamResponse> {
     return this.api.generateStream(request, this.#options(options));

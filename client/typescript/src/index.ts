@@ -10,6 +10,7 @@ export {
   type AccumulateOptions,
   type ConnectOptions,
   type GenerateRequestInit,
+  type GenerateStreamRequestInit,
   type Reply,
 } from "./client.js";
 export { Code, ConnectError, errorDetails, type ErrorDetails } from "./errors.js";

@@ -119,16 +119,17 @@ describe("TypeScript client against a live modelrouter", () => {
   });
 
   test("conversation round trip: create, generate into it, read it back, delete", async () => {
-    const conversation = await client.api.createConversation({
+    const { conversation } = await client.api.createConversation({
       messages: [system("You are terse.")],
       metadata: { agent: "ts-test" },
     });
+    assert.ok(conversation !== undefined);
     const reply = await client.generate({
       messages: [user("Remember the number 7.")],
       model: "gpt-4o-mini",
       conversationId: conversation.id,
     });
-    const stored = await client.api.getConversation({ id: conversation.id });
+    const stored = (await client.api.getConversation({ id: conversation.id })).conversation!;
     assert.equal(stored.messages.length, 3);
     assert.equal(stored.messages[1]!.message?.content, "Remember the number 7.");
     assert.equal(stored.messages[2]!.message?.role, Role.ASSISTANT);

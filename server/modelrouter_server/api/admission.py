@@ -1,6 +1,6 @@
 """Admission control and the in-flight register that graceful drain works from.
 
-One server interceptor in front of every ModelRouter RPC (health and reflection pass
+One server interceptor in front of every ModelRouterService RPC (health and reflection pass
 untouched, so a load balancer can always ask):
 
 - Past `admission.max_concurrent_rpcs` RPCs, or `max_concurrent_streams` streams, a new
@@ -31,7 +31,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 log = structlog.get_logger(__name__)
 
-_SERVICE_PREFIX = "/modelrouter.v1.ModelRouter/"
+_SERVICE_PREFIX = "/modelrouter.v1.ModelRouterService/"
 _DOMAIN = "modelrouter.v1"
 
 _Context = grpc.aio.ServicerContext[Any, Any]
@@ -260,7 +260,7 @@ class Admission:
 
 @dataclass(slots=True)
 class AdmissionInterceptor(_InterceptorBase):
-    """Puts `admission` in front of every ModelRouter RPC."""
+    """Puts `admission` in front of every ModelRouterService RPC."""
 
     admission: Admission
 

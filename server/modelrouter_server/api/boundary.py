@@ -1,4 +1,4 @@
-"""The error boundary: one interceptor in front of every ModelRouter RPC.
+"""The error boundary: one interceptor in front of every ModelRouterService RPC.
 
 It is the outermost interceptor, so whatever happens inside it (a handler's answer, a
 domain error, a bug, the caller cancelling, an inner interceptor refusing the call) ends
@@ -41,7 +41,7 @@ from modelrouter_server.observability.summary import Answer, RequestSummary
 
 log = structlog.get_logger(__name__)
 
-SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+SERVICE = pb.DESCRIPTOR.services_by_name["ModelRouterService"]
 _PREFIX = f"/{SERVICE.full_name}/"
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -106,7 +106,7 @@ def _decoder(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
 
 
 class ErrorBoundary(_Interceptor):
-    """Logs and counts every ModelRouter RPC once and maps every error to a status."""
+    """Logs and counts every ModelRouterService RPC once and maps every error to a status."""
 
     def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._metrics = metrics

@@ -148,7 +148,12 @@ def create_conversation_from_pb(
     return messages, metadata
 
 
-def options_from_pb(request: pb.GenerateRequest, limits: LimitsConfig) -> GenerateOptions:
+# GenerateStreamRequest has GenerateRequest's fields, numbers and meaning (the contract
+# gives each RPC its own request type), so one conversion serves both.
+AnyGenerateRequest = pb.GenerateRequest | pb.GenerateStreamRequest
+
+
+def options_from_pb(request: AnyGenerateRequest, limits: LimitsConfig) -> GenerateOptions:
     """A validated GenerateOptions (`check_generate_options`). Model-dependent limits
     (output cap, thinking) are checked by the router once the model is known."""
     # Ids first: a huge one is refused before anything else is converted.

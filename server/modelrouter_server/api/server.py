@@ -1,4 +1,4 @@
-"""The grpc.aio server: the ModelRouter service plus health checking and reflection (v1 and
+"""The grpc.aio server: the ModelRouterService plus health checking and reflection (v1 and
 v1alpha), so grpcurl and ghz work with no .proto files at hand."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_server.api.reflection import enable_reflection
 from modelrouter_server.config.schema import LimitsConfig
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouterService"].full_name
 
 
 class BindError(OSError):
@@ -29,7 +29,7 @@ class GrpcServer:
 
     def __init__(
         self,
-        servicer: pb_grpc.ModelRouterServicer,
+        servicer: pb_grpc.ModelRouterServiceServicer,
         *,
         limits: LimitsConfig,
         reflection_enabled: bool = True,
@@ -56,7 +56,7 @@ class GrpcServer:
         # No `maximum_concurrent_rpcs`: admission control (api/admission.py) answers
         # overload with RESOURCE_EXHAUSTED and a RetryInfo, and must be the only one to shed.
         self._server = grpc.aio.server(interceptors=interceptors, options=options)
-        pb_grpc.add_ModelRouterServicer_to_server(servicer, self._server)
+        pb_grpc.add_ModelRouterServiceServicer_to_server(servicer, self._server)
         self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if reflection_enabled:

@@ -1,4 +1,4 @@
-"""The ModelRouter servicer: request in, domain stages, response out.
+"""The ModelRouterService servicer: request in, domain stages, response out.
 
 Handlers do one job: call the stages. Validation and every proto message live in
 `convert`; the work of a request in `generation.Generation`. Errors are raised, not
@@ -41,6 +41,11 @@ from modelrouter_server.validation import (
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+# The response wraps the conversation in one length-delimited field: a tag byte and a
+# length of at most 5 bytes (varint), kept out of the page's byte budget.
+_WRAPPER_BYTES = 6
+
+
 @dataclass(frozen=True, slots=True)
 class ServicerDeps:
     config: RouterConfig
@@ -53,7 +58,7 @@ class ServicerDeps:
     """Per-tenant limits and usage; None: no ledger (GetUsage is then UNIMPLEMENTED)."""
 
 
-class ModelRouterServicer(pb_grpc.ModelRouterServicer):
+class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
     def __init__(self, deps: ServicerDeps) -> None:
         self._d = deps
 
@@ -97,7 +102,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
         return convert.generate_response_to_pb(outcome, options.request_id)
 
     async def GenerateStream(
-        self, request: pb.GenerateRequest, context: Context
+        self, request: pb.GenerateStreamRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         # Reported once validated: a caller's id of any length never reaches the log.
         options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
@@ -163,30 +168,34 @@ class ModelRouterServicer(pb_grpc.ModelRouterServicer):
 
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: Context
-    ) -> pb.Conversation:
+    ) -> pb.CreateConversationResponse:
         limits = self._d.config.limits
         messages, metadata = convert.create_conversation_from_pb(request, limits)
         conversation = await self._d.conversations.create(messages, metadata, tenant=self._tenant())
-        return convert.conversation_to_pb(
-            conversation,
-            page_size=limits.max_message_page_size,
-            max_bytes=limits.max_response_bytes,
+        return pb.CreateConversationResponse(
+            conversation=convert.conversation_to_pb(
+                conversation,
+                page_size=limits.max_message_page_size,
+                max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
+            )
         )
 
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: Context
-    ) -> pb.Conversation:
+    ) -> pb.GetConversationResponse:
         limits = self._d.config.limits
         check_id(request.id, limits, field="id", required=True)
         size = message_page_size(request.message_page_size, limits)
         token = request.message_page_token
         first_seq = decode_message_page_token(token) if token else 0
         conversation = await self._d.conversations.get(request.id, tenant=self._tenant())
-        return convert.conversation_to_pb(
-            conversation,
-            first_seq=first_seq,
-            page_size=size,
-            max_bytes=limits.max_response_bytes,
+        return pb.GetConversationResponse(
+            conversation=convert.conversation_to_pb(
+                conversation,
+                first_seq=first_seq,
+                page_size=size,
+                max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
+            )
         )
 
     async def ListConversations(

@@ -61,7 +61,7 @@ func unary(ctx context.Context, client *mrclient.Client, out io.Writer, _ int) e
 
 func streamAndStop(ctx context.Context, client *mrclient.Client, out io.Writer, maxChars int) error {
 	// Returning mrclient.ErrStop cancels the call; the router closes the provider request.
-	reply, err := client.Stream(ctx, &modelrouterv1.GenerateRequest{
+	reply, err := client.Stream(ctx, &modelrouterv1.GenerateStreamRequest{
 		Messages: []*modelrouterv1.Message{mrclient.User("Write a long essay on retries.")},
 		Task:     modelrouterv1.Task_TASK_CHAT,
 	}, func(event *modelrouterv1.GenerateStreamResponse) error {
@@ -106,7 +106,7 @@ func conversation(ctx context.Context, client *mrclient.Client, out io.Writer, _
 	if err != nil {
 		return err
 	}
-	id := created.GetId()
+	id := created.GetConversation().GetId()
 	for _, turn := range []string{"Remember the number 7.", "Which number?"} {
 		reply, err := client.API.Generate(ctx, &modelrouterv1.GenerateRequest{
 			Messages:       []*modelrouterv1.Message{mrclient.User(turn)},
@@ -121,7 +121,7 @@ func conversation(ctx context.Context, client *mrclient.Client, out io.Writer, _
 	if err != nil {
 		return err
 	}
-	for _, item := range stored.GetMessages() {
+	for _, item := range stored.GetConversation().GetMessages() {
 		fmt.Fprintln(out, item.GetSeq(), item.GetMessage().GetRole(), item.GetMessage().GetContent())
 	}
 	_, err = client.API.DeleteConversation(ctx, &modelrouterv1.DeleteConversationRequest{Id: id})

@@ -1,6 +1,6 @@
 // modelrouter: one gRPC front door to many LLM providers.
 //
-// Agents call ModelRouter instead of calling providers directly. The router picks a
+// Agents call ModelRouterService instead of calling providers directly. The router picks a
 // model for the task, keeps the conversation inside the model's context window and
 // survives provider failures (retries, circuit breakers, a fallback chain that holds
 // even mid-stream).
@@ -214,9 +214,12 @@ type ReasoningEffort int32
 const (
 	// The model's default (medium for o3-mini).
 	ReasoningEffort_REASONING_EFFORT_UNSPECIFIED ReasoningEffort = 0
-	ReasoningEffort_REASONING_EFFORT_LOW         ReasoningEffort = 1
-	ReasoningEffort_REASONING_EFFORT_MEDIUM      ReasoningEffort = 2
-	ReasoningEffort_REASONING_EFFORT_HIGH        ReasoningEffort = 3
+	// Fewer reasoning tokens, a faster and cheaper answer.
+	ReasoningEffort_REASONING_EFFORT_LOW ReasoningEffort = 1
+	// The balance most models default to.
+	ReasoningEffort_REASONING_EFFORT_MEDIUM ReasoningEffort = 2
+	// More reasoning tokens for harder problems.
+	ReasoningEffort_REASONING_EFFORT_HIGH ReasoningEffort = 3
 )
 
 // Enum value maps for ReasoningEffort.
@@ -344,6 +347,7 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 type AttemptOutcome int32
 
 const (
+	// Not set; the router never sends it.
 	AttemptOutcome_ATTEMPT_OUTCOME_UNSPECIFIED AttemptOutcome = 0
 	// The try produced the answer (or the part of it before a resume).
 	AttemptOutcome_ATTEMPT_OUTCOME_SUCCESS AttemptOutcome = 1
@@ -425,6 +429,7 @@ func (AttemptOutcome) EnumDescriptor() ([]byte, []int) {
 type CircuitState int32
 
 const (
+	// Not known (no breaker exists for the endpoint yet).
 	CircuitState_CIRCUIT_STATE_UNSPECIFIED CircuitState = 0
 	// Calls pass.
 	CircuitState_CIRCUIT_STATE_CLOSED CircuitState = 1
@@ -481,6 +486,7 @@ func (CircuitState) EnumDescriptor() ([]byte, []int) {
 type CountMethod int32
 
 const (
+	// Not known.
 	CountMethod_COUNT_METHOD_UNSPECIFIED CountMethod = 0
 	// The model's own tokenizer, offline (tiktoken for OpenAI models).
 	CountMethod_COUNT_METHOD_EXACT_LOCAL CountMethod = 1
@@ -771,6 +777,170 @@ func (x *GenerateRequest) GetConversationId() string {
 	return ""
 }
 
+// A request for a streamed reply: the same fields, numbers and meaning as
+// GenerateRequest (the server treats both alike), so a request body works for either RPC.
+type GenerateStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation so far (or, with `conversation_id`, the new messages to add).
+	Messages []*Message `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// A model id or alias from ListModels. Empty: the router chooses by `task`.
+	Model string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// What the request is for; selects the route when `model` is empty and the
+	// fallback candidates when it is set.
+	Task Task `protobuf:"varint,3,opt,name=task,proto3,enum=modelrouter.v1.Task" json:"task,omitempty"`
+	// Output token limit. 0: the model's default (min of 4096 and its cap).
+	MaxOutputTokens int32 `protobuf:"varint,4,opt,name=max_output_tokens,json=maxOutputTokens,proto3" json:"max_output_tokens,omitempty"`
+	// Sampling temperature, 0 to 2 (not sent to models that refuse it, such as o-series).
+	Temperature *float32 `protobuf:"fixed32,5,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
+	// For reasoning models.
+	ReasoningEffort ReasoningEffort `protobuf:"varint,6,opt,name=reasoning_effort,json=reasoningEffort,proto3,enum=modelrouter.v1.ReasoningEffort" json:"reasoning_effort,omitempty"`
+	// Extended thinking budget for models that support it (>= 1024 and below
+	// max_output_tokens). 0: no thinking.
+	ThinkingBudgetTokens int32 `protobuf:"varint,7,opt,name=thinking_budget_tokens,json=thinkingBudgetTokens,proto3" json:"thinking_budget_tokens,omitempty"`
+	// Stop sequences (at most 4).
+	Stop []string `protobuf:"bytes,8,rep,name=stop,proto3" json:"stop,omitempty"`
+	// The caller's id for this request; echoed in logs. Generated when empty. With
+	// `conversation_id`, it makes the turn idempotent: when a turn with this id is already
+	// recorded in the conversation (with the same messages), the recorded answer is
+	// returned (`replayed`) and nothing is called or appended. Of two calls with one id at
+	// once, the first to record wins; the other answers with the winner's text (Generate)
+	// or ends with ABORTED (GenerateStream, whose own text has gone out; repeating it
+	// replays). At most 128 characters.
+	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Free-form labels, logged with the request.
+	Metadata map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Use only `model` (or the route's first candidate): no fallback to others.
+	DisableFallback bool `protobuf:"varint,11,opt,name=disable_fallback,json=disableFallback,proto3" json:"disable_fallback,omitempty"`
+	// Skip candidates whose estimated cost is above this (USD). 0: no cap.
+	MaxCostUsd float64 `protobuf:"fixed64,12,opt,name=max_cost_usd,json=maxCostUsd,proto3" json:"max_cost_usd,omitempty"`
+	// A server-side conversation: its stored history comes before `messages`, and
+	// the new messages and the reply are appended to it.
+	ConversationId string `protobuf:"bytes,13,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GenerateStreamRequest) Reset() {
+	*x = GenerateStreamRequest{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateStreamRequest) ProtoMessage() {}
+
+func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateStreamRequest.ProtoReflect.Descriptor instead.
+func (*GenerateStreamRequest) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GenerateStreamRequest) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *GenerateStreamRequest) GetTask() Task {
+	if x != nil {
+		return x.Task
+	}
+	return Task_TASK_UNSPECIFIED
+}
+
+func (x *GenerateStreamRequest) GetMaxOutputTokens() int32 {
+	if x != nil {
+		return x.MaxOutputTokens
+	}
+	return 0
+}
+
+func (x *GenerateStreamRequest) GetTemperature() float32 {
+	if x != nil && x.Temperature != nil {
+		return *x.Temperature
+	}
+	return 0
+}
+
+func (x *GenerateStreamRequest) GetReasoningEffort() ReasoningEffort {
+	if x != nil {
+		return x.ReasoningEffort
+	}
+	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *GenerateStreamRequest) GetThinkingBudgetTokens() int32 {
+	if x != nil {
+		return x.ThinkingBudgetTokens
+	}
+	return 0
+}
+
+func (x *GenerateStreamRequest) GetStop() []string {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GenerateStreamRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetDisableFallback() bool {
+	if x != nil {
+		return x.DisableFallback
+	}
+	return false
+}
+
+func (x *GenerateStreamRequest) GetMaxCostUsd() float64 {
+	if x != nil {
+		return x.MaxCostUsd
+	}
+	return 0
+}
+
+func (x *GenerateStreamRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
 // Token accounting for one reply.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -796,7 +966,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +978,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +991,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{2}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -889,7 +1059,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1071,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1084,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{3}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Refusal) GetText() string {
@@ -961,7 +1131,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1143,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1156,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{4}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Attempt) GetModel() string {
@@ -1081,7 +1251,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1263,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1276,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{5}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GenerateResponse) GetText() string {
@@ -1209,17 +1379,20 @@ func (x *GenerateResponse) GetFinishDetail() string {
 
 // The first event of a stream: who is answering.
 type StreamStart struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	Provider      string                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
-	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model that answers first (the configured id).
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Its provider.
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The request id (the caller's, or generated).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamStart) Reset() {
 	*x = StreamStart{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1404,7 @@ func (x *StreamStart) String() string {
 func (*StreamStart) ProtoMessage() {}
 
 func (x *StreamStart) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1417,7 @@ func (x *StreamStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStart.ProtoReflect.Descriptor instead.
 func (*StreamStart) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{6}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamStart) GetModel() string {
@@ -1270,15 +1443,16 @@ func (x *StreamStart) GetRequestId() string {
 
 // A piece of answer text.
 type TextDelta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The text, to append to what came before.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TextDelta) Reset() {
 	*x = TextDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1464,7 @@ func (x *TextDelta) String() string {
 func (*TextDelta) ProtoMessage() {}
 
 func (x *TextDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1477,7 @@ func (x *TextDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TextDelta.ProtoReflect.Descriptor instead.
 func (*TextDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TextDelta) GetText() string {
@@ -1315,15 +1489,16 @@ func (x *TextDelta) GetText() string {
 
 // A piece of extended thinking.
 type ThinkingDelta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The thinking text, to append to what came before.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ThinkingDelta) Reset() {
 	*x = ThinkingDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1510,7 @@ func (x *ThinkingDelta) String() string {
 func (*ThinkingDelta) ProtoMessage() {}
 
 func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1523,7 @@ func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThinkingDelta.ProtoReflect.Descriptor instead.
 func (*ThinkingDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ThinkingDelta) GetText() string {
@@ -1362,15 +1537,16 @@ func (x *ThinkingDelta) GetText() string {
 // Anthropic marks a refusal only at the end, so its text arrives as `delta`s and the
 // finish says FINISH_REASON_REFUSAL.
 type RefusalDelta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refusal text, to append to what came before.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RefusalDelta) Reset() {
 	*x = RefusalDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1558,7 @@ func (x *RefusalDelta) String() string {
 func (*RefusalDelta) ProtoMessage() {}
 
 func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1571,7 @@ func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalDelta.ProtoReflect.Descriptor instead.
 func (*RefusalDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RefusalDelta) GetText() string {
@@ -1410,7 +1586,8 @@ func (x *RefusalDelta) GetText() string {
 type StreamResume struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model that takes over.
-	Model    string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Its provider.
 	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Characters of answer text streamed before the switch.
 	ResumedAtChar int64 `protobuf:"varint,3,opt,name=resumed_at_char,json=resumedAtChar,proto3" json:"resumed_at_char,omitempty"`
@@ -1422,7 +1599,7 @@ type StreamResume struct {
 
 func (x *StreamResume) Reset() {
 	*x = StreamResume{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1611,7 @@ func (x *StreamResume) String() string {
 func (*StreamResume) ProtoMessage() {}
 
 func (x *StreamResume) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1624,7 @@ func (x *StreamResume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResume.ProtoReflect.Descriptor instead.
 func (*StreamResume) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamResume) GetModel() string {
@@ -1480,20 +1657,25 @@ func (x *StreamResume) GetReason() string {
 
 // The last event of a stream.
 type StreamFinish struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	FinishReason FinishReason           `protobuf:"varint,1,opt,name=finish_reason,json=finishReason,proto3,enum=modelrouter.v1.FinishReason" json:"finish_reason,omitempty"`
-	Usage        *Usage                 `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
-	Attempts     []*Attempt             `protobuf:"bytes,3,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why the answer ended.
+	FinishReason FinishReason `protobuf:"varint,1,opt,name=finish_reason,json=finishReason,proto3,enum=modelrouter.v1.FinishReason" json:"finish_reason,omitempty"`
+	// Tokens and cost, over every billed attempt.
+	Usage *Usage `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Every try and skip, in order.
+	Attempts []*Attempt `protobuf:"bytes,3,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	// The model that finished the answer.
-	Model    string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// Its provider.
 	Provider string `protobuf:"bytes,5,opt,name=provider,proto3" json:"provider,omitempty"`
 	// True when the answering model was not the first candidate.
 	Fallback bool `protobuf:"varint,6,opt,name=fallback,proto3" json:"fallback,omitempty"`
 	// True when the stream was continued on another model after a failure.
 	Resumed bool `protobuf:"varint,7,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	// Character offsets in the answer text where each continuation began.
-	ResumedAtChars []int64        `protobuf:"varint,8,rep,packed,name=resumed_at_chars,json=resumedAtChars,proto3" json:"resumed_at_chars,omitempty"`
-	Context        *ContextReport `protobuf:"bytes,9,opt,name=context,proto3" json:"context,omitempty"`
+	ResumedAtChars []int64 `protobuf:"varint,8,rep,packed,name=resumed_at_chars,json=resumedAtChars,proto3" json:"resumed_at_chars,omitempty"`
+	// What context management did to the history, when it did anything.
+	Context *ContextReport `protobuf:"bytes,9,opt,name=context,proto3" json:"context,omitempty"`
 	// True when the stream replays the answer already recorded for `request_id` in the
 	// conversation: no model was called.
 	Replayed bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
@@ -1509,7 +1691,7 @@ type StreamFinish struct {
 
 func (x *StreamFinish) Reset() {
 	*x = StreamFinish{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1703,7 @@ func (x *StreamFinish) String() string {
 func (*StreamFinish) ProtoMessage() {}
 
 func (x *StreamFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1716,7 @@ func (x *StreamFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFinish.ProtoReflect.Descriptor instead.
 func (*StreamFinish) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamFinish) GetFinishReason() FinishReason {
@@ -1631,6 +1813,8 @@ func (x *StreamFinish) GetFinishDetail() string {
 // One event of a streamed reply.
 type GenerateStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one kind of event.
+	//
 	// Types that are valid to be assigned to Event:
 	//
 	//	*GenerateStreamResponse_Start
@@ -1646,7 +1830,7 @@ type GenerateStreamResponse struct {
 
 func (x *GenerateStreamResponse) Reset() {
 	*x = GenerateStreamResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1842,7 @@ func (x *GenerateStreamResponse) String() string {
 func (*GenerateStreamResponse) ProtoMessage() {}
 
 func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1855,7 @@ func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamResponse.ProtoReflect.Descriptor instead.
 func (*GenerateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateStreamResponse) GetEvent() isGenerateStreamResponse_Event {
@@ -1740,26 +1924,32 @@ type isGenerateStreamResponse_Event interface {
 }
 
 type GenerateStreamResponse_Start struct {
+	// The first event: who is answering.
 	Start *StreamStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
 }
 
 type GenerateStreamResponse_Delta struct {
+	// A piece of answer text.
 	Delta *TextDelta `protobuf:"bytes,2,opt,name=delta,proto3,oneof"`
 }
 
 type GenerateStreamResponse_ThinkingDelta struct {
+	// A piece of extended thinking.
 	ThinkingDelta *ThinkingDelta `protobuf:"bytes,3,opt,name=thinking_delta,json=thinkingDelta,proto3,oneof"`
 }
 
 type GenerateStreamResponse_Resume struct {
+	// Another model continues the answer.
 	Resume *StreamResume `protobuf:"bytes,4,opt,name=resume,proto3,oneof"`
 }
 
 type GenerateStreamResponse_Finish struct {
+	// The last event.
 	Finish *StreamFinish `protobuf:"bytes,5,opt,name=finish,proto3,oneof"`
 }
 
 type GenerateStreamResponse_RefusalDelta struct {
+	// A piece of refusal text.
 	RefusalDelta *RefusalDelta `protobuf:"bytes,6,opt,name=refusal_delta,json=refusalDelta,proto3,oneof"`
 }
 
@@ -1794,7 +1984,7 @@ type ContextReport struct {
 
 func (x *ContextReport) Reset() {
 	*x = ContextReport{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1996,7 @@ func (x *ContextReport) String() string {
 func (*ContextReport) ProtoMessage() {}
 
 func (x *ContextReport) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2009,7 @@ func (x *ContextReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextReport.ProtoReflect.Descriptor instead.
 func (*ContextReport) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ContextReport) GetHistoryTokens() int64 {
@@ -1857,6 +2047,7 @@ func (x *ContextReport) GetBudgetTokens() int64 {
 	return 0
 }
 
+// A request to count tokens.
 type CountTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The messages to count.
@@ -1871,7 +2062,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2074,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2087,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CountTokensRequest) GetMessages() []*Message {
@@ -1920,6 +2111,7 @@ func (x *CountTokensRequest) GetConversationId() string {
 	return ""
 }
 
+// A token count.
 type CountTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The input tokens the messages use on the model.
@@ -1936,7 +2128,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2140,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2153,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CountTokensResponse) GetInputTokens() int64 {
@@ -1992,6 +2184,7 @@ func (x *CountTokensResponse) GetContextWindow() int64 {
 	return 0
 }
 
+// A request for the model catalog (no parameters).
 type ListModelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2000,7 +2193,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2205,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,23 +2218,27 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
 }
 
 // Prices in USD per million tokens.
 type Pricing struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	InputPerMtok      float64                `protobuf:"fixed64,1,opt,name=input_per_mtok,json=inputPerMtok,proto3" json:"input_per_mtok,omitempty"`
-	OutputPerMtok     float64                `protobuf:"fixed64,2,opt,name=output_per_mtok,json=outputPerMtok,proto3" json:"output_per_mtok,omitempty"`
-	CacheReadPerMtok  float64                `protobuf:"fixed64,3,opt,name=cache_read_per_mtok,json=cacheReadPerMtok,proto3" json:"cache_read_per_mtok,omitempty"`
-	CacheWritePerMtok float64                `protobuf:"fixed64,4,opt,name=cache_write_per_mtok,json=cacheWritePerMtok,proto3" json:"cache_write_per_mtok,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Per million prompt tokens.
+	InputPerMtok float64 `protobuf:"fixed64,1,opt,name=input_per_mtok,json=inputPerMtok,proto3" json:"input_per_mtok,omitempty"`
+	// Per million completion tokens.
+	OutputPerMtok float64 `protobuf:"fixed64,2,opt,name=output_per_mtok,json=outputPerMtok,proto3" json:"output_per_mtok,omitempty"`
+	// Per million prompt tokens read from the provider's cache.
+	CacheReadPerMtok float64 `protobuf:"fixed64,3,opt,name=cache_read_per_mtok,json=cacheReadPerMtok,proto3" json:"cache_read_per_mtok,omitempty"`
+	// Per million prompt tokens written to the provider's cache.
+	CacheWritePerMtok float64 `protobuf:"fixed64,4,opt,name=cache_write_per_mtok,json=cacheWritePerMtok,proto3" json:"cache_write_per_mtok,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Pricing) Reset() {
 	*x = Pricing{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2250,7 @@ func (x *Pricing) String() string {
 func (*Pricing) ProtoMessage() {}
 
 func (x *Pricing) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2263,7 @@ func (x *Pricing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pricing.ProtoReflect.Descriptor instead.
 func (*Pricing) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Pricing) GetInputPerMtok() float64 {
@@ -2099,18 +2296,22 @@ func (x *Pricing) GetCacheWritePerMtok() float64 {
 
 // What a model can do.
 type Capabilities struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Streaming       bool                   `protobuf:"varint,1,opt,name=streaming,proto3" json:"streaming,omitempty"`
-	Thinking        bool                   `protobuf:"varint,2,opt,name=thinking,proto3" json:"thinking,omitempty"`
-	ReasoningEffort bool                   `protobuf:"varint,3,opt,name=reasoning_effort,json=reasoningEffort,proto3" json:"reasoning_effort,omitempty"`
-	Temperature     bool                   `protobuf:"varint,4,opt,name=temperature,proto3" json:"temperature,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Streams its answer (GenerateStream).
+	Streaming bool `protobuf:"varint,1,opt,name=streaming,proto3" json:"streaming,omitempty"`
+	// Takes an extended thinking budget (`thinking_budget_tokens`).
+	Thinking bool `protobuf:"varint,2,opt,name=thinking,proto3" json:"thinking,omitempty"`
+	// Takes `reasoning_effort`.
+	ReasoningEffort bool `protobuf:"varint,3,opt,name=reasoning_effort,json=reasoningEffort,proto3" json:"reasoning_effort,omitempty"`
+	// Takes `temperature` (o-series models do not).
+	Temperature   bool `protobuf:"varint,4,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2323,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2336,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Capabilities) GetStreaming() bool {
@@ -2174,11 +2375,15 @@ type ModelInfo struct {
 	// The provider name from config.
 	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Other names the model answers to.
-	Aliases         []string      `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
-	ContextWindow   int64         `protobuf:"varint,4,opt,name=context_window,json=contextWindow,proto3" json:"context_window,omitempty"`
-	MaxOutputTokens int64         `protobuf:"varint,5,opt,name=max_output_tokens,json=maxOutputTokens,proto3" json:"max_output_tokens,omitempty"`
-	Capabilities    *Capabilities `protobuf:"bytes,6,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Pricing         *Pricing      `protobuf:"bytes,7,opt,name=pricing,proto3" json:"pricing,omitempty"`
+	Aliases []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// The context window, in tokens (prompt plus output).
+	ContextWindow int64 `protobuf:"varint,4,opt,name=context_window,json=contextWindow,proto3" json:"context_window,omitempty"`
+	// The most output tokens it can produce in one reply.
+	MaxOutputTokens int64 `protobuf:"varint,5,opt,name=max_output_tokens,json=maxOutputTokens,proto3" json:"max_output_tokens,omitempty"`
+	// What it can do.
+	Capabilities *Capabilities `protobuf:"bytes,6,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// Catalog prices.
+	Pricing *Pricing `protobuf:"bytes,7,opt,name=pricing,proto3" json:"pricing,omitempty"`
 	// The circuit breaker's state now.
 	CircuitState CircuitState `protobuf:"varint,8,opt,name=circuit_state,json=circuitState,proto3,enum=modelrouter.v1.CircuitState" json:"circuit_state,omitempty"`
 	// True when the provider is served by the built-in emulator (no key set).
@@ -2189,7 +2394,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2406,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2419,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -2280,16 +2485,18 @@ func (x *ModelInfo) GetEmulated() bool {
 	return false
 }
 
+// The model catalog.
 type ListModelsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Models        []*ModelInfo           `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every configured model.
+	Models        []*ModelInfo `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2508,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2521,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelInfo {
@@ -2328,10 +2535,12 @@ func (x *ListModelsResponse) GetModels() []*ModelInfo {
 type StoredMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position in the conversation, from 0.
-	Seq     int64    `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The message as sent (or, for a summary, as written by the summarizer).
 	Message *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Tokens, counted for the model that last served the conversation.
-	Tokens    int64                  `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	Tokens int64 `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// When it was stored.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When this message was replaced by a summary: the seq of that summary.
 	SummarizedBy *int64 `protobuf:"varint,5,opt,name=summarized_by,json=summarizedBy,proto3,oneof" json:"summarized_by,omitempty"`
@@ -2348,7 +2557,7 @@ type StoredMessage struct {
 
 func (x *StoredMessage) Reset() {
 	*x = StoredMessage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2569,7 @@ func (x *StoredMessage) String() string {
 func (*StoredMessage) ProtoMessage() {}
 
 func (x *StoredMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2582,7 @@ func (x *StoredMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredMessage.ProtoReflect.Descriptor instead.
 func (*StoredMessage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StoredMessage) GetSeq() int64 {
@@ -2432,12 +2641,17 @@ func (x *StoredMessage) GetRequestId() string {
 	return ""
 }
 
+// A server-side conversation: history the router keeps.
 type Conversation struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id to pass as `conversation_id`.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When it was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When a message was last appended.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Metadata  map[string]string      `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The caller's labels, from CreateConversation.
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Stored messages in seq order: the first page of them in CreateConversation and
 	// GetConversation (see `message_page_size`), none in ListConversations.
 	Messages []*StoredMessage `protobuf:"bytes,5,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -2452,7 +2666,7 @@ type Conversation struct {
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2678,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2691,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Conversation) GetId() string {
@@ -2529,10 +2743,12 @@ func (x *Conversation) GetNextMessagePageToken() string {
 	return ""
 }
 
+// A request to start a conversation.
 type CreateConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Opening messages (a system prompt, pinned facts).
-	Messages      []*Message        `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	Messages []*Message `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// Free-form labels, kept with the conversation.
 	Metadata      map[string]string `protobuf:"bytes,2,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2540,7 +2756,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2768,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2781,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateConversationRequest) GetMessages() []*Message {
@@ -2582,9 +2798,57 @@ func (x *CreateConversationRequest) GetMetadata() map[string]string {
 	return nil
 }
 
+// The conversation just created.
+type CreateConversationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation, with its opening messages.
+	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConversationResponse) Reset() {
+	*x = CreateConversationResponse{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConversationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConversationResponse) ProtoMessage() {}
+
+func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
+func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateConversationResponse) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+// A request for one conversation and a page of its messages.
 type GetConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The conversation's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// At most this many messages (default and maximum: `limits.max_message_page_size`,
 	// 1000). A page also stops before the reply would pass `limits.max_response_bytes`
 	// (4 MiB, what a default gRPC client accepts); it always holds at least one message.
@@ -2597,7 +2861,7 @@ type GetConversationRequest struct {
 
 func (x *GetConversationRequest) Reset() {
 	*x = GetConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +2873,7 @@ func (x *GetConversationRequest) String() string {
 func (*GetConversationRequest) ProtoMessage() {}
 
 func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +2886,7 @@ func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConversationRequest) GetId() string {
@@ -2646,6 +2910,53 @@ func (x *GetConversationRequest) GetMessagePageToken() string {
 	return ""
 }
 
+// One conversation and a page of its messages.
+type GetConversationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation; `next_message_page_token` in it leads to the next page.
+	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConversationResponse) Reset() {
+	*x = GetConversationResponse{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConversationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConversationResponse) ProtoMessage() {}
+
+func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
+func (*GetConversationResponse) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetConversationResponse) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+// A request for a page of conversations.
 type ListConversationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many (default 50, at most 500; fewer when a reply of that many could
@@ -2659,7 +2970,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2982,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2995,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListConversationsRequest) GetPageSize() int32 {
@@ -2701,17 +3012,20 @@ func (x *ListConversationsRequest) GetPageToken() string {
 	return ""
 }
 
+// A page of conversations.
 type ListConversationsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conversations []*Conversation        `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first, without their messages.
+	Conversations []*Conversation `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3037,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3050,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*Conversation {
@@ -2753,16 +3067,18 @@ func (x *ListConversationsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// A request to delete a conversation.
 type DeleteConversationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation's id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteConversationRequest) Reset() {
 	*x = DeleteConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +3090,7 @@ func (x *DeleteConversationRequest) String() string {
 func (*DeleteConversationRequest) ProtoMessage() {}
 
 func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +3103,7 @@ func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteConversationRequest) GetId() string {
@@ -2797,6 +3113,7 @@ func (x *DeleteConversationRequest) GetId() string {
 	return ""
 }
 
+// The conversation was deleted (nothing to report).
 type DeleteConversationResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2805,7 +3122,7 @@ type DeleteConversationResponse struct {
 
 func (x *DeleteConversationResponse) Reset() {
 	*x = DeleteConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3134,7 @@ func (x *DeleteConversationResponse) String() string {
 func (*DeleteConversationResponse) ProtoMessage() {}
 
 func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,9 +3147,10 @@ func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
 }
 
+// A request for the calling tenant's usage (the tenant comes from the API key).
 type GetUsageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2841,7 +3159,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +3171,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3184,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
 }
 
 // What a tenant used in one UTC period, across every worker and replica sharing its ledger.
@@ -2888,7 +3206,7 @@ type PeriodUsage struct {
 
 func (x *PeriodUsage) Reset() {
 	*x = PeriodUsage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +3218,7 @@ func (x *PeriodUsage) String() string {
 func (*PeriodUsage) ProtoMessage() {}
 
 func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3231,7 @@ func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeriodUsage.ProtoReflect.Descriptor instead.
 func (*PeriodUsage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PeriodUsage) GetPeriod() string {
@@ -2953,12 +3271,17 @@ func (x *PeriodUsage) GetHeldUsd() float64 {
 
 // A tenant's configured limits; 0 (or empty) means none.
 type TenantLimits struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	RequestsPerMinute    int64                  `protobuf:"varint,1,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
-	TokensPerMinute      int64                  `protobuf:"varint,2,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
-	MaxConcurrentStreams int64                  `protobuf:"varint,3,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
-	BudgetUsdPerDay      float64                `protobuf:"fixed64,4,opt,name=budget_usd_per_day,json=budgetUsdPerDay,proto3" json:"budget_usd_per_day,omitempty"`
-	BudgetUsdPerMonth    float64                `protobuf:"fixed64,5,opt,name=budget_usd_per_month,json=budgetUsdPerMonth,proto3" json:"budget_usd_per_month,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Requests per minute.
+	RequestsPerMinute int64 `protobuf:"varint,1,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
+	// Input plus output tokens per minute.
+	TokensPerMinute int64 `protobuf:"varint,2,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
+	// GenerateStream calls open at once.
+	MaxConcurrentStreams int64 `protobuf:"varint,3,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
+	// Spend per UTC day, USD.
+	BudgetUsdPerDay float64 `protobuf:"fixed64,4,opt,name=budget_usd_per_day,json=budgetUsdPerDay,proto3" json:"budget_usd_per_day,omitempty"`
+	// Spend per UTC month, USD.
+	BudgetUsdPerMonth float64 `protobuf:"fixed64,5,opt,name=budget_usd_per_month,json=budgetUsdPerMonth,proto3" json:"budget_usd_per_month,omitempty"`
 	// Model ids the tenant may use; empty: every model.
 	AllowedModels []string `protobuf:"bytes,6,rep,name=allowed_models,json=allowedModels,proto3" json:"allowed_models,omitempty"`
 	// Tasks the tenant may request; empty: every task.
@@ -2969,7 +3292,7 @@ type TenantLimits struct {
 
 func (x *TenantLimits) Reset() {
 	*x = TenantLimits{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3304,7 @@ func (x *TenantLimits) String() string {
 func (*TenantLimits) ProtoMessage() {}
 
 func (x *TenantLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3317,7 @@ func (x *TenantLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantLimits.ProtoReflect.Descriptor instead.
 func (*TenantLimits) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TenantLimits) GetRequestsPerMinute() int64 {
@@ -3046,14 +3369,18 @@ func (x *TenantLimits) GetAllowedTasks() []Task {
 	return nil
 }
 
+// The calling tenant's usage and limits.
 type GetUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The tenant the caller's API key belongs to.
-	Tenant string       `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Day    *PeriodUsage `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
-	Month  *PeriodUsage `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Today (UTC).
+	Day *PeriodUsage `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
+	// This month (UTC).
+	Month *PeriodUsage `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
 	// Streams open now.
-	OpenStreams   int64         `protobuf:"varint,4,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	OpenStreams int64 `protobuf:"varint,4,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	// The tenant's configured limits.
 	Limits        *TenantLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3061,7 +3388,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3400,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3413,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetUsageResponse) GetTenant() string {
@@ -3149,6 +3476,27 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"request_id\x18\t \x01(\tR\trequestId\x12I\n" +
 	"\bmetadata\x18\n" +
 	" \x03(\v2-.modelrouter.v1.GenerateRequest.MetadataEntryR\bmetadata\x12)\n" +
+	"\x10disable_fallback\x18\v \x01(\bR\x0fdisableFallback\x12 \n" +
+	"\fmax_cost_usd\x18\f \x01(\x01R\n" +
+	"maxCostUsd\x12'\n" +
+	"\x0fconversation_id\x18\r \x01(\tR\x0econversationId\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
+	"\f_temperature\"\xa8\x05\n" +
+	"\x15GenerateStreamRequest\x123\n" +
+	"\bmessages\x18\x01 \x03(\v2\x17.modelrouter.v1.MessageR\bmessages\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12(\n" +
+	"\x04task\x18\x03 \x01(\x0e2\x14.modelrouter.v1.TaskR\x04task\x12*\n" +
+	"\x11max_output_tokens\x18\x04 \x01(\x05R\x0fmaxOutputTokens\x12%\n" +
+	"\vtemperature\x18\x05 \x01(\x02H\x00R\vtemperature\x88\x01\x01\x12J\n" +
+	"\x10reasoning_effort\x18\x06 \x01(\x0e2\x1f.modelrouter.v1.ReasoningEffortR\x0freasoningEffort\x124\n" +
+	"\x16thinking_budget_tokens\x18\a \x01(\x05R\x14thinkingBudgetTokens\x12\x12\n" +
+	"\x04stop\x18\b \x03(\tR\x04stop\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\t \x01(\tR\trequestId\x12O\n" +
+	"\bmetadata\x18\n" +
+	" \x03(\v23.modelrouter.v1.GenerateStreamRequest.MetadataEntryR\bmetadata\x12)\n" +
 	"\x10disable_fallback\x18\v \x01(\bR\x0fdisableFallback\x12 \n" +
 	"\fmax_cost_usd\x18\f \x01(\x01R\n" +
 	"maxCostUsd\x12'\n" +
@@ -3306,11 +3654,15 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\bmetadata\x18\x02 \x03(\v27.modelrouter.v1.CreateConversationRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x1aCreateConversationResponse\x12@\n" +
+	"\fconversation\x18\x01 \x01(\v2\x1c.modelrouter.v1.ConversationR\fconversation\"\x82\x01\n" +
 	"\x16GetConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x11message_page_size\x18\x02 \x01(\x05R\x0fmessagePageSize\x12,\n" +
-	"\x12message_page_token\x18\x03 \x01(\tR\x10messagePageToken\"V\n" +
+	"\x12message_page_token\x18\x03 \x01(\tR\x10messagePageToken\"[\n" +
+	"\x17GetConversationResponse\x12@\n" +
+	"\fconversation\x18\x01 \x01(\v2\x1c.modelrouter.v1.ConversationR\fconversation\"V\n" +
 	"\x18ListConversationsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -3395,15 +3747,15 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x18COUNT_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18COUNT_METHOD_EXACT_LOCAL\x10\x01\x12\x19\n" +
 	"\x15COUNT_METHOD_PROVIDER\x10\x02\x12\x19\n" +
-	"\x15COUNT_METHOD_ESTIMATE\x10\x032\xc4\x06\n" +
-	"\vModelRouter\x12M\n" +
-	"\bGenerate\x12\x1f.modelrouter.v1.GenerateRequest\x1a .modelrouter.v1.GenerateResponse\x12[\n" +
-	"\x0eGenerateStream\x12\x1f.modelrouter.v1.GenerateRequest\x1a&.modelrouter.v1.GenerateStreamResponse0\x01\x12V\n" +
+	"\x15COUNT_METHOD_ESTIMATE\x10\x032\xea\x06\n" +
+	"\x12ModelRouterService\x12M\n" +
+	"\bGenerate\x12\x1f.modelrouter.v1.GenerateRequest\x1a .modelrouter.v1.GenerateResponse\x12a\n" +
+	"\x0eGenerateStream\x12%.modelrouter.v1.GenerateStreamRequest\x1a&.modelrouter.v1.GenerateStreamResponse0\x01\x12V\n" +
 	"\vCountTokens\x12\".modelrouter.v1.CountTokensRequest\x1a#.modelrouter.v1.CountTokensResponse\x12S\n" +
 	"\n" +
-	"ListModels\x12!.modelrouter.v1.ListModelsRequest\x1a\".modelrouter.v1.ListModelsResponse\x12]\n" +
-	"\x12CreateConversation\x12).modelrouter.v1.CreateConversationRequest\x1a\x1c.modelrouter.v1.Conversation\x12W\n" +
-	"\x0fGetConversation\x12&.modelrouter.v1.GetConversationRequest\x1a\x1c.modelrouter.v1.Conversation\x12h\n" +
+	"ListModels\x12!.modelrouter.v1.ListModelsRequest\x1a\".modelrouter.v1.ListModelsResponse\x12k\n" +
+	"\x12CreateConversation\x12).modelrouter.v1.CreateConversationRequest\x1a*.modelrouter.v1.CreateConversationResponse\x12b\n" +
+	"\x0fGetConversation\x12&.modelrouter.v1.GetConversationRequest\x1a'.modelrouter.v1.GetConversationResponse\x12h\n" +
 	"\x11ListConversations\x12(.modelrouter.v1.ListConversationsRequest\x1a).modelrouter.v1.ListConversationsResponse\x12k\n" +
 	"\x12DeleteConversation\x12).modelrouter.v1.DeleteConversationRequest\x1a*.modelrouter.v1.DeleteConversationResponse\x12M\n" +
 	"\bGetUsage\x12\x1f.modelrouter.v1.GetUsageRequest\x1a .modelrouter.v1.GetUsageResponseBKZIgithub.com/modelrouter/modelrouter/client/go/modelrouter/v1;modelrouterv1b\x06proto3"
@@ -3421,7 +3773,7 @@ func file_modelrouter_v1_modelrouter_proto_rawDescGZIP() []byte {
 }
 
 var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(Role)(0),                          // 0: modelrouter.v1.Role
 	(Importance)(0),                    // 1: modelrouter.v1.Importance
@@ -3433,41 +3785,45 @@ var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(CountMethod)(0),                   // 7: modelrouter.v1.CountMethod
 	(*Message)(nil),                    // 8: modelrouter.v1.Message
 	(*GenerateRequest)(nil),            // 9: modelrouter.v1.GenerateRequest
-	(*Usage)(nil),                      // 10: modelrouter.v1.Usage
-	(*Refusal)(nil),                    // 11: modelrouter.v1.Refusal
-	(*Attempt)(nil),                    // 12: modelrouter.v1.Attempt
-	(*GenerateResponse)(nil),           // 13: modelrouter.v1.GenerateResponse
-	(*StreamStart)(nil),                // 14: modelrouter.v1.StreamStart
-	(*TextDelta)(nil),                  // 15: modelrouter.v1.TextDelta
-	(*ThinkingDelta)(nil),              // 16: modelrouter.v1.ThinkingDelta
-	(*RefusalDelta)(nil),               // 17: modelrouter.v1.RefusalDelta
-	(*StreamResume)(nil),               // 18: modelrouter.v1.StreamResume
-	(*StreamFinish)(nil),               // 19: modelrouter.v1.StreamFinish
-	(*GenerateStreamResponse)(nil),     // 20: modelrouter.v1.GenerateStreamResponse
-	(*ContextReport)(nil),              // 21: modelrouter.v1.ContextReport
-	(*CountTokensRequest)(nil),         // 22: modelrouter.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),        // 23: modelrouter.v1.CountTokensResponse
-	(*ListModelsRequest)(nil),          // 24: modelrouter.v1.ListModelsRequest
-	(*Pricing)(nil),                    // 25: modelrouter.v1.Pricing
-	(*Capabilities)(nil),               // 26: modelrouter.v1.Capabilities
-	(*ModelInfo)(nil),                  // 27: modelrouter.v1.ModelInfo
-	(*ListModelsResponse)(nil),         // 28: modelrouter.v1.ListModelsResponse
-	(*StoredMessage)(nil),              // 29: modelrouter.v1.StoredMessage
-	(*Conversation)(nil),               // 30: modelrouter.v1.Conversation
-	(*CreateConversationRequest)(nil),  // 31: modelrouter.v1.CreateConversationRequest
-	(*GetConversationRequest)(nil),     // 32: modelrouter.v1.GetConversationRequest
-	(*ListConversationsRequest)(nil),   // 33: modelrouter.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),  // 34: modelrouter.v1.ListConversationsResponse
-	(*DeleteConversationRequest)(nil),  // 35: modelrouter.v1.DeleteConversationRequest
-	(*DeleteConversationResponse)(nil), // 36: modelrouter.v1.DeleteConversationResponse
-	(*GetUsageRequest)(nil),            // 37: modelrouter.v1.GetUsageRequest
-	(*PeriodUsage)(nil),                // 38: modelrouter.v1.PeriodUsage
-	(*TenantLimits)(nil),               // 39: modelrouter.v1.TenantLimits
-	(*GetUsageResponse)(nil),           // 40: modelrouter.v1.GetUsageResponse
-	nil,                                // 41: modelrouter.v1.GenerateRequest.MetadataEntry
-	nil,                                // 42: modelrouter.v1.Conversation.MetadataEntry
-	nil,                                // 43: modelrouter.v1.CreateConversationRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
+	(*GenerateStreamRequest)(nil),      // 10: modelrouter.v1.GenerateStreamRequest
+	(*Usage)(nil),                      // 11: modelrouter.v1.Usage
+	(*Refusal)(nil),                    // 12: modelrouter.v1.Refusal
+	(*Attempt)(nil),                    // 13: modelrouter.v1.Attempt
+	(*GenerateResponse)(nil),           // 14: modelrouter.v1.GenerateResponse
+	(*StreamStart)(nil),                // 15: modelrouter.v1.StreamStart
+	(*TextDelta)(nil),                  // 16: modelrouter.v1.TextDelta
+	(*ThinkingDelta)(nil),              // 17: modelrouter.v1.ThinkingDelta
+	(*RefusalDelta)(nil),               // 18: modelrouter.v1.RefusalDelta
+	(*StreamResume)(nil),               // 19: modelrouter.v1.StreamResume
+	(*StreamFinish)(nil),               // 20: modelrouter.v1.StreamFinish
+	(*GenerateStreamResponse)(nil),     // 21: modelrouter.v1.GenerateStreamResponse
+	(*ContextReport)(nil),              // 22: modelrouter.v1.ContextReport
+	(*CountTokensRequest)(nil),         // 23: modelrouter.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),        // 24: modelrouter.v1.CountTokensResponse
+	(*ListModelsRequest)(nil),          // 25: modelrouter.v1.ListModelsRequest
+	(*Pricing)(nil),                    // 26: modelrouter.v1.Pricing
+	(*Capabilities)(nil),               // 27: modelrouter.v1.Capabilities
+	(*ModelInfo)(nil),                  // 28: modelrouter.v1.ModelInfo
+	(*ListModelsResponse)(nil),         // 29: modelrouter.v1.ListModelsResponse
+	(*StoredMessage)(nil),              // 30: modelrouter.v1.StoredMessage
+	(*Conversation)(nil),               // 31: modelrouter.v1.Conversation
+	(*CreateConversationRequest)(nil),  // 32: modelrouter.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 33: modelrouter.v1.CreateConversationResponse
+	(*GetConversationRequest)(nil),     // 34: modelrouter.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),    // 35: modelrouter.v1.GetConversationResponse
+	(*ListConversationsRequest)(nil),   // 36: modelrouter.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),  // 37: modelrouter.v1.ListConversationsResponse
+	(*DeleteConversationRequest)(nil),  // 38: modelrouter.v1.DeleteConversationRequest
+	(*DeleteConversationResponse)(nil), // 39: modelrouter.v1.DeleteConversationResponse
+	(*GetUsageRequest)(nil),            // 40: modelrouter.v1.GetUsageRequest
+	(*PeriodUsage)(nil),                // 41: modelrouter.v1.PeriodUsage
+	(*TenantLimits)(nil),               // 42: modelrouter.v1.TenantLimits
+	(*GetUsageResponse)(nil),           // 43: modelrouter.v1.GetUsageResponse
+	nil,                                // 44: modelrouter.v1.GenerateRequest.MetadataEntry
+	nil,                                // 45: modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	nil,                                // 46: modelrouter.v1.Conversation.MetadataEntry
+	nil,                                // 47: modelrouter.v1.CreateConversationRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
 }
 var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	0,  // 0: modelrouter.v1.Message.role:type_name -> modelrouter.v1.Role
@@ -3475,67 +3831,73 @@ var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	8,  // 2: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
 	2,  // 3: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
 	3,  // 4: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	41, // 5: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
-	7,  // 6: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
-	5,  // 7: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
-	4,  // 8: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
-	10, // 9: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
-	12, // 10: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
-	21, // 11: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
-	11, // 12: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
-	4,  // 13: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
-	10, // 14: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
-	12, // 15: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
-	21, // 16: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
-	11, // 17: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
-	14, // 18: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
-	15, // 19: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
-	16, // 20: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
-	18, // 21: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
-	19, // 22: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
-	17, // 23: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
-	8,  // 24: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
-	7,  // 25: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
-	26, // 26: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
-	25, // 27: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
-	6,  // 28: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
-	27, // 29: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
-	8,  // 30: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
-	44, // 31: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
-	44, // 32: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	44, // 33: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	42, // 34: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
-	29, // 35: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
-	8,  // 36: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
-	43, // 37: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
-	30, // 38: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
-	2,  // 39: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
-	38, // 40: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
-	38, // 41: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
-	39, // 42: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
-	9,  // 43: modelrouter.v1.ModelRouter.Generate:input_type -> modelrouter.v1.GenerateRequest
-	9,  // 44: modelrouter.v1.ModelRouter.GenerateStream:input_type -> modelrouter.v1.GenerateRequest
-	22, // 45: modelrouter.v1.ModelRouter.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
-	24, // 46: modelrouter.v1.ModelRouter.ListModels:input_type -> modelrouter.v1.ListModelsRequest
-	31, // 47: modelrouter.v1.ModelRouter.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
-	32, // 48: modelrouter.v1.ModelRouter.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
-	33, // 49: modelrouter.v1.ModelRouter.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
-	35, // 50: modelrouter.v1.ModelRouter.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
-	37, // 51: modelrouter.v1.ModelRouter.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
-	13, // 52: modelrouter.v1.ModelRouter.Generate:output_type -> modelrouter.v1.GenerateResponse
-	20, // 53: modelrouter.v1.ModelRouter.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
-	23, // 54: modelrouter.v1.ModelRouter.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
-	28, // 55: modelrouter.v1.ModelRouter.ListModels:output_type -> modelrouter.v1.ListModelsResponse
-	30, // 56: modelrouter.v1.ModelRouter.CreateConversation:output_type -> modelrouter.v1.Conversation
-	30, // 57: modelrouter.v1.ModelRouter.GetConversation:output_type -> modelrouter.v1.Conversation
-	34, // 58: modelrouter.v1.ModelRouter.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
-	36, // 59: modelrouter.v1.ModelRouter.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
-	40, // 60: modelrouter.v1.ModelRouter.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
-	52, // [52:61] is the sub-list for method output_type
-	43, // [43:52] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	44, // 5: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
+	8,  // 6: modelrouter.v1.GenerateStreamRequest.messages:type_name -> modelrouter.v1.Message
+	2,  // 7: modelrouter.v1.GenerateStreamRequest.task:type_name -> modelrouter.v1.Task
+	3,  // 8: modelrouter.v1.GenerateStreamRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
+	45, // 9: modelrouter.v1.GenerateStreamRequest.metadata:type_name -> modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	7,  // 10: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
+	5,  // 11: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
+	4,  // 12: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
+	11, // 13: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
+	13, // 14: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
+	22, // 15: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
+	12, // 16: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
+	4,  // 17: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
+	11, // 18: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
+	13, // 19: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
+	22, // 20: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
+	12, // 21: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
+	15, // 22: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
+	16, // 23: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
+	17, // 24: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
+	19, // 25: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
+	20, // 26: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
+	18, // 27: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
+	8,  // 28: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
+	7,  // 29: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
+	27, // 30: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
+	26, // 31: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
+	6,  // 32: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
+	28, // 33: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
+	8,  // 34: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
+	48, // 35: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
+	48, // 36: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	48, // 37: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 38: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
+	30, // 39: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
+	8,  // 40: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
+	47, // 41: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
+	31, // 42: modelrouter.v1.CreateConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	31, // 43: modelrouter.v1.GetConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	31, // 44: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
+	2,  // 45: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
+	41, // 46: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
+	41, // 47: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
+	42, // 48: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
+	9,  // 49: modelrouter.v1.ModelRouterService.Generate:input_type -> modelrouter.v1.GenerateRequest
+	10, // 50: modelrouter.v1.ModelRouterService.GenerateStream:input_type -> modelrouter.v1.GenerateStreamRequest
+	23, // 51: modelrouter.v1.ModelRouterService.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
+	25, // 52: modelrouter.v1.ModelRouterService.ListModels:input_type -> modelrouter.v1.ListModelsRequest
+	32, // 53: modelrouter.v1.ModelRouterService.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
+	34, // 54: modelrouter.v1.ModelRouterService.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
+	36, // 55: modelrouter.v1.ModelRouterService.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
+	38, // 56: modelrouter.v1.ModelRouterService.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
+	40, // 57: modelrouter.v1.ModelRouterService.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
+	14, // 58: modelrouter.v1.ModelRouterService.Generate:output_type -> modelrouter.v1.GenerateResponse
+	21, // 59: modelrouter.v1.ModelRouterService.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
+	24, // 60: modelrouter.v1.ModelRouterService.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
+	29, // 61: modelrouter.v1.ModelRouterService.ListModels:output_type -> modelrouter.v1.ListModelsResponse
+	33, // 62: modelrouter.v1.ModelRouterService.CreateConversation:output_type -> modelrouter.v1.CreateConversationResponse
+	35, // 63: modelrouter.v1.ModelRouterService.GetConversation:output_type -> modelrouter.v1.GetConversationResponse
+	37, // 64: modelrouter.v1.ModelRouterService.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
+	39, // 65: modelrouter.v1.ModelRouterService.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
+	43, // 66: modelrouter.v1.ModelRouterService.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
+	58, // [58:67] is the sub-list for method output_type
+	49, // [49:58] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_modelrouter_v1_modelrouter_proto_init() }
@@ -3544,7 +3906,8 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 		return
 	}
 	file_modelrouter_v1_modelrouter_proto_msgTypes[1].OneofWrappers = []any{}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[12].OneofWrappers = []any{
+	file_modelrouter_v1_modelrouter_proto_msgTypes[2].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[13].OneofWrappers = []any{
 		(*GenerateStreamResponse_Start)(nil),
 		(*GenerateStreamResponse_Delta)(nil),
 		(*GenerateStreamResponse_ThinkingDelta)(nil),
@@ -3552,14 +3915,14 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 		(*GenerateStreamResponse_Finish)(nil),
 		(*GenerateStreamResponse_RefusalDelta)(nil),
 	}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[21].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_modelrouter_v1_modelrouter_proto_rawDesc), len(file_modelrouter_v1_modelrouter_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   36,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,6 @@
 // modelrouter: one gRPC front door to many LLM providers.
 //
-// Agents call ModelRouter instead of calling providers directly. The router picks a
+// Agents call ModelRouterService instead of calling providers directly. The router picks a
 // model for the task, keeps the conversation inside the model's context window and
 // survives provider failures (retries, circuit breakers, a fallback chain that holds
 // even mid-stream).
@@ -26,38 +26,38 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ModelRouter_Generate_FullMethodName           = "/modelrouter.v1.ModelRouter/Generate"
-	ModelRouter_GenerateStream_FullMethodName     = "/modelrouter.v1.ModelRouter/GenerateStream"
-	ModelRouter_CountTokens_FullMethodName        = "/modelrouter.v1.ModelRouter/CountTokens"
-	ModelRouter_ListModels_FullMethodName         = "/modelrouter.v1.ModelRouter/ListModels"
-	ModelRouter_CreateConversation_FullMethodName = "/modelrouter.v1.ModelRouter/CreateConversation"
-	ModelRouter_GetConversation_FullMethodName    = "/modelrouter.v1.ModelRouter/GetConversation"
-	ModelRouter_ListConversations_FullMethodName  = "/modelrouter.v1.ModelRouter/ListConversations"
-	ModelRouter_DeleteConversation_FullMethodName = "/modelrouter.v1.ModelRouter/DeleteConversation"
-	ModelRouter_GetUsage_FullMethodName           = "/modelrouter.v1.ModelRouter/GetUsage"
+	ModelRouterService_Generate_FullMethodName           = "/modelrouter.v1.ModelRouterService/Generate"
+	ModelRouterService_GenerateStream_FullMethodName     = "/modelrouter.v1.ModelRouterService/GenerateStream"
+	ModelRouterService_CountTokens_FullMethodName        = "/modelrouter.v1.ModelRouterService/CountTokens"
+	ModelRouterService_ListModels_FullMethodName         = "/modelrouter.v1.ModelRouterService/ListModels"
+	ModelRouterService_CreateConversation_FullMethodName = "/modelrouter.v1.ModelRouterService/CreateConversation"
+	ModelRouterService_GetConversation_FullMethodName    = "/modelrouter.v1.ModelRouterService/GetConversation"
+	ModelRouterService_ListConversations_FullMethodName  = "/modelrouter.v1.ModelRouterService/ListConversations"
+	ModelRouterService_DeleteConversation_FullMethodName = "/modelrouter.v1.ModelRouterService/DeleteConversation"
+	ModelRouterService_GetUsage_FullMethodName           = "/modelrouter.v1.ModelRouterService/GetUsage"
 )
 
-// ModelRouterClient is the client API for ModelRouter service.
+// ModelRouterServiceClient is the client API for ModelRouterService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // The routing service.
-type ModelRouterClient interface {
+type ModelRouterServiceClient interface {
 	// Generate one complete reply.
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*GenerateResponse, error)
 	// Generate a reply as a stream: one `start`, any number of `delta`,
 	// `thinking_delta` and `refusal_delta` events (and `resume` where another model
 	// takes over), then exactly one `finish`.
-	GenerateStream(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error)
+	GenerateStream(ctx context.Context, in *GenerateStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error)
 	// Count the input tokens a request would use on a model.
 	CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error)
 	// The models this router can serve, with their limits, prices and circuit state.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// Server-side conversations: history kept by the router, referenced by
-	// `GenerateRequest.conversation_id`.
-	CreateConversation(ctx context.Context, in *CreateConversationRequest, opts ...grpc.CallOption) (*Conversation, error)
+	// `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
+	CreateConversation(ctx context.Context, in *CreateConversationRequest, opts ...grpc.CallOption) (*CreateConversationResponse, error)
 	// One conversation with its stored messages.
-	GetConversation(ctx context.Context, in *GetConversationRequest, opts ...grpc.CallOption) (*Conversation, error)
+	GetConversation(ctx context.Context, in *GetConversationRequest, opts ...grpc.CallOption) (*GetConversationResponse, error)
 	// Conversations, newest first, without their messages.
 	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
 	// Delete a conversation and all its messages.
@@ -66,31 +66,31 @@ type ModelRouterClient interface {
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 }
 
-type modelRouterClient struct {
+type modelRouterServiceClient struct {
 	cc grpc.ClientConnInterface
 }
 
-func NewModelRouterClient(cc grpc.ClientConnInterface) ModelRouterClient {
-	return &modelRouterClient{cc}
+func NewModelRouterServiceClient(cc grpc.ClientConnInterface) ModelRouterServiceClient {
+	return &modelRouterServiceClient{cc}
 }
 
-func (c *modelRouterClient) Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*GenerateResponse, error) {
+func (c *modelRouterServiceClient) Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*GenerateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GenerateResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_Generate_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_Generate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) GenerateStream(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error) {
+func (c *modelRouterServiceClient) GenerateStream(ctx context.Context, in *GenerateStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &ModelRouter_ServiceDesc.Streams[0], ModelRouter_GenerateStream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &ModelRouterService_ServiceDesc.Streams[0], ModelRouterService_GenerateStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[GenerateRequest, GenerateStreamResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[GenerateStreamRequest, GenerateStreamResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -101,362 +101,362 @@ func (c *modelRouterClient) GenerateStream(ctx context.Context, in *GenerateRequ
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type ModelRouter_GenerateStreamClient = grpc.ServerStreamingClient[GenerateStreamResponse]
+type ModelRouterService_GenerateStreamClient = grpc.ServerStreamingClient[GenerateStreamResponse]
 
-func (c *modelRouterClient) CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error) {
+func (c *modelRouterServiceClient) CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CountTokensResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_CountTokens_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_CountTokens_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
+func (c *modelRouterServiceClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModelsResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_ListModels_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_ListModels_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) CreateConversation(ctx context.Context, in *CreateConversationRequest, opts ...grpc.CallOption) (*Conversation, error) {
+func (c *modelRouterServiceClient) CreateConversation(ctx context.Context, in *CreateConversationRequest, opts ...grpc.CallOption) (*CreateConversationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Conversation)
-	err := c.cc.Invoke(ctx, ModelRouter_CreateConversation_FullMethodName, in, out, cOpts...)
+	out := new(CreateConversationResponse)
+	err := c.cc.Invoke(ctx, ModelRouterService_CreateConversation_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) GetConversation(ctx context.Context, in *GetConversationRequest, opts ...grpc.CallOption) (*Conversation, error) {
+func (c *modelRouterServiceClient) GetConversation(ctx context.Context, in *GetConversationRequest, opts ...grpc.CallOption) (*GetConversationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Conversation)
-	err := c.cc.Invoke(ctx, ModelRouter_GetConversation_FullMethodName, in, out, cOpts...)
+	out := new(GetConversationResponse)
+	err := c.cc.Invoke(ctx, ModelRouterService_GetConversation_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error) {
+func (c *modelRouterServiceClient) ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListConversationsResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_ListConversations_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_ListConversations_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) DeleteConversation(ctx context.Context, in *DeleteConversationRequest, opts ...grpc.CallOption) (*DeleteConversationResponse, error) {
+func (c *modelRouterServiceClient) DeleteConversation(ctx context.Context, in *DeleteConversationRequest, opts ...grpc.CallOption) (*DeleteConversationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteConversationResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_DeleteConversation_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_DeleteConversation_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *modelRouterClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+func (c *modelRouterServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetUsageResponse)
-	err := c.cc.Invoke(ctx, ModelRouter_GetUsage_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, ModelRouterService_GetUsage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// ModelRouterServer is the server API for ModelRouter service.
-// All implementations must embed UnimplementedModelRouterServer
+// ModelRouterServiceServer is the server API for ModelRouterService service.
+// All implementations must embed UnimplementedModelRouterServiceServer
 // for forward compatibility.
 //
 // The routing service.
-type ModelRouterServer interface {
+type ModelRouterServiceServer interface {
 	// Generate one complete reply.
 	Generate(context.Context, *GenerateRequest) (*GenerateResponse, error)
 	// Generate a reply as a stream: one `start`, any number of `delta`,
 	// `thinking_delta` and `refusal_delta` events (and `resume` where another model
 	// takes over), then exactly one `finish`.
-	GenerateStream(*GenerateRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error
+	GenerateStream(*GenerateStreamRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error
 	// Count the input tokens a request would use on a model.
 	CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error)
 	// The models this router can serve, with their limits, prices and circuit state.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// Server-side conversations: history kept by the router, referenced by
-	// `GenerateRequest.conversation_id`.
-	CreateConversation(context.Context, *CreateConversationRequest) (*Conversation, error)
+	// `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
+	CreateConversation(context.Context, *CreateConversationRequest) (*CreateConversationResponse, error)
 	// One conversation with its stored messages.
-	GetConversation(context.Context, *GetConversationRequest) (*Conversation, error)
+	GetConversation(context.Context, *GetConversationRequest) (*GetConversationResponse, error)
 	// Conversations, newest first, without their messages.
 	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
 	// Delete a conversation and all its messages.
 	DeleteConversation(context.Context, *DeleteConversationRequest) (*DeleteConversationResponse, error)
 	// The calling tenant's usage in the current UTC day and month, and its limits.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
-	mustEmbedUnimplementedModelRouterServer()
+	mustEmbedUnimplementedModelRouterServiceServer()
 }
 
-// UnimplementedModelRouterServer must be embedded to have
+// UnimplementedModelRouterServiceServer must be embedded to have
 // forward compatible implementations.
 //
 // NOTE: this should be embedded by value instead of pointer to avoid a nil
 // pointer dereference when methods are called.
-type UnimplementedModelRouterServer struct{}
+type UnimplementedModelRouterServiceServer struct{}
 
-func (UnimplementedModelRouterServer) Generate(context.Context, *GenerateRequest) (*GenerateResponse, error) {
+func (UnimplementedModelRouterServiceServer) Generate(context.Context, *GenerateRequest) (*GenerateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Generate not implemented")
 }
-func (UnimplementedModelRouterServer) GenerateStream(*GenerateRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error {
+func (UnimplementedModelRouterServiceServer) GenerateStream(*GenerateStreamRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method GenerateStream not implemented")
 }
-func (UnimplementedModelRouterServer) CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error) {
+func (UnimplementedModelRouterServiceServer) CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountTokens not implemented")
 }
-func (UnimplementedModelRouterServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
+func (UnimplementedModelRouterServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
 }
-func (UnimplementedModelRouterServer) CreateConversation(context.Context, *CreateConversationRequest) (*Conversation, error) {
+func (UnimplementedModelRouterServiceServer) CreateConversation(context.Context, *CreateConversationRequest) (*CreateConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateConversation not implemented")
 }
-func (UnimplementedModelRouterServer) GetConversation(context.Context, *GetConversationRequest) (*Conversation, error) {
+func (UnimplementedModelRouterServiceServer) GetConversation(context.Context, *GetConversationRequest) (*GetConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConversation not implemented")
 }
-func (UnimplementedModelRouterServer) ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error) {
+func (UnimplementedModelRouterServiceServer) ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConversations not implemented")
 }
-func (UnimplementedModelRouterServer) DeleteConversation(context.Context, *DeleteConversationRequest) (*DeleteConversationResponse, error) {
+func (UnimplementedModelRouterServiceServer) DeleteConversation(context.Context, *DeleteConversationRequest) (*DeleteConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConversation not implemented")
 }
-func (UnimplementedModelRouterServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+func (UnimplementedModelRouterServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
 }
-func (UnimplementedModelRouterServer) mustEmbedUnimplementedModelRouterServer() {}
-func (UnimplementedModelRouterServer) testEmbeddedByValue()                     {}
+func (UnimplementedModelRouterServiceServer) mustEmbedUnimplementedModelRouterServiceServer() {}
+func (UnimplementedModelRouterServiceServer) testEmbeddedByValue()                            {}
 
-// UnsafeModelRouterServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to ModelRouterServer will
+// UnsafeModelRouterServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ModelRouterServiceServer will
 // result in compilation errors.
-type UnsafeModelRouterServer interface {
-	mustEmbedUnimplementedModelRouterServer()
+type UnsafeModelRouterServiceServer interface {
+	mustEmbedUnimplementedModelRouterServiceServer()
 }
 
-func RegisterModelRouterServer(s grpc.ServiceRegistrar, srv ModelRouterServer) {
-	// If the following call panics, it indicates UnimplementedModelRouterServer was
+func RegisterModelRouterServiceServer(s grpc.ServiceRegistrar, srv ModelRouterServiceServer) {
+	// If the following call panics, it indicates UnimplementedModelRouterServiceServer was
 	// embedded by pointer and is nil.  This will cause panics if an
 	// unimplemented method is ever invoked, so we test this at initialization
 	// time to prevent it from happening at runtime later due to I/O.
 	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
 		t.testEmbeddedByValue()
 	}
-	s.RegisterService(&ModelRouter_ServiceDesc, srv)
+	s.RegisterService(&ModelRouterService_ServiceDesc, srv)
 }
 
-func _ModelRouter_Generate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_Generate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GenerateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).Generate(ctx, in)
+		return srv.(ModelRouterServiceServer).Generate(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_Generate_FullMethodName,
+		FullMethod: ModelRouterService_Generate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).Generate(ctx, req.(*GenerateRequest))
+		return srv.(ModelRouterServiceServer).Generate(ctx, req.(*GenerateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_GenerateStream_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(GenerateRequest)
+func _ModelRouterService_GenerateStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GenerateStreamRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(ModelRouterServer).GenerateStream(m, &grpc.GenericServerStream[GenerateRequest, GenerateStreamResponse]{ServerStream: stream})
+	return srv.(ModelRouterServiceServer).GenerateStream(m, &grpc.GenericServerStream[GenerateStreamRequest, GenerateStreamResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type ModelRouter_GenerateStreamServer = grpc.ServerStreamingServer[GenerateStreamResponse]
+type ModelRouterService_GenerateStreamServer = grpc.ServerStreamingServer[GenerateStreamResponse]
 
-func _ModelRouter_CountTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_CountTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CountTokensRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).CountTokens(ctx, in)
+		return srv.(ModelRouterServiceServer).CountTokens(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_CountTokens_FullMethodName,
+		FullMethod: ModelRouterService_CountTokens_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).CountTokens(ctx, req.(*CountTokensRequest))
+		return srv.(ModelRouterServiceServer).CountTokens(ctx, req.(*CountTokensRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).ListModels(ctx, in)
+		return srv.(ModelRouterServiceServer).ListModels(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_ListModels_FullMethodName,
+		FullMethod: ModelRouterService_ListModels_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).ListModels(ctx, req.(*ListModelsRequest))
+		return srv.(ModelRouterServiceServer).ListModels(ctx, req.(*ListModelsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_CreateConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_CreateConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateConversationRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).CreateConversation(ctx, in)
+		return srv.(ModelRouterServiceServer).CreateConversation(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_CreateConversation_FullMethodName,
+		FullMethod: ModelRouterService_CreateConversation_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).CreateConversation(ctx, req.(*CreateConversationRequest))
+		return srv.(ModelRouterServiceServer).CreateConversation(ctx, req.(*CreateConversationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_GetConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_GetConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetConversationRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).GetConversation(ctx, in)
+		return srv.(ModelRouterServiceServer).GetConversation(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_GetConversation_FullMethodName,
+		FullMethod: ModelRouterService_GetConversation_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).GetConversation(ctx, req.(*GetConversationRequest))
+		return srv.(ModelRouterServiceServer).GetConversation(ctx, req.(*GetConversationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_ListConversations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_ListConversations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListConversationsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).ListConversations(ctx, in)
+		return srv.(ModelRouterServiceServer).ListConversations(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_ListConversations_FullMethodName,
+		FullMethod: ModelRouterService_ListConversations_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).ListConversations(ctx, req.(*ListConversationsRequest))
+		return srv.(ModelRouterServiceServer).ListConversations(ctx, req.(*ListConversationsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_DeleteConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_DeleteConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteConversationRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).DeleteConversation(ctx, in)
+		return srv.(ModelRouterServiceServer).DeleteConversation(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_DeleteConversation_FullMethodName,
+		FullMethod: ModelRouterService_DeleteConversation_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).DeleteConversation(ctx, req.(*DeleteConversationRequest))
+		return srv.(ModelRouterServiceServer).DeleteConversation(ctx, req.(*DeleteConversationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ModelRouter_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _ModelRouterService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetUsageRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ModelRouterServer).GetUsage(ctx, in)
+		return srv.(ModelRouterServiceServer).GetUsage(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ModelRouter_GetUsage_FullMethodName,
+		FullMethod: ModelRouterService_GetUsage_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ModelRouterServer).GetUsage(ctx, req.(*GetUsageRequest))
+		return srv.(ModelRouterServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-// ModelRouter_ServiceDesc is the grpc.ServiceDesc for ModelRouter service.
+// ModelRouterService_ServiceDesc is the grpc.ServiceDesc for ModelRouterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
-var ModelRouter_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "modelrouter.v1.ModelRouter",
-	HandlerType: (*ModelRouterServer)(nil),
+var ModelRouterService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "modelrouter.v1.ModelRouterService",
+	HandlerType: (*ModelRouterServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
 			MethodName: "Generate",
-			Handler:    _ModelRouter_Generate_Handler,
+			Handler:    _ModelRouterService_Generate_Handler,
 		},
 		{
 			MethodName: "CountTokens",
-			Handler:    _ModelRouter_CountTokens_Handler,
+			Handler:    _ModelRouterService_CountTokens_Handler,
 		},
 		{
 			MethodName: "ListModels",
-			Handler:    _ModelRouter_ListModels_Handler,
+			Handler:    _ModelRouterService_ListModels_Handler,
 		},
 		{
 			MethodName: "CreateConversation",
-			Handler:    _ModelRouter_CreateConversation_Handler,
+			Handler:    _ModelRouterService_CreateConversation_Handler,
 		},
 		{
 			MethodName: "GetConversation",
-			Handler:    _ModelRouter_GetConversation_Handler,
+			Handler:    _ModelRouterService_GetConversation_Handler,
 		},
 		{
 			MethodName: "ListConversations",
-			Handler:    _ModelRouter_ListConversations_Handler,
+			Handler:    _ModelRouterService_ListConversations_Handler,
 		},
 		{
 			MethodName: "DeleteConversation",
-			Handler:    _ModelRouter_DeleteConversation_Handler,
+			Handler:    _ModelRouterService_DeleteConversation_Handler,
 		},
 		{
 			MethodName: "GetUsage",
-			Handler:    _ModelRouter_GetUsage_Handler,
+			Handler:    _ModelRouterService_GetUsage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "GenerateStream",
-			Handler:       _ModelRouter_GenerateStream_Handler,
+			Handler:       _ModelRouterService_GenerateStream_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -3,7 +3,7 @@
 isort:skip_file
 modelrouter: one gRPC front door to many LLM providers.
 
-Agents call ModelRouter instead of calling providers directly. The router picks a
+Agents call ModelRouterService instead of calling providers directly. The router picks a
 model for the task, keeps the conversation inside the model's context window and
 survives provider failures (retries, circuit breakers, a fallback chain that holds
 even mid-stream).
@@ -127,8 +127,11 @@ class _ReasoningEffortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reaso
     REASONING_EFFORT_UNSPECIFIED: _ReasoningEffort.ValueType  # 0
     """The model's default (medium for o3-mini)."""
     REASONING_EFFORT_LOW: _ReasoningEffort.ValueType  # 1
+    """Fewer reasoning tokens, a faster and cheaper answer."""
     REASONING_EFFORT_MEDIUM: _ReasoningEffort.ValueType  # 2
+    """The balance most models default to."""
     REASONING_EFFORT_HIGH: _ReasoningEffort.ValueType  # 3
+    """More reasoning tokens for harder problems."""
 
 class ReasoningEffort(_ReasoningEffort, metaclass=_ReasoningEffortEnumTypeWrapper):
     """Reasoning effort for models that take it (o-series)."""
@@ -136,8 +139,11 @@ class ReasoningEffort(_ReasoningEffort, metaclass=_ReasoningEffortEnumTypeWrappe
 REASONING_EFFORT_UNSPECIFIED: ReasoningEffort.ValueType  # 0
 """The model's default (medium for o3-mini)."""
 REASONING_EFFORT_LOW: ReasoningEffort.ValueType  # 1
+"""Fewer reasoning tokens, a faster and cheaper answer."""
 REASONING_EFFORT_MEDIUM: ReasoningEffort.ValueType  # 2
+"""The balance most models default to."""
 REASONING_EFFORT_HIGH: ReasoningEffort.ValueType  # 3
+"""More reasoning tokens for harder problems."""
 Global___ReasoningEffort: _TypeAlias = ReasoningEffort  # noqa: Y015
 
 class _FinishReason:
@@ -199,6 +205,7 @@ class _AttemptOutcome:
 class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttemptOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ATTEMPT_OUTCOME_UNSPECIFIED: _AttemptOutcome.ValueType  # 0
+    """Not set; the router never sends it."""
     ATTEMPT_OUTCOME_SUCCESS: _AttemptOutcome.ValueType  # 1
     """The try produced the answer (or the part of it before a resume)."""
     ATTEMPT_OUTCOME_ERROR: _AttemptOutcome.ValueType  # 2
@@ -224,6 +231,7 @@ class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
     """What happened on one upstream try (or why a candidate was skipped)."""
 
 ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome.ValueType  # 0
+"""Not set; the router never sends it."""
 ATTEMPT_OUTCOME_SUCCESS: AttemptOutcome.ValueType  # 1
 """The try produced the answer (or the part of it before a resume)."""
 ATTEMPT_OUTCOME_ERROR: AttemptOutcome.ValueType  # 2
@@ -253,6 +261,7 @@ class _CircuitState:
 class _CircuitStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CircuitState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CIRCUIT_STATE_UNSPECIFIED: _CircuitState.ValueType  # 0
+    """Not known (no breaker exists for the endpoint yet)."""
     CIRCUIT_STATE_CLOSED: _CircuitState.ValueType  # 1
     """Calls pass."""
     CIRCUIT_STATE_OPEN: _CircuitState.ValueType  # 2
@@ -264,6 +273,7 @@ class CircuitState(_CircuitState, metaclass=_CircuitStateEnumTypeWrapper):
     """Circuit breaker state of one (provider, model) endpoint."""
 
 CIRCUIT_STATE_UNSPECIFIED: CircuitState.ValueType  # 0
+"""Not known (no breaker exists for the endpoint yet)."""
 CIRCUIT_STATE_CLOSED: CircuitState.ValueType  # 1
 """Calls pass."""
 CIRCUIT_STATE_OPEN: CircuitState.ValueType  # 2
@@ -279,6 +289,7 @@ class _CountMethod:
 class _CountMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CountMethod.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COUNT_METHOD_UNSPECIFIED: _CountMethod.ValueType  # 0
+    """Not known."""
     COUNT_METHOD_EXACT_LOCAL: _CountMethod.ValueType  # 1
     """The model's own tokenizer, offline (tiktoken for OpenAI models)."""
     COUNT_METHOD_PROVIDER: _CountMethod.ValueType  # 2
@@ -294,6 +305,7 @@ class CountMethod(_CountMethod, metaclass=_CountMethodEnumTypeWrapper):
     """How a token count was obtained."""
 
 COUNT_METHOD_UNSPECIFIED: CountMethod.ValueType  # 0
+"""Not known."""
 COUNT_METHOD_EXACT_LOCAL: CountMethod.ValueType  # 1
 """The model's own tokenizer, offline (tiktoken for OpenAI models)."""
 COUNT_METHOD_PROVIDER: CountMethod.ValueType  # 2
@@ -450,6 +462,119 @@ class GenerateRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class GenerateStreamRequest(_message.Message):
+    """A request for a streamed reply: the same fields, numbers and meaning as
+    GenerateRequest (the server treats both alike), so a request body works for either RPC.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
+    REASONING_EFFORT_FIELD_NUMBER: _builtins.int
+    THINKING_BUDGET_TOKENS_FIELD_NUMBER: _builtins.int
+    STOP_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    DISABLE_FALLBACK_FIELD_NUMBER: _builtins.int
+    MAX_COST_USD_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """A model id or alias from ListModels. Empty: the router chooses by `task`."""
+    task: Global___Task.ValueType
+    """What the request is for; selects the route when `model` is empty and the
+    fallback candidates when it is set.
+    """
+    max_output_tokens: _builtins.int
+    """Output token limit. 0: the model's default (min of 4096 and its cap)."""
+    temperature: _builtins.float
+    """Sampling temperature, 0 to 2 (not sent to models that refuse it, such as o-series)."""
+    reasoning_effort: Global___ReasoningEffort.ValueType
+    """For reasoning models."""
+    thinking_budget_tokens: _builtins.int
+    """Extended thinking budget for models that support it (>= 1024 and below
+    max_output_tokens). 0: no thinking.
+    """
+    request_id: _builtins.str
+    """The caller's id for this request; echoed in logs. Generated when empty. With
+    `conversation_id`, it makes the turn idempotent: when a turn with this id is already
+    recorded in the conversation (with the same messages), the recorded answer is
+    returned (`replayed`) and nothing is called or appended. Of two calls with one id at
+    once, the first to record wins; the other answers with the winner's text (Generate)
+    or ends with ABORTED (GenerateStream, whose own text has gone out; repeating it
+    replays). At most 128 characters.
+    """
+    disable_fallback: _builtins.bool
+    """Use only `model` (or the route's first candidate): no fallback to others."""
+    max_cost_usd: _builtins.float
+    """Skip candidates whose estimated cost is above this (USD). 0: no cap."""
+    conversation_id: _builtins.str
+    """A server-side conversation: its stored history comes before `messages`, and
+    the new messages and the reply are appended to it.
+    """
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """The conversation so far (or, with `conversation_id`, the new messages to add)."""
+
+    @_builtins.property
+    def stop(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Stop sequences (at most 4)."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form labels, logged with the request."""
+
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___Message] | None = ...,
+        model: _builtins.str = ...,
+        task: Global___Task.ValueType = ...,
+        max_output_tokens: _builtins.int = ...,
+        temperature: _builtins.float | None = ...,
+        reasoning_effort: Global___ReasoningEffort.ValueType = ...,
+        thinking_budget_tokens: _builtins.int = ...,
+        stop: _abc.Iterable[_builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        disable_fallback: _builtins.bool = ...,
+        max_cost_usd: _builtins.float = ...,
+        conversation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "conversation_id", b"conversation_id", "disable_fallback", b"disable_fallback", "max_cost_usd", b"max_cost_usd", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "stop", b"stop", "task", b"task", "temperature", b"temperature", "thinking_budget_tokens", b"thinking_budget_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
+
+Global___GenerateStreamRequest: _TypeAlias = GenerateStreamRequest  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):
@@ -679,8 +804,11 @@ class StreamStart(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model that answers first (the configured id)."""
     provider: _builtins.str
+    """Its provider."""
     request_id: _builtins.str
+    """The request id (the caller's, or generated)."""
     def __init__(
         self,
         *,
@@ -704,6 +832,7 @@ class TextDelta(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The text, to append to what came before."""
     def __init__(
         self,
         *,
@@ -725,6 +854,7 @@ class ThinkingDelta(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The thinking text, to append to what came before."""
     def __init__(
         self,
         *,
@@ -749,6 +879,7 @@ class RefusalDelta(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The refusal text, to append to what came before."""
     def __init__(
         self,
         *,
@@ -777,6 +908,7 @@ class StreamResume(_message.Message):
     model: _builtins.str
     """The model that takes over."""
     provider: _builtins.str
+    """Its provider."""
     resumed_at_char: _builtins.int
     """Characters of answer text streamed before the switch."""
     reason: _builtins.str
@@ -817,9 +949,11 @@ class StreamFinish(_message.Message):
     PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
     FINISH_DETAIL_FIELD_NUMBER: _builtins.int
     finish_reason: Global___FinishReason.ValueType
+    """Why the answer ended."""
     model: _builtins.str
     """The model that finished the answer."""
     provider: _builtins.str
+    """Its provider."""
     fallback: _builtins.bool
     """True when the answering model was not the first candidate."""
     resumed: _builtins.bool
@@ -833,15 +967,21 @@ class StreamFinish(_message.Message):
     finish_detail: _builtins.str
     """See GenerateResponse.finish_detail."""
     @_builtins.property
-    def usage(self) -> Global___Usage: ...
+    def usage(self) -> Global___Usage:
+        """Tokens and cost, over every billed attempt."""
+
     @_builtins.property
-    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]: ...
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """Every try and skip, in order."""
+
     @_builtins.property
     def resumed_at_chars(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Character offsets in the answer text where each continuation began."""
 
     @_builtins.property
-    def context(self) -> Global___ContextReport: ...
+    def context(self) -> Global___ContextReport:
+        """What context management did to the history, when it did anything."""
+
     @_builtins.property
     def refusal(self) -> Global___Refusal:
         """Set when the model refused (finish_reason FINISH_REASON_REFUSAL)."""
@@ -884,17 +1024,29 @@ class GenerateStreamResponse(_message.Message):
     FINISH_FIELD_NUMBER: _builtins.int
     REFUSAL_DELTA_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def start(self) -> Global___StreamStart: ...
+    def start(self) -> Global___StreamStart:
+        """The first event: who is answering."""
+
     @_builtins.property
-    def delta(self) -> Global___TextDelta: ...
+    def delta(self) -> Global___TextDelta:
+        """A piece of answer text."""
+
     @_builtins.property
-    def thinking_delta(self) -> Global___ThinkingDelta: ...
+    def thinking_delta(self) -> Global___ThinkingDelta:
+        """A piece of extended thinking."""
+
     @_builtins.property
-    def resume(self) -> Global___StreamResume: ...
+    def resume(self) -> Global___StreamResume:
+        """Another model continues the answer."""
+
     @_builtins.property
-    def finish(self) -> Global___StreamFinish: ...
+    def finish(self) -> Global___StreamFinish:
+        """The last event."""
+
     @_builtins.property
-    def refusal_delta(self) -> Global___RefusalDelta: ...
+    def refusal_delta(self) -> Global___RefusalDelta:
+        """A piece of refusal text."""
+
     def __init__(
         self,
         *,
@@ -955,6 +1107,8 @@ Global___ContextReport: _TypeAlias = ContextReport  # noqa: Y015
 
 @_typing.final
 class CountTokensRequest(_message.Message):
+    """A request to count tokens."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGES_FIELD_NUMBER: _builtins.int
@@ -985,6 +1139,8 @@ Global___CountTokensRequest: _TypeAlias = CountTokensRequest  # noqa: Y015
 
 @_typing.final
 class CountTokensResponse(_message.Message):
+    """A token count."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
@@ -1017,6 +1173,8 @@ Global___CountTokensResponse: _TypeAlias = CountTokensResponse  # noqa: Y015
 
 @_typing.final
 class ListModelsRequest(_message.Message):
+    """A request for the model catalog (no parameters)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1041,9 +1199,13 @@ class Pricing(_message.Message):
     CACHE_READ_PER_MTOK_FIELD_NUMBER: _builtins.int
     CACHE_WRITE_PER_MTOK_FIELD_NUMBER: _builtins.int
     input_per_mtok: _builtins.float
+    """Per million prompt tokens."""
     output_per_mtok: _builtins.float
+    """Per million completion tokens."""
     cache_read_per_mtok: _builtins.float
+    """Per million prompt tokens read from the provider's cache."""
     cache_write_per_mtok: _builtins.float
+    """Per million prompt tokens written to the provider's cache."""
     def __init__(
         self,
         *,
@@ -1071,9 +1233,13 @@ class Capabilities(_message.Message):
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     streaming: _builtins.bool
+    """Streams its answer (GenerateStream)."""
     thinking: _builtins.bool
+    """Takes an extended thinking budget (`thinking_budget_tokens`)."""
     reasoning_effort: _builtins.bool
+    """Takes `reasoning_effort`."""
     temperature: _builtins.bool
+    """Takes `temperature` (o-series models do not)."""
     def __init__(
         self,
         *,
@@ -1110,7 +1276,9 @@ class ModelInfo(_message.Message):
     provider: _builtins.str
     """The provider name from config."""
     context_window: _builtins.int
+    """The context window, in tokens (prompt plus output)."""
     max_output_tokens: _builtins.int
+    """The most output tokens it can produce in one reply."""
     circuit_state: Global___CircuitState.ValueType
     """The circuit breaker's state now."""
     emulated: _builtins.bool
@@ -1120,9 +1288,13 @@ class ModelInfo(_message.Message):
         """Other names the model answers to."""
 
     @_builtins.property
-    def capabilities(self) -> Global___Capabilities: ...
+    def capabilities(self) -> Global___Capabilities:
+        """What it can do."""
+
     @_builtins.property
-    def pricing(self) -> Global___Pricing: ...
+    def pricing(self) -> Global___Pricing:
+        """Catalog prices."""
+
     def __init__(
         self,
         *,
@@ -1146,11 +1318,15 @@ Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
 
 @_typing.final
 class ListModelsResponse(_message.Message):
+    """The model catalog."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODELS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]: ...
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]:
+        """Every configured model."""
+
     def __init__(
         self,
         *,
@@ -1191,9 +1367,13 @@ class StoredMessage(_message.Message):
     messages and summaries).
     """
     @_builtins.property
-    def message(self) -> Global___Message: ...
+    def message(self) -> Global___Message:
+        """The message as sent (or, for a summary, as written by the summarizer)."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was stored."""
+
     @_builtins.property
     def summarizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """For a summary: the seqs it replaces."""
@@ -1222,6 +1402,8 @@ Global___StoredMessage: _TypeAlias = StoredMessage  # noqa: Y015
 
 @_typing.final
 class Conversation(_message.Message):
+    """A server-side conversation: history the router keeps."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -1252,6 +1434,7 @@ class Conversation(_message.Message):
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     NEXT_MESSAGE_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The id to pass as `conversation_id`."""
     message_count: _builtins.int
     """Every stored message, summaries included."""
     next_message_page_token: _builtins.str
@@ -1259,11 +1442,17 @@ class Conversation(_message.Message):
     when this page holds the last message.
     """
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When a message was last appended."""
+
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The caller's labels, from CreateConversation."""
+
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredMessage]:
         """Stored messages in seq order: the first page of them in CreateConversation and
@@ -1291,6 +1480,8 @@ Global___Conversation: _TypeAlias = Conversation  # noqa: Y015
 
 @_typing.final
 class CreateConversationRequest(_message.Message):
+    """A request to start a conversation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -1320,7 +1511,9 @@ class CreateConversationRequest(_message.Message):
         """Opening messages (a system prompt, pinned facts)."""
 
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form labels, kept with the conversation."""
+
     def __init__(
         self,
         *,
@@ -1336,13 +1529,40 @@ class CreateConversationRequest(_message.Message):
 Global___CreateConversationRequest: _TypeAlias = CreateConversationRequest  # noqa: Y015
 
 @_typing.final
+class CreateConversationResponse(_message.Message):
+    """The conversation just created."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """The conversation, with its opening messages."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConversationResponse: _TypeAlias = CreateConversationResponse  # noqa: Y015
+
+@_typing.final
 class GetConversationRequest(_message.Message):
+    """A request for one conversation and a page of its messages."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     MESSAGE_PAGE_SIZE_FIELD_NUMBER: _builtins.int
     MESSAGE_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The conversation's id."""
     message_page_size: _builtins.int
     """At most this many messages (default and maximum: `limits.max_message_page_size`,
     1000). A page also stops before the reply would pass `limits.max_response_bytes`
@@ -1366,7 +1586,33 @@ class GetConversationRequest(_message.Message):
 Global___GetConversationRequest: _TypeAlias = GetConversationRequest  # noqa: Y015
 
 @_typing.final
+class GetConversationResponse(_message.Message):
+    """One conversation and a page of its messages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """The conversation; `next_message_page_token` in it leads to the next page."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConversationResponse: _TypeAlias = GetConversationResponse  # noqa: Y015
+
+@_typing.final
 class ListConversationsRequest(_message.Message):
+    """A request for a page of conversations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -1393,13 +1639,18 @@ Global___ListConversationsRequest: _TypeAlias = ListConversationsRequest  # noqa
 
 @_typing.final
 class ListConversationsResponse(_message.Message):
+    """A page of conversations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONVERSATIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as `page_token` for the next page; empty on the last page."""
     @_builtins.property
-    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conversation]: ...
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conversation]:
+        """Newest first, without their messages."""
+
     def __init__(
         self,
         *,
@@ -1416,10 +1667,13 @@ Global___ListConversationsResponse: _TypeAlias = ListConversationsResponse  # no
 
 @_typing.final
 class DeleteConversationRequest(_message.Message):
+    """A request to delete a conversation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The conversation's id."""
     def __init__(
         self,
         *,
@@ -1435,6 +1689,8 @@ Global___DeleteConversationRequest: _TypeAlias = DeleteConversationRequest  # no
 
 @_typing.final
 class DeleteConversationResponse(_message.Message):
+    """The conversation was deleted (nothing to report)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1450,6 +1706,8 @@ Global___DeleteConversationResponse: _TypeAlias = DeleteConversationResponse  # 
 
 @_typing.final
 class GetUsageRequest(_message.Message):
+    """A request for the calling tenant's usage (the tenant comes from the API key)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1515,10 +1773,15 @@ class TenantLimits(_message.Message):
     ALLOWED_MODELS_FIELD_NUMBER: _builtins.int
     ALLOWED_TASKS_FIELD_NUMBER: _builtins.int
     requests_per_minute: _builtins.int
+    """Requests per minute."""
     tokens_per_minute: _builtins.int
+    """Input plus output tokens per minute."""
     max_concurrent_streams: _builtins.int
+    """GenerateStream calls open at once."""
     budget_usd_per_day: _builtins.float
+    """Spend per UTC day, USD."""
     budget_usd_per_month: _builtins.float
+    """Spend per UTC month, USD."""
     @_builtins.property
     def allowed_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Model ids the tenant may use; empty: every model."""
@@ -1548,6 +1811,8 @@ Global___TenantLimits: _TypeAlias = TenantLimits  # noqa: Y015
 
 @_typing.final
 class GetUsageResponse(_message.Message):
+    """The calling tenant's usage and limits."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_FIELD_NUMBER: _builtins.int
@@ -1560,11 +1825,17 @@ class GetUsageResponse(_message.Message):
     open_streams: _builtins.int
     """Streams open now."""
     @_builtins.property
-    def day(self) -> Global___PeriodUsage: ...
+    def day(self) -> Global___PeriodUsage:
+        """Today (UTC)."""
+
     @_builtins.property
-    def month(self) -> Global___PeriodUsage: ...
+    def month(self) -> Global___PeriodUsage:
+        """This month (UTC)."""
+
     @_builtins.property
-    def limits(self) -> Global___TenantLimits: ...
+    def limits(self) -> Global___TenantLimits:
+        """The tenant's configured limits."""
+
     def __init__(
         self,
         *,

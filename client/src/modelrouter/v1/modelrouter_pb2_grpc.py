@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class ModelRouterStub:
+class ModelRouterServiceStub:
     """The routing service.
     """
 
@@ -36,53 +36,53 @@ class ModelRouterStub:
             channel: A grpc.Channel.
         """
         self.Generate = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/Generate',
+                '/modelrouter.v1.ModelRouterService/Generate',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateResponse.FromString,
                 _registered_method=True)
         self.GenerateStream = channel.unary_stream(
-                '/modelrouter.v1.ModelRouter/GenerateStream',
-                request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateRequest.SerializeToString,
+                '/modelrouter.v1.ModelRouterService/GenerateStream',
+                request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamResponse.FromString,
                 _registered_method=True)
         self.CountTokens = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/CountTokens',
+                '/modelrouter.v1.ModelRouterService/CountTokens',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.CountTokensRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.CountTokensResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/ListModels',
+                '/modelrouter.v1.ModelRouterService/ListModels',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.CreateConversation = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/CreateConversation',
+                '/modelrouter.v1.ModelRouterService/CreateConversation',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationRequest.SerializeToString,
-                response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.FromString,
+                response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationResponse.FromString,
                 _registered_method=True)
         self.GetConversation = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/GetConversation',
+                '/modelrouter.v1.ModelRouterService/GetConversation',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationRequest.SerializeToString,
-                response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.FromString,
+                response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationResponse.FromString,
                 _registered_method=True)
         self.ListConversations = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/ListConversations',
+                '/modelrouter.v1.ModelRouterService/ListConversations',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.ListConversationsRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.ListConversationsResponse.FromString,
                 _registered_method=True)
         self.DeleteConversation = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/DeleteConversation',
+                '/modelrouter.v1.ModelRouterService/DeleteConversation',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationResponse.FromString,
                 _registered_method=True)
         self.GetUsage = channel.unary_unary(
-                '/modelrouter.v1.ModelRouter/GetUsage',
+                '/modelrouter.v1.ModelRouterService/GetUsage',
                 request_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
 
 
-class ModelRouterServicer:
+class ModelRouterServiceServicer:
     """The routing service.
     """
 
@@ -118,7 +118,7 @@ class ModelRouterServicer:
 
     def CreateConversation(self, request, context):
         """Server-side conversations: history kept by the router, referenced by
-        `GenerateRequest.conversation_id`.
+        `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,7 +153,7 @@ class ModelRouterServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ModelRouterServicer_to_server(servicer, server):
+def add_ModelRouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_unary_rpc_method_handler(
                     servicer.Generate,
@@ -162,7 +162,7 @@ def add_ModelRouterServicer_to_server(servicer, server):
             ),
             'GenerateStream': grpc.unary_stream_rpc_method_handler(
                     servicer.GenerateStream,
-                    request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateRequest.FromString,
+                    request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamRequest.FromString,
                     response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamResponse.SerializeToString,
             ),
             'CountTokens': grpc.unary_unary_rpc_method_handler(
@@ -178,12 +178,12 @@ def add_ModelRouterServicer_to_server(servicer, server):
             'CreateConversation': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateConversation,
                     request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationRequest.FromString,
-                    response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.SerializeToString,
+                    response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationResponse.SerializeToString,
             ),
             'GetConversation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConversation,
                     request_deserializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationRequest.FromString,
-                    response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.SerializeToString,
+                    response_serializer=modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationResponse.SerializeToString,
             ),
             'ListConversations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConversations,
@@ -202,13 +202,13 @@ def add_ModelRouterServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'modelrouter.v1.ModelRouter', rpc_method_handlers)
+            'modelrouter.v1.ModelRouterService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('modelrouter.v1.ModelRouter', rpc_method_handlers)
+    server.add_registered_method_handlers('modelrouter.v1.ModelRouterService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ModelRouter:
+class ModelRouterService:
     """The routing service.
     """
 
@@ -226,7 +226,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/Generate',
+            '/modelrouter.v1.ModelRouterService/Generate',
             modelrouter_dot_v1_dot_modelrouter__pb2.GenerateRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.GenerateResponse.FromString,
             options,
@@ -253,8 +253,8 @@ class ModelRouter:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/GenerateStream',
-            modelrouter_dot_v1_dot_modelrouter__pb2.GenerateRequest.SerializeToString,
+            '/modelrouter.v1.ModelRouterService/GenerateStream',
+            modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.GenerateStreamResponse.FromString,
             options,
             channel_credentials,
@@ -280,7 +280,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/CountTokens',
+            '/modelrouter.v1.ModelRouterService/CountTokens',
             modelrouter_dot_v1_dot_modelrouter__pb2.CountTokensRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.CountTokensResponse.FromString,
             options,
@@ -307,7 +307,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/ListModels',
+            '/modelrouter.v1.ModelRouterService/ListModels',
             modelrouter_dot_v1_dot_modelrouter__pb2.ListModelsRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.ListModelsResponse.FromString,
             options,
@@ -334,9 +334,9 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/CreateConversation',
+            '/modelrouter.v1.ModelRouterService/CreateConversation',
             modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationRequest.SerializeToString,
-            modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.FromString,
+            modelrouter_dot_v1_dot_modelrouter__pb2.CreateConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -361,9 +361,9 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/GetConversation',
+            '/modelrouter.v1.ModelRouterService/GetConversation',
             modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationRequest.SerializeToString,
-            modelrouter_dot_v1_dot_modelrouter__pb2.Conversation.FromString,
+            modelrouter_dot_v1_dot_modelrouter__pb2.GetConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -388,7 +388,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/ListConversations',
+            '/modelrouter.v1.ModelRouterService/ListConversations',
             modelrouter_dot_v1_dot_modelrouter__pb2.ListConversationsRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.ListConversationsResponse.FromString,
             options,
@@ -415,7 +415,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/DeleteConversation',
+            '/modelrouter.v1.ModelRouterService/DeleteConversation',
             modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.DeleteConversationResponse.FromString,
             options,
@@ -442,7 +442,7 @@ class ModelRouter:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/modelrouter.v1.ModelRouter/GetUsage',
+            '/modelrouter.v1.ModelRouterService/GetUsage',
             modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageRequest.SerializeToString,
             modelrouter_dot_v1_dot_modelrouter__pb2.GetUsageResponse.FromString,
             options,

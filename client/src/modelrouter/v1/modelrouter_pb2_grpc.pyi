@@ -3,7 +3,7 @@
 isort:skip_file
 modelrouter: one gRPC front door to many LLM providers.
 
-Agents call ModelRouter instead of calling providers directly. The router picks a
+Agents call ModelRouterService instead of calling providers directly. The router picks a
 model for the task, keeps the conversation inside the model's context window and
 survives provider failures (retries, circuit breakers, a fallback chain that holds
 even mid-stream).
@@ -32,16 +32,16 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class ModelRouterStub:
+class ModelRouterServiceStub:
     """The routing service."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ModelRouterAsyncStub: ...
+    def __new__(cls, channel: _aio.Channel) -> ModelRouterServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateResponse]
     """Generate one complete reply."""
-    GenerateStream: _grpc.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateStreamResponse]
+    GenerateStream: _grpc.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateStreamRequest, _modelrouter_pb2.GenerateStreamResponse]
     """Generate a reply as a stream: one `start`, any number of `delta`,
     `thinking_delta` and `refusal_delta` events (and `resume` where another model
     takes over), then exactly one `finish`.
@@ -50,11 +50,11 @@ class ModelRouterStub:
     """Count the input tokens a request would use on a model."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.ListModelsRequest, _modelrouter_pb2.ListModelsResponse]
     """The models this router can serve, with their limits, prices and circuit state."""
-    CreateConversation: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.CreateConversationRequest, _modelrouter_pb2.Conversation]
+    CreateConversation: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.CreateConversationRequest, _modelrouter_pb2.CreateConversationResponse]
     """Server-side conversations: history kept by the router, referenced by
-    `GenerateRequest.conversation_id`.
+    `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
     """
-    GetConversation: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.GetConversationRequest, _modelrouter_pb2.Conversation]
+    GetConversation: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.GetConversationRequest, _modelrouter_pb2.GetConversationResponse]
     """One conversation with its stored messages."""
     ListConversations: _grpc.UnaryUnaryMultiCallable[_modelrouter_pb2.ListConversationsRequest, _modelrouter_pb2.ListConversationsResponse]
     """Conversations, newest first, without their messages."""
@@ -64,13 +64,13 @@ class ModelRouterStub:
     """The calling tenant's usage in the current UTC day and month, and its limits."""
 
 @_typing.type_check_only
-class ModelRouterAsyncStub(ModelRouterStub):
+class ModelRouterServiceAsyncStub(ModelRouterServiceStub):
     """The routing service."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateResponse]  # type: ignore[assignment]
     """Generate one complete reply."""
-    GenerateStream: _aio.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateRequest, _modelrouter_pb2.GenerateStreamResponse]  # type: ignore[assignment]
+    GenerateStream: _aio.UnaryStreamMultiCallable[_modelrouter_pb2.GenerateStreamRequest, _modelrouter_pb2.GenerateStreamResponse]  # type: ignore[assignment]
     """Generate a reply as a stream: one `start`, any number of `delta`,
     `thinking_delta` and `refusal_delta` events (and `resume` where another model
     takes over), then exactly one `finish`.
@@ -79,11 +79,11 @@ class ModelRouterAsyncStub(ModelRouterStub):
     """Count the input tokens a request would use on a model."""
     ListModels: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.ListModelsRequest, _modelrouter_pb2.ListModelsResponse]  # type: ignore[assignment]
     """The models this router can serve, with their limits, prices and circuit state."""
-    CreateConversation: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.CreateConversationRequest, _modelrouter_pb2.Conversation]  # type: ignore[assignment]
+    CreateConversation: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.CreateConversationRequest, _modelrouter_pb2.CreateConversationResponse]  # type: ignore[assignment]
     """Server-side conversations: history kept by the router, referenced by
-    `GenerateRequest.conversation_id`.
+    `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
     """
-    GetConversation: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GetConversationRequest, _modelrouter_pb2.Conversation]  # type: ignore[assignment]
+    GetConversation: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GetConversationRequest, _modelrouter_pb2.GetConversationResponse]  # type: ignore[assignment]
     """One conversation with its stored messages."""
     ListConversations: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.ListConversationsRequest, _modelrouter_pb2.ListConversationsResponse]  # type: ignore[assignment]
     """Conversations, newest first, without their messages."""
@@ -92,7 +92,7 @@ class ModelRouterAsyncStub(ModelRouterStub):
     GetUsage: _aio.UnaryUnaryMultiCallable[_modelrouter_pb2.GetUsageRequest, _modelrouter_pb2.GetUsageResponse]  # type: ignore[assignment]
     """The calling tenant's usage in the current UTC day and month, and its limits."""
 
-class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
+class ModelRouterServiceServicer(metaclass=_abc_1.ABCMeta):
     """The routing service."""
 
     @_abc_1.abstractmethod
@@ -106,7 +106,7 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GenerateStream(
         self,
-        request: _modelrouter_pb2.GenerateRequest,
+        request: _modelrouter_pb2.GenerateStreamRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_modelrouter_pb2.GenerateStreamResponse], _abc.AsyncIterator[_modelrouter_pb2.GenerateStreamResponse]]:
         """Generate a reply as a stream: one `start`, any number of `delta`,
@@ -135,9 +135,9 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _modelrouter_pb2.CreateConversationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_modelrouter_pb2.Conversation, _abc.Awaitable[_modelrouter_pb2.Conversation]]:
+    ) -> _typing.Union[_modelrouter_pb2.CreateConversationResponse, _abc.Awaitable[_modelrouter_pb2.CreateConversationResponse]]:
         """Server-side conversations: history kept by the router, referenced by
-        `GenerateRequest.conversation_id`.
+        `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
         """
 
     @_abc_1.abstractmethod
@@ -145,7 +145,7 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _modelrouter_pb2.GetConversationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_modelrouter_pb2.Conversation, _abc.Awaitable[_modelrouter_pb2.Conversation]]:
+    ) -> _typing.Union[_modelrouter_pb2.GetConversationResponse, _abc.Awaitable[_modelrouter_pb2.GetConversationResponse]]:
         """One conversation with its stored messages."""
 
     @_abc_1.abstractmethod
@@ -172,4 +172,4 @@ class ModelRouterServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_modelrouter_pb2.GetUsageResponse, _abc.Awaitable[_modelrouter_pb2.GetUsageResponse]]:
         """The calling tenant's usage in the current UTC day and month, and its limits."""
 
-def add_ModelRouterServicer_to_server(servicer: ModelRouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_ModelRouterServiceServicer_to_server(servicer: ModelRouterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

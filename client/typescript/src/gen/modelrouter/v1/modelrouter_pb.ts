@@ -1,6 +1,6 @@
 // modelrouter: one gRPC front door to many LLM providers.
 //
-// Agents call ModelRouter instead of calling providers directly. The router picks a
+// Agents call ModelRouterService instead of calling providers directly. The router picks a
 // model for the task, keeps the conversation inside the model's context window and
 // survives provider failures (retries, circuit breakers, a fallback chain that holds
 // even mid-stream).
@@ -19,7 +19,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file modelrouter/v1/modelrouter.proto.
  */
 export const file_modelrouter_v1_modelrouter: GenFile = /*@__PURE__*/
-  fileDesc("CiBtb2RlbHJvdXRlci92MS9tb2RlbHJvdXRlci5wcm90bxIObW9kZWxyb3V0ZXIudjEifgoHTWVzc2FnZRIiCgRyb2xlGAEgASgOMhQubW9kZWxyb3V0ZXIudjEuUm9sZRIPCgdjb250ZW50GAIgASgJEg4KBnBpbm5lZBgDIAEoCBIuCgppbXBvcnRhbmNlGAQgASgOMhoubW9kZWxyb3V0ZXIudjEuSW1wb3J0YW5jZSLsAwoPR2VuZXJhdGVSZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIiCgR0YXNrGAMgASgOMhQubW9kZWxyb3V0ZXIudjEuVGFzaxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEjkKEHJlYXNvbmluZ19lZmZvcnQYBiABKA4yHy5tb2RlbHJvdXRlci52MS5SZWFzb25pbmdFZmZvcnQSHgoWdGhpbmtpbmdfYnVkZ2V0X3Rva2VucxgHIAEoBRIMCgRzdG9wGAggAygJEhIKCnJlcXVlc3RfaWQYCSABKAkSPwoIbWV0YWRhdGEYCiADKAsyLS5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIYChBkaXNhYmxlX2ZhbGxiYWNrGAsgASgIEhQKDG1heF9jb3N0X3VzZBgMIAEoARIXCg9jb252ZXJzYXRpb25faWQYDSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZSLKAQoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgDIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgEIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBSABKAMSEAoIY29zdF91c2QYBiABKAESMQoMY291bnRfbWV0aG9kGAcgASgOMhsubW9kZWxyb3V0ZXIudjEuQ291bnRNZXRob2QiPgoHUmVmdXNhbBIMCgR0ZXh0GAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEhMKC2V4cGxhbmF0aW9uGAMgASgJIqIBCgdBdHRlbXB0Eg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEi8KB291dGNvbWUYAyABKA4yHi5tb2RlbHJvdXRlci52MS5BdHRlbXB0T3V0Y29tZRIRCglncnBjX2NvZGUYBCABKAUSDQoFZXJyb3IYBSABKAkSEgoKbGF0ZW5jeV9tcxgGIAEoARIPCgd0dGZ0X21zGAcgASgBIpoDChBHZW5lcmF0ZVJlc3BvbnNlEgwKBHRleHQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSMwoNZmluaXNoX3JlYXNvbhgEIAEoDjIcLm1vZGVscm91dGVyLnYxLkZpbmlzaFJlYXNvbhIkCgV1c2FnZRgFIAEoCzIVLm1vZGVscm91dGVyLnYxLlVzYWdlEikKCGF0dGVtcHRzGAYgAygLMhcubW9kZWxyb3V0ZXIudjEuQXR0ZW1wdBIQCghmYWxsYmFjaxgHIAEoCBISCgpyZXF1ZXN0X2lkGAggASgJEhAKCHRoaW5raW5nGAkgASgJEi4KB2NvbnRleHQYCiABKAsyHS5tb2RlbHJvdXRlci52MS5Db250ZXh0UmVwb3J0EhAKCHJlcGxheWVkGAsgASgIEigKB3JlZnVzYWwYDCABKAsyFy5tb2RlbHJvdXRlci52MS5SZWZ1c2FsEhYKDnByb3ZpZGVyX21vZGVsGA0gASgJEhUKDWZpbmlzaF9kZXRhaWwYDiABKAkiQgoLU3RyZWFtU3RhcnQSDQoFbW9kZWwYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSIdCg1UaGlua2luZ0RlbHRhEgwKBHRleHQYASABKAkiHAoMUmVmdXNhbERlbHRhEgwKBHRleHQYASABKAkiWAoMU3RyZWFtUmVzdW1lEg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhcKD3Jlc3VtZWRfYXRfY2hhchgDIAEoAxIOCgZyZWFzb24YBCABKAkijQMKDFN0cmVhbUZpbmlzaBIzCg1maW5pc2hfcmVhc29uGAEgASgOMhwubW9kZWxyb3V0ZXIudjEuRmluaXNoUmVhc29uEiQKBXVzYWdlGAIgASgLMhUubW9kZWxyb3V0ZXIudjEuVXNhZ2USKQoIYXR0ZW1wdHMYAyADKAsyFy5tb2RlbHJvdXRlci52MS5BdHRlbXB0Eg0KBW1vZGVsGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEhAKCGZhbGxiYWNrGAYgASgIEg8KB3Jlc3VtZWQYByABKAgSGAoQcmVzdW1lZF9hdF9jaGFycxgIIAMoAxIuCgdjb250ZXh0GAkgASgLMh0ubW9kZWxyb3V0ZXIudjEuQ29udGV4dFJlcG9ydBIQCghyZXBsYXllZBgKIAEoCBIoCgdyZWZ1c2FsGAsgASgLMhcubW9kZWxyb3V0ZXIudjEuUmVmdXNhbBIWCg5wcm92aWRlcl9tb2RlbBgMIAEoCRIVCg1maW5pc2hfZGV0YWlsGA0gASgJIssCChZHZW5lcmF0ZVN0cmVhbVJlc3BvbnNlEiwKBXN0YXJ0GAEgASgLMhsubW9kZWxyb3V0ZXIudjEuU3RyZWFtU3RhcnRIABIqCgVkZWx0YRgCIAEoCzIZLm1vZGVscm91dGVyLnYxLlRleHREZWx0YUgAEjcKDnRoaW5raW5nX2RlbHRhGAMgASgLMh0ubW9kZWxyb3V0ZXIudjEuVGhpbmtpbmdEZWx0YUgAEi4KBnJlc3VtZRgEIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbVJlc3VtZUgAEi4KBmZpbmlzaBgFIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbUZpbmlzaEgAEjUKDXJlZnVzYWxfZGVsdGEYBiABKAsyHC5tb2RlbHJvdXRlci52MS5SZWZ1c2FsRGVsdGFIAEIHCgVldmVudCKJAQoNQ29udGV4dFJlcG9ydBIWCg5oaXN0b3J5X3Rva2VucxgBIAEoAxITCgtzZW50X3Rva2VucxgCIAEoAxIbChNzdW1tYXJpemVkX21lc3NhZ2VzGAMgASgFEhcKD3BydW5lZF9tZXNzYWdlcxgEIAEoBRIVCg1idWRnZXRfdG9rZW5zGAUgASgDImcKEkNvdW50VG9rZW5zUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USDQoFbW9kZWwYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIn8KE0NvdW50VG9rZW5zUmVzcG9uc2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEg0KBW1vZGVsGAIgASgJEisKBm1ldGhvZBgDIAEoDjIbLm1vZGVscm91dGVyLnYxLkNvdW50TWV0aG9kEhYKDmNvbnRleHRfd2luZG93GAQgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0InUKB1ByaWNpbmcSFgoOaW5wdXRfcGVyX210b2sYASABKAESFwoPb3V0cHV0X3Blcl9tdG9rGAIgASgBEhsKE2NhY2hlX3JlYWRfcGVyX210b2sYAyABKAESHAoUY2FjaGVfd3JpdGVfcGVyX210b2sYBCABKAEiYgoMQ2FwYWJpbGl0aWVzEhEKCXN0cmVhbWluZxgBIAEoCBIQCgh0aGlua2luZxgCIAEoCBIYChByZWFzb25pbmdfZWZmb3J0GAMgASgIEhMKC3RlbXBlcmF0dXJlGAQgASgIIpICCglNb2RlbEluZm8SCgoCaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHYWxpYXNlcxgDIAMoCRIWCg5jb250ZXh0X3dpbmRvdxgEIAEoAxIZChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoAxIyCgxjYXBhYmlsaXRpZXMYBiABKAsyHC5tb2RlbHJvdXRlci52MS5DYXBhYmlsaXRpZXMSKAoHcHJpY2luZxgHIAEoCzIXLm1vZGVscm91dGVyLnYxLlByaWNpbmcSMwoNY2lyY3VpdF9zdGF0ZRgIIAEoDjIcLm1vZGVscm91dGVyLnYxLkNpcmN1aXRTdGF0ZRIQCghlbXVsYXRlZBgJIAEoCCI/ChJMaXN0TW9kZWxzUmVzcG9uc2USKQoGbW9kZWxzGAEgAygLMhkubW9kZWxyb3V0ZXIudjEuTW9kZWxJbmZvIvABCg1TdG9yZWRNZXNzYWdlEgsKA3NlcRgBIAEoAxIoCgdtZXNzYWdlGAIgASgLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRIOCgZ0b2tlbnMYAyABKAMSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNc3VtbWFyaXplZF9ieRgFIAEoA0gAiAEBEhIKCmlzX3N1bW1hcnkYBiABKAgSEgoKc3VtbWFyaXplcxgHIAMoAxISCgpyZXF1ZXN0X2lkGAggASgJQhAKDl9zdW1tYXJpemVkX2J5ItICCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoIbWV0YWRhdGEYBCADKAsyKi5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24uTWV0YWRhdGFFbnRyeRIvCghtZXNzYWdlcxgFIAMoCzIdLm1vZGVscm91dGVyLnYxLlN0b3JlZE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgGIAEoAxIfChduZXh0X21lc3NhZ2VfcGFnZV90b2tlbhgHIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKGUNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QSKQoIbWVzc2FnZXMYASADKAsyFy5tb2RlbHJvdXRlci52MS5NZXNzYWdlEkkKCG1ldGFkYXRhGAIgAygLMjcubW9kZWxyb3V0ZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJbChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEhkKEW1lc3NhZ2VfcGFnZV9zaXplGAIgASgFEhoKEm1lc3NhZ2VfcGFnZV90b2tlbhgDIAEoCSJBChhMaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiaQoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIzCg1jb252ZXJzYXRpb25zGAEgAygLMhwubW9kZWxyb3V0ZXIudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChlEZWxldGVDb252ZXJzYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIhwKGkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlIhEKD0dldFVzYWdlUmVxdWVzdCJjCgtQZXJpb2RVc2FnZRIOCgZwZXJpb2QYASABKAkSEAoIY29zdF91c2QYAiABKAESDgoGdG9rZW5zGAMgASgDEhAKCHJlcXVlc3RzGAQgASgDEhAKCGhlbGRfdXNkGAUgASgBIuUBCgxUZW5hbnRMaW1pdHMSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgBIAEoAxIZChF0b2tlbnNfcGVyX21pbnV0ZRgCIAEoAxIeChZtYXhfY29uY3VycmVudF9zdHJlYW1zGAMgASgDEhoKEmJ1ZGdldF91c2RfcGVyX2RheRgEIAEoARIcChRidWRnZXRfdXNkX3Blcl9tb250aBgFIAEoARIWCg5hbGxvd2VkX21vZGVscxgGIAMoCRIrCg1hbGxvd2VkX3Rhc2tzGAcgAygOMhQubW9kZWxyb3V0ZXIudjEuVGFzayK8AQoQR2V0VXNhZ2VSZXNwb25zZRIOCgZ0ZW5hbnQYASABKAkSKAoDZGF5GAIgASgLMhsubW9kZWxyb3V0ZXIudjEuUGVyaW9kVXNhZ2USKgoFbW9udGgYAyABKAsyGy5tb2RlbHJvdXRlci52MS5QZXJpb2RVc2FnZRIUCgxvcGVuX3N0cmVhbXMYBCABKAMSLAoGbGltaXRzGAUgASgLMhwubW9kZWxyb3V0ZXIudjEuVGVuYW50TGltaXRzKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAypoCgpJbXBvcnRhbmNlEhoKFklNUE9SVEFOQ0VfVU5TUEVDSUZJRUQQABISCg5JTVBPUlRBTkNFX0xPVxABEhUKEUlNUE9SVEFOQ0VfTk9STUFMEAISEwoPSU1QT1JUQU5DRV9ISUdIEAMqdAoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASDQoJVEFTS19DSEFUEAESEgoOVEFTS19SRUFTT05JTkcQAhINCglUQVNLX0NPREUQAxISCg5UQVNLX1NVTU1BUklaRRAEEhAKDFRBU0tfRVhUUkFDVBAFKoUBCg9SZWFzb25pbmdFZmZvcnQSIAocUkVBU09OSU5HX0VGRk9SVF9VTlNQRUNJRklFRBAAEhgKFFJFQVNPTklOR19FRkZPUlRfTE9XEAESGwoXUkVBU09OSU5HX0VGRk9SVF9NRURJVU0QAhIZChVSRUFTT05JTkdfRUZGT1JUX0hJR0gQAyqWAgoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEh8KG0ZJTklTSF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhsKF0ZJTklTSF9SRUFTT05fVE9PTF9DQUxMEAQSIAocRklOSVNIX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFEiAKHEZJTklTSF9SRUFTT05fQ09OVEVYVF9XSU5ET1cQBhIZChVGSU5JU0hfUkVBU09OX1JFRlVTQUwQBxIYChRGSU5JU0hfUkVBU09OX1BBVVNFRBAIKu0CCg5BdHRlbXB0T3V0Y29tZRIfChtBVFRFTVBUX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdBVFRFTVBUX09VVENPTUVfU1VDQ0VTUxABEhkKFUFUVEVNUFRfT1VUQ09NRV9FUlJPUhACEigKJEFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0NJUkNVSVRfT1BFThADEioKJkFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0NPTlRFWFRfV0lORE9XEAQSJgoiQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ0FQQUJJTElUWRAFEiAKHEFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0NPU1QQBhIfChtBVFRFTVBUX09VVENPTUVfSU5URVJSVVBURUQQBxIkCiBBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9ERUFETElORRAIEhsKF0FUVEVNUFRfT1VUQ09NRV9SRUZVU0VEEAkqfAoMQ2lyY3VpdFN0YXRlEh0KGUNJUkNVSVRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDSVJDVUlUX1NUQVRFX0NMT1NFRBABEhYKEkNJUkNVSVRfU1RBVEVfT1BFThACEhsKF0NJUkNVSVRfU1RBVEVfSEFMRl9PUEVOEAMqfwoLQ291bnRNZXRob2QSHAoYQ09VTlRfTUVUSE9EX1VOU1BFQ0lGSUVEEAASHAoYQ09VTlRfTUVUSE9EX0VYQUNUX0xPQ0FMEAESGQoVQ09VTlRfTUVUSE9EX1BST1ZJREVSEAISGQoVQ09VTlRfTUVUSE9EX0VTVElNQVRFEAMyxAYKC01vZGVsUm91dGVyEk0KCEdlbmVyYXRlEh8ubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXF1ZXN0GiAubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXNwb25zZRJbCg5HZW5lcmF0ZVN0cmVhbRIfLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlUmVxdWVzdBomLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UwARJWCgtDb3VudFRva2VucxIiLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVxdWVzdBojLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVzcG9uc2USUwoKTGlzdE1vZGVscxIhLm1vZGVscm91dGVyLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiIubW9kZWxyb3V0ZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEl0KEkNyZWF0ZUNvbnZlcnNhdGlvbhIpLm1vZGVscm91dGVyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24SVwoPR2V0Q29udmVyc2F0aW9uEiYubW9kZWxyb3V0ZXIudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBocLm1vZGVscm91dGVyLnYxLkNvbnZlcnNhdGlvbhJoChFMaXN0Q29udmVyc2F0aW9ucxIoLm1vZGVscm91dGVyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBopLm1vZGVscm91dGVyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USawoSRGVsZXRlQ29udmVyc2F0aW9uEikubW9kZWxyb3V0ZXIudjEuRGVsZXRlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1vZGVscm91dGVyLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEk0KCEdldFVzYWdlEh8ubW9kZWxyb3V0ZXIudjEuR2V0VXNhZ2VSZXF1ZXN0GiAubW9kZWxyb3V0ZXIudjEuR2V0VXNhZ2VSZXNwb25zZUJLWklnaXRodWIuY29tL21vZGVscm91dGVyL21vZGVscm91dGVyL2NsaWVudC9nby9tb2RlbHJvdXRlci92MTttb2RlbHJvdXRlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBtb2RlbHJvdXRlci92MS9tb2RlbHJvdXRlci5wcm90bxIObW9kZWxyb3V0ZXIudjEifgoHTWVzc2FnZRIiCgRyb2xlGAEgASgOMhQubW9kZWxyb3V0ZXIudjEuUm9sZRIPCgdjb250ZW50GAIgASgJEg4KBnBpbm5lZBgDIAEoCBIuCgppbXBvcnRhbmNlGAQgASgOMhoubW9kZWxyb3V0ZXIudjEuSW1wb3J0YW5jZSLsAwoPR2VuZXJhdGVSZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIiCgR0YXNrGAMgASgOMhQubW9kZWxyb3V0ZXIudjEuVGFzaxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEjkKEHJlYXNvbmluZ19lZmZvcnQYBiABKA4yHy5tb2RlbHJvdXRlci52MS5SZWFzb25pbmdFZmZvcnQSHgoWdGhpbmtpbmdfYnVkZ2V0X3Rva2VucxgHIAEoBRIMCgRzdG9wGAggAygJEhIKCnJlcXVlc3RfaWQYCSABKAkSPwoIbWV0YWRhdGEYCiADKAsyLS5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIYChBkaXNhYmxlX2ZhbGxiYWNrGAsgASgIEhQKDG1heF9jb3N0X3VzZBgMIAEoARIXCg9jb252ZXJzYXRpb25faWQYDSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZSL4AwoVR2VuZXJhdGVTdHJlYW1SZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIiCgR0YXNrGAMgASgOMhQubW9kZWxyb3V0ZXIudjEuVGFzaxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEjkKEHJlYXNvbmluZ19lZmZvcnQYBiABKA4yHy5tb2RlbHJvdXRlci52MS5SZWFzb25pbmdFZmZvcnQSHgoWdGhpbmtpbmdfYnVkZ2V0X3Rva2VucxgHIAEoBRIMCgRzdG9wGAggAygJEhIKCnJlcXVlc3RfaWQYCSABKAkSRQoIbWV0YWRhdGEYCiADKAsyMy5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVN0cmVhbVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIYChBkaXNhYmxlX2ZhbGxiYWNrGAsgASgIEhQKDG1heF9jb3N0X3VzZBgMIAEoARIXCg9jb252ZXJzYXRpb25faWQYDSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZSLKAQoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgDIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgEIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBSABKAMSEAoIY29zdF91c2QYBiABKAESMQoMY291bnRfbWV0aG9kGAcgASgOMhsubW9kZWxyb3V0ZXIudjEuQ291bnRNZXRob2QiPgoHUmVmdXNhbBIMCgR0ZXh0GAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEhMKC2V4cGxhbmF0aW9uGAMgASgJIqIBCgdBdHRlbXB0Eg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEi8KB291dGNvbWUYAyABKA4yHi5tb2RlbHJvdXRlci52MS5BdHRlbXB0T3V0Y29tZRIRCglncnBjX2NvZGUYBCABKAUSDQoFZXJyb3IYBSABKAkSEgoKbGF0ZW5jeV9tcxgGIAEoARIPCgd0dGZ0X21zGAcgASgBIpoDChBHZW5lcmF0ZVJlc3BvbnNlEgwKBHRleHQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSMwoNZmluaXNoX3JlYXNvbhgEIAEoDjIcLm1vZGVscm91dGVyLnYxLkZpbmlzaFJlYXNvbhIkCgV1c2FnZRgFIAEoCzIVLm1vZGVscm91dGVyLnYxLlVzYWdlEikKCGF0dGVtcHRzGAYgAygLMhcubW9kZWxyb3V0ZXIudjEuQXR0ZW1wdBIQCghmYWxsYmFjaxgHIAEoCBISCgpyZXF1ZXN0X2lkGAggASgJEhAKCHRoaW5raW5nGAkgASgJEi4KB2NvbnRleHQYCiABKAsyHS5tb2RlbHJvdXRlci52MS5Db250ZXh0UmVwb3J0EhAKCHJlcGxheWVkGAsgASgIEigKB3JlZnVzYWwYDCABKAsyFy5tb2RlbHJvdXRlci52MS5SZWZ1c2FsEhYKDnByb3ZpZGVyX21vZGVsGA0gASgJEhUKDWZpbmlzaF9kZXRhaWwYDiABKAkiQgoLU3RyZWFtU3RhcnQSDQoFbW9kZWwYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSIdCg1UaGlua2luZ0RlbHRhEgwKBHRleHQYASABKAkiHAoMUmVmdXNhbERlbHRhEgwKBHRleHQYASABKAkiWAoMU3RyZWFtUmVzdW1lEg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhcKD3Jlc3VtZWRfYXRfY2hhchgDIAEoAxIOCgZyZWFzb24YBCABKAkijQMKDFN0cmVhbUZpbmlzaBIzCg1maW5pc2hfcmVhc29uGAEgASgOMhwubW9kZWxyb3V0ZXIudjEuRmluaXNoUmVhc29uEiQKBXVzYWdlGAIgASgLMhUubW9kZWxyb3V0ZXIudjEuVXNhZ2USKQoIYXR0ZW1wdHMYAyADKAsyFy5tb2RlbHJvdXRlci52MS5BdHRlbXB0Eg0KBW1vZGVsGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEhAKCGZhbGxiYWNrGAYgASgIEg8KB3Jlc3VtZWQYByABKAgSGAoQcmVzdW1lZF9hdF9jaGFycxgIIAMoAxIuCgdjb250ZXh0GAkgASgLMh0ubW9kZWxyb3V0ZXIudjEuQ29udGV4dFJlcG9ydBIQCghyZXBsYXllZBgKIAEoCBIoCgdyZWZ1c2FsGAsgASgLMhcubW9kZWxyb3V0ZXIudjEuUmVmdXNhbBIWCg5wcm92aWRlcl9tb2RlbBgMIAEoCRIVCg1maW5pc2hfZGV0YWlsGA0gASgJIssCChZHZW5lcmF0ZVN0cmVhbVJlc3BvbnNlEiwKBXN0YXJ0GAEgASgLMhsubW9kZWxyb3V0ZXIudjEuU3RyZWFtU3RhcnRIABIqCgVkZWx0YRgCIAEoCzIZLm1vZGVscm91dGVyLnYxLlRleHREZWx0YUgAEjcKDnRoaW5raW5nX2RlbHRhGAMgASgLMh0ubW9kZWxyb3V0ZXIudjEuVGhpbmtpbmdEZWx0YUgAEi4KBnJlc3VtZRgEIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbVJlc3VtZUgAEi4KBmZpbmlzaBgFIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbUZpbmlzaEgAEjUKDXJlZnVzYWxfZGVsdGEYBiABKAsyHC5tb2RlbHJvdXRlci52MS5SZWZ1c2FsRGVsdGFIAEIHCgVldmVudCKJAQoNQ29udGV4dFJlcG9ydBIWCg5oaXN0b3J5X3Rva2VucxgBIAEoAxITCgtzZW50X3Rva2VucxgCIAEoAxIbChNzdW1tYXJpemVkX21lc3NhZ2VzGAMgASgFEhcKD3BydW5lZF9tZXNzYWdlcxgEIAEoBRIVCg1idWRnZXRfdG9rZW5zGAUgASgDImcKEkNvdW50VG9rZW5zUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USDQoFbW9kZWwYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIn8KE0NvdW50VG9rZW5zUmVzcG9uc2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEg0KBW1vZGVsGAIgASgJEisKBm1ldGhvZBgDIAEoDjIbLm1vZGVscm91dGVyLnYxLkNvdW50TWV0aG9kEhYKDmNvbnRleHRfd2luZG93GAQgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0InUKB1ByaWNpbmcSFgoOaW5wdXRfcGVyX210b2sYASABKAESFwoPb3V0cHV0X3Blcl9tdG9rGAIgASgBEhsKE2NhY2hlX3JlYWRfcGVyX210b2sYAyABKAESHAoUY2FjaGVfd3JpdGVfcGVyX210b2sYBCABKAEiYgoMQ2FwYWJpbGl0aWVzEhEKCXN0cmVhbWluZxgBIAEoCBIQCgh0aGlua2luZxgCIAEoCBIYChByZWFzb25pbmdfZWZmb3J0GAMgASgIEhMKC3RlbXBlcmF0dXJlGAQgASgIIpICCglNb2RlbEluZm8SCgoCaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHYWxpYXNlcxgDIAMoCRIWCg5jb250ZXh0X3dpbmRvdxgEIAEoAxIZChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoAxIyCgxjYXBhYmlsaXRpZXMYBiABKAsyHC5tb2RlbHJvdXRlci52MS5DYXBhYmlsaXRpZXMSKAoHcHJpY2luZxgHIAEoCzIXLm1vZGVscm91dGVyLnYxLlByaWNpbmcSMwoNY2lyY3VpdF9zdGF0ZRgIIAEoDjIcLm1vZGVscm91dGVyLnYxLkNpcmN1aXRTdGF0ZRIQCghlbXVsYXRlZBgJIAEoCCI/ChJMaXN0TW9kZWxzUmVzcG9uc2USKQoGbW9kZWxzGAEgAygLMhkubW9kZWxyb3V0ZXIudjEuTW9kZWxJbmZvIvABCg1TdG9yZWRNZXNzYWdlEgsKA3NlcRgBIAEoAxIoCgdtZXNzYWdlGAIgASgLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRIOCgZ0b2tlbnMYAyABKAMSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNc3VtbWFyaXplZF9ieRgFIAEoA0gAiAEBEhIKCmlzX3N1bW1hcnkYBiABKAgSEgoKc3VtbWFyaXplcxgHIAMoAxISCgpyZXF1ZXN0X2lkGAggASgJQhAKDl9zdW1tYXJpemVkX2J5ItICCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoIbWV0YWRhdGEYBCADKAsyKi5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24uTWV0YWRhdGFFbnRyeRIvCghtZXNzYWdlcxgFIAMoCzIdLm1vZGVscm91dGVyLnYxLlN0b3JlZE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgGIAEoAxIfChduZXh0X21lc3NhZ2VfcGFnZV90b2tlbhgHIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKGUNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QSKQoIbWVzc2FnZXMYASADKAsyFy5tb2RlbHJvdXRlci52MS5NZXNzYWdlEkkKCG1ldGFkYXRhGAIgAygLMjcubW9kZWxyb3V0ZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJQChpDcmVhdGVDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24iWwoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIZChFtZXNzYWdlX3BhZ2Vfc2l6ZRgCIAEoBRIaChJtZXNzYWdlX3BhZ2VfdG9rZW4YAyABKAkiTQoXR2V0Q29udmVyc2F0aW9uUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwubW9kZWxyb3V0ZXIudjEuQ29udmVyc2F0aW9uIkEKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJpChlMaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjMKDWNvbnZlcnNhdGlvbnMYASADKAsyHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlQ29udmVyc2F0aW9uUmVzcG9uc2UiEQoPR2V0VXNhZ2VSZXF1ZXN0ImMKC1BlcmlvZFVzYWdlEg4KBnBlcmlvZBgBIAEoCRIQCghjb3N0X3VzZBgCIAEoARIOCgZ0b2tlbnMYAyABKAMSEAoIcmVxdWVzdHMYBCABKAMSEAoIaGVsZF91c2QYBSABKAEi5QEKDFRlbmFudExpbWl0cxIbChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDEhkKEXRva2Vuc19wZXJfbWludXRlGAIgASgDEh4KFm1heF9jb25jdXJyZW50X3N0cmVhbXMYAyABKAMSGgoSYnVkZ2V0X3VzZF9wZXJfZGF5GAQgASgBEhwKFGJ1ZGdldF91c2RfcGVyX21vbnRoGAUgASgBEhYKDmFsbG93ZWRfbW9kZWxzGAYgAygJEisKDWFsbG93ZWRfdGFza3MYByADKA4yFC5tb2RlbHJvdXRlci52MS5UYXNrIrwBChBHZXRVc2FnZVJlc3BvbnNlEg4KBnRlbmFudBgBIAEoCRIoCgNkYXkYAiABKAsyGy5tb2RlbHJvdXRlci52MS5QZXJpb2RVc2FnZRIqCgVtb250aBgDIAEoCzIbLm1vZGVscm91dGVyLnYxLlBlcmlvZFVzYWdlEhQKDG9wZW5fc3RyZWFtcxgEIAEoAxIsCgZsaW1pdHMYBSABKAsyHC5tb2RlbHJvdXRlci52MS5UZW5hbnRMaW1pdHMqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADKmgKCkltcG9ydGFuY2USGgoWSU1QT1JUQU5DRV9VTlNQRUNJRklFRBAAEhIKDklNUE9SVEFOQ0VfTE9XEAESFQoRSU1QT1JUQU5DRV9OT1JNQUwQAhITCg9JTVBPUlRBTkNFX0hJR0gQAyp0CgRUYXNrEhQKEFRBU0tfVU5TUEVDSUZJRUQQABINCglUQVNLX0NIQVQQARISCg5UQVNLX1JFQVNPTklORxACEg0KCVRBU0tfQ09ERRADEhIKDlRBU0tfU1VNTUFSSVpFEAQSEAoMVEFTS19FWFRSQUNUEAUqhQEKD1JlYXNvbmluZ0VmZm9ydBIgChxSRUFTT05JTkdfRUZGT1JUX1VOU1BFQ0lGSUVEEAASGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQARIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRACEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBADKpYCCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHwobRklOSVNIX1JFQVNPTl9TVE9QX1NFUVVFTkNFEAMSGwoXRklOSVNIX1JFQVNPTl9UT09MX0NBTEwQBBIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAUSIAocRklOSVNIX1JFQVNPTl9DT05URVhUX1dJTkRPVxAGEhkKFUZJTklTSF9SRUFTT05fUkVGVVNBTBAHEhgKFEZJTklTSF9SRUFTT05fUEFVU0VEEAgq7QIKDkF0dGVtcHRPdXRjb21lEh8KG0FUVEVNUFRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0FUVEVNUFRfT1VUQ09NRV9TVUNDRVNTEAESGQoVQVRURU1QVF9PVVRDT01FX0VSUk9SEAISKAokQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ0lSQ1VJVF9PUEVOEAMSKgomQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ09OVEVYVF9XSU5ET1cQBBImCiJBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9DQVBBQklMSVRZEAUSIAocQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ09TVBAGEh8KG0FUVEVNUFRfT1VUQ09NRV9JTlRFUlJVUFRFRBAHEiQKIEFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0RFQURMSU5FEAgSGwoXQVRURU1QVF9PVVRDT01FX1JFRlVTRUQQCSp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAyp/CgtDb3VudE1ldGhvZBIcChhDT1VOVF9NRVRIT0RfVU5TUEVDSUZJRUQQABIcChhDT1VOVF9NRVRIT0RfRVhBQ1RfTE9DQUwQARIZChVDT1VOVF9NRVRIT0RfUFJPVklERVIQAhIZChVDT1VOVF9NRVRIT0RfRVNUSU1BVEUQAzLqBgoSTW9kZWxSb3V0ZXJTZXJ2aWNlEk0KCEdlbmVyYXRlEh8ubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXF1ZXN0GiAubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXNwb25zZRJhCg5HZW5lcmF0ZVN0cmVhbRIlLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlU3RyZWFtUmVxdWVzdBomLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UwARJWCgtDb3VudFRva2VucxIiLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVxdWVzdBojLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVzcG9uc2USUwoKTGlzdE1vZGVscxIhLm1vZGVscm91dGVyLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiIubW9kZWxyb3V0ZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEmsKEkNyZWF0ZUNvbnZlcnNhdGlvbhIpLm1vZGVscm91dGVyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaKi5tb2RlbHJvdXRlci52MS5DcmVhdGVDb252ZXJzYXRpb25SZXNwb25zZRJiCg9HZXRDb252ZXJzYXRpb24SJi5tb2RlbHJvdXRlci52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GicubW9kZWxyb3V0ZXIudjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2USaAoRTGlzdENvbnZlcnNhdGlvbnMSKC5tb2RlbHJvdXRlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaKS5tb2RlbHJvdXRlci52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEmsKEkRlbGV0ZUNvbnZlcnNhdGlvbhIpLm1vZGVscm91dGVyLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QaKi5tb2RlbHJvdXRlci52MS5EZWxldGVDb252ZXJzYXRpb25SZXNwb25zZRJNCghHZXRVc2FnZRIfLm1vZGVscm91dGVyLnYxLkdldFVzYWdlUmVxdWVzdBogLm1vZGVscm91dGVyLnYxLkdldFVzYWdlUmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9tb2RlbHJvdXRlci9tb2RlbHJvdXRlci9jbGllbnQvZ28vbW9kZWxyb3V0ZXIvdjE7bW9kZWxyb3V0ZXJ2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One message of a conversation.
@@ -178,6 +178,121 @@ export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_modelrouter_v1_modelrouter, 1);
 
 /**
+ * A request for a streamed reply: the same fields, numbers and meaning as
+ * GenerateRequest (the server treats both alike), so a request body works for either RPC.
+ *
+ * @generated from message modelrouter.v1.GenerateStreamRequest
+ */
+export type GenerateStreamRequest = Message$1<"modelrouter.v1.GenerateStreamRequest"> & {
+  /**
+   * The conversation so far (or, with `conversation_id`, the new messages to add).
+   *
+   * @generated from field: repeated modelrouter.v1.Message messages = 1;
+   */
+  messages: Message[];
+
+  /**
+   * A model id or alias from ListModels. Empty: the router chooses by `task`.
+   *
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * What the request is for; selects the route when `model` is empty and the
+   * fallback candidates when it is set.
+   *
+   * @generated from field: modelrouter.v1.Task task = 3;
+   */
+  task: Task;
+
+  /**
+   * Output token limit. 0: the model's default (min of 4096 and its cap).
+   *
+   * @generated from field: int32 max_output_tokens = 4;
+   */
+  maxOutputTokens: number;
+
+  /**
+   * Sampling temperature, 0 to 2 (not sent to models that refuse it, such as o-series).
+   *
+   * @generated from field: optional float temperature = 5;
+   */
+  temperature?: number | undefined;
+
+  /**
+   * For reasoning models.
+   *
+   * @generated from field: modelrouter.v1.ReasoningEffort reasoning_effort = 6;
+   */
+  reasoningEffort: ReasoningEffort;
+
+  /**
+   * Extended thinking budget for models that support it (>= 1024 and below
+   * max_output_tokens). 0: no thinking.
+   *
+   * @generated from field: int32 thinking_budget_tokens = 7;
+   */
+  thinkingBudgetTokens: number;
+
+  /**
+   * Stop sequences (at most 4).
+   *
+   * @generated from field: repeated string stop = 8;
+   */
+  stop: string[];
+
+  /**
+   * The caller's id for this request; echoed in logs. Generated when empty. With
+   * `conversation_id`, it makes the turn idempotent: when a turn with this id is already
+   * recorded in the conversation (with the same messages), the recorded answer is
+   * returned (`replayed`) and nothing is called or appended. Of two calls with one id at
+   * once, the first to record wins; the other answers with the winner's text (Generate)
+   * or ends with ABORTED (GenerateStream, whose own text has gone out; repeating it
+   * replays). At most 128 characters.
+   *
+   * @generated from field: string request_id = 9;
+   */
+  requestId: string;
+
+  /**
+   * Free-form labels, logged with the request.
+   *
+   * @generated from field: map<string, string> metadata = 10;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * Use only `model` (or the route's first candidate): no fallback to others.
+   *
+   * @generated from field: bool disable_fallback = 11;
+   */
+  disableFallback: boolean;
+
+  /**
+   * Skip candidates whose estimated cost is above this (USD). 0: no cap.
+   *
+   * @generated from field: double max_cost_usd = 12;
+   */
+  maxCostUsd: number;
+
+  /**
+   * A server-side conversation: its stored history comes before `messages`, and
+   * the new messages and the reply are appended to it.
+   *
+   * @generated from field: string conversation_id = 13;
+   */
+  conversationId: string;
+};
+
+/**
+ * Describes the message modelrouter.v1.GenerateStreamRequest.
+ * Use `create(GenerateStreamRequestSchema)` to create a new message.
+ */
+export const GenerateStreamRequestSchema: GenMessage<GenerateStreamRequest> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 2);
+
+/**
  * Token accounting for one reply.
  *
  * @generated from message modelrouter.v1.Usage
@@ -240,7 +355,7 @@ export type Usage = Message$1<"modelrouter.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 2);
+  messageDesc(file_modelrouter_v1_modelrouter, 3);
 
 /**
  * The model declined to answer (finish reason FINISH_REASON_REFUSAL).
@@ -276,7 +391,7 @@ export type Refusal = Message$1<"modelrouter.v1.Refusal"> & {
  * Use `create(RefusalSchema)` to create a new message.
  */
 export const RefusalSchema: GenMessage<Refusal> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 3);
+  messageDesc(file_modelrouter_v1_modelrouter, 4);
 
 /**
  * One upstream try, or a candidate that was skipped.
@@ -339,7 +454,7 @@ export type Attempt = Message$1<"modelrouter.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 4);
+  messageDesc(file_modelrouter_v1_modelrouter, 5);
 
 /**
  * A complete reply.
@@ -457,7 +572,7 @@ export type GenerateResponse = Message$1<"modelrouter.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 5);
+  messageDesc(file_modelrouter_v1_modelrouter, 6);
 
 /**
  * The first event of a stream: who is answering.
@@ -466,16 +581,22 @@ export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*
  */
 export type StreamStart = Message$1<"modelrouter.v1.StreamStart"> & {
   /**
+   * The model that answers first (the configured id).
+   *
    * @generated from field: string model = 1;
    */
   model: string;
 
   /**
+   * Its provider.
+   *
    * @generated from field: string provider = 2;
    */
   provider: string;
 
   /**
+   * The request id (the caller's, or generated).
+   *
    * @generated from field: string request_id = 3;
    */
   requestId: string;
@@ -486,7 +607,7 @@ export type StreamStart = Message$1<"modelrouter.v1.StreamStart"> & {
  * Use `create(StreamStartSchema)` to create a new message.
  */
 export const StreamStartSchema: GenMessage<StreamStart> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 6);
+  messageDesc(file_modelrouter_v1_modelrouter, 7);
 
 /**
  * A piece of answer text.
@@ -495,6 +616,8 @@ export const StreamStartSchema: GenMessage<StreamStart> = /*@__PURE__*/
  */
 export type TextDelta = Message$1<"modelrouter.v1.TextDelta"> & {
   /**
+   * The text, to append to what came before.
+   *
    * @generated from field: string text = 1;
    */
   text: string;
@@ -505,7 +628,7 @@ export type TextDelta = Message$1<"modelrouter.v1.TextDelta"> & {
  * Use `create(TextDeltaSchema)` to create a new message.
  */
 export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 7);
+  messageDesc(file_modelrouter_v1_modelrouter, 8);
 
 /**
  * A piece of extended thinking.
@@ -514,6 +637,8 @@ export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
  */
 export type ThinkingDelta = Message$1<"modelrouter.v1.ThinkingDelta"> & {
   /**
+   * The thinking text, to append to what came before.
+   *
    * @generated from field: string text = 1;
    */
   text: string;
@@ -524,7 +649,7 @@ export type ThinkingDelta = Message$1<"modelrouter.v1.ThinkingDelta"> & {
  * Use `create(ThinkingDeltaSchema)` to create a new message.
  */
 export const ThinkingDeltaSchema: GenMessage<ThinkingDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 8);
+  messageDesc(file_modelrouter_v1_modelrouter, 9);
 
 /**
  * A piece of refusal text, as the provider streams it apart from the answer (OpenAI).
@@ -535,6 +660,8 @@ export const ThinkingDeltaSchema: GenMessage<ThinkingDelta> = /*@__PURE__*/
  */
 export type RefusalDelta = Message$1<"modelrouter.v1.RefusalDelta"> & {
   /**
+   * The refusal text, to append to what came before.
+   *
    * @generated from field: string text = 1;
    */
   text: string;
@@ -545,7 +672,7 @@ export type RefusalDelta = Message$1<"modelrouter.v1.RefusalDelta"> & {
  * Use `create(RefusalDeltaSchema)` to create a new message.
  */
 export const RefusalDeltaSchema: GenMessage<RefusalDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 9);
+  messageDesc(file_modelrouter_v1_modelrouter, 10);
 
 /**
  * The model answering changed mid-stream: the next deltas come from it and
@@ -562,6 +689,8 @@ export type StreamResume = Message$1<"modelrouter.v1.StreamResume"> & {
   model: string;
 
   /**
+   * Its provider.
+   *
    * @generated from field: string provider = 2;
    */
   provider: string;
@@ -586,7 +715,7 @@ export type StreamResume = Message$1<"modelrouter.v1.StreamResume"> & {
  * Use `create(StreamResumeSchema)` to create a new message.
  */
 export const StreamResumeSchema: GenMessage<StreamResume> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 10);
+  messageDesc(file_modelrouter_v1_modelrouter, 11);
 
 /**
  * The last event of a stream.
@@ -595,16 +724,22 @@ export const StreamResumeSchema: GenMessage<StreamResume> = /*@__PURE__*/
  */
 export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
   /**
+   * Why the answer ended.
+   *
    * @generated from field: modelrouter.v1.FinishReason finish_reason = 1;
    */
   finishReason: FinishReason;
 
   /**
+   * Tokens and cost, over every billed attempt.
+   *
    * @generated from field: modelrouter.v1.Usage usage = 2;
    */
   usage?: Usage | undefined;
 
   /**
+   * Every try and skip, in order.
+   *
    * @generated from field: repeated modelrouter.v1.Attempt attempts = 3;
    */
   attempts: Attempt[];
@@ -617,6 +752,8 @@ export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
   model: string;
 
   /**
+   * Its provider.
+   *
    * @generated from field: string provider = 5;
    */
   provider: string;
@@ -643,6 +780,8 @@ export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
   resumedAtChars: bigint[];
 
   /**
+   * What context management did to the history, when it did anything.
+   *
    * @generated from field: modelrouter.v1.ContextReport context = 9;
    */
   context?: ContextReport | undefined;
@@ -682,7 +821,7 @@ export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
  * Use `create(StreamFinishSchema)` to create a new message.
  */
 export const StreamFinishSchema: GenMessage<StreamFinish> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 11);
+  messageDesc(file_modelrouter_v1_modelrouter, 12);
 
 /**
  * One event of a streamed reply.
@@ -691,40 +830,54 @@ export const StreamFinishSchema: GenMessage<StreamFinish> = /*@__PURE__*/
  */
 export type GenerateStreamResponse = Message$1<"modelrouter.v1.GenerateStreamResponse"> & {
   /**
+   * Exactly one kind of event.
+   *
    * @generated from oneof modelrouter.v1.GenerateStreamResponse.event
    */
   event: {
     /**
+     * The first event: who is answering.
+     *
      * @generated from field: modelrouter.v1.StreamStart start = 1;
      */
     value: StreamStart;
     case: "start";
   } | {
     /**
+     * A piece of answer text.
+     *
      * @generated from field: modelrouter.v1.TextDelta delta = 2;
      */
     value: TextDelta;
     case: "delta";
   } | {
     /**
+     * A piece of extended thinking.
+     *
      * @generated from field: modelrouter.v1.ThinkingDelta thinking_delta = 3;
      */
     value: ThinkingDelta;
     case: "thinkingDelta";
   } | {
     /**
+     * Another model continues the answer.
+     *
      * @generated from field: modelrouter.v1.StreamResume resume = 4;
      */
     value: StreamResume;
     case: "resume";
   } | {
     /**
+     * The last event.
+     *
      * @generated from field: modelrouter.v1.StreamFinish finish = 5;
      */
     value: StreamFinish;
     case: "finish";
   } | {
     /**
+     * A piece of refusal text.
+     *
      * @generated from field: modelrouter.v1.RefusalDelta refusal_delta = 6;
      */
     value: RefusalDelta;
@@ -737,7 +890,7 @@ export type GenerateStreamResponse = Message$1<"modelrouter.v1.GenerateStreamRes
  * Use `create(GenerateStreamResponseSchema)` to create a new message.
  */
 export const GenerateStreamResponseSchema: GenMessage<GenerateStreamResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 12);
+  messageDesc(file_modelrouter_v1_modelrouter, 13);
 
 /**
  * What the context manager did to fit history in the window.
@@ -786,9 +939,11 @@ export type ContextReport = Message$1<"modelrouter.v1.ContextReport"> & {
  * Use `create(ContextReportSchema)` to create a new message.
  */
 export const ContextReportSchema: GenMessage<ContextReport> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 13);
+  messageDesc(file_modelrouter_v1_modelrouter, 14);
 
 /**
+ * A request to count tokens.
+ *
  * @generated from message modelrouter.v1.CountTokensRequest
  */
 export type CountTokensRequest = Message$1<"modelrouter.v1.CountTokensRequest"> & {
@@ -819,9 +974,11 @@ export type CountTokensRequest = Message$1<"modelrouter.v1.CountTokensRequest"> 
  * Use `create(CountTokensRequestSchema)` to create a new message.
  */
 export const CountTokensRequestSchema: GenMessage<CountTokensRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 14);
+  messageDesc(file_modelrouter_v1_modelrouter, 15);
 
 /**
+ * A token count.
+ *
  * @generated from message modelrouter.v1.CountTokensResponse
  */
 export type CountTokensResponse = Message$1<"modelrouter.v1.CountTokensResponse"> & {
@@ -859,9 +1016,11 @@ export type CountTokensResponse = Message$1<"modelrouter.v1.CountTokensResponse"
  * Use `create(CountTokensResponseSchema)` to create a new message.
  */
 export const CountTokensResponseSchema: GenMessage<CountTokensResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 15);
+  messageDesc(file_modelrouter_v1_modelrouter, 16);
 
 /**
+ * A request for the model catalog (no parameters).
+ *
  * @generated from message modelrouter.v1.ListModelsRequest
  */
 export type ListModelsRequest = Message$1<"modelrouter.v1.ListModelsRequest"> & {
@@ -872,7 +1031,7 @@ export type ListModelsRequest = Message$1<"modelrouter.v1.ListModelsRequest"> & 
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 16);
+  messageDesc(file_modelrouter_v1_modelrouter, 17);
 
 /**
  * Prices in USD per million tokens.
@@ -881,21 +1040,29 @@ export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE_
  */
 export type Pricing = Message$1<"modelrouter.v1.Pricing"> & {
   /**
+   * Per million prompt tokens.
+   *
    * @generated from field: double input_per_mtok = 1;
    */
   inputPerMtok: number;
 
   /**
+   * Per million completion tokens.
+   *
    * @generated from field: double output_per_mtok = 2;
    */
   outputPerMtok: number;
 
   /**
+   * Per million prompt tokens read from the provider's cache.
+   *
    * @generated from field: double cache_read_per_mtok = 3;
    */
   cacheReadPerMtok: number;
 
   /**
+   * Per million prompt tokens written to the provider's cache.
+   *
    * @generated from field: double cache_write_per_mtok = 4;
    */
   cacheWritePerMtok: number;
@@ -906,7 +1073,7 @@ export type Pricing = Message$1<"modelrouter.v1.Pricing"> & {
  * Use `create(PricingSchema)` to create a new message.
  */
 export const PricingSchema: GenMessage<Pricing> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 17);
+  messageDesc(file_modelrouter_v1_modelrouter, 18);
 
 /**
  * What a model can do.
@@ -915,21 +1082,29 @@ export const PricingSchema: GenMessage<Pricing> = /*@__PURE__*/
  */
 export type Capabilities = Message$1<"modelrouter.v1.Capabilities"> & {
   /**
+   * Streams its answer (GenerateStream).
+   *
    * @generated from field: bool streaming = 1;
    */
   streaming: boolean;
 
   /**
+   * Takes an extended thinking budget (`thinking_budget_tokens`).
+   *
    * @generated from field: bool thinking = 2;
    */
   thinking: boolean;
 
   /**
+   * Takes `reasoning_effort`.
+   *
    * @generated from field: bool reasoning_effort = 3;
    */
   reasoningEffort: boolean;
 
   /**
+   * Takes `temperature` (o-series models do not).
+   *
    * @generated from field: bool temperature = 4;
    */
   temperature: boolean;
@@ -940,7 +1115,7 @@ export type Capabilities = Message$1<"modelrouter.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 18);
+  messageDesc(file_modelrouter_v1_modelrouter, 19);
 
 /**
  * One servable model.
@@ -970,21 +1145,29 @@ export type ModelInfo = Message$1<"modelrouter.v1.ModelInfo"> & {
   aliases: string[];
 
   /**
+   * The context window, in tokens (prompt plus output).
+   *
    * @generated from field: int64 context_window = 4;
    */
   contextWindow: bigint;
 
   /**
+   * The most output tokens it can produce in one reply.
+   *
    * @generated from field: int64 max_output_tokens = 5;
    */
   maxOutputTokens: bigint;
 
   /**
+   * What it can do.
+   *
    * @generated from field: modelrouter.v1.Capabilities capabilities = 6;
    */
   capabilities?: Capabilities | undefined;
 
   /**
+   * Catalog prices.
+   *
    * @generated from field: modelrouter.v1.Pricing pricing = 7;
    */
   pricing?: Pricing | undefined;
@@ -1009,13 +1192,17 @@ export type ModelInfo = Message$1<"modelrouter.v1.ModelInfo"> & {
  * Use `create(ModelInfoSchema)` to create a new message.
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 19);
+  messageDesc(file_modelrouter_v1_modelrouter, 20);
 
 /**
+ * The model catalog.
+ *
  * @generated from message modelrouter.v1.ListModelsResponse
  */
 export type ListModelsResponse = Message$1<"modelrouter.v1.ListModelsResponse"> & {
   /**
+   * Every configured model.
+   *
    * @generated from field: repeated modelrouter.v1.ModelInfo models = 1;
    */
   models: ModelInfo[];
@@ -1026,7 +1213,7 @@ export type ListModelsResponse = Message$1<"modelrouter.v1.ListModelsResponse"> 
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 20);
+  messageDesc(file_modelrouter_v1_modelrouter, 21);
 
 /**
  * A stored message with the bookkeeping the store keeps.
@@ -1042,6 +1229,8 @@ export type StoredMessage = Message$1<"modelrouter.v1.StoredMessage"> & {
   seq: bigint;
 
   /**
+   * The message as sent (or, for a summary, as written by the summarizer).
+   *
    * @generated from field: modelrouter.v1.Message message = 2;
    */
   message?: Message | undefined;
@@ -1054,6 +1243,8 @@ export type StoredMessage = Message$1<"modelrouter.v1.StoredMessage"> & {
   tokens: bigint;
 
   /**
+   * When it was stored.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 4;
    */
   createdAt?: Timestamp | undefined;
@@ -1093,28 +1284,38 @@ export type StoredMessage = Message$1<"modelrouter.v1.StoredMessage"> & {
  * Use `create(StoredMessageSchema)` to create a new message.
  */
 export const StoredMessageSchema: GenMessage<StoredMessage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 21);
+  messageDesc(file_modelrouter_v1_modelrouter, 22);
 
 /**
+ * A server-side conversation: history the router keeps.
+ *
  * @generated from message modelrouter.v1.Conversation
  */
 export type Conversation = Message$1<"modelrouter.v1.Conversation"> & {
   /**
+   * The id to pass as `conversation_id`.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 2;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When a message was last appended.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 3;
    */
   updatedAt?: Timestamp | undefined;
 
   /**
+   * The caller's labels, from CreateConversation.
+   *
    * @generated from field: map<string, string> metadata = 4;
    */
   metadata: { [key: string]: string };
@@ -1148,9 +1349,11 @@ export type Conversation = Message$1<"modelrouter.v1.Conversation"> & {
  * Use `create(ConversationSchema)` to create a new message.
  */
 export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 22);
+  messageDesc(file_modelrouter_v1_modelrouter, 23);
 
 /**
+ * A request to start a conversation.
+ *
  * @generated from message modelrouter.v1.CreateConversationRequest
  */
 export type CreateConversationRequest = Message$1<"modelrouter.v1.CreateConversationRequest"> & {
@@ -1162,6 +1365,8 @@ export type CreateConversationRequest = Message$1<"modelrouter.v1.CreateConversa
   messages: Message[];
 
   /**
+   * Free-form labels, kept with the conversation.
+   *
    * @generated from field: map<string, string> metadata = 2;
    */
   metadata: { [key: string]: string };
@@ -1172,13 +1377,38 @@ export type CreateConversationRequest = Message$1<"modelrouter.v1.CreateConversa
  * Use `create(CreateConversationRequestSchema)` to create a new message.
  */
 export const CreateConversationRequestSchema: GenMessage<CreateConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 23);
+  messageDesc(file_modelrouter_v1_modelrouter, 24);
 
 /**
+ * The conversation just created.
+ *
+ * @generated from message modelrouter.v1.CreateConversationResponse
+ */
+export type CreateConversationResponse = Message$1<"modelrouter.v1.CreateConversationResponse"> & {
+  /**
+   * The conversation, with its opening messages.
+   *
+   * @generated from field: modelrouter.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message modelrouter.v1.CreateConversationResponse.
+ * Use `create(CreateConversationResponseSchema)` to create a new message.
+ */
+export const CreateConversationResponseSchema: GenMessage<CreateConversationResponse> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 25);
+
+/**
+ * A request for one conversation and a page of its messages.
+ *
  * @generated from message modelrouter.v1.GetConversationRequest
  */
 export type GetConversationRequest = Message$1<"modelrouter.v1.GetConversationRequest"> & {
   /**
+   * The conversation's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -1205,9 +1435,32 @@ export type GetConversationRequest = Message$1<"modelrouter.v1.GetConversationRe
  * Use `create(GetConversationRequestSchema)` to create a new message.
  */
 export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 24);
+  messageDesc(file_modelrouter_v1_modelrouter, 26);
 
 /**
+ * One conversation and a page of its messages.
+ *
+ * @generated from message modelrouter.v1.GetConversationResponse
+ */
+export type GetConversationResponse = Message$1<"modelrouter.v1.GetConversationResponse"> & {
+  /**
+   * The conversation; `next_message_page_token` in it leads to the next page.
+   *
+   * @generated from field: modelrouter.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message modelrouter.v1.GetConversationResponse.
+ * Use `create(GetConversationResponseSchema)` to create a new message.
+ */
+export const GetConversationResponseSchema: GenMessage<GetConversationResponse> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 27);
+
+/**
+ * A request for a page of conversations.
+ *
  * @generated from message modelrouter.v1.ListConversationsRequest
  */
 export type ListConversationsRequest = Message$1<"modelrouter.v1.ListConversationsRequest"> & {
@@ -1232,18 +1485,24 @@ export type ListConversationsRequest = Message$1<"modelrouter.v1.ListConversatio
  * Use `create(ListConversationsRequestSchema)` to create a new message.
  */
 export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 25);
+  messageDesc(file_modelrouter_v1_modelrouter, 28);
 
 /**
+ * A page of conversations.
+ *
  * @generated from message modelrouter.v1.ListConversationsResponse
  */
 export type ListConversationsResponse = Message$1<"modelrouter.v1.ListConversationsResponse"> & {
   /**
+   * Newest first, without their messages.
+   *
    * @generated from field: repeated modelrouter.v1.Conversation conversations = 1;
    */
   conversations: Conversation[];
 
   /**
+   * Pass as `page_token` for the next page; empty on the last page.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -1254,13 +1513,17 @@ export type ListConversationsResponse = Message$1<"modelrouter.v1.ListConversati
  * Use `create(ListConversationsResponseSchema)` to create a new message.
  */
 export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 26);
+  messageDesc(file_modelrouter_v1_modelrouter, 29);
 
 /**
+ * A request to delete a conversation.
+ *
  * @generated from message modelrouter.v1.DeleteConversationRequest
  */
 export type DeleteConversationRequest = Message$1<"modelrouter.v1.DeleteConversationRequest"> & {
   /**
+   * The conversation's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -1271,9 +1534,11 @@ export type DeleteConversationRequest = Message$1<"modelrouter.v1.DeleteConversa
  * Use `create(DeleteConversationRequestSchema)` to create a new message.
  */
 export const DeleteConversationRequestSchema: GenMessage<DeleteConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 27);
+  messageDesc(file_modelrouter_v1_modelrouter, 30);
 
 /**
+ * The conversation was deleted (nothing to report).
+ *
  * @generated from message modelrouter.v1.DeleteConversationResponse
  */
 export type DeleteConversationResponse = Message$1<"modelrouter.v1.DeleteConversationResponse"> & {
@@ -1284,9 +1549,11 @@ export type DeleteConversationResponse = Message$1<"modelrouter.v1.DeleteConvers
  * Use `create(DeleteConversationResponseSchema)` to create a new message.
  */
 export const DeleteConversationResponseSchema: GenMessage<DeleteConversationResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 28);
+  messageDesc(file_modelrouter_v1_modelrouter, 31);
 
 /**
+ * A request for the calling tenant's usage (the tenant comes from the API key).
+ *
  * @generated from message modelrouter.v1.GetUsageRequest
  */
 export type GetUsageRequest = Message$1<"modelrouter.v1.GetUsageRequest"> & {
@@ -1297,7 +1564,7 @@ export type GetUsageRequest = Message$1<"modelrouter.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 29);
+  messageDesc(file_modelrouter_v1_modelrouter, 32);
 
 /**
  * What a tenant used in one UTC period, across every worker and replica sharing its ledger.
@@ -1346,7 +1613,7 @@ export type PeriodUsage = Message$1<"modelrouter.v1.PeriodUsage"> & {
  * Use `create(PeriodUsageSchema)` to create a new message.
  */
 export const PeriodUsageSchema: GenMessage<PeriodUsage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 30);
+  messageDesc(file_modelrouter_v1_modelrouter, 33);
 
 /**
  * A tenant's configured limits; 0 (or empty) means none.
@@ -1355,26 +1622,36 @@ export const PeriodUsageSchema: GenMessage<PeriodUsage> = /*@__PURE__*/
  */
 export type TenantLimits = Message$1<"modelrouter.v1.TenantLimits"> & {
   /**
+   * Requests per minute.
+   *
    * @generated from field: int64 requests_per_minute = 1;
    */
   requestsPerMinute: bigint;
 
   /**
+   * Input plus output tokens per minute.
+   *
    * @generated from field: int64 tokens_per_minute = 2;
    */
   tokensPerMinute: bigint;
 
   /**
+   * GenerateStream calls open at once.
+   *
    * @generated from field: int64 max_concurrent_streams = 3;
    */
   maxConcurrentStreams: bigint;
 
   /**
+   * Spend per UTC day, USD.
+   *
    * @generated from field: double budget_usd_per_day = 4;
    */
   budgetUsdPerDay: number;
 
   /**
+   * Spend per UTC month, USD.
+   *
    * @generated from field: double budget_usd_per_month = 5;
    */
   budgetUsdPerMonth: number;
@@ -1399,9 +1676,11 @@ export type TenantLimits = Message$1<"modelrouter.v1.TenantLimits"> & {
  * Use `create(TenantLimitsSchema)` to create a new message.
  */
 export const TenantLimitsSchema: GenMessage<TenantLimits> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 31);
+  messageDesc(file_modelrouter_v1_modelrouter, 34);
 
 /**
+ * The calling tenant's usage and limits.
+ *
  * @generated from message modelrouter.v1.GetUsageResponse
  */
 export type GetUsageResponse = Message$1<"modelrouter.v1.GetUsageResponse"> & {
@@ -1413,11 +1692,15 @@ export type GetUsageResponse = Message$1<"modelrouter.v1.GetUsageResponse"> & {
   tenant: string;
 
   /**
+   * Today (UTC).
+   *
    * @generated from field: modelrouter.v1.PeriodUsage day = 2;
    */
   day?: PeriodUsage | undefined;
 
   /**
+   * This month (UTC).
+   *
    * @generated from field: modelrouter.v1.PeriodUsage month = 3;
    */
   month?: PeriodUsage | undefined;
@@ -1430,6 +1713,8 @@ export type GetUsageResponse = Message$1<"modelrouter.v1.GetUsageResponse"> & {
   openStreams: bigint;
 
   /**
+   * The tenant's configured limits.
+   *
    * @generated from field: modelrouter.v1.TenantLimits limits = 5;
    */
   limits?: TenantLimits | undefined;
@@ -1440,7 +1725,7 @@ export type GetUsageResponse = Message$1<"modelrouter.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 32);
+  messageDesc(file_modelrouter_v1_modelrouter, 35);
 
 /**
  * Who wrote a message.
@@ -1593,16 +1878,22 @@ export enum ReasoningEffort {
   UNSPECIFIED = 0,
 
   /**
+   * Fewer reasoning tokens, a faster and cheaper answer.
+   *
    * @generated from enum value: REASONING_EFFORT_LOW = 1;
    */
   LOW = 1,
 
   /**
+   * The balance most models default to.
+   *
    * @generated from enum value: REASONING_EFFORT_MEDIUM = 2;
    */
   MEDIUM = 2,
 
   /**
+   * More reasoning tokens for harder problems.
+   *
    * @generated from enum value: REASONING_EFFORT_HIGH = 3;
    */
   HIGH = 3,
@@ -1698,6 +1989,8 @@ export const FinishReasonSchema: GenEnum<FinishReason> = /*@__PURE__*/
  */
 export enum AttemptOutcome {
   /**
+   * Not set; the router never sends it.
+   *
    * @generated from enum value: ATTEMPT_OUTCOME_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1780,6 +2073,8 @@ export const AttemptOutcomeSchema: GenEnum<AttemptOutcome> = /*@__PURE__*/
  */
 export enum CircuitState {
   /**
+   * Not known (no breaker exists for the endpoint yet).
+   *
    * @generated from enum value: CIRCUIT_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1819,6 +2114,8 @@ export const CircuitStateSchema: GenEnum<CircuitState> = /*@__PURE__*/
  */
 export enum CountMethod {
   /**
+   * Not known.
+   *
    * @generated from enum value: COUNT_METHOD_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1856,13 +2153,13 @@ export const CountMethodSchema: GenEnum<CountMethod> = /*@__PURE__*/
 /**
  * The routing service.
  *
- * @generated from service modelrouter.v1.ModelRouter
+ * @generated from service modelrouter.v1.ModelRouterService
  */
-export const ModelRouter: GenService<{
+export const ModelRouterService: GenService<{
   /**
    * Generate one complete reply.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.Generate
+   * @generated from rpc modelrouter.v1.ModelRouterService.Generate
    */
   generate: {
     methodKind: "unary";
@@ -1874,17 +2171,17 @@ export const ModelRouter: GenService<{
    * `thinking_delta` and `refusal_delta` events (and `resume` where another model
    * takes over), then exactly one `finish`.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.GenerateStream
+   * @generated from rpc modelrouter.v1.ModelRouterService.GenerateStream
    */
   generateStream: {
     methodKind: "server_streaming";
-    input: typeof GenerateRequestSchema;
+    input: typeof GenerateStreamRequestSchema;
     output: typeof GenerateStreamResponseSchema;
   },
   /**
    * Count the input tokens a request would use on a model.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.CountTokens
+   * @generated from rpc modelrouter.v1.ModelRouterService.CountTokens
    */
   countTokens: {
     methodKind: "unary";
@@ -1894,7 +2191,7 @@ export const ModelRouter: GenService<{
   /**
    * The models this router can serve, with their limits, prices and circuit state.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.ListModels
+   * @generated from rpc modelrouter.v1.ModelRouterService.ListModels
    */
   listModels: {
     methodKind: "unary";
@@ -1903,29 +2200,29 @@ export const ModelRouter: GenService<{
   },
   /**
    * Server-side conversations: history kept by the router, referenced by
-   * `GenerateRequest.conversation_id`.
+   * `GenerateRequest.conversation_id` (and `GenerateStreamRequest.conversation_id`).
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.CreateConversation
+   * @generated from rpc modelrouter.v1.ModelRouterService.CreateConversation
    */
   createConversation: {
     methodKind: "unary";
     input: typeof CreateConversationRequestSchema;
-    output: typeof ConversationSchema;
+    output: typeof CreateConversationResponseSchema;
   },
   /**
    * One conversation with its stored messages.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.GetConversation
+   * @generated from rpc modelrouter.v1.ModelRouterService.GetConversation
    */
   getConversation: {
     methodKind: "unary";
     input: typeof GetConversationRequestSchema;
-    output: typeof ConversationSchema;
+    output: typeof GetConversationResponseSchema;
   },
   /**
    * Conversations, newest first, without their messages.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.ListConversations
+   * @generated from rpc modelrouter.v1.ModelRouterService.ListConversations
    */
   listConversations: {
     methodKind: "unary";
@@ -1935,7 +2232,7 @@ export const ModelRouter: GenService<{
   /**
    * Delete a conversation and all its messages.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.DeleteConversation
+   * @generated from rpc modelrouter.v1.ModelRouterService.DeleteConversation
    */
   deleteConversation: {
     methodKind: "unary";
@@ -1945,7 +2242,7 @@ export const ModelRouter: GenService<{
   /**
    * The calling tenant's usage in the current UTC day and month, and its limits.
    *
-   * @generated from rpc modelrouter.v1.ModelRouter.GetUsage
+   * @generated from rpc modelrouter.v1.ModelRouterService.GetUsage
    */
   getUsage: {
     methodKind: "unary";
