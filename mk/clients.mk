@@ -19,9 +19,10 @@ buf-breaking: $(NODE_STAMP)
 	BUF=$(BUF) scripts/buf_breaking.sh
 
 # The clients' tests start `modelrouter serve` through
-# .venv/bin/python -m modelrouter_testsupport.live_router.
+# .venv/bin/python -m modelrouter_testsupport.live_router; `-p 1`: one package (one router) at
+# a time, on 2 cores.
 test-go: $(STAMP)
-	cd client/go && $(GO) vet ./... && $(GO) test ./...
+	cd client/go && $(GO) vet ./... && $(GO) test -p 1 ./...
 
 test-ts: $(STAMP) $(NODE_STAMP)
 	$(NPM) --workspace client/typescript test

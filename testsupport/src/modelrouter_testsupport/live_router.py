@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m modelrouter_testsupport.live_router DIR", file=sys.stderr)
         return 2
-    router = start_router(Path(argv[0]), metrics=False)
+    # Generous: the client suites may start while other builds and tests load the machine.
+    router = start_router(Path(argv[0]), metrics=False, timeout_s=120)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
 
