@@ -13,7 +13,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 buf=${BUF:-$root/node_modules/.bin/buf}
 # The rules, for both sides of every comparison: an old commit has no buf.yaml of its own.
-config='{"version":"v2","breaking":{"use":["PACKAGE"]}}'
+# A v1 config: it takes the input (the protos/ subdirectory of a commit) as the module
+# root, where a v2 one would expect the module at its own modules path.
+config='{"version":"v1","breaking":{"use":["PACKAGE"]}}'
 
 status=0
 check() { # check INPUT AGAINST LABEL [--config JSON]
