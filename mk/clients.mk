@@ -20,9 +20,10 @@ buf-breaking: $(NODE_STAMP)
 
 # The clients' tests start `modelrouter serve` through
 # .venv/bin/python -m modelrouter_testsupport.live_router; `-p 1`: one package (one router) at
-# a time, on 2 cores.
+# a time, on 2 cores. `-count=1`: go test's result cache cannot see that the server (Python,
+# outside the module) changed, so a cached pass would hide a broken server.
 test-go: $(STAMP)
-	cd client/go && $(GO) vet ./... && $(GO) test -p 1 ./...
+	cd client/go && $(GO) vet ./... && $(GO) test -count=1 -p 1 ./...
 
 test-ts: $(STAMP) $(NODE_STAMP)
 	$(NPM) --workspace client/typescript test
