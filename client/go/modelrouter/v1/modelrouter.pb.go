@@ -16,6 +16,7 @@ package modelrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -41,6 +42,9 @@ const (
 	Role_ROLE_USER Role = 2
 	// The model's turn.
 	Role_ROLE_ASSISTANT Role = 3
+	// Results of the tool calls in the assistant message before it: `parts` holding only
+	// `tool_result`s. A conversation may end with it (the model then answers the results).
+	Role_ROLE_TOOL Role = 4
 )
 
 // Enum value maps for Role.
@@ -50,12 +54,14 @@ var (
 		1: "ROLE_SYSTEM",
 		2: "ROLE_USER",
 		3: "ROLE_ASSISTANT",
+		4: "ROLE_TOOL",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
 		"ROLE_SYSTEM":      1,
 		"ROLE_USER":        2,
 		"ROLE_ASSISTANT":   3,
+		"ROLE_TOOL":        4,
 	}
 )
 
@@ -541,6 +547,67 @@ func (CountMethod) EnumDescriptor() ([]byte, []int) {
 	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
 }
 
+// How the model may use the tools.
+type ToolChoiceMode int32
+
+const (
+	// As TOOL_CHOICE_MODE_AUTO.
+	ToolChoiceMode_TOOL_CHOICE_MODE_UNSPECIFIED ToolChoiceMode = 0
+	// The model decides whether to call tools.
+	ToolChoiceMode_TOOL_CHOICE_MODE_AUTO ToolChoiceMode = 1
+	// The model must not call tools.
+	ToolChoiceMode_TOOL_CHOICE_MODE_NONE ToolChoiceMode = 2
+	// The model must call at least one tool.
+	ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ToolChoiceMode = 3
+	// The model must call the tool named in `ToolChoice.name`.
+	ToolChoiceMode_TOOL_CHOICE_MODE_TOOL ToolChoiceMode = 4
+)
+
+// Enum value maps for ToolChoiceMode.
+var (
+	ToolChoiceMode_name = map[int32]string{
+		0: "TOOL_CHOICE_MODE_UNSPECIFIED",
+		1: "TOOL_CHOICE_MODE_AUTO",
+		2: "TOOL_CHOICE_MODE_NONE",
+		3: "TOOL_CHOICE_MODE_REQUIRED",
+		4: "TOOL_CHOICE_MODE_TOOL",
+	}
+	ToolChoiceMode_value = map[string]int32{
+		"TOOL_CHOICE_MODE_UNSPECIFIED": 0,
+		"TOOL_CHOICE_MODE_AUTO":        1,
+		"TOOL_CHOICE_MODE_NONE":        2,
+		"TOOL_CHOICE_MODE_REQUIRED":    3,
+		"TOOL_CHOICE_MODE_TOOL":        4,
+	}
+)
+
+func (x ToolChoiceMode) Enum() *ToolChoiceMode {
+	p := new(ToolChoiceMode)
+	*p = x
+	return p
+}
+
+func (x ToolChoiceMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoiceMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_modelrouter_v1_modelrouter_proto_enumTypes[8].Descriptor()
+}
+
+func (ToolChoiceMode) Type() protoreflect.EnumType {
+	return &file_modelrouter_v1_modelrouter_proto_enumTypes[8]
+}
+
+func (x ToolChoiceMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoiceMode.Descriptor instead.
+func (ToolChoiceMode) EnumDescriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
+}
+
 // One message of a conversation.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -551,7 +618,10 @@ type Message struct {
 	// Never summarized or pruned away when history is fitted to a window.
 	Pinned bool `protobuf:"varint,3,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	// Pruning order when history must shrink (low goes first).
-	Importance    Importance `protobuf:"varint,4,opt,name=importance,proto3,enum=modelrouter.v1.Importance" json:"importance,omitempty"`
+	Importance Importance `protobuf:"varint,4,opt,name=importance,proto3,enum=modelrouter.v1.Importance" json:"importance,omitempty"`
+	// Content beyond plain text: text, images, the model's tool calls (ROLE_ASSISTANT)
+	// and tool results (ROLE_TOOL). `content`, when set, comes before them as text.
+	Parts         []*Part `protobuf:"bytes,5,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,6 +684,448 @@ func (x *Message) GetImportance() Importance {
 	return Importance_IMPORTANCE_UNSPECIFIED
 }
 
+func (x *Message) GetParts() []*Part {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// One piece of a message's content.
+type Part struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*Part_Text
+	//	*Part_Image
+	//	*Part_ToolCall
+	//	*Part_ToolResult
+	Kind          isPart_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Part) Reset() {
+	*x = Part{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Part) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Part) ProtoMessage() {}
+
+func (x *Part) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Part.ProtoReflect.Descriptor instead.
+func (*Part) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Part) GetKind() isPart_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *Part) GetText() string {
+	if x != nil {
+		if x, ok := x.Kind.(*Part_Text); ok {
+			return x.Text
+		}
+	}
+	return ""
+}
+
+func (x *Part) GetImage() *Image {
+	if x != nil {
+		if x, ok := x.Kind.(*Part_Image); ok {
+			return x.Image
+		}
+	}
+	return nil
+}
+
+func (x *Part) GetToolCall() *ToolCall {
+	if x != nil {
+		if x, ok := x.Kind.(*Part_ToolCall); ok {
+			return x.ToolCall
+		}
+	}
+	return nil
+}
+
+func (x *Part) GetToolResult() *ToolResult {
+	if x != nil {
+		if x, ok := x.Kind.(*Part_ToolResult); ok {
+			return x.ToolResult
+		}
+	}
+	return nil
+}
+
+type isPart_Kind interface {
+	isPart_Kind()
+}
+
+type Part_Text struct {
+	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
+}
+
+type Part_Image struct {
+	Image *Image `protobuf:"bytes,2,opt,name=image,proto3,oneof"`
+}
+
+type Part_ToolCall struct {
+	// A tool call the model made (ROLE_ASSISTANT messages only).
+	ToolCall *ToolCall `protobuf:"bytes,3,opt,name=tool_call,json=toolCall,proto3,oneof"`
+}
+
+type Part_ToolResult struct {
+	// The result of one tool call (ROLE_TOOL messages only).
+	ToolResult *ToolResult `protobuf:"bytes,4,opt,name=tool_result,json=toolResult,proto3,oneof"`
+}
+
+func (*Part_Text) isPart_Kind() {}
+
+func (*Part_Image) isPart_Kind() {}
+
+func (*Part_ToolCall) isPart_Kind() {}
+
+func (*Part_ToolResult) isPart_Kind() {}
+
+// An image: its bytes with their media type, or a URL the provider fetches.
+type Image struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The encoded image (JPEG, PNG, GIF or WebP).
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// "image/jpeg", "image/png", "image/gif" or "image/webp"; required with `data`.
+	MediaType string `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	// An https URL instead of `data`.
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Image) Reset() {
+	*x = Image{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Image) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Image) ProtoMessage() {}
+
+func (x *Image) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Image.ProtoReflect.Descriptor instead.
+func (*Image) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Image) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Image) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *Image) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+// A call the model asks the caller to make.
+type ToolCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's id for the call; a ToolResult answers it by this id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// One of the request's `tools`.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The arguments, an object valid against the tool's `input_schema`.
+	Arguments     *structpb.Struct `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCall) Reset() {
+	*x = ToolCall{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCall) ProtoMessage() {}
+
+func (x *ToolCall) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
+func (*ToolCall) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ToolCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCall) GetArguments() *structpb.Struct {
+	if x != nil {
+		return x.Arguments
+	}
+	return nil
+}
+
+// What a tool call returned.
+type ToolResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `ToolCall.id` this answers.
+	ToolCallId string `protobuf:"bytes,1,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// The result as text.
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// The result as parts (text only), after `content`.
+	Parts []*Part `protobuf:"bytes,3,rep,name=parts,proto3" json:"parts,omitempty"`
+	// The tool failed; `content` says how.
+	IsError       bool `protobuf:"varint,4,opt,name=is_error,json=isError,proto3" json:"is_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolResult) Reset() {
+	*x = ToolResult{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolResult) ProtoMessage() {}
+
+func (x *ToolResult) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolResult.ProtoReflect.Descriptor instead.
+func (*ToolResult) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ToolResult) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+func (x *ToolResult) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *ToolResult) GetParts() []*Part {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *ToolResult) GetIsError() bool {
+	if x != nil {
+		return x.IsError
+	}
+	return false
+}
+
+// A tool the model may call.
+type Tool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Letters, digits, "_" and "-", at most 64 characters.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What it does and when to use it; the model reads this.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// A JSON Schema object describing the arguments.
+	InputSchema   *structpb.Struct `protobuf:"bytes,3,opt,name=input_schema,json=inputSchema,proto3" json:"input_schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tool) Reset() {
+	*x = Tool{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tool) ProtoMessage() {}
+
+func (x *Tool) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tool.ProtoReflect.Descriptor instead.
+func (*Tool) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Tool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Tool) GetInputSchema() *structpb.Struct {
+	if x != nil {
+		return x.InputSchema
+	}
+	return nil
+}
+
+type ToolChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Mode  ToolChoiceMode         `protobuf:"varint,1,opt,name=mode,proto3,enum=modelrouter.v1.ToolChoiceMode" json:"mode,omitempty"`
+	// The tool to call, with TOOL_CHOICE_MODE_TOOL.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ToolChoice) GetMode() ToolChoiceMode {
+	if x != nil {
+		return x.Mode
+	}
+	return ToolChoiceMode_TOOL_CHOICE_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // A request for a reply.
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -652,13 +1164,21 @@ type GenerateRequest struct {
 	// A server-side conversation: its stored history comes before `messages`, and
 	// the new messages and the reply are appended to it.
 	ConversationId string `protobuf:"bytes,13,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Tools the model may call; only models with the `tools` capability serve a request
+	// that has tools or tool parts in its messages.
+	Tools []*Tool `protobuf:"bytes,14,rep,name=tools,proto3" json:"tools,omitempty"`
+	// How the model may use `tools` (default: auto).
+	ToolChoice *ToolChoice `protobuf:"bytes,15,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// Whether the model may make several tool calls in one reply (unset: the provider's
+	// default, which allows it).
+	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[1]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +1190,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[1]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +1203,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{1}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateRequest) GetMessages() []*Message {
@@ -777,6 +1297,27 @@ func (x *GenerateRequest) GetConversationId() string {
 	return ""
 }
 
+func (x *GenerateRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
 // A request for a streamed reply: the same fields, numbers and meaning as
 // GenerateRequest (the server treats both alike), so a request body works for either RPC.
 type GenerateStreamRequest struct {
@@ -816,13 +1357,21 @@ type GenerateStreamRequest struct {
 	// A server-side conversation: its stored history comes before `messages`, and
 	// the new messages and the reply are appended to it.
 	ConversationId string `protobuf:"bytes,13,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Tools the model may call; only models with the `tools` capability serve a request
+	// that has tools or tool parts in its messages.
+	Tools []*Tool `protobuf:"bytes,14,rep,name=tools,proto3" json:"tools,omitempty"`
+	// How the model may use `tools` (default: auto).
+	ToolChoice *ToolChoice `protobuf:"bytes,15,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// Whether the model may make several tool calls in one reply (unset: the provider's
+	// default, which allows it).
+	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GenerateStreamRequest) Reset() {
 	*x = GenerateStreamRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1383,7 @@ func (x *GenerateStreamRequest) String() string {
 func (*GenerateStreamRequest) ProtoMessage() {}
 
 func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[2]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1396,7 @@ func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamRequest.ProtoReflect.Descriptor instead.
 func (*GenerateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{2}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateStreamRequest) GetMessages() []*Message {
@@ -941,6 +1490,27 @@ func (x *GenerateStreamRequest) GetConversationId() string {
 	return ""
 }
 
+func (x *GenerateStreamRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
 // Token accounting for one reply.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -966,7 +1536,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1548,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[3]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1561,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{3}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -1059,7 +1629,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1641,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[4]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1654,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{4}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Refusal) GetText() string {
@@ -1131,7 +1701,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1713,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[5]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1726,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{5}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Attempt) GetModel() string {
@@ -1244,14 +1814,16 @@ type GenerateResponse struct {
 	ProviderModel string `protobuf:"bytes,13,opt,name=provider_model,json=providerModel,proto3" json:"provider_model,omitempty"`
 	// Why the answer ended, in words, when the finish reason alone would mislead: e.g.
 	// FINISH_REASON_LENGTH with no text because reasoning used the whole output budget.
-	FinishDetail  string `protobuf:"bytes,14,opt,name=finish_detail,json=finishDetail,proto3" json:"finish_detail,omitempty"`
+	FinishDetail string `protobuf:"bytes,14,opt,name=finish_detail,json=finishDetail,proto3" json:"finish_detail,omitempty"`
+	// The tool calls the model made (finish_reason FINISH_REASON_TOOL_CALL).
+	ToolCalls     []*ToolCall `protobuf:"bytes,15,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1835,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[6]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1848,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{6}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GenerateResponse) GetText() string {
@@ -1377,6 +1949,13 @@ func (x *GenerateResponse) GetFinishDetail() string {
 	return ""
 }
 
+func (x *GenerateResponse) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 // The first event of a stream: who is answering.
 type StreamStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1392,7 +1971,7 @@ type StreamStart struct {
 
 func (x *StreamStart) Reset() {
 	*x = StreamStart{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1983,7 @@ func (x *StreamStart) String() string {
 func (*StreamStart) ProtoMessage() {}
 
 func (x *StreamStart) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1996,7 @@ func (x *StreamStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStart.ProtoReflect.Descriptor instead.
 func (*StreamStart) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamStart) GetModel() string {
@@ -1452,7 +2031,7 @@ type TextDelta struct {
 
 func (x *TextDelta) Reset() {
 	*x = TextDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +2043,7 @@ func (x *TextDelta) String() string {
 func (*TextDelta) ProtoMessage() {}
 
 func (x *TextDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +2056,7 @@ func (x *TextDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TextDelta.ProtoReflect.Descriptor instead.
 func (*TextDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TextDelta) GetText() string {
@@ -1498,7 +2077,7 @@ type ThinkingDelta struct {
 
 func (x *ThinkingDelta) Reset() {
 	*x = ThinkingDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +2089,7 @@ func (x *ThinkingDelta) String() string {
 func (*ThinkingDelta) ProtoMessage() {}
 
 func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +2102,7 @@ func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThinkingDelta.ProtoReflect.Descriptor instead.
 func (*ThinkingDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ThinkingDelta) GetText() string {
@@ -1546,7 +2125,7 @@ type RefusalDelta struct {
 
 func (x *RefusalDelta) Reset() {
 	*x = RefusalDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +2137,7 @@ func (x *RefusalDelta) String() string {
 func (*RefusalDelta) ProtoMessage() {}
 
 func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,12 +2150,83 @@ func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalDelta.ProtoReflect.Descriptor instead.
 func (*RefusalDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RefusalDelta) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+// A piece of a tool call. The first piece of each call carries its `index` (0, 1, ...
+// in one reply), `id` and `name`; later pieces carry the index and a fragment of the
+// arguments' JSON text. The finish event carries the calls whole and parsed.
+type ToolCallDelta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	ArgumentsJson string                 `protobuf:"bytes,4,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCallDelta) Reset() {
+	*x = ToolCallDelta{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCallDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCallDelta) ProtoMessage() {}
+
+func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
+func (*ToolCallDelta) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ToolCallDelta) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ToolCallDelta) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
 	}
 	return ""
 }
@@ -1599,7 +2249,7 @@ type StreamResume struct {
 
 func (x *StreamResume) Reset() {
 	*x = StreamResume{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +2261,7 @@ func (x *StreamResume) String() string {
 func (*StreamResume) ProtoMessage() {}
 
 func (x *StreamResume) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +2274,7 @@ func (x *StreamResume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResume.ProtoReflect.Descriptor instead.
 func (*StreamResume) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamResume) GetModel() string {
@@ -1684,14 +2334,16 @@ type StreamFinish struct {
 	// The model the provider says answered; see GenerateResponse.provider_model.
 	ProviderModel string `protobuf:"bytes,12,opt,name=provider_model,json=providerModel,proto3" json:"provider_model,omitempty"`
 	// See GenerateResponse.finish_detail.
-	FinishDetail  string `protobuf:"bytes,13,opt,name=finish_detail,json=finishDetail,proto3" json:"finish_detail,omitempty"`
+	FinishDetail string `protobuf:"bytes,13,opt,name=finish_detail,json=finishDetail,proto3" json:"finish_detail,omitempty"`
+	// The tool calls the model made, complete (finish_reason FINISH_REASON_TOOL_CALL).
+	ToolCalls     []*ToolCall `protobuf:"bytes,14,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamFinish) Reset() {
 	*x = StreamFinish{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +2355,7 @@ func (x *StreamFinish) String() string {
 func (*StreamFinish) ProtoMessage() {}
 
 func (x *StreamFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2368,7 @@ func (x *StreamFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFinish.ProtoReflect.Descriptor instead.
 func (*StreamFinish) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamFinish) GetFinishReason() FinishReason {
@@ -1810,6 +2462,13 @@ func (x *StreamFinish) GetFinishDetail() string {
 	return ""
 }
 
+func (x *StreamFinish) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 // One event of a streamed reply.
 type GenerateStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1823,6 +2482,7 @@ type GenerateStreamResponse struct {
 	//	*GenerateStreamResponse_Resume
 	//	*GenerateStreamResponse_Finish
 	//	*GenerateStreamResponse_RefusalDelta
+	//	*GenerateStreamResponse_ToolCallDelta
 	Event         isGenerateStreamResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1830,7 +2490,7 @@ type GenerateStreamResponse struct {
 
 func (x *GenerateStreamResponse) Reset() {
 	*x = GenerateStreamResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2502,7 @@ func (x *GenerateStreamResponse) String() string {
 func (*GenerateStreamResponse) ProtoMessage() {}
 
 func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2515,7 @@ func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamResponse.ProtoReflect.Descriptor instead.
 func (*GenerateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GenerateStreamResponse) GetEvent() isGenerateStreamResponse_Event {
@@ -1919,6 +2579,15 @@ func (x *GenerateStreamResponse) GetRefusalDelta() *RefusalDelta {
 	return nil
 }
 
+func (x *GenerateStreamResponse) GetToolCallDelta() *ToolCallDelta {
+	if x != nil {
+		if x, ok := x.Event.(*GenerateStreamResponse_ToolCallDelta); ok {
+			return x.ToolCallDelta
+		}
+	}
+	return nil
+}
+
 type isGenerateStreamResponse_Event interface {
 	isGenerateStreamResponse_Event()
 }
@@ -1953,6 +2622,10 @@ type GenerateStreamResponse_RefusalDelta struct {
 	RefusalDelta *RefusalDelta `protobuf:"bytes,6,opt,name=refusal_delta,json=refusalDelta,proto3,oneof"`
 }
 
+type GenerateStreamResponse_ToolCallDelta struct {
+	ToolCallDelta *ToolCallDelta `protobuf:"bytes,7,opt,name=tool_call_delta,json=toolCallDelta,proto3,oneof"`
+}
+
 func (*GenerateStreamResponse_Start) isGenerateStreamResponse_Event() {}
 
 func (*GenerateStreamResponse_Delta) isGenerateStreamResponse_Event() {}
@@ -1964,6 +2637,8 @@ func (*GenerateStreamResponse_Resume) isGenerateStreamResponse_Event() {}
 func (*GenerateStreamResponse_Finish) isGenerateStreamResponse_Event() {}
 
 func (*GenerateStreamResponse_RefusalDelta) isGenerateStreamResponse_Event() {}
+
+func (*GenerateStreamResponse_ToolCallDelta) isGenerateStreamResponse_Event() {}
 
 // What the context manager did to fit history in the window.
 type ContextReport struct {
@@ -1984,7 +2659,7 @@ type ContextReport struct {
 
 func (x *ContextReport) Reset() {
 	*x = ContextReport{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2671,7 @@ func (x *ContextReport) String() string {
 func (*ContextReport) ProtoMessage() {}
 
 func (x *ContextReport) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2684,7 @@ func (x *ContextReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextReport.ProtoReflect.Descriptor instead.
 func (*ContextReport) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContextReport) GetHistoryTokens() int64 {
@@ -2062,7 +2737,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2749,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2762,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CountTokensRequest) GetMessages() []*Message {
@@ -2128,7 +2803,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2815,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2828,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CountTokensResponse) GetInputTokens() int64 {
@@ -2193,7 +2868,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2880,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2893,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
 }
 
 // Prices in USD per million tokens.
@@ -2238,7 +2913,7 @@ type Pricing struct {
 
 func (x *Pricing) Reset() {
 	*x = Pricing{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2925,7 @@ func (x *Pricing) String() string {
 func (*Pricing) ProtoMessage() {}
 
 func (x *Pricing) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2938,7 @@ func (x *Pricing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pricing.ProtoReflect.Descriptor instead.
 func (*Pricing) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Pricing) GetInputPerMtok() float64 {
@@ -2304,14 +2979,16 @@ type Capabilities struct {
 	// Takes `reasoning_effort`.
 	ReasoningEffort bool `protobuf:"varint,3,opt,name=reasoning_effort,json=reasoningEffort,proto3" json:"reasoning_effort,omitempty"`
 	// Takes `temperature` (o-series models do not).
-	Temperature   bool `protobuf:"varint,4,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	Temperature bool `protobuf:"varint,4,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	// Takes `tools` and tool parts.
+	Tools         bool `protobuf:"varint,5,opt,name=tools,proto3" json:"tools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +3000,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +3013,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Capabilities) GetStreaming() bool {
@@ -2363,6 +3040,13 @@ func (x *Capabilities) GetReasoningEffort() bool {
 func (x *Capabilities) GetTemperature() bool {
 	if x != nil {
 		return x.Temperature
+	}
+	return false
+}
+
+func (x *Capabilities) GetTools() bool {
+	if x != nil {
+		return x.Tools
 	}
 	return false
 }
@@ -2394,7 +3078,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +3090,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +3103,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -2496,7 +3180,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +3192,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +3205,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelInfo {
@@ -2557,7 +3241,7 @@ type StoredMessage struct {
 
 func (x *StoredMessage) Reset() {
 	*x = StoredMessage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +3253,7 @@ func (x *StoredMessage) String() string {
 func (*StoredMessage) ProtoMessage() {}
 
 func (x *StoredMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +3266,7 @@ func (x *StoredMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredMessage.ProtoReflect.Descriptor instead.
 func (*StoredMessage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StoredMessage) GetSeq() int64 {
@@ -2666,7 +3350,7 @@ type Conversation struct {
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +3362,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +3375,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Conversation) GetId() string {
@@ -2756,7 +3440,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2768,7 +3452,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2781,7 +3465,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateConversationRequest) GetMessages() []*Message {
@@ -2809,7 +3493,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2821,7 +3505,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2834,7 +3518,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateConversationResponse) GetConversation() *Conversation {
@@ -2861,7 +3545,7 @@ type GetConversationRequest struct {
 
 func (x *GetConversationRequest) Reset() {
 	*x = GetConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +3557,7 @@ func (x *GetConversationRequest) String() string {
 func (*GetConversationRequest) ProtoMessage() {}
 
 func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +3570,7 @@ func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetConversationRequest) GetId() string {
@@ -2921,7 +3605,7 @@ type GetConversationResponse struct {
 
 func (x *GetConversationResponse) Reset() {
 	*x = GetConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3617,7 @@ func (x *GetConversationResponse) String() string {
 func (*GetConversationResponse) ProtoMessage() {}
 
 func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3630,7 @@ func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
 func (*GetConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetConversationResponse) GetConversation() *Conversation {
@@ -2970,7 +3654,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3666,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3679,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListConversationsRequest) GetPageSize() int32 {
@@ -3025,7 +3709,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3721,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3734,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*Conversation {
@@ -3078,7 +3762,7 @@ type DeleteConversationRequest struct {
 
 func (x *DeleteConversationRequest) Reset() {
 	*x = DeleteConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3774,7 @@ func (x *DeleteConversationRequest) String() string {
 func (*DeleteConversationRequest) ProtoMessage() {}
 
 func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3787,7 @@ func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteConversationRequest) GetId() string {
@@ -3122,7 +3806,7 @@ type DeleteConversationResponse struct {
 
 func (x *DeleteConversationResponse) Reset() {
 	*x = DeleteConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3818,7 @@ func (x *DeleteConversationResponse) String() string {
 func (*DeleteConversationResponse) ProtoMessage() {}
 
 func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3831,7 @@ func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{38}
 }
 
 // A request for the calling tenant's usage (the tenant comes from the API key).
@@ -3159,7 +3843,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3855,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3868,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{39}
 }
 
 // What a tenant used in one UTC period, across every worker and replica sharing its ledger.
@@ -3206,7 +3890,7 @@ type PeriodUsage struct {
 
 func (x *PeriodUsage) Reset() {
 	*x = PeriodUsage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3902,7 @@ func (x *PeriodUsage) String() string {
 func (*PeriodUsage) ProtoMessage() {}
 
 func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3915,7 @@ func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeriodUsage.ProtoReflect.Descriptor instead.
 func (*PeriodUsage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{33}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PeriodUsage) GetPeriod() string {
@@ -3292,7 +3976,7 @@ type TenantLimits struct {
 
 func (x *TenantLimits) Reset() {
 	*x = TenantLimits{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +3988,7 @@ func (x *TenantLimits) String() string {
 func (*TenantLimits) ProtoMessage() {}
 
 func (x *TenantLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +4001,7 @@ func (x *TenantLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantLimits.ProtoReflect.Descriptor instead.
 func (*TenantLimits) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{34}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TenantLimits) GetRequestsPerMinute() int64 {
@@ -3388,7 +4072,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3400,7 +4084,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3413,7 +4097,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{35}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetUsageResponse) GetTenant() string {
@@ -3455,14 +4139,46 @@ var File_modelrouter_v1_modelrouter_proto protoreflect.FileDescriptor
 
 const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\n" +
-	" modelrouter/v1/modelrouter.proto\x12\x0emodelrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n" +
+	" modelrouter/v1/modelrouter.proto\x12\x0emodelrouter.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x01\n" +
 	"\aMessage\x12(\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x14.modelrouter.v1.RoleR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x16\n" +
 	"\x06pinned\x18\x03 \x01(\bR\x06pinned\x12:\n" +
 	"\n" +
 	"importance\x18\x04 \x01(\x0e2\x1a.modelrouter.v1.ImportanceR\n" +
-	"importance\"\x9c\x05\n" +
+	"importance\x12*\n" +
+	"\x05parts\x18\x05 \x03(\v2\x14.modelrouter.v1.PartR\x05parts\"\xcb\x01\n" +
+	"\x04Part\x12\x14\n" +
+	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12-\n" +
+	"\x05image\x18\x02 \x01(\v2\x15.modelrouter.v1.ImageH\x00R\x05image\x127\n" +
+	"\ttool_call\x18\x03 \x01(\v2\x18.modelrouter.v1.ToolCallH\x00R\btoolCall\x12=\n" +
+	"\vtool_result\x18\x04 \x01(\v2\x1a.modelrouter.v1.ToolResultH\x00R\n" +
+	"toolResultB\x06\n" +
+	"\x04kind\"L\n" +
+	"\x05Image\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x02 \x01(\tR\tmediaType\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\"e\n" +
+	"\bToolCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x125\n" +
+	"\targuments\x18\x03 \x01(\v2\x17.google.protobuf.StructR\targuments\"\x8f\x01\n" +
+	"\n" +
+	"ToolResult\x12 \n" +
+	"\ftool_call_id\x18\x01 \x01(\tR\n" +
+	"toolCallId\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x12*\n" +
+	"\x05parts\x18\x03 \x03(\v2\x14.modelrouter.v1.PartR\x05parts\x12\x19\n" +
+	"\bis_error\x18\x04 \x01(\bR\aisError\"x\n" +
+	"\x04Tool\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12:\n" +
+	"\finput_schema\x18\x03 \x01(\v2\x17.google.protobuf.StructR\vinputSchema\"T\n" +
+	"\n" +
+	"ToolChoice\x122\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1e.modelrouter.v1.ToolChoiceModeR\x04mode\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xd2\x06\n" +
 	"\x0fGenerateRequest\x123\n" +
 	"\bmessages\x18\x01 \x03(\v2\x17.modelrouter.v1.MessageR\bmessages\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12(\n" +
@@ -3479,11 +4195,16 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x10disable_fallback\x18\v \x01(\bR\x0fdisableFallback\x12 \n" +
 	"\fmax_cost_usd\x18\f \x01(\x01R\n" +
 	"maxCostUsd\x12'\n" +
-	"\x0fconversation_id\x18\r \x01(\tR\x0econversationId\x1a;\n" +
+	"\x0fconversation_id\x18\r \x01(\tR\x0econversationId\x12*\n" +
+	"\x05tools\x18\x0e \x03(\v2\x14.modelrouter.v1.ToolR\x05tools\x12;\n" +
+	"\vtool_choice\x18\x0f \x01(\v2\x1a.modelrouter.v1.ToolChoiceR\n" +
+	"toolChoice\x123\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
-	"\f_temperature\"\xa8\x05\n" +
+	"\f_temperatureB\x16\n" +
+	"\x14_parallel_tool_calls\"\xde\x06\n" +
 	"\x15GenerateStreamRequest\x123\n" +
 	"\bmessages\x18\x01 \x03(\v2\x17.modelrouter.v1.MessageR\bmessages\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12(\n" +
@@ -3500,11 +4221,16 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x10disable_fallback\x18\v \x01(\bR\x0fdisableFallback\x12 \n" +
 	"\fmax_cost_usd\x18\f \x01(\x01R\n" +
 	"maxCostUsd\x12'\n" +
-	"\x0fconversation_id\x18\r \x01(\tR\x0econversationId\x1a;\n" +
+	"\x0fconversation_id\x18\r \x01(\tR\x0econversationId\x12*\n" +
+	"\x05tools\x18\x0e \x03(\v2\x14.modelrouter.v1.ToolR\x05tools\x12;\n" +
+	"\vtool_choice\x18\x0f \x01(\v2\x1a.modelrouter.v1.ToolChoiceR\n" +
+	"toolChoice\x123\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
-	"\f_temperature\"\xaf\x02\n" +
+	"\f_temperatureB\x16\n" +
+	"\x14_parallel_tool_calls\"\xaf\x02\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\x12)\n" +
@@ -3525,7 +4251,7 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"latency_ms\x18\x06 \x01(\x01R\tlatencyMs\x12\x17\n" +
-	"\attft_ms\x18\a \x01(\x01R\x06ttftMs\"\xa8\x04\n" +
+	"\attft_ms\x18\a \x01(\x01R\x06ttftMs\"\xe1\x04\n" +
 	"\x10GenerateResponse\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
@@ -3542,7 +4268,9 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\breplayed\x18\v \x01(\bR\breplayed\x121\n" +
 	"\arefusal\x18\f \x01(\v2\x17.modelrouter.v1.RefusalR\arefusal\x12%\n" +
 	"\x0eprovider_model\x18\r \x01(\tR\rproviderModel\x12#\n" +
-	"\rfinish_detail\x18\x0e \x01(\tR\ffinishDetail\"^\n" +
+	"\rfinish_detail\x18\x0e \x01(\tR\ffinishDetail\x127\n" +
+	"\n" +
+	"tool_calls\x18\x0f \x03(\v2\x18.modelrouter.v1.ToolCallR\ttoolCalls\"^\n" +
 	"\vStreamStart\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1d\n" +
@@ -3553,12 +4281,17 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\rThinkingDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"\"\n" +
 	"\fRefusalDelta\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"\x80\x01\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"p\n" +
+	"\rToolCallDelta\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12%\n" +
+	"\x0earguments_json\x18\x04 \x01(\tR\rargumentsJson\"\x80\x01\n" +
 	"\fStreamResume\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12&\n" +
 	"\x0fresumed_at_char\x18\x03 \x01(\x03R\rresumedAtChar\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x99\x04\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xd2\x04\n" +
 	"\fStreamFinish\x12A\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1c.modelrouter.v1.FinishReasonR\ffinishReason\x12+\n" +
 	"\x05usage\x18\x02 \x01(\v2\x15.modelrouter.v1.UsageR\x05usage\x123\n" +
@@ -3573,14 +4306,17 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	" \x01(\bR\breplayed\x121\n" +
 	"\arefusal\x18\v \x01(\v2\x17.modelrouter.v1.RefusalR\arefusal\x12%\n" +
 	"\x0eprovider_model\x18\f \x01(\tR\rproviderModel\x12#\n" +
-	"\rfinish_detail\x18\r \x01(\tR\ffinishDetail\"\x86\x03\n" +
+	"\rfinish_detail\x18\r \x01(\tR\ffinishDetail\x127\n" +
+	"\n" +
+	"tool_calls\x18\x0e \x03(\v2\x18.modelrouter.v1.ToolCallR\ttoolCalls\"\xcf\x03\n" +
 	"\x16GenerateStreamResponse\x123\n" +
 	"\x05start\x18\x01 \x01(\v2\x1b.modelrouter.v1.StreamStartH\x00R\x05start\x121\n" +
 	"\x05delta\x18\x02 \x01(\v2\x19.modelrouter.v1.TextDeltaH\x00R\x05delta\x12F\n" +
 	"\x0ethinking_delta\x18\x03 \x01(\v2\x1d.modelrouter.v1.ThinkingDeltaH\x00R\rthinkingDelta\x126\n" +
 	"\x06resume\x18\x04 \x01(\v2\x1c.modelrouter.v1.StreamResumeH\x00R\x06resume\x126\n" +
 	"\x06finish\x18\x05 \x01(\v2\x1c.modelrouter.v1.StreamFinishH\x00R\x06finish\x12C\n" +
-	"\rrefusal_delta\x18\x06 \x01(\v2\x1c.modelrouter.v1.RefusalDeltaH\x00R\frefusalDeltaB\a\n" +
+	"\rrefusal_delta\x18\x06 \x01(\v2\x1c.modelrouter.v1.RefusalDeltaH\x00R\frefusalDelta\x12G\n" +
+	"\x0ftool_call_delta\x18\a \x01(\v2\x1d.modelrouter.v1.ToolCallDeltaH\x00R\rtoolCallDeltaB\a\n" +
 	"\x05event\"\xd6\x01\n" +
 	"\rContextReport\x12%\n" +
 	"\x0ehistory_tokens\x18\x01 \x01(\x03R\rhistoryTokens\x12\x1f\n" +
@@ -3603,12 +4339,13 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x0einput_per_mtok\x18\x01 \x01(\x01R\finputPerMtok\x12&\n" +
 	"\x0foutput_per_mtok\x18\x02 \x01(\x01R\routputPerMtok\x12-\n" +
 	"\x13cache_read_per_mtok\x18\x03 \x01(\x01R\x10cacheReadPerMtok\x12/\n" +
-	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\x95\x01\n" +
+	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\xab\x01\n" +
 	"\fCapabilities\x12\x1c\n" +
 	"\tstreaming\x18\x01 \x01(\bR\tstreaming\x12\x1a\n" +
 	"\bthinking\x18\x02 \x01(\bR\bthinking\x12)\n" +
 	"\x10reasoning_effort\x18\x03 \x01(\bR\x0freasoningEffort\x12 \n" +
-	"\vtemperature\x18\x04 \x01(\bR\vtemperature\"\xf8\x02\n" +
+	"\vtemperature\x18\x04 \x01(\bR\vtemperature\x12\x14\n" +
+	"\x05tools\x18\x05 \x01(\bR\x05tools\"\xf8\x02\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
@@ -3693,12 +4430,13 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x03day\x18\x02 \x01(\v2\x1b.modelrouter.v1.PeriodUsageR\x03day\x121\n" +
 	"\x05month\x18\x03 \x01(\v2\x1b.modelrouter.v1.PeriodUsageR\x05month\x12!\n" +
 	"\fopen_streams\x18\x04 \x01(\x03R\vopenStreams\x124\n" +
-	"\x06limits\x18\x05 \x01(\v2\x1c.modelrouter.v1.TenantLimitsR\x06limits*P\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1c.modelrouter.v1.TenantLimitsR\x06limits*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
 	"\tROLE_USER\x10\x02\x12\x12\n" +
-	"\x0eROLE_ASSISTANT\x10\x03*h\n" +
+	"\x0eROLE_ASSISTANT\x10\x03\x12\r\n" +
+	"\tROLE_TOOL\x10\x04*h\n" +
 	"\n" +
 	"Importance\x12\x1a\n" +
 	"\x16IMPORTANCE_UNSPECIFIED\x10\x00\x12\x12\n" +
@@ -3747,7 +4485,13 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x18COUNT_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18COUNT_METHOD_EXACT_LOCAL\x10\x01\x12\x19\n" +
 	"\x15COUNT_METHOD_PROVIDER\x10\x02\x12\x19\n" +
-	"\x15COUNT_METHOD_ESTIMATE\x10\x032\xea\x06\n" +
+	"\x15COUNT_METHOD_ESTIMATE\x10\x03*\xa2\x01\n" +
+	"\x0eToolChoiceMode\x12 \n" +
+	"\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n" +
+	"\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n" +
+	"\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x19\n" +
+	"\x15TOOL_CHOICE_MODE_TOOL\x10\x042\xea\x06\n" +
 	"\x12ModelRouterService\x12M\n" +
 	"\bGenerate\x12\x1f.modelrouter.v1.GenerateRequest\x1a .modelrouter.v1.GenerateResponse\x12a\n" +
 	"\x0eGenerateStream\x12%.modelrouter.v1.GenerateStreamRequest\x1a&.modelrouter.v1.GenerateStreamResponse0\x01\x12V\n" +
@@ -3772,8 +4516,8 @@ func file_modelrouter_v1_modelrouter_proto_rawDescGZIP() []byte {
 	return file_modelrouter_v1_modelrouter_proto_rawDescData
 }
 
-var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(Role)(0),                          // 0: modelrouter.v1.Role
 	(Importance)(0),                    // 1: modelrouter.v1.Importance
@@ -3783,121 +4527,145 @@ var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(AttemptOutcome)(0),                // 5: modelrouter.v1.AttemptOutcome
 	(CircuitState)(0),                  // 6: modelrouter.v1.CircuitState
 	(CountMethod)(0),                   // 7: modelrouter.v1.CountMethod
-	(*Message)(nil),                    // 8: modelrouter.v1.Message
-	(*GenerateRequest)(nil),            // 9: modelrouter.v1.GenerateRequest
-	(*GenerateStreamRequest)(nil),      // 10: modelrouter.v1.GenerateStreamRequest
-	(*Usage)(nil),                      // 11: modelrouter.v1.Usage
-	(*Refusal)(nil),                    // 12: modelrouter.v1.Refusal
-	(*Attempt)(nil),                    // 13: modelrouter.v1.Attempt
-	(*GenerateResponse)(nil),           // 14: modelrouter.v1.GenerateResponse
-	(*StreamStart)(nil),                // 15: modelrouter.v1.StreamStart
-	(*TextDelta)(nil),                  // 16: modelrouter.v1.TextDelta
-	(*ThinkingDelta)(nil),              // 17: modelrouter.v1.ThinkingDelta
-	(*RefusalDelta)(nil),               // 18: modelrouter.v1.RefusalDelta
-	(*StreamResume)(nil),               // 19: modelrouter.v1.StreamResume
-	(*StreamFinish)(nil),               // 20: modelrouter.v1.StreamFinish
-	(*GenerateStreamResponse)(nil),     // 21: modelrouter.v1.GenerateStreamResponse
-	(*ContextReport)(nil),              // 22: modelrouter.v1.ContextReport
-	(*CountTokensRequest)(nil),         // 23: modelrouter.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),        // 24: modelrouter.v1.CountTokensResponse
-	(*ListModelsRequest)(nil),          // 25: modelrouter.v1.ListModelsRequest
-	(*Pricing)(nil),                    // 26: modelrouter.v1.Pricing
-	(*Capabilities)(nil),               // 27: modelrouter.v1.Capabilities
-	(*ModelInfo)(nil),                  // 28: modelrouter.v1.ModelInfo
-	(*ListModelsResponse)(nil),         // 29: modelrouter.v1.ListModelsResponse
-	(*StoredMessage)(nil),              // 30: modelrouter.v1.StoredMessage
-	(*Conversation)(nil),               // 31: modelrouter.v1.Conversation
-	(*CreateConversationRequest)(nil),  // 32: modelrouter.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 33: modelrouter.v1.CreateConversationResponse
-	(*GetConversationRequest)(nil),     // 34: modelrouter.v1.GetConversationRequest
-	(*GetConversationResponse)(nil),    // 35: modelrouter.v1.GetConversationResponse
-	(*ListConversationsRequest)(nil),   // 36: modelrouter.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),  // 37: modelrouter.v1.ListConversationsResponse
-	(*DeleteConversationRequest)(nil),  // 38: modelrouter.v1.DeleteConversationRequest
-	(*DeleteConversationResponse)(nil), // 39: modelrouter.v1.DeleteConversationResponse
-	(*GetUsageRequest)(nil),            // 40: modelrouter.v1.GetUsageRequest
-	(*PeriodUsage)(nil),                // 41: modelrouter.v1.PeriodUsage
-	(*TenantLimits)(nil),               // 42: modelrouter.v1.TenantLimits
-	(*GetUsageResponse)(nil),           // 43: modelrouter.v1.GetUsageResponse
-	nil,                                // 44: modelrouter.v1.GenerateRequest.MetadataEntry
-	nil,                                // 45: modelrouter.v1.GenerateStreamRequest.MetadataEntry
-	nil,                                // 46: modelrouter.v1.Conversation.MetadataEntry
-	nil,                                // 47: modelrouter.v1.CreateConversationRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
+	(ToolChoiceMode)(0),                // 8: modelrouter.v1.ToolChoiceMode
+	(*Message)(nil),                    // 9: modelrouter.v1.Message
+	(*Part)(nil),                       // 10: modelrouter.v1.Part
+	(*Image)(nil),                      // 11: modelrouter.v1.Image
+	(*ToolCall)(nil),                   // 12: modelrouter.v1.ToolCall
+	(*ToolResult)(nil),                 // 13: modelrouter.v1.ToolResult
+	(*Tool)(nil),                       // 14: modelrouter.v1.Tool
+	(*ToolChoice)(nil),                 // 15: modelrouter.v1.ToolChoice
+	(*GenerateRequest)(nil),            // 16: modelrouter.v1.GenerateRequest
+	(*GenerateStreamRequest)(nil),      // 17: modelrouter.v1.GenerateStreamRequest
+	(*Usage)(nil),                      // 18: modelrouter.v1.Usage
+	(*Refusal)(nil),                    // 19: modelrouter.v1.Refusal
+	(*Attempt)(nil),                    // 20: modelrouter.v1.Attempt
+	(*GenerateResponse)(nil),           // 21: modelrouter.v1.GenerateResponse
+	(*StreamStart)(nil),                // 22: modelrouter.v1.StreamStart
+	(*TextDelta)(nil),                  // 23: modelrouter.v1.TextDelta
+	(*ThinkingDelta)(nil),              // 24: modelrouter.v1.ThinkingDelta
+	(*RefusalDelta)(nil),               // 25: modelrouter.v1.RefusalDelta
+	(*ToolCallDelta)(nil),              // 26: modelrouter.v1.ToolCallDelta
+	(*StreamResume)(nil),               // 27: modelrouter.v1.StreamResume
+	(*StreamFinish)(nil),               // 28: modelrouter.v1.StreamFinish
+	(*GenerateStreamResponse)(nil),     // 29: modelrouter.v1.GenerateStreamResponse
+	(*ContextReport)(nil),              // 30: modelrouter.v1.ContextReport
+	(*CountTokensRequest)(nil),         // 31: modelrouter.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),        // 32: modelrouter.v1.CountTokensResponse
+	(*ListModelsRequest)(nil),          // 33: modelrouter.v1.ListModelsRequest
+	(*Pricing)(nil),                    // 34: modelrouter.v1.Pricing
+	(*Capabilities)(nil),               // 35: modelrouter.v1.Capabilities
+	(*ModelInfo)(nil),                  // 36: modelrouter.v1.ModelInfo
+	(*ListModelsResponse)(nil),         // 37: modelrouter.v1.ListModelsResponse
+	(*StoredMessage)(nil),              // 38: modelrouter.v1.StoredMessage
+	(*Conversation)(nil),               // 39: modelrouter.v1.Conversation
+	(*CreateConversationRequest)(nil),  // 40: modelrouter.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 41: modelrouter.v1.CreateConversationResponse
+	(*GetConversationRequest)(nil),     // 42: modelrouter.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),    // 43: modelrouter.v1.GetConversationResponse
+	(*ListConversationsRequest)(nil),   // 44: modelrouter.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),  // 45: modelrouter.v1.ListConversationsResponse
+	(*DeleteConversationRequest)(nil),  // 46: modelrouter.v1.DeleteConversationRequest
+	(*DeleteConversationResponse)(nil), // 47: modelrouter.v1.DeleteConversationResponse
+	(*GetUsageRequest)(nil),            // 48: modelrouter.v1.GetUsageRequest
+	(*PeriodUsage)(nil),                // 49: modelrouter.v1.PeriodUsage
+	(*TenantLimits)(nil),               // 50: modelrouter.v1.TenantLimits
+	(*GetUsageResponse)(nil),           // 51: modelrouter.v1.GetUsageResponse
+	nil,                                // 52: modelrouter.v1.GenerateRequest.MetadataEntry
+	nil,                                // 53: modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	nil,                                // 54: modelrouter.v1.Conversation.MetadataEntry
+	nil,                                // 55: modelrouter.v1.CreateConversationRequest.MetadataEntry
+	(*structpb.Struct)(nil),            // 56: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
 }
 var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	0,  // 0: modelrouter.v1.Message.role:type_name -> modelrouter.v1.Role
 	1,  // 1: modelrouter.v1.Message.importance:type_name -> modelrouter.v1.Importance
-	8,  // 2: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
-	2,  // 3: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
-	3,  // 4: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	44, // 5: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
-	8,  // 6: modelrouter.v1.GenerateStreamRequest.messages:type_name -> modelrouter.v1.Message
-	2,  // 7: modelrouter.v1.GenerateStreamRequest.task:type_name -> modelrouter.v1.Task
-	3,  // 8: modelrouter.v1.GenerateStreamRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	45, // 9: modelrouter.v1.GenerateStreamRequest.metadata:type_name -> modelrouter.v1.GenerateStreamRequest.MetadataEntry
-	7,  // 10: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
-	5,  // 11: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
-	4,  // 12: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
-	11, // 13: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
-	13, // 14: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
-	22, // 15: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
-	12, // 16: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
-	4,  // 17: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
-	11, // 18: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
-	13, // 19: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
-	22, // 20: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
-	12, // 21: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
-	15, // 22: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
-	16, // 23: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
-	17, // 24: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
-	19, // 25: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
-	20, // 26: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
-	18, // 27: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
-	8,  // 28: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
-	7,  // 29: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
-	27, // 30: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
-	26, // 31: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
-	6,  // 32: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
-	28, // 33: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
-	8,  // 34: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
-	48, // 35: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
-	48, // 36: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	48, // 37: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	46, // 38: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
-	30, // 39: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
-	8,  // 40: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
-	47, // 41: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
-	31, // 42: modelrouter.v1.CreateConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
-	31, // 43: modelrouter.v1.GetConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
-	31, // 44: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
-	2,  // 45: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
-	41, // 46: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
-	41, // 47: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
-	42, // 48: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
-	9,  // 49: modelrouter.v1.ModelRouterService.Generate:input_type -> modelrouter.v1.GenerateRequest
-	10, // 50: modelrouter.v1.ModelRouterService.GenerateStream:input_type -> modelrouter.v1.GenerateStreamRequest
-	23, // 51: modelrouter.v1.ModelRouterService.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
-	25, // 52: modelrouter.v1.ModelRouterService.ListModels:input_type -> modelrouter.v1.ListModelsRequest
-	32, // 53: modelrouter.v1.ModelRouterService.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
-	34, // 54: modelrouter.v1.ModelRouterService.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
-	36, // 55: modelrouter.v1.ModelRouterService.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
-	38, // 56: modelrouter.v1.ModelRouterService.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
-	40, // 57: modelrouter.v1.ModelRouterService.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
-	14, // 58: modelrouter.v1.ModelRouterService.Generate:output_type -> modelrouter.v1.GenerateResponse
-	21, // 59: modelrouter.v1.ModelRouterService.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
-	24, // 60: modelrouter.v1.ModelRouterService.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
-	29, // 61: modelrouter.v1.ModelRouterService.ListModels:output_type -> modelrouter.v1.ListModelsResponse
-	33, // 62: modelrouter.v1.ModelRouterService.CreateConversation:output_type -> modelrouter.v1.CreateConversationResponse
-	35, // 63: modelrouter.v1.ModelRouterService.GetConversation:output_type -> modelrouter.v1.GetConversationResponse
-	37, // 64: modelrouter.v1.ModelRouterService.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
-	39, // 65: modelrouter.v1.ModelRouterService.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
-	43, // 66: modelrouter.v1.ModelRouterService.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
-	58, // [58:67] is the sub-list for method output_type
-	49, // [49:58] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	10, // 2: modelrouter.v1.Message.parts:type_name -> modelrouter.v1.Part
+	11, // 3: modelrouter.v1.Part.image:type_name -> modelrouter.v1.Image
+	12, // 4: modelrouter.v1.Part.tool_call:type_name -> modelrouter.v1.ToolCall
+	13, // 5: modelrouter.v1.Part.tool_result:type_name -> modelrouter.v1.ToolResult
+	56, // 6: modelrouter.v1.ToolCall.arguments:type_name -> google.protobuf.Struct
+	10, // 7: modelrouter.v1.ToolResult.parts:type_name -> modelrouter.v1.Part
+	56, // 8: modelrouter.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	8,  // 9: modelrouter.v1.ToolChoice.mode:type_name -> modelrouter.v1.ToolChoiceMode
+	9,  // 10: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
+	2,  // 11: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
+	3,  // 12: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
+	52, // 13: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
+	14, // 14: modelrouter.v1.GenerateRequest.tools:type_name -> modelrouter.v1.Tool
+	15, // 15: modelrouter.v1.GenerateRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
+	9,  // 16: modelrouter.v1.GenerateStreamRequest.messages:type_name -> modelrouter.v1.Message
+	2,  // 17: modelrouter.v1.GenerateStreamRequest.task:type_name -> modelrouter.v1.Task
+	3,  // 18: modelrouter.v1.GenerateStreamRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
+	53, // 19: modelrouter.v1.GenerateStreamRequest.metadata:type_name -> modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	14, // 20: modelrouter.v1.GenerateStreamRequest.tools:type_name -> modelrouter.v1.Tool
+	15, // 21: modelrouter.v1.GenerateStreamRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
+	7,  // 22: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
+	5,  // 23: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
+	4,  // 24: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
+	18, // 25: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
+	20, // 26: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
+	30, // 27: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
+	19, // 28: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
+	12, // 29: modelrouter.v1.GenerateResponse.tool_calls:type_name -> modelrouter.v1.ToolCall
+	4,  // 30: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
+	18, // 31: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
+	20, // 32: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
+	30, // 33: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
+	19, // 34: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
+	12, // 35: modelrouter.v1.StreamFinish.tool_calls:type_name -> modelrouter.v1.ToolCall
+	22, // 36: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
+	23, // 37: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
+	24, // 38: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
+	27, // 39: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
+	28, // 40: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
+	25, // 41: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
+	26, // 42: modelrouter.v1.GenerateStreamResponse.tool_call_delta:type_name -> modelrouter.v1.ToolCallDelta
+	9,  // 43: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
+	7,  // 44: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
+	35, // 45: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
+	34, // 46: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
+	6,  // 47: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
+	36, // 48: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
+	9,  // 49: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
+	57, // 50: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
+	57, // 51: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	57, // 52: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	54, // 53: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
+	38, // 54: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
+	9,  // 55: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
+	55, // 56: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
+	39, // 57: modelrouter.v1.CreateConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	39, // 58: modelrouter.v1.GetConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	39, // 59: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
+	2,  // 60: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
+	49, // 61: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
+	49, // 62: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
+	50, // 63: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
+	16, // 64: modelrouter.v1.ModelRouterService.Generate:input_type -> modelrouter.v1.GenerateRequest
+	17, // 65: modelrouter.v1.ModelRouterService.GenerateStream:input_type -> modelrouter.v1.GenerateStreamRequest
+	31, // 66: modelrouter.v1.ModelRouterService.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
+	33, // 67: modelrouter.v1.ModelRouterService.ListModels:input_type -> modelrouter.v1.ListModelsRequest
+	40, // 68: modelrouter.v1.ModelRouterService.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
+	42, // 69: modelrouter.v1.ModelRouterService.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
+	44, // 70: modelrouter.v1.ModelRouterService.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
+	46, // 71: modelrouter.v1.ModelRouterService.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
+	48, // 72: modelrouter.v1.ModelRouterService.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
+	21, // 73: modelrouter.v1.ModelRouterService.Generate:output_type -> modelrouter.v1.GenerateResponse
+	29, // 74: modelrouter.v1.ModelRouterService.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
+	32, // 75: modelrouter.v1.ModelRouterService.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
+	37, // 76: modelrouter.v1.ModelRouterService.ListModels:output_type -> modelrouter.v1.ListModelsResponse
+	41, // 77: modelrouter.v1.ModelRouterService.CreateConversation:output_type -> modelrouter.v1.CreateConversationResponse
+	43, // 78: modelrouter.v1.ModelRouterService.GetConversation:output_type -> modelrouter.v1.GetConversationResponse
+	45, // 79: modelrouter.v1.ModelRouterService.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
+	47, // 80: modelrouter.v1.ModelRouterService.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
+	51, // 81: modelrouter.v1.ModelRouterService.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
+	73, // [73:82] is the sub-list for method output_type
+	64, // [64:73] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_modelrouter_v1_modelrouter_proto_init() }
@@ -3905,24 +4673,31 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 	if File_modelrouter_v1_modelrouter_proto != nil {
 		return
 	}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[1].OneofWrappers = []any{}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[2].OneofWrappers = []any{}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[13].OneofWrappers = []any{
+	file_modelrouter_v1_modelrouter_proto_msgTypes[1].OneofWrappers = []any{
+		(*Part_Text)(nil),
+		(*Part_Image)(nil),
+		(*Part_ToolCall)(nil),
+		(*Part_ToolResult)(nil),
+	}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[7].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[8].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[20].OneofWrappers = []any{
 		(*GenerateStreamResponse_Start)(nil),
 		(*GenerateStreamResponse_Delta)(nil),
 		(*GenerateStreamResponse_ThinkingDelta)(nil),
 		(*GenerateStreamResponse_Resume)(nil),
 		(*GenerateStreamResponse_Finish)(nil),
 		(*GenerateStreamResponse_RefusalDelta)(nil),
+		(*GenerateStreamResponse_ToolCallDelta)(nil),
 	}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[22].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_modelrouter_v1_modelrouter_proto_rawDesc), len(file_modelrouter_v1_modelrouter_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   40,
+			NumEnums:      9,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,6 +12,7 @@ even mid-stream).
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -40,6 +41,10 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     """The agent's (or its user's) turn."""
     ROLE_ASSISTANT: _Role.ValueType  # 3
     """The model's turn."""
+    ROLE_TOOL: _Role.ValueType  # 4
+    """Results of the tool calls in the assistant message before it: `parts` holding only
+    `tool_result`s. A conversation may end with it (the model then answers the results).
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Who wrote a message."""
@@ -52,6 +57,10 @@ ROLE_USER: Role.ValueType  # 2
 """The agent's (or its user's) turn."""
 ROLE_ASSISTANT: Role.ValueType  # 3
 """The model's turn."""
+ROLE_TOOL: Role.ValueType  # 4
+"""Results of the tool calls in the assistant message before it: `parts` holding only
+`tool_result`s. A conversation may end with it (the model then answers the results).
+"""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _Importance:
@@ -318,6 +327,38 @@ provider, or output the router could not see, such as hidden reasoning).
 """
 Global___CountMethod: _TypeAlias = CountMethod  # noqa: Y015
 
+class _ToolChoiceMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ToolChoiceModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ToolChoiceMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TOOL_CHOICE_MODE_UNSPECIFIED: _ToolChoiceMode.ValueType  # 0
+    """As TOOL_CHOICE_MODE_AUTO."""
+    TOOL_CHOICE_MODE_AUTO: _ToolChoiceMode.ValueType  # 1
+    """The model decides whether to call tools."""
+    TOOL_CHOICE_MODE_NONE: _ToolChoiceMode.ValueType  # 2
+    """The model must not call tools."""
+    TOOL_CHOICE_MODE_REQUIRED: _ToolChoiceMode.ValueType  # 3
+    """The model must call at least one tool."""
+    TOOL_CHOICE_MODE_TOOL: _ToolChoiceMode.ValueType  # 4
+    """The model must call the tool named in `ToolChoice.name`."""
+
+class ToolChoiceMode(_ToolChoiceMode, metaclass=_ToolChoiceModeEnumTypeWrapper):
+    """How the model may use the tools."""
+
+TOOL_CHOICE_MODE_UNSPECIFIED: ToolChoiceMode.ValueType  # 0
+"""As TOOL_CHOICE_MODE_AUTO."""
+TOOL_CHOICE_MODE_AUTO: ToolChoiceMode.ValueType  # 1
+"""The model decides whether to call tools."""
+TOOL_CHOICE_MODE_NONE: ToolChoiceMode.ValueType  # 2
+"""The model must not call tools."""
+TOOL_CHOICE_MODE_REQUIRED: ToolChoiceMode.ValueType  # 3
+"""The model must call at least one tool."""
+TOOL_CHOICE_MODE_TOOL: ToolChoiceMode.ValueType  # 4
+"""The model must call the tool named in `ToolChoice.name`."""
+Global___ToolChoiceMode: _TypeAlias = ToolChoiceMode  # noqa: Y015
+
 @_typing.final
 class Message(_message.Message):
     """One message of a conversation."""
@@ -328,6 +369,7 @@ class Message(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     PINNED_FIELD_NUMBER: _builtins.int
     IMPORTANCE_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
     role: Global___Role.ValueType
     """Who wrote it."""
     content: _builtins.str
@@ -336,6 +378,12 @@ class Message(_message.Message):
     """Never summarized or pruned away when history is fitted to a window."""
     importance: Global___Importance.ValueType
     """Pruning order when history must shrink (low goes first)."""
+    @_builtins.property
+    def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Part]:
+        """Content beyond plain text: text, images, the model's tool calls (ROLE_ASSISTANT)
+        and tool results (ROLE_TOOL). `content`, when set, comes before them as text.
+        """
+
     def __init__(
         self,
         *,
@@ -343,14 +391,207 @@ class Message(_message.Message):
         content: _builtins.str = ...,
         pinned: _builtins.bool = ...,
         importance: Global___Importance.ValueType = ...,
+        parts: _abc.Iterable[Global___Part] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "importance", b"importance", "pinned", b"pinned", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "importance", b"importance", "parts", b"parts", "pinned", b"pinned", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class Part(_message.Message):
+    """One piece of a message's content."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_FIELD_NUMBER: _builtins.int
+    TOOL_RESULT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    @_builtins.property
+    def image(self) -> Global___Image: ...
+    @_builtins.property
+    def tool_call(self) -> Global___ToolCall:
+        """A tool call the model made (ROLE_ASSISTANT messages only)."""
+
+    @_builtins.property
+    def tool_result(self) -> Global___ToolResult:
+        """The result of one tool call (ROLE_TOOL messages only)."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        image: Global___Image | None = ...,
+        tool_call: Global___ToolCall | None = ...,
+        tool_result: Global___ToolResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "kind", b"kind", "text", b"text", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "kind", b"kind", "text", b"text", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["text", "image", "tool_call", "tool_result"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___Part: _TypeAlias = Part  # noqa: Y015
+
+@_typing.final
+class Image(_message.Message):
+    """An image: its bytes with their media type, or a URL the provider fetches."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The encoded image (JPEG, PNG, GIF or WebP)."""
+    media_type: _builtins.str
+    """"image/jpeg", "image/png", "image/gif" or "image/webp"; required with `data`."""
+    url: _builtins.str
+    """An https URL instead of `data`."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        media_type: _builtins.str = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "media_type", b"media_type", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Image: _TypeAlias = Image  # noqa: Y015
+
+@_typing.final
+class ToolCall(_message.Message):
+    """A call the model asks the caller to make."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The provider's id for the call; a ToolResult answers it by this id."""
+    name: _builtins.str
+    """One of the request's `tools`."""
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """The arguments, an object valid against the tool's `input_schema`."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "id", b"id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolCall: _TypeAlias = ToolCall  # noqa: Y015
+
+@_typing.final
+class ToolResult(_message.Message):
+    """What a tool call returned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    IS_ERROR_FIELD_NUMBER: _builtins.int
+    tool_call_id: _builtins.str
+    """The `ToolCall.id` this answers."""
+    content: _builtins.str
+    """The result as text."""
+    is_error: _builtins.bool
+    """The tool failed; `content` says how."""
+    @_builtins.property
+    def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Part]:
+        """The result as parts (text only), after `content`."""
+
+    def __init__(
+        self,
+        *,
+        tool_call_id: _builtins.str = ...,
+        content: _builtins.str = ...,
+        parts: _abc.Iterable[Global___Part] | None = ...,
+        is_error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "is_error", b"is_error", "parts", b"parts", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolResult: _TypeAlias = ToolResult  # noqa: Y015
+
+@_typing.final
+class Tool(_message.Message):
+    """A tool the model may call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    INPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Letters, digits, "_" and "-", at most 64 characters."""
+    description: _builtins.str
+    """What it does and when to use it; the model reads this."""
+    @_builtins.property
+    def input_schema(self) -> _struct_pb2.Struct:
+        """A JSON Schema object describing the arguments."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        input_schema: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "input_schema", b"input_schema", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tool: _TypeAlias = Tool  # noqa: Y015
+
+@_typing.final
+class ToolChoice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    mode: Global___ToolChoiceMode.ValueType
+    name: _builtins.str
+    """The tool to call, with TOOL_CHOICE_MODE_TOOL."""
+    def __init__(
+        self,
+        *,
+        mode: Global___ToolChoiceMode.ValueType = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolChoice: _TypeAlias = ToolChoice  # noqa: Y015
 
 @_typing.final
 class GenerateRequest(_message.Message):
@@ -391,6 +632,9 @@ class GenerateRequest(_message.Message):
     DISABLE_FALLBACK_FIELD_NUMBER: _builtins.int
     MAX_COST_USD_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
+    TOOL_CHOICE_FIELD_NUMBER: _builtins.int
+    PARALLEL_TOOL_CALLS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """A model id or alias from ListModels. Empty: the router chooses by `task`."""
     task: Global___Task.ValueType
@@ -424,6 +668,10 @@ class GenerateRequest(_message.Message):
     """A server-side conversation: its stored history comes before `messages`, and
     the new messages and the reply are appended to it.
     """
+    parallel_tool_calls: _builtins.bool
+    """Whether the model may make several tool calls in one reply (unset: the provider's
+    default, which allows it).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """The conversation so far (or, with `conversation_id`, the new messages to add)."""
@@ -435,6 +683,16 @@ class GenerateRequest(_message.Message):
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form labels, logged with the request."""
+
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tool]:
+        """Tools the model may call; only models with the `tools` capability serve a request
+        that has tools or tool parts in its messages.
+        """
+
+    @_builtins.property
+    def tool_choice(self) -> Global___ToolChoice:
+        """How the model may use `tools` (default: auto)."""
 
     def __init__(
         self,
@@ -452,13 +710,21 @@ class GenerateRequest(_message.Message):
         disable_fallback: _builtins.bool = ...,
         max_cost_usd: _builtins.float = ...,
         conversation_id: _builtins.str = ...,
+        tools: _abc.Iterable[Global___Tool] | None = ...,
+        tool_choice: Global___ToolChoice | None = ...,
+        parallel_tool_calls: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "parallel_tool_calls", b"parallel_tool_calls", "temperature", b"temperature", "tool_choice", b"tool_choice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "conversation_id", b"conversation_id", "disable_fallback", b"disable_fallback", "max_cost_usd", b"max_cost_usd", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "stop", b"stop", "task", b"task", "temperature", b"temperature", "thinking_budget_tokens", b"thinking_budget_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "conversation_id", b"conversation_id", "disable_fallback", b"disable_fallback", "max_cost_usd", b"max_cost_usd", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "stop", b"stop", "task", b"task", "temperature", b"temperature", "thinking_budget_tokens", b"thinking_budget_tokens", "tool_choice", b"tool_choice", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__parallel_tool_calls: _TypeAlias = _typing.Literal["parallel_tool_calls"]  # noqa: Y015
+    _WhichOneofArgType__parallel_tool_calls: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parallel_tool_calls) -> _WhichOneofReturnType__parallel_tool_calls | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
@@ -504,6 +770,9 @@ class GenerateStreamRequest(_message.Message):
     DISABLE_FALLBACK_FIELD_NUMBER: _builtins.int
     MAX_COST_USD_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
+    TOOL_CHOICE_FIELD_NUMBER: _builtins.int
+    PARALLEL_TOOL_CALLS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """A model id or alias from ListModels. Empty: the router chooses by `task`."""
     task: Global___Task.ValueType
@@ -537,6 +806,10 @@ class GenerateStreamRequest(_message.Message):
     """A server-side conversation: its stored history comes before `messages`, and
     the new messages and the reply are appended to it.
     """
+    parallel_tool_calls: _builtins.bool
+    """Whether the model may make several tool calls in one reply (unset: the provider's
+    default, which allows it).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """The conversation so far (or, with `conversation_id`, the new messages to add)."""
@@ -548,6 +821,16 @@ class GenerateStreamRequest(_message.Message):
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form labels, logged with the request."""
+
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tool]:
+        """Tools the model may call; only models with the `tools` capability serve a request
+        that has tools or tool parts in its messages.
+        """
+
+    @_builtins.property
+    def tool_choice(self) -> Global___ToolChoice:
+        """How the model may use `tools` (default: auto)."""
 
     def __init__(
         self,
@@ -565,13 +848,21 @@ class GenerateStreamRequest(_message.Message):
         disable_fallback: _builtins.bool = ...,
         max_cost_usd: _builtins.float = ...,
         conversation_id: _builtins.str = ...,
+        tools: _abc.Iterable[Global___Tool] | None = ...,
+        tool_choice: Global___ToolChoice | None = ...,
+        parallel_tool_calls: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "parallel_tool_calls", b"parallel_tool_calls", "temperature", b"temperature", "tool_choice", b"tool_choice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "conversation_id", b"conversation_id", "disable_fallback", b"disable_fallback", "max_cost_usd", b"max_cost_usd", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "stop", b"stop", "task", b"task", "temperature", b"temperature", "thinking_budget_tokens", b"thinking_budget_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "conversation_id", b"conversation_id", "disable_fallback", b"disable_fallback", "max_cost_usd", b"max_cost_usd", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "stop", b"stop", "task", b"task", "temperature", b"temperature", "thinking_budget_tokens", b"thinking_budget_tokens", "tool_choice", b"tool_choice", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__parallel_tool_calls: _TypeAlias = _typing.Literal["parallel_tool_calls"]  # noqa: Y015
+    _WhichOneofArgType__parallel_tool_calls: _TypeAlias = _typing.Literal["_parallel_tool_calls", b"_parallel_tool_calls"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parallel_tool_calls) -> _WhichOneofReturnType__parallel_tool_calls | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___GenerateStreamRequest: _TypeAlias = GenerateStreamRequest  # noqa: Y015
@@ -723,6 +1014,7 @@ class GenerateResponse(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
     FINISH_DETAIL_FIELD_NUMBER: _builtins.int
+    TOOL_CALLS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The answer."""
     model: _builtins.str
@@ -768,6 +1060,10 @@ class GenerateResponse(_message.Message):
     def refusal(self) -> Global___Refusal:
         """Set when the model refused (finish_reason FINISH_REASON_REFUSAL)."""
 
+    @_builtins.property
+    def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
+        """The tool calls the model made (finish_reason FINISH_REASON_TOOL_CALL)."""
+
     def __init__(
         self,
         *,
@@ -785,10 +1081,11 @@ class GenerateResponse(_message.Message):
         refusal: Global___Refusal | None = ...,
         provider_model: _builtins.str = ...,
         finish_detail: _builtins.str = ...,
+        tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "refusal", b"refusal", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "request_id", b"request_id", "text", b"text", "thinking", b"thinking", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -894,6 +1191,39 @@ class RefusalDelta(_message.Message):
 Global___RefusalDelta: _TypeAlias = RefusalDelta  # noqa: Y015
 
 @_typing.final
+class ToolCallDelta(_message.Message):
+    """A piece of a tool call. The first piece of each call carries its `index` (0, 1, ...
+    in one reply), `id` and `name`; later pieces carry the index and a fragment of the
+    arguments' JSON text. The finish event carries the calls whole and parsed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    arguments_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        arguments_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "index", b"index", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolCallDelta: _TypeAlias = ToolCallDelta  # noqa: Y015
+
+@_typing.final
 class StreamResume(_message.Message):
     """The model answering changed mid-stream: the next deltas come from it and
     continue the text exactly where it stopped.
@@ -948,6 +1278,7 @@ class StreamFinish(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
     FINISH_DETAIL_FIELD_NUMBER: _builtins.int
+    TOOL_CALLS_FIELD_NUMBER: _builtins.int
     finish_reason: Global___FinishReason.ValueType
     """Why the answer ended."""
     model: _builtins.str
@@ -986,6 +1317,10 @@ class StreamFinish(_message.Message):
     def refusal(self) -> Global___Refusal:
         """Set when the model refused (finish_reason FINISH_REASON_REFUSAL)."""
 
+    @_builtins.property
+    def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
+        """The tool calls the model made, complete (finish_reason FINISH_REASON_TOOL_CALL)."""
+
     def __init__(
         self,
         *,
@@ -1002,10 +1337,11 @@ class StreamFinish(_message.Message):
         refusal: Global___Refusal | None = ...,
         provider_model: _builtins.str = ...,
         finish_detail: _builtins.str = ...,
+        tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "refusal", b"refusal", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context", b"context", "fallback", b"fallback", "finish_detail", b"finish_detail", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "provider_model", b"provider_model", "refusal", b"refusal", "replayed", b"replayed", "resumed", b"resumed", "resumed_at_chars", b"resumed_at_chars", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1023,6 +1359,7 @@ class GenerateStreamResponse(_message.Message):
     RESUME_FIELD_NUMBER: _builtins.int
     FINISH_FIELD_NUMBER: _builtins.int
     REFUSAL_DELTA_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_DELTA_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start(self) -> Global___StreamStart:
         """The first event: who is answering."""
@@ -1047,6 +1384,8 @@ class GenerateStreamResponse(_message.Message):
     def refusal_delta(self) -> Global___RefusalDelta:
         """A piece of refusal text."""
 
+    @_builtins.property
+    def tool_call_delta(self) -> Global___ToolCallDelta: ...
     def __init__(
         self,
         *,
@@ -1056,12 +1395,13 @@ class GenerateStreamResponse(_message.Message):
         resume: Global___StreamResume | None = ...,
         finish: Global___StreamFinish | None = ...,
         refusal_delta: Global___RefusalDelta | None = ...,
+        tool_call_delta: Global___ToolCallDelta | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta", "tool_call_delta", b"tool_call_delta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "finish", b"finish", "refusal_delta", b"refusal_delta", "resume", b"resume", "start", b"start", "thinking_delta", b"thinking_delta", "tool_call_delta", b"tool_call_delta"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["start", "delta", "thinking_delta", "resume", "finish", "refusal_delta"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["start", "delta", "thinking_delta", "resume", "finish", "refusal_delta", "tool_call_delta"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1232,6 +1572,7 @@ class Capabilities(_message.Message):
     THINKING_FIELD_NUMBER: _builtins.int
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
     streaming: _builtins.bool
     """Streams its answer (GenerateStream)."""
     thinking: _builtins.bool
@@ -1240,6 +1581,8 @@ class Capabilities(_message.Message):
     """Takes `reasoning_effort`."""
     temperature: _builtins.bool
     """Takes `temperature` (o-series models do not)."""
+    tools: _builtins.bool
+    """Takes `tools` and tool parts."""
     def __init__(
         self,
         *,
@@ -1247,10 +1590,11 @@ class Capabilities(_message.Message):
         thinking: _builtins.bool = ...,
         reasoning_effort: _builtins.bool = ...,
         temperature: _builtins.bool = ...,
+        tools: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,14 +12,14 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message as Message$1 } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file modelrouter/v1/modelrouter.proto.
  */
 export const file_modelrouter_v1_modelrouter: GenFile = /*@__PURE__*/
-  fileDesc("CiBtb2RlbHJvdXRlci92MS9tb2RlbHJvdXRlci5wcm90bxIObW9kZWxyb3V0ZXIudjEifgoHTWVzc2FnZRIiCgRyb2xlGAEgASgOMhQubW9kZWxyb3V0ZXIudjEuUm9sZRIPCgdjb250ZW50GAIgASgJEg4KBnBpbm5lZBgDIAEoCBIuCgppbXBvcnRhbmNlGAQgASgOMhoubW9kZWxyb3V0ZXIudjEuSW1wb3J0YW5jZSLsAwoPR2VuZXJhdGVSZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIiCgR0YXNrGAMgASgOMhQubW9kZWxyb3V0ZXIudjEuVGFzaxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEjkKEHJlYXNvbmluZ19lZmZvcnQYBiABKA4yHy5tb2RlbHJvdXRlci52MS5SZWFzb25pbmdFZmZvcnQSHgoWdGhpbmtpbmdfYnVkZ2V0X3Rva2VucxgHIAEoBRIMCgRzdG9wGAggAygJEhIKCnJlcXVlc3RfaWQYCSABKAkSPwoIbWV0YWRhdGEYCiADKAsyLS5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIYChBkaXNhYmxlX2ZhbGxiYWNrGAsgASgIEhQKDG1heF9jb3N0X3VzZBgMIAEoARIXCg9jb252ZXJzYXRpb25faWQYDSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZSL4AwoVR2VuZXJhdGVTdHJlYW1SZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIiCgR0YXNrGAMgASgOMhQubW9kZWxyb3V0ZXIudjEuVGFzaxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEjkKEHJlYXNvbmluZ19lZmZvcnQYBiABKA4yHy5tb2RlbHJvdXRlci52MS5SZWFzb25pbmdFZmZvcnQSHgoWdGhpbmtpbmdfYnVkZ2V0X3Rva2VucxgHIAEoBRIMCgRzdG9wGAggAygJEhIKCnJlcXVlc3RfaWQYCSABKAkSRQoIbWV0YWRhdGEYCiADKAsyMy5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVN0cmVhbVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIYChBkaXNhYmxlX2ZhbGxiYWNrGAsgASgIEhQKDG1heF9jb3N0X3VzZBgMIAEoARIXCg9jb252ZXJzYXRpb25faWQYDSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZSLKAQoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgDIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgEIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBSABKAMSEAoIY29zdF91c2QYBiABKAESMQoMY291bnRfbWV0aG9kGAcgASgOMhsubW9kZWxyb3V0ZXIudjEuQ291bnRNZXRob2QiPgoHUmVmdXNhbBIMCgR0ZXh0GAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEhMKC2V4cGxhbmF0aW9uGAMgASgJIqIBCgdBdHRlbXB0Eg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEi8KB291dGNvbWUYAyABKA4yHi5tb2RlbHJvdXRlci52MS5BdHRlbXB0T3V0Y29tZRIRCglncnBjX2NvZGUYBCABKAUSDQoFZXJyb3IYBSABKAkSEgoKbGF0ZW5jeV9tcxgGIAEoARIPCgd0dGZ0X21zGAcgASgBIpoDChBHZW5lcmF0ZVJlc3BvbnNlEgwKBHRleHQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSMwoNZmluaXNoX3JlYXNvbhgEIAEoDjIcLm1vZGVscm91dGVyLnYxLkZpbmlzaFJlYXNvbhIkCgV1c2FnZRgFIAEoCzIVLm1vZGVscm91dGVyLnYxLlVzYWdlEikKCGF0dGVtcHRzGAYgAygLMhcubW9kZWxyb3V0ZXIudjEuQXR0ZW1wdBIQCghmYWxsYmFjaxgHIAEoCBISCgpyZXF1ZXN0X2lkGAggASgJEhAKCHRoaW5raW5nGAkgASgJEi4KB2NvbnRleHQYCiABKAsyHS5tb2RlbHJvdXRlci52MS5Db250ZXh0UmVwb3J0EhAKCHJlcGxheWVkGAsgASgIEigKB3JlZnVzYWwYDCABKAsyFy5tb2RlbHJvdXRlci52MS5SZWZ1c2FsEhYKDnByb3ZpZGVyX21vZGVsGA0gASgJEhUKDWZpbmlzaF9kZXRhaWwYDiABKAkiQgoLU3RyZWFtU3RhcnQSDQoFbW9kZWwYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSIdCg1UaGlua2luZ0RlbHRhEgwKBHRleHQYASABKAkiHAoMUmVmdXNhbERlbHRhEgwKBHRleHQYASABKAkiWAoMU3RyZWFtUmVzdW1lEg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhcKD3Jlc3VtZWRfYXRfY2hhchgDIAEoAxIOCgZyZWFzb24YBCABKAkijQMKDFN0cmVhbUZpbmlzaBIzCg1maW5pc2hfcmVhc29uGAEgASgOMhwubW9kZWxyb3V0ZXIudjEuRmluaXNoUmVhc29uEiQKBXVzYWdlGAIgASgLMhUubW9kZWxyb3V0ZXIudjEuVXNhZ2USKQoIYXR0ZW1wdHMYAyADKAsyFy5tb2RlbHJvdXRlci52MS5BdHRlbXB0Eg0KBW1vZGVsGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEhAKCGZhbGxiYWNrGAYgASgIEg8KB3Jlc3VtZWQYByABKAgSGAoQcmVzdW1lZF9hdF9jaGFycxgIIAMoAxIuCgdjb250ZXh0GAkgASgLMh0ubW9kZWxyb3V0ZXIudjEuQ29udGV4dFJlcG9ydBIQCghyZXBsYXllZBgKIAEoCBIoCgdyZWZ1c2FsGAsgASgLMhcubW9kZWxyb3V0ZXIudjEuUmVmdXNhbBIWCg5wcm92aWRlcl9tb2RlbBgMIAEoCRIVCg1maW5pc2hfZGV0YWlsGA0gASgJIssCChZHZW5lcmF0ZVN0cmVhbVJlc3BvbnNlEiwKBXN0YXJ0GAEgASgLMhsubW9kZWxyb3V0ZXIudjEuU3RyZWFtU3RhcnRIABIqCgVkZWx0YRgCIAEoCzIZLm1vZGVscm91dGVyLnYxLlRleHREZWx0YUgAEjcKDnRoaW5raW5nX2RlbHRhGAMgASgLMh0ubW9kZWxyb3V0ZXIudjEuVGhpbmtpbmdEZWx0YUgAEi4KBnJlc3VtZRgEIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbVJlc3VtZUgAEi4KBmZpbmlzaBgFIAEoCzIcLm1vZGVscm91dGVyLnYxLlN0cmVhbUZpbmlzaEgAEjUKDXJlZnVzYWxfZGVsdGEYBiABKAsyHC5tb2RlbHJvdXRlci52MS5SZWZ1c2FsRGVsdGFIAEIHCgVldmVudCKJAQoNQ29udGV4dFJlcG9ydBIWCg5oaXN0b3J5X3Rva2VucxgBIAEoAxITCgtzZW50X3Rva2VucxgCIAEoAxIbChNzdW1tYXJpemVkX21lc3NhZ2VzGAMgASgFEhcKD3BydW5lZF9tZXNzYWdlcxgEIAEoBRIVCg1idWRnZXRfdG9rZW5zGAUgASgDImcKEkNvdW50VG9rZW5zUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USDQoFbW9kZWwYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIn8KE0NvdW50VG9rZW5zUmVzcG9uc2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEg0KBW1vZGVsGAIgASgJEisKBm1ldGhvZBgDIAEoDjIbLm1vZGVscm91dGVyLnYxLkNvdW50TWV0aG9kEhYKDmNvbnRleHRfd2luZG93GAQgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0InUKB1ByaWNpbmcSFgoOaW5wdXRfcGVyX210b2sYASABKAESFwoPb3V0cHV0X3Blcl9tdG9rGAIgASgBEhsKE2NhY2hlX3JlYWRfcGVyX210b2sYAyABKAESHAoUY2FjaGVfd3JpdGVfcGVyX210b2sYBCABKAEiYgoMQ2FwYWJpbGl0aWVzEhEKCXN0cmVhbWluZxgBIAEoCBIQCgh0aGlua2luZxgCIAEoCBIYChByZWFzb25pbmdfZWZmb3J0GAMgASgIEhMKC3RlbXBlcmF0dXJlGAQgASgIIpICCglNb2RlbEluZm8SCgoCaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHYWxpYXNlcxgDIAMoCRIWCg5jb250ZXh0X3dpbmRvdxgEIAEoAxIZChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoAxIyCgxjYXBhYmlsaXRpZXMYBiABKAsyHC5tb2RlbHJvdXRlci52MS5DYXBhYmlsaXRpZXMSKAoHcHJpY2luZxgHIAEoCzIXLm1vZGVscm91dGVyLnYxLlByaWNpbmcSMwoNY2lyY3VpdF9zdGF0ZRgIIAEoDjIcLm1vZGVscm91dGVyLnYxLkNpcmN1aXRTdGF0ZRIQCghlbXVsYXRlZBgJIAEoCCI/ChJMaXN0TW9kZWxzUmVzcG9uc2USKQoGbW9kZWxzGAEgAygLMhkubW9kZWxyb3V0ZXIudjEuTW9kZWxJbmZvIvABCg1TdG9yZWRNZXNzYWdlEgsKA3NlcRgBIAEoAxIoCgdtZXNzYWdlGAIgASgLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRIOCgZ0b2tlbnMYAyABKAMSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNc3VtbWFyaXplZF9ieRgFIAEoA0gAiAEBEhIKCmlzX3N1bW1hcnkYBiABKAgSEgoKc3VtbWFyaXplcxgHIAMoAxISCgpyZXF1ZXN0X2lkGAggASgJQhAKDl9zdW1tYXJpemVkX2J5ItICCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoIbWV0YWRhdGEYBCADKAsyKi5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24uTWV0YWRhdGFFbnRyeRIvCghtZXNzYWdlcxgFIAMoCzIdLm1vZGVscm91dGVyLnYxLlN0b3JlZE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgGIAEoAxIfChduZXh0X21lc3NhZ2VfcGFnZV90b2tlbhgHIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKGUNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QSKQoIbWVzc2FnZXMYASADKAsyFy5tb2RlbHJvdXRlci52MS5NZXNzYWdlEkkKCG1ldGFkYXRhGAIgAygLMjcubW9kZWxyb3V0ZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJQChpDcmVhdGVDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24iWwoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIZChFtZXNzYWdlX3BhZ2Vfc2l6ZRgCIAEoBRIaChJtZXNzYWdlX3BhZ2VfdG9rZW4YAyABKAkiTQoXR2V0Q29udmVyc2F0aW9uUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwubW9kZWxyb3V0ZXIudjEuQ29udmVyc2F0aW9uIkEKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJpChlMaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjMKDWNvbnZlcnNhdGlvbnMYASADKAsyHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlQ29udmVyc2F0aW9uUmVzcG9uc2UiEQoPR2V0VXNhZ2VSZXF1ZXN0ImMKC1BlcmlvZFVzYWdlEg4KBnBlcmlvZBgBIAEoCRIQCghjb3N0X3VzZBgCIAEoARIOCgZ0b2tlbnMYAyABKAMSEAoIcmVxdWVzdHMYBCABKAMSEAoIaGVsZF91c2QYBSABKAEi5QEKDFRlbmFudExpbWl0cxIbChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDEhkKEXRva2Vuc19wZXJfbWludXRlGAIgASgDEh4KFm1heF9jb25jdXJyZW50X3N0cmVhbXMYAyABKAMSGgoSYnVkZ2V0X3VzZF9wZXJfZGF5GAQgASgBEhwKFGJ1ZGdldF91c2RfcGVyX21vbnRoGAUgASgBEhYKDmFsbG93ZWRfbW9kZWxzGAYgAygJEisKDWFsbG93ZWRfdGFza3MYByADKA4yFC5tb2RlbHJvdXRlci52MS5UYXNrIrwBChBHZXRVc2FnZVJlc3BvbnNlEg4KBnRlbmFudBgBIAEoCRIoCgNkYXkYAiABKAsyGy5tb2RlbHJvdXRlci52MS5QZXJpb2RVc2FnZRIqCgVtb250aBgDIAEoCzIbLm1vZGVscm91dGVyLnYxLlBlcmlvZFVzYWdlEhQKDG9wZW5fc3RyZWFtcxgEIAEoAxIsCgZsaW1pdHMYBSABKAsyHC5tb2RlbHJvdXRlci52MS5UZW5hbnRMaW1pdHMqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADKmgKCkltcG9ydGFuY2USGgoWSU1QT1JUQU5DRV9VTlNQRUNJRklFRBAAEhIKDklNUE9SVEFOQ0VfTE9XEAESFQoRSU1QT1JUQU5DRV9OT1JNQUwQAhITCg9JTVBPUlRBTkNFX0hJR0gQAyp0CgRUYXNrEhQKEFRBU0tfVU5TUEVDSUZJRUQQABINCglUQVNLX0NIQVQQARISCg5UQVNLX1JFQVNPTklORxACEg0KCVRBU0tfQ09ERRADEhIKDlRBU0tfU1VNTUFSSVpFEAQSEAoMVEFTS19FWFRSQUNUEAUqhQEKD1JlYXNvbmluZ0VmZm9ydBIgChxSRUFTT05JTkdfRUZGT1JUX1VOU1BFQ0lGSUVEEAASGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQARIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRACEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBADKpYCCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHwobRklOSVNIX1JFQVNPTl9TVE9QX1NFUVVFTkNFEAMSGwoXRklOSVNIX1JFQVNPTl9UT09MX0NBTEwQBBIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAUSIAocRklOSVNIX1JFQVNPTl9DT05URVhUX1dJTkRPVxAGEhkKFUZJTklTSF9SRUFTT05fUkVGVVNBTBAHEhgKFEZJTklTSF9SRUFTT05fUEFVU0VEEAgq7QIKDkF0dGVtcHRPdXRjb21lEh8KG0FUVEVNUFRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0FUVEVNUFRfT1VUQ09NRV9TVUNDRVNTEAESGQoVQVRURU1QVF9PVVRDT01FX0VSUk9SEAISKAokQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ0lSQ1VJVF9PUEVOEAMSKgomQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ09OVEVYVF9XSU5ET1cQBBImCiJBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9DQVBBQklMSVRZEAUSIAocQVRURU1QVF9PVVRDT01FX1NLSVBQRURfQ09TVBAGEh8KG0FUVEVNUFRfT1VUQ09NRV9JTlRFUlJVUFRFRBAHEiQKIEFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0RFQURMSU5FEAgSGwoXQVRURU1QVF9PVVRDT01FX1JFRlVTRUQQCSp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAyp/CgtDb3VudE1ldGhvZBIcChhDT1VOVF9NRVRIT0RfVU5TUEVDSUZJRUQQABIcChhDT1VOVF9NRVRIT0RfRVhBQ1RfTE9DQUwQARIZChVDT1VOVF9NRVRIT0RfUFJPVklERVIQAhIZChVDT1VOVF9NRVRIT0RfRVNUSU1BVEUQAzLqBgoSTW9kZWxSb3V0ZXJTZXJ2aWNlEk0KCEdlbmVyYXRlEh8ubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXF1ZXN0GiAubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXNwb25zZRJhCg5HZW5lcmF0ZVN0cmVhbRIlLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlU3RyZWFtUmVxdWVzdBomLm1vZGVscm91dGVyLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UwARJWCgtDb3VudFRva2VucxIiLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVxdWVzdBojLm1vZGVscm91dGVyLnYxLkNvdW50VG9rZW5zUmVzcG9uc2USUwoKTGlzdE1vZGVscxIhLm1vZGVscm91dGVyLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiIubW9kZWxyb3V0ZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEmsKEkNyZWF0ZUNvbnZlcnNhdGlvbhIpLm1vZGVscm91dGVyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaKi5tb2RlbHJvdXRlci52MS5DcmVhdGVDb252ZXJzYXRpb25SZXNwb25zZRJiCg9HZXRDb252ZXJzYXRpb24SJi5tb2RlbHJvdXRlci52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GicubW9kZWxyb3V0ZXIudjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2USaAoRTGlzdENvbnZlcnNhdGlvbnMSKC5tb2RlbHJvdXRlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaKS5tb2RlbHJvdXRlci52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEmsKEkRlbGV0ZUNvbnZlcnNhdGlvbhIpLm1vZGVscm91dGVyLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QaKi5tb2RlbHJvdXRlci52MS5EZWxldGVDb252ZXJzYXRpb25SZXNwb25zZRJNCghHZXRVc2FnZRIfLm1vZGVscm91dGVyLnYxLkdldFVzYWdlUmVxdWVzdBogLm1vZGVscm91dGVyLnYxLkdldFVzYWdlUmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9tb2RlbHJvdXRlci9tb2RlbHJvdXRlci9jbGllbnQvZ28vbW9kZWxyb3V0ZXIvdjE7bW9kZWxyb3V0ZXJ2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBtb2RlbHJvdXRlci92MS9tb2RlbHJvdXRlci5wcm90bxIObW9kZWxyb3V0ZXIudjEiowEKB01lc3NhZ2USIgoEcm9sZRgBIAEoDjIULm1vZGVscm91dGVyLnYxLlJvbGUSDwoHY29udGVudBgCIAEoCRIOCgZwaW5uZWQYAyABKAgSLgoKaW1wb3J0YW5jZRgEIAEoDjIaLm1vZGVscm91dGVyLnYxLkltcG9ydGFuY2USIwoFcGFydHMYBSADKAsyFC5tb2RlbHJvdXRlci52MS5QYXJ0IqgBCgRQYXJ0Eg4KBHRleHQYASABKAlIABImCgVpbWFnZRgCIAEoCzIVLm1vZGVscm91dGVyLnYxLkltYWdlSAASLQoJdG9vbF9jYWxsGAMgASgLMhgubW9kZWxyb3V0ZXIudjEuVG9vbENhbGxIABIxCgt0b29sX3Jlc3VsdBgEIAEoCzIaLm1vZGVscm91dGVyLnYxLlRvb2xSZXN1bHRIAEIGCgRraW5kIjYKBUltYWdlEgwKBGRhdGEYASABKAwSEgoKbWVkaWFfdHlwZRgCIAEoCRILCgN1cmwYAyABKAkiUAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIqCglhcmd1bWVudHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ImoKClRvb2xSZXN1bHQSFAoMdG9vbF9jYWxsX2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSIwoFcGFydHMYAyADKAsyFC5tb2RlbHJvdXRlci52MS5QYXJ0EhAKCGlzX2Vycm9yGAQgASgIIlgKBFRvb2wSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRItCgxpbnB1dF9zY2hlbWEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkgKClRvb2xDaG9pY2USLAoEbW9kZRgBIAEoDjIeLm1vZGVscm91dGVyLnYxLlRvb2xDaG9pY2VNb2RlEgwKBG5hbWUYAiABKAki/AQKD0dlbmVyYXRlUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USDQoFbW9kZWwYAiABKAkSIgoEdGFzaxgDIAEoDjIULm1vZGVscm91dGVyLnYxLlRhc2sSGQoRbWF4X291dHB1dF90b2tlbnMYBCABKAUSGAoLdGVtcGVyYXR1cmUYBSABKAJIAIgBARI5ChByZWFzb25pbmdfZWZmb3J0GAYgASgOMh8ubW9kZWxyb3V0ZXIudjEuUmVhc29uaW5nRWZmb3J0Eh4KFnRoaW5raW5nX2J1ZGdldF90b2tlbnMYByABKAUSDAoEc3RvcBgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJEj8KCG1ldGFkYXRhGAogAygLMi0ubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSGAoQZGlzYWJsZV9mYWxsYmFjaxgLIAEoCBIUCgxtYXhfY29zdF91c2QYDCABKAESFwoPY29udmVyc2F0aW9uX2lkGA0gASgJEiMKBXRvb2xzGA4gAygLMhQubW9kZWxyb3V0ZXIudjEuVG9vbBIvCgt0b29sX2Nob2ljZRgPIAEoCzIaLm1vZGVscm91dGVyLnYxLlRvb2xDaG9pY2USIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgQIAEoCEgBiAEBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfdGVtcGVyYXR1cmVCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMiiAUKFUdlbmVyYXRlU3RyZWFtUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USDQoFbW9kZWwYAiABKAkSIgoEdGFzaxgDIAEoDjIULm1vZGVscm91dGVyLnYxLlRhc2sSGQoRbWF4X291dHB1dF90b2tlbnMYBCABKAUSGAoLdGVtcGVyYXR1cmUYBSABKAJIAIgBARI5ChByZWFzb25pbmdfZWZmb3J0GAYgASgOMh8ubW9kZWxyb3V0ZXIudjEuUmVhc29uaW5nRWZmb3J0Eh4KFnRoaW5raW5nX2J1ZGdldF90b2tlbnMYByABKAUSDAoEc3RvcBgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJEkUKCG1ldGFkYXRhGAogAygLMjMubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVTdHJlYW1SZXF1ZXN0Lk1ldGFkYXRhRW50cnkSGAoQZGlzYWJsZV9mYWxsYmFjaxgLIAEoCBIUCgxtYXhfY29zdF91c2QYDCABKAESFwoPY29udmVyc2F0aW9uX2lkGA0gASgJEiMKBXRvb2xzGA4gAygLMhQubW9kZWxyb3V0ZXIudjEuVG9vbBIvCgt0b29sX2Nob2ljZRgPIAEoCzIaLm1vZGVscm91dGVyLnYxLlRvb2xDaG9pY2USIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgQIAEoCEgBiAEBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfdGVtcGVyYXR1cmVCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMiygEKBVVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAIgASgDEhgKEHJlYXNvbmluZ190b2tlbnMYAyABKAMSGQoRY2FjaGVfcmVhZF90b2tlbnMYBCABKAMSGgoSY2FjaGVfd3JpdGVfdG9rZW5zGAUgASgDEhAKCGNvc3RfdXNkGAYgASgBEjEKDGNvdW50X21ldGhvZBgHIAEoDjIbLm1vZGVscm91dGVyLnYxLkNvdW50TWV0aG9kIj4KB1JlZnVzYWwSDAoEdGV4dBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRITCgtleHBsYW5hdGlvbhgDIAEoCSKiAQoHQXR0ZW1wdBINCgVtb2RlbBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIvCgdvdXRjb21lGAMgASgOMh4ubW9kZWxyb3V0ZXIudjEuQXR0ZW1wdE91dGNvbWUSEQoJZ3JwY19jb2RlGAQgASgFEg0KBWVycm9yGAUgASgJEhIKCmxhdGVuY3lfbXMYBiABKAESDwoHdHRmdF9tcxgHIAEoASLIAwoQR2VuZXJhdGVSZXNwb25zZRIMCgR0ZXh0GAEgASgJEg0KBW1vZGVsGAIgASgJEhAKCHByb3ZpZGVyGAMgASgJEjMKDWZpbmlzaF9yZWFzb24YBCABKA4yHC5tb2RlbHJvdXRlci52MS5GaW5pc2hSZWFzb24SJAoFdXNhZ2UYBSABKAsyFS5tb2RlbHJvdXRlci52MS5Vc2FnZRIpCghhdHRlbXB0cxgGIAMoCzIXLm1vZGVscm91dGVyLnYxLkF0dGVtcHQSEAoIZmFsbGJhY2sYByABKAgSEgoKcmVxdWVzdF9pZBgIIAEoCRIQCgh0aGlua2luZxgJIAEoCRIuCgdjb250ZXh0GAogASgLMh0ubW9kZWxyb3V0ZXIudjEuQ29udGV4dFJlcG9ydBIQCghyZXBsYXllZBgLIAEoCBIoCgdyZWZ1c2FsGAwgASgLMhcubW9kZWxyb3V0ZXIudjEuUmVmdXNhbBIWCg5wcm92aWRlcl9tb2RlbBgNIAEoCRIVCg1maW5pc2hfZGV0YWlsGA4gASgJEiwKCnRvb2xfY2FsbHMYDyADKAsyGC5tb2RlbHJvdXRlci52MS5Ub29sQ2FsbCJCCgtTdHJlYW1TdGFydBINCgVtb2RlbBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIhkKCVRleHREZWx0YRIMCgR0ZXh0GAEgASgJIh0KDVRoaW5raW5nRGVsdGESDAoEdGV4dBgBIAEoCSIcCgxSZWZ1c2FsRGVsdGESDAoEdGV4dBgBIAEoCSJQCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSFgoOYXJndW1lbnRzX2pzb24YBCABKAkiWAoMU3RyZWFtUmVzdW1lEg0KBW1vZGVsGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhcKD3Jlc3VtZWRfYXRfY2hhchgDIAEoAxIOCgZyZWFzb24YBCABKAkiuwMKDFN0cmVhbUZpbmlzaBIzCg1maW5pc2hfcmVhc29uGAEgASgOMhwubW9kZWxyb3V0ZXIudjEuRmluaXNoUmVhc29uEiQKBXVzYWdlGAIgASgLMhUubW9kZWxyb3V0ZXIudjEuVXNhZ2USKQoIYXR0ZW1wdHMYAyADKAsyFy5tb2RlbHJvdXRlci52MS5BdHRlbXB0Eg0KBW1vZGVsGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEhAKCGZhbGxiYWNrGAYgASgIEg8KB3Jlc3VtZWQYByABKAgSGAoQcmVzdW1lZF9hdF9jaGFycxgIIAMoAxIuCgdjb250ZXh0GAkgASgLMh0ubW9kZWxyb3V0ZXIudjEuQ29udGV4dFJlcG9ydBIQCghyZXBsYXllZBgKIAEoCBIoCgdyZWZ1c2FsGAsgASgLMhcubW9kZWxyb3V0ZXIudjEuUmVmdXNhbBIWCg5wcm92aWRlcl9tb2RlbBgMIAEoCRIVCg1maW5pc2hfZGV0YWlsGA0gASgJEiwKCnRvb2xfY2FsbHMYDiADKAsyGC5tb2RlbHJvdXRlci52MS5Ub29sQ2FsbCKFAwoWR2VuZXJhdGVTdHJlYW1SZXNwb25zZRIsCgVzdGFydBgBIAEoCzIbLm1vZGVscm91dGVyLnYxLlN0cmVhbVN0YXJ0SAASKgoFZGVsdGEYAiABKAsyGS5tb2RlbHJvdXRlci52MS5UZXh0RGVsdGFIABI3Cg50aGlua2luZ19kZWx0YRgDIAEoCzIdLm1vZGVscm91dGVyLnYxLlRoaW5raW5nRGVsdGFIABIuCgZyZXN1bWUYBCABKAsyHC5tb2RlbHJvdXRlci52MS5TdHJlYW1SZXN1bWVIABIuCgZmaW5pc2gYBSABKAsyHC5tb2RlbHJvdXRlci52MS5TdHJlYW1GaW5pc2hIABI1Cg1yZWZ1c2FsX2RlbHRhGAYgASgLMhwubW9kZWxyb3V0ZXIudjEuUmVmdXNhbERlbHRhSAASOAoPdG9vbF9jYWxsX2RlbHRhGAcgASgLMh0ubW9kZWxyb3V0ZXIudjEuVG9vbENhbGxEZWx0YUgAQgcKBWV2ZW50IokBCg1Db250ZXh0UmVwb3J0EhYKDmhpc3RvcnlfdG9rZW5zGAEgASgDEhMKC3NlbnRfdG9rZW5zGAIgASgDEhsKE3N1bW1hcml6ZWRfbWVzc2FnZXMYAyABKAUSFwoPcHJ1bmVkX21lc3NhZ2VzGAQgASgFEhUKDWJ1ZGdldF90b2tlbnMYBSABKAMiZwoSQ291bnRUb2tlbnNSZXF1ZXN0EikKCG1lc3NhZ2VzGAEgAygLMhcubW9kZWxyb3V0ZXIudjEuTWVzc2FnZRINCgVtb2RlbBgCIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAyABKAkifwoTQ291bnRUb2tlbnNSZXNwb25zZRIUCgxpbnB1dF90b2tlbnMYASABKAMSDQoFbW9kZWwYAiABKAkSKwoGbWV0aG9kGAMgASgOMhsubW9kZWxyb3V0ZXIudjEuQ291bnRNZXRob2QSFgoOY29udGV4dF93aW5kb3cYBCABKAMiEwoRTGlzdE1vZGVsc1JlcXVlc3QidQoHUHJpY2luZxIWCg5pbnB1dF9wZXJfbXRvaxgBIAEoARIXCg9vdXRwdXRfcGVyX210b2sYAiABKAESGwoTY2FjaGVfcmVhZF9wZXJfbXRvaxgDIAEoARIcChRjYWNoZV93cml0ZV9wZXJfbXRvaxgEIAEoASJxCgxDYXBhYmlsaXRpZXMSEQoJc3RyZWFtaW5nGAEgASgIEhAKCHRoaW5raW5nGAIgASgIEhgKEHJlYXNvbmluZ19lZmZvcnQYAyABKAgSEwoLdGVtcGVyYXR1cmUYBCABKAgSDQoFdG9vbHMYBSABKAgikgIKCU1vZGVsSW5mbxIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhYKDmNvbnRleHRfd2luZG93GAQgASgDEhkKEW1heF9vdXRwdXRfdG9rZW5zGAUgASgDEjIKDGNhcGFiaWxpdGllcxgGIAEoCzIcLm1vZGVscm91dGVyLnYxLkNhcGFiaWxpdGllcxIoCgdwcmljaW5nGAcgASgLMhcubW9kZWxyb3V0ZXIudjEuUHJpY2luZxIzCg1jaXJjdWl0X3N0YXRlGAggASgOMhwubW9kZWxyb3V0ZXIudjEuQ2lyY3VpdFN0YXRlEhAKCGVtdWxhdGVkGAkgASgIIj8KEkxpc3RNb2RlbHNSZXNwb25zZRIpCgZtb2RlbHMYASADKAsyGS5tb2RlbHJvdXRlci52MS5Nb2RlbEluZm8i8AEKDVN0b3JlZE1lc3NhZ2USCwoDc2VxGAEgASgDEigKB21lc3NhZ2UYAiABKAsyFy5tb2RlbHJvdXRlci52MS5NZXNzYWdlEg4KBnRva2VucxgDIAEoAxIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaCg1zdW1tYXJpemVkX2J5GAUgASgDSACIAQESEgoKaXNfc3VtbWFyeRgGIAEoCBISCgpzdW1tYXJpemVzGAcgAygDEhIKCnJlcXVlc3RfaWQYCCABKAlCEAoOX3N1bW1hcml6ZWRfYnki0gIKDENvbnZlcnNhdGlvbhIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI8CghtZXRhZGF0YRgEIAMoCzIqLm1vZGVscm91dGVyLnYxLkNvbnZlcnNhdGlvbi5NZXRhZGF0YUVudHJ5Ei8KCG1lc3NhZ2VzGAUgAygLMh0ubW9kZWxyb3V0ZXIudjEuU3RvcmVkTWVzc2FnZRIVCg1tZXNzYWdlX2NvdW50GAYgASgDEh8KF25leHRfbWVzc2FnZV9wYWdlX3Rva2VuGAcgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLCAQoZQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdBIpCghtZXNzYWdlcxgBIAMoCzIXLm1vZGVscm91dGVyLnYxLk1lc3NhZ2USSQoIbWV0YWRhdGEYAiADKAsyNy5tb2RlbHJvdXRlci52MS5DcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlAKGkNyZWF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEjIKDGNvbnZlcnNhdGlvbhgBIAEoCzIcLm1vZGVscm91dGVyLnYxLkNvbnZlcnNhdGlvbiJbChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEhkKEW1lc3NhZ2VfcGFnZV9zaXplGAIgASgFEhoKEm1lc3NhZ2VfcGFnZV90b2tlbhgDIAEoCSJNChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5tb2RlbHJvdXRlci52MS5Db252ZXJzYXRpb24iQQoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImkKGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USMwoNY29udmVyc2F0aW9ucxgBIAMoCzIcLm1vZGVscm91dGVyLnYxLkNvbnZlcnNhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoZRGVsZXRlQ29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSIcChpEZWxldGVDb252ZXJzYXRpb25SZXNwb25zZSIRCg9HZXRVc2FnZVJlcXVlc3QiYwoLUGVyaW9kVXNhZ2USDgoGcGVyaW9kGAEgASgJEhAKCGNvc3RfdXNkGAIgASgBEg4KBnRva2VucxgDIAEoAxIQCghyZXF1ZXN0cxgEIAEoAxIQCghoZWxkX3VzZBgFIAEoASLlAQoMVGVuYW50TGltaXRzEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYASABKAMSGQoRdG9rZW5zX3Blcl9taW51dGUYAiABKAMSHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgDIAEoAxIaChJidWRnZXRfdXNkX3Blcl9kYXkYBCABKAESHAoUYnVkZ2V0X3VzZF9wZXJfbW9udGgYBSABKAESFgoOYWxsb3dlZF9tb2RlbHMYBiADKAkSKwoNYWxsb3dlZF90YXNrcxgHIAMoDjIULm1vZGVscm91dGVyLnYxLlRhc2sivAEKEEdldFVzYWdlUmVzcG9uc2USDgoGdGVuYW50GAEgASgJEigKA2RheRgCIAEoCzIbLm1vZGVscm91dGVyLnYxLlBlcmlvZFVzYWdlEioKBW1vbnRoGAMgASgLMhsubW9kZWxyb3V0ZXIudjEuUGVyaW9kVXNhZ2USFAoMb3Blbl9zdHJlYW1zGAQgASgDEiwKBmxpbWl0cxgFIAEoCzIcLm1vZGVscm91dGVyLnYxLlRlbmFudExpbWl0cypfCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1NZU1RFTRABEg0KCVJPTEVfVVNFUhACEhIKDlJPTEVfQVNTSVNUQU5UEAMSDQoJUk9MRV9UT09MEAQqaAoKSW1wb3J0YW5jZRIaChZJTVBPUlRBTkNFX1VOU1BFQ0lGSUVEEAASEgoOSU1QT1JUQU5DRV9MT1cQARIVChFJTVBPUlRBTkNFX05PUk1BTBACEhMKD0lNUE9SVEFOQ0VfSElHSBADKnQKBFRhc2sSFAoQVEFTS19VTlNQRUNJRklFRBAAEg0KCVRBU0tfQ0hBVBABEhIKDlRBU0tfUkVBU09OSU5HEAISDQoJVEFTS19DT0RFEAMSEgoOVEFTS19TVU1NQVJJWkUQBBIQCgxUQVNLX0VYVFJBQ1QQBSqFAQoPUmVhc29uaW5nRWZmb3J0EiAKHFJFQVNPTklOR19FRkZPUlRfVU5TUEVDSUZJRUQQABIYChRSRUFTT05JTkdfRUZGT1JUX0xPVxABEhsKF1JFQVNPTklOR19FRkZPUlRfTUVESVVNEAISGQoVUkVBU09OSU5HX0VGRk9SVF9ISUdIEAMqlgIKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIfChtGSU5JU0hfUkVBU09OX1NUT1BfU0VRVUVOQ0UQAxIbChdGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTBAEEiAKHEZJTklTSF9SRUFTT05fQ09OVEVOVF9GSUxURVIQBRIgChxGSU5JU0hfUkVBU09OX0NPTlRFWFRfV0lORE9XEAYSGQoVRklOSVNIX1JFQVNPTl9SRUZVU0FMEAcSGAoURklOSVNIX1JFQVNPTl9QQVVTRUQQCCrtAgoOQXR0ZW1wdE91dGNvbWUSHwobQVRURU1QVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGwoXQVRURU1QVF9PVVRDT01FX1NVQ0NFU1MQARIZChVBVFRFTVBUX09VVENPTUVfRVJST1IQAhIoCiRBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9DSVJDVUlUX09QRU4QAxIqCiZBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9DT05URVhUX1dJTkRPVxAEEiYKIkFUVEVNUFRfT1VUQ09NRV9TS0lQUEVEX0NBUEFCSUxJVFkQBRIgChxBVFRFTVBUX09VVENPTUVfU0tJUFBFRF9DT1NUEAYSHwobQVRURU1QVF9PVVRDT01FX0lOVEVSUlVQVEVEEAcSJAogQVRURU1QVF9PVVRDT01FX1NLSVBQRURfREVBRExJTkUQCBIbChdBVFRFTVBUX09VVENPTUVfUkVGVVNFRBAJKnwKDENpcmN1aXRTdGF0ZRIdChlDSVJDVUlUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ0lSQ1VJVF9TVEFURV9DTE9TRUQQARIWChJDSVJDVUlUX1NUQVRFX09QRU4QAhIbChdDSVJDVUlUX1NUQVRFX0hBTEZfT1BFThADKn8KC0NvdW50TWV0aG9kEhwKGENPVU5UX01FVEhPRF9VTlNQRUNJRklFRBAAEhwKGENPVU5UX01FVEhPRF9FWEFDVF9MT0NBTBABEhkKFUNPVU5UX01FVEhPRF9QUk9WSURFUhACEhkKFUNPVU5UX01FVEhPRF9FU1RJTUFURRADKqIBCg5Ub29sQ2hvaWNlTW9kZRIgChxUT09MX0NIT0lDRV9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVVE9PTF9DSE9JQ0VfTU9ERV9BVVRPEAESGQoVVE9PTF9DSE9JQ0VfTU9ERV9OT05FEAISHQoZVE9PTF9DSE9JQ0VfTU9ERV9SRVFVSVJFRBADEhkKFVRPT0xfQ0hPSUNFX01PREVfVE9PTBAEMuoGChJNb2RlbFJvdXRlclNlcnZpY2USTQoIR2VuZXJhdGUSHy5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVJlcXVlc3QaIC5tb2RlbHJvdXRlci52MS5HZW5lcmF0ZVJlc3BvbnNlEmEKDkdlbmVyYXRlU3RyZWFtEiUubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVTdHJlYW1SZXF1ZXN0GiYubW9kZWxyb3V0ZXIudjEuR2VuZXJhdGVTdHJlYW1SZXNwb25zZTABElYKC0NvdW50VG9rZW5zEiIubW9kZWxyb3V0ZXIudjEuQ291bnRUb2tlbnNSZXF1ZXN0GiMubW9kZWxyb3V0ZXIudjEuQ291bnRUb2tlbnNSZXNwb25zZRJTCgpMaXN0TW9kZWxzEiEubW9kZWxyb3V0ZXIudjEuTGlzdE1vZGVsc1JlcXVlc3QaIi5tb2RlbHJvdXRlci52MS5MaXN0TW9kZWxzUmVzcG9uc2USawoSQ3JlYXRlQ29udmVyc2F0aW9uEikubW9kZWxyb3V0ZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1vZGVscm91dGVyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEmIKD0dldENvbnZlcnNhdGlvbhImLm1vZGVscm91dGVyLnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaJy5tb2RlbHJvdXRlci52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZRJoChFMaXN0Q29udmVyc2F0aW9ucxIoLm1vZGVscm91dGVyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBopLm1vZGVscm91dGVyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USawoSRGVsZXRlQ29udmVyc2F0aW9uEikubW9kZWxyb3V0ZXIudjEuRGVsZXRlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1vZGVscm91dGVyLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEk0KCEdldFVzYWdlEh8ubW9kZWxyb3V0ZXIudjEuR2V0VXNhZ2VSZXF1ZXN0GiAubW9kZWxyb3V0ZXIudjEuR2V0VXNhZ2VSZXNwb25zZUJLWklnaXRodWIuY29tL21vZGVscm91dGVyL21vZGVscm91dGVyL2NsaWVudC9nby9tb2RlbHJvdXRlci92MTttb2RlbHJvdXRlcnYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One message of a conversation.
@@ -54,6 +54,14 @@ export type Message = Message$1<"modelrouter.v1.Message"> & {
    * @generated from field: modelrouter.v1.Importance importance = 4;
    */
   importance: Importance;
+
+  /**
+   * Content beyond plain text: text, images, the model's tool calls (ROLE_ASSISTANT)
+   * and tool results (ROLE_TOOL). `content`, when set, comes before them as text.
+   *
+   * @generated from field: repeated modelrouter.v1.Part parts = 5;
+   */
+  parts: Part[];
 };
 
 /**
@@ -62,6 +70,224 @@ export type Message = Message$1<"modelrouter.v1.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_modelrouter_v1_modelrouter, 0);
+
+/**
+ * One piece of a message's content.
+ *
+ * @generated from message modelrouter.v1.Part
+ */
+export type Part = Message$1<"modelrouter.v1.Part"> & {
+  /**
+   * @generated from oneof modelrouter.v1.Part.kind
+   */
+  kind: {
+    /**
+     * @generated from field: string text = 1;
+     */
+    value: string;
+    case: "text";
+  } | {
+    /**
+     * @generated from field: modelrouter.v1.Image image = 2;
+     */
+    value: Image;
+    case: "image";
+  } | {
+    /**
+     * A tool call the model made (ROLE_ASSISTANT messages only).
+     *
+     * @generated from field: modelrouter.v1.ToolCall tool_call = 3;
+     */
+    value: ToolCall;
+    case: "toolCall";
+  } | {
+    /**
+     * The result of one tool call (ROLE_TOOL messages only).
+     *
+     * @generated from field: modelrouter.v1.ToolResult tool_result = 4;
+     */
+    value: ToolResult;
+    case: "toolResult";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message modelrouter.v1.Part.
+ * Use `create(PartSchema)` to create a new message.
+ */
+export const PartSchema: GenMessage<Part> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 1);
+
+/**
+ * An image: its bytes with their media type, or a URL the provider fetches.
+ *
+ * @generated from message modelrouter.v1.Image
+ */
+export type Image = Message$1<"modelrouter.v1.Image"> & {
+  /**
+   * The encoded image (JPEG, PNG, GIF or WebP).
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+
+  /**
+   * "image/jpeg", "image/png", "image/gif" or "image/webp"; required with `data`.
+   *
+   * @generated from field: string media_type = 2;
+   */
+  mediaType: string;
+
+  /**
+   * An https URL instead of `data`.
+   *
+   * @generated from field: string url = 3;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message modelrouter.v1.Image.
+ * Use `create(ImageSchema)` to create a new message.
+ */
+export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 2);
+
+/**
+ * A call the model asks the caller to make.
+ *
+ * @generated from message modelrouter.v1.ToolCall
+ */
+export type ToolCall = Message$1<"modelrouter.v1.ToolCall"> & {
+  /**
+   * The provider's id for the call; a ToolResult answers it by this id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * One of the request's `tools`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The arguments, an object valid against the tool's `input_schema`.
+   *
+   * @generated from field: google.protobuf.Struct arguments = 3;
+   */
+  arguments?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message modelrouter.v1.ToolCall.
+ * Use `create(ToolCallSchema)` to create a new message.
+ */
+export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 3);
+
+/**
+ * What a tool call returned.
+ *
+ * @generated from message modelrouter.v1.ToolResult
+ */
+export type ToolResult = Message$1<"modelrouter.v1.ToolResult"> & {
+  /**
+   * The `ToolCall.id` this answers.
+   *
+   * @generated from field: string tool_call_id = 1;
+   */
+  toolCallId: string;
+
+  /**
+   * The result as text.
+   *
+   * @generated from field: string content = 2;
+   */
+  content: string;
+
+  /**
+   * The result as parts (text only), after `content`.
+   *
+   * @generated from field: repeated modelrouter.v1.Part parts = 3;
+   */
+  parts: Part[];
+
+  /**
+   * The tool failed; `content` says how.
+   *
+   * @generated from field: bool is_error = 4;
+   */
+  isError: boolean;
+};
+
+/**
+ * Describes the message modelrouter.v1.ToolResult.
+ * Use `create(ToolResultSchema)` to create a new message.
+ */
+export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 4);
+
+/**
+ * A tool the model may call.
+ *
+ * @generated from message modelrouter.v1.Tool
+ */
+export type Tool = Message$1<"modelrouter.v1.Tool"> & {
+  /**
+   * Letters, digits, "_" and "-", at most 64 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it does and when to use it; the model reads this.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * A JSON Schema object describing the arguments.
+   *
+   * @generated from field: google.protobuf.Struct input_schema = 3;
+   */
+  inputSchema?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message modelrouter.v1.Tool.
+ * Use `create(ToolSchema)` to create a new message.
+ */
+export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 5);
+
+/**
+ * @generated from message modelrouter.v1.ToolChoice
+ */
+export type ToolChoice = Message$1<"modelrouter.v1.ToolChoice"> & {
+  /**
+   * @generated from field: modelrouter.v1.ToolChoiceMode mode = 1;
+   */
+  mode: ToolChoiceMode;
+
+  /**
+   * The tool to call, with TOOL_CHOICE_MODE_TOOL.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message modelrouter.v1.ToolChoice.
+ * Use `create(ToolChoiceSchema)` to create a new message.
+ */
+export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 6);
 
 /**
  * A request for a reply.
@@ -168,6 +394,29 @@ export type GenerateRequest = Message$1<"modelrouter.v1.GenerateRequest"> & {
    * @generated from field: string conversation_id = 13;
    */
   conversationId: string;
+
+  /**
+   * Tools the model may call; only models with the `tools` capability serve a request
+   * that has tools or tool parts in its messages.
+   *
+   * @generated from field: repeated modelrouter.v1.Tool tools = 14;
+   */
+  tools: Tool[];
+
+  /**
+   * How the model may use `tools` (default: auto).
+   *
+   * @generated from field: modelrouter.v1.ToolChoice tool_choice = 15;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * Whether the model may make several tool calls in one reply (unset: the provider's
+   * default, which allows it).
+   *
+   * @generated from field: optional bool parallel_tool_calls = 16;
+   */
+  parallelToolCalls?: boolean | undefined;
 };
 
 /**
@@ -175,7 +424,7 @@ export type GenerateRequest = Message$1<"modelrouter.v1.GenerateRequest"> & {
  * Use `create(GenerateRequestSchema)` to create a new message.
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 1);
+  messageDesc(file_modelrouter_v1_modelrouter, 7);
 
 /**
  * A request for a streamed reply: the same fields, numbers and meaning as
@@ -283,6 +532,29 @@ export type GenerateStreamRequest = Message$1<"modelrouter.v1.GenerateStreamRequ
    * @generated from field: string conversation_id = 13;
    */
   conversationId: string;
+
+  /**
+   * Tools the model may call; only models with the `tools` capability serve a request
+   * that has tools or tool parts in its messages.
+   *
+   * @generated from field: repeated modelrouter.v1.Tool tools = 14;
+   */
+  tools: Tool[];
+
+  /**
+   * How the model may use `tools` (default: auto).
+   *
+   * @generated from field: modelrouter.v1.ToolChoice tool_choice = 15;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * Whether the model may make several tool calls in one reply (unset: the provider's
+   * default, which allows it).
+   *
+   * @generated from field: optional bool parallel_tool_calls = 16;
+   */
+  parallelToolCalls?: boolean | undefined;
 };
 
 /**
@@ -290,7 +562,7 @@ export type GenerateStreamRequest = Message$1<"modelrouter.v1.GenerateStreamRequ
  * Use `create(GenerateStreamRequestSchema)` to create a new message.
  */
 export const GenerateStreamRequestSchema: GenMessage<GenerateStreamRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 2);
+  messageDesc(file_modelrouter_v1_modelrouter, 8);
 
 /**
  * Token accounting for one reply.
@@ -355,7 +627,7 @@ export type Usage = Message$1<"modelrouter.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 3);
+  messageDesc(file_modelrouter_v1_modelrouter, 9);
 
 /**
  * The model declined to answer (finish reason FINISH_REASON_REFUSAL).
@@ -391,7 +663,7 @@ export type Refusal = Message$1<"modelrouter.v1.Refusal"> & {
  * Use `create(RefusalSchema)` to create a new message.
  */
 export const RefusalSchema: GenMessage<Refusal> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 4);
+  messageDesc(file_modelrouter_v1_modelrouter, 10);
 
 /**
  * One upstream try, or a candidate that was skipped.
@@ -454,7 +726,7 @@ export type Attempt = Message$1<"modelrouter.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 5);
+  messageDesc(file_modelrouter_v1_modelrouter, 11);
 
 /**
  * A complete reply.
@@ -565,6 +837,13 @@ export type GenerateResponse = Message$1<"modelrouter.v1.GenerateResponse"> & {
    * @generated from field: string finish_detail = 14;
    */
   finishDetail: string;
+
+  /**
+   * The tool calls the model made (finish_reason FINISH_REASON_TOOL_CALL).
+   *
+   * @generated from field: repeated modelrouter.v1.ToolCall tool_calls = 15;
+   */
+  toolCalls: ToolCall[];
 };
 
 /**
@@ -572,7 +851,7 @@ export type GenerateResponse = Message$1<"modelrouter.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 6);
+  messageDesc(file_modelrouter_v1_modelrouter, 12);
 
 /**
  * The first event of a stream: who is answering.
@@ -607,7 +886,7 @@ export type StreamStart = Message$1<"modelrouter.v1.StreamStart"> & {
  * Use `create(StreamStartSchema)` to create a new message.
  */
 export const StreamStartSchema: GenMessage<StreamStart> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 7);
+  messageDesc(file_modelrouter_v1_modelrouter, 13);
 
 /**
  * A piece of answer text.
@@ -628,7 +907,7 @@ export type TextDelta = Message$1<"modelrouter.v1.TextDelta"> & {
  * Use `create(TextDeltaSchema)` to create a new message.
  */
 export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 8);
+  messageDesc(file_modelrouter_v1_modelrouter, 14);
 
 /**
  * A piece of extended thinking.
@@ -649,7 +928,7 @@ export type ThinkingDelta = Message$1<"modelrouter.v1.ThinkingDelta"> & {
  * Use `create(ThinkingDeltaSchema)` to create a new message.
  */
 export const ThinkingDeltaSchema: GenMessage<ThinkingDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 9);
+  messageDesc(file_modelrouter_v1_modelrouter, 15);
 
 /**
  * A piece of refusal text, as the provider streams it apart from the answer (OpenAI).
@@ -672,7 +951,43 @@ export type RefusalDelta = Message$1<"modelrouter.v1.RefusalDelta"> & {
  * Use `create(RefusalDeltaSchema)` to create a new message.
  */
 export const RefusalDeltaSchema: GenMessage<RefusalDelta> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 10);
+  messageDesc(file_modelrouter_v1_modelrouter, 16);
+
+/**
+ * A piece of a tool call. The first piece of each call carries its `index` (0, 1, ...
+ * in one reply), `id` and `name`; later pieces carry the index and a fragment of the
+ * arguments' JSON text. The finish event carries the calls whole and parsed.
+ *
+ * @generated from message modelrouter.v1.ToolCallDelta
+ */
+export type ToolCallDelta = Message$1<"modelrouter.v1.ToolCallDelta"> & {
+  /**
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string arguments_json = 4;
+   */
+  argumentsJson: string;
+};
+
+/**
+ * Describes the message modelrouter.v1.ToolCallDelta.
+ * Use `create(ToolCallDeltaSchema)` to create a new message.
+ */
+export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
+  messageDesc(file_modelrouter_v1_modelrouter, 17);
 
 /**
  * The model answering changed mid-stream: the next deltas come from it and
@@ -715,7 +1030,7 @@ export type StreamResume = Message$1<"modelrouter.v1.StreamResume"> & {
  * Use `create(StreamResumeSchema)` to create a new message.
  */
 export const StreamResumeSchema: GenMessage<StreamResume> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 11);
+  messageDesc(file_modelrouter_v1_modelrouter, 18);
 
 /**
  * The last event of a stream.
@@ -814,6 +1129,13 @@ export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
    * @generated from field: string finish_detail = 13;
    */
   finishDetail: string;
+
+  /**
+   * The tool calls the model made, complete (finish_reason FINISH_REASON_TOOL_CALL).
+   *
+   * @generated from field: repeated modelrouter.v1.ToolCall tool_calls = 14;
+   */
+  toolCalls: ToolCall[];
 };
 
 /**
@@ -821,7 +1143,7 @@ export type StreamFinish = Message$1<"modelrouter.v1.StreamFinish"> & {
  * Use `create(StreamFinishSchema)` to create a new message.
  */
 export const StreamFinishSchema: GenMessage<StreamFinish> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 12);
+  messageDesc(file_modelrouter_v1_modelrouter, 19);
 
 /**
  * One event of a streamed reply.
@@ -882,6 +1204,12 @@ export type GenerateStreamResponse = Message$1<"modelrouter.v1.GenerateStreamRes
      */
     value: RefusalDelta;
     case: "refusalDelta";
+  } | {
+    /**
+     * @generated from field: modelrouter.v1.ToolCallDelta tool_call_delta = 7;
+     */
+    value: ToolCallDelta;
+    case: "toolCallDelta";
   } | { case: undefined; value?: undefined };
 };
 
@@ -890,7 +1218,7 @@ export type GenerateStreamResponse = Message$1<"modelrouter.v1.GenerateStreamRes
  * Use `create(GenerateStreamResponseSchema)` to create a new message.
  */
 export const GenerateStreamResponseSchema: GenMessage<GenerateStreamResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 13);
+  messageDesc(file_modelrouter_v1_modelrouter, 20);
 
 /**
  * What the context manager did to fit history in the window.
@@ -939,7 +1267,7 @@ export type ContextReport = Message$1<"modelrouter.v1.ContextReport"> & {
  * Use `create(ContextReportSchema)` to create a new message.
  */
 export const ContextReportSchema: GenMessage<ContextReport> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 14);
+  messageDesc(file_modelrouter_v1_modelrouter, 21);
 
 /**
  * A request to count tokens.
@@ -974,7 +1302,7 @@ export type CountTokensRequest = Message$1<"modelrouter.v1.CountTokensRequest"> 
  * Use `create(CountTokensRequestSchema)` to create a new message.
  */
 export const CountTokensRequestSchema: GenMessage<CountTokensRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 15);
+  messageDesc(file_modelrouter_v1_modelrouter, 22);
 
 /**
  * A token count.
@@ -1016,7 +1344,7 @@ export type CountTokensResponse = Message$1<"modelrouter.v1.CountTokensResponse"
  * Use `create(CountTokensResponseSchema)` to create a new message.
  */
 export const CountTokensResponseSchema: GenMessage<CountTokensResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 16);
+  messageDesc(file_modelrouter_v1_modelrouter, 23);
 
 /**
  * A request for the model catalog (no parameters).
@@ -1031,7 +1359,7 @@ export type ListModelsRequest = Message$1<"modelrouter.v1.ListModelsRequest"> & 
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 17);
+  messageDesc(file_modelrouter_v1_modelrouter, 24);
 
 /**
  * Prices in USD per million tokens.
@@ -1073,7 +1401,7 @@ export type Pricing = Message$1<"modelrouter.v1.Pricing"> & {
  * Use `create(PricingSchema)` to create a new message.
  */
 export const PricingSchema: GenMessage<Pricing> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 18);
+  messageDesc(file_modelrouter_v1_modelrouter, 25);
 
 /**
  * What a model can do.
@@ -1108,6 +1436,13 @@ export type Capabilities = Message$1<"modelrouter.v1.Capabilities"> & {
    * @generated from field: bool temperature = 4;
    */
   temperature: boolean;
+
+  /**
+   * Takes `tools` and tool parts.
+   *
+   * @generated from field: bool tools = 5;
+   */
+  tools: boolean;
 };
 
 /**
@@ -1115,7 +1450,7 @@ export type Capabilities = Message$1<"modelrouter.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 19);
+  messageDesc(file_modelrouter_v1_modelrouter, 26);
 
 /**
  * One servable model.
@@ -1192,7 +1527,7 @@ export type ModelInfo = Message$1<"modelrouter.v1.ModelInfo"> & {
  * Use `create(ModelInfoSchema)` to create a new message.
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 20);
+  messageDesc(file_modelrouter_v1_modelrouter, 27);
 
 /**
  * The model catalog.
@@ -1213,7 +1548,7 @@ export type ListModelsResponse = Message$1<"modelrouter.v1.ListModelsResponse"> 
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 21);
+  messageDesc(file_modelrouter_v1_modelrouter, 28);
 
 /**
  * A stored message with the bookkeeping the store keeps.
@@ -1284,7 +1619,7 @@ export type StoredMessage = Message$1<"modelrouter.v1.StoredMessage"> & {
  * Use `create(StoredMessageSchema)` to create a new message.
  */
 export const StoredMessageSchema: GenMessage<StoredMessage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 22);
+  messageDesc(file_modelrouter_v1_modelrouter, 29);
 
 /**
  * A server-side conversation: history the router keeps.
@@ -1349,7 +1684,7 @@ export type Conversation = Message$1<"modelrouter.v1.Conversation"> & {
  * Use `create(ConversationSchema)` to create a new message.
  */
 export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 23);
+  messageDesc(file_modelrouter_v1_modelrouter, 30);
 
 /**
  * A request to start a conversation.
@@ -1377,7 +1712,7 @@ export type CreateConversationRequest = Message$1<"modelrouter.v1.CreateConversa
  * Use `create(CreateConversationRequestSchema)` to create a new message.
  */
 export const CreateConversationRequestSchema: GenMessage<CreateConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 24);
+  messageDesc(file_modelrouter_v1_modelrouter, 31);
 
 /**
  * The conversation just created.
@@ -1398,7 +1733,7 @@ export type CreateConversationResponse = Message$1<"modelrouter.v1.CreateConvers
  * Use `create(CreateConversationResponseSchema)` to create a new message.
  */
 export const CreateConversationResponseSchema: GenMessage<CreateConversationResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 25);
+  messageDesc(file_modelrouter_v1_modelrouter, 32);
 
 /**
  * A request for one conversation and a page of its messages.
@@ -1435,7 +1770,7 @@ export type GetConversationRequest = Message$1<"modelrouter.v1.GetConversationRe
  * Use `create(GetConversationRequestSchema)` to create a new message.
  */
 export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 26);
+  messageDesc(file_modelrouter_v1_modelrouter, 33);
 
 /**
  * One conversation and a page of its messages.
@@ -1456,7 +1791,7 @@ export type GetConversationResponse = Message$1<"modelrouter.v1.GetConversationR
  * Use `create(GetConversationResponseSchema)` to create a new message.
  */
 export const GetConversationResponseSchema: GenMessage<GetConversationResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 27);
+  messageDesc(file_modelrouter_v1_modelrouter, 34);
 
 /**
  * A request for a page of conversations.
@@ -1485,7 +1820,7 @@ export type ListConversationsRequest = Message$1<"modelrouter.v1.ListConversatio
  * Use `create(ListConversationsRequestSchema)` to create a new message.
  */
 export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 28);
+  messageDesc(file_modelrouter_v1_modelrouter, 35);
 
 /**
  * A page of conversations.
@@ -1513,7 +1848,7 @@ export type ListConversationsResponse = Message$1<"modelrouter.v1.ListConversati
  * Use `create(ListConversationsResponseSchema)` to create a new message.
  */
 export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 29);
+  messageDesc(file_modelrouter_v1_modelrouter, 36);
 
 /**
  * A request to delete a conversation.
@@ -1534,7 +1869,7 @@ export type DeleteConversationRequest = Message$1<"modelrouter.v1.DeleteConversa
  * Use `create(DeleteConversationRequestSchema)` to create a new message.
  */
 export const DeleteConversationRequestSchema: GenMessage<DeleteConversationRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 30);
+  messageDesc(file_modelrouter_v1_modelrouter, 37);
 
 /**
  * The conversation was deleted (nothing to report).
@@ -1549,7 +1884,7 @@ export type DeleteConversationResponse = Message$1<"modelrouter.v1.DeleteConvers
  * Use `create(DeleteConversationResponseSchema)` to create a new message.
  */
 export const DeleteConversationResponseSchema: GenMessage<DeleteConversationResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 31);
+  messageDesc(file_modelrouter_v1_modelrouter, 38);
 
 /**
  * A request for the calling tenant's usage (the tenant comes from the API key).
@@ -1564,7 +1899,7 @@ export type GetUsageRequest = Message$1<"modelrouter.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 32);
+  messageDesc(file_modelrouter_v1_modelrouter, 39);
 
 /**
  * What a tenant used in one UTC period, across every worker and replica sharing its ledger.
@@ -1613,7 +1948,7 @@ export type PeriodUsage = Message$1<"modelrouter.v1.PeriodUsage"> & {
  * Use `create(PeriodUsageSchema)` to create a new message.
  */
 export const PeriodUsageSchema: GenMessage<PeriodUsage> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 33);
+  messageDesc(file_modelrouter_v1_modelrouter, 40);
 
 /**
  * A tenant's configured limits; 0 (or empty) means none.
@@ -1676,7 +2011,7 @@ export type TenantLimits = Message$1<"modelrouter.v1.TenantLimits"> & {
  * Use `create(TenantLimitsSchema)` to create a new message.
  */
 export const TenantLimitsSchema: GenMessage<TenantLimits> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 34);
+  messageDesc(file_modelrouter_v1_modelrouter, 41);
 
 /**
  * The calling tenant's usage and limits.
@@ -1725,7 +2060,7 @@ export type GetUsageResponse = Message$1<"modelrouter.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_modelrouter_v1_modelrouter, 35);
+  messageDesc(file_modelrouter_v1_modelrouter, 42);
 
 /**
  * Who wrote a message.
@@ -1760,6 +2095,14 @@ export enum Role {
    * @generated from enum value: ROLE_ASSISTANT = 3;
    */
   ASSISTANT = 3,
+
+  /**
+   * Results of the tool calls in the assistant message before it: `parts` holding only
+   * `tool_result`s. A conversation may end with it (the model then answers the results).
+   *
+   * @generated from enum value: ROLE_TOOL = 4;
+   */
+  TOOL = 4,
 }
 
 /**
@@ -2149,6 +2492,54 @@ export enum CountMethod {
  */
 export const CountMethodSchema: GenEnum<CountMethod> = /*@__PURE__*/
   enumDesc(file_modelrouter_v1_modelrouter, 7);
+
+/**
+ * How the model may use the tools.
+ *
+ * @generated from enum modelrouter.v1.ToolChoiceMode
+ */
+export enum ToolChoiceMode {
+  /**
+   * As TOOL_CHOICE_MODE_AUTO.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The model decides whether to call tools.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_AUTO = 1;
+   */
+  AUTO = 1,
+
+  /**
+   * The model must not call tools.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_NONE = 2;
+   */
+  NONE = 2,
+
+  /**
+   * The model must call at least one tool.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_REQUIRED = 3;
+   */
+  REQUIRED = 3,
+
+  /**
+   * The model must call the tool named in `ToolChoice.name`.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_TOOL = 4;
+   */
+  TOOL = 4,
+}
+
+/**
+ * Describes the enum modelrouter.v1.ToolChoiceMode.
+ */
+export const ToolChoiceModeSchema: GenEnum<ToolChoiceMode> = /*@__PURE__*/
+  enumDesc(file_modelrouter_v1_modelrouter, 8);
 
 /**
  * The routing service.
