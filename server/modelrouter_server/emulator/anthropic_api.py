@@ -1,13 +1,16 @@
 """The Anthropic Messages API: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
-Validation follows the real API's rules and wording for what the router can get wrong;
-anything the emulator does not model (tools, images, cache control) is accepted and ignored.
+Validation follows the real API's rules and wording for what the router can get wrong,
+tool_use / tool_result pairing included; a model scripted with `tool_calls` answers with
+tool_use blocks (streamed as input_json_delta). What the emulator does not model (images,
+cache control) is accepted and ignored.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,12 @@ from modelrouter_server.emulator.text import (
     limit_answer,
     split_tokens,
     thinking_tokens,
+)
+from modelrouter_server.emulator.tools import (
+    EmittedCall,
+    calls_tools,
+    check_anthropic_tool_history,
+    emitted_calls,
 )
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -118,16 +127,20 @@ class MessageReply:
     stop_reason_override: str | None = None
     omit_usage: bool = False
     response_model: str | None = None
+    tool_calls: tuple[EmittedCall, ...] = ()
 
     @property
     def stop_reason(self) -> str:
         if self.stop_reason_override is not None:
             return self.stop_reason_override
+        if self.tool_calls:
+            return "tool_use"
         return "refusal" if self.refused else _STOP_REASONS[self.answer.stop]
 
     @property
     def paced_tokens(self) -> int:
-        return len(self.thinking) + len(self.answer.tokens)
+        fragments = sum(1 + len(call.fragments) for call in self.tool_calls)
+        return len(self.thinking) + len(self.answer.tokens) + fragments
 
     @property
     def output_tokens(self) -> int:
@@ -158,7 +171,17 @@ class MessageReply:
                         "signature": self._signature(),
                     }
                 )
-            content.append({"type": "text", "text": self.answer.text})
+            if self.answer.text or not self.tool_calls:
+                content.append({"type": "text", "text": self.answer.text})
+            for call in self.tool_calls:
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": _input(call.arguments_json),
+                    }
+                )
         message: dict[str, object] = {
             "id": message_id,
             "type": "message",
@@ -185,6 +208,8 @@ class MessageReply:
             head.append(ping)
         index = 1 if self.thinking else 0
         tokens = self.answer.tokens
+        has_text = bool(tokens) or not self.tool_calls
+        last_index = index - 1 + int(has_text) + len(self.tool_calls)
 
         def body() -> Iterator[Frame]:
             if self.thinking:
@@ -197,7 +222,8 @@ class MessageReply:
                 signature = {"type": "signature_delta", "signature": self._signature()}
                 yield Frame(_block_delta(0, signature))
                 yield Frame(_block_stop(0))
-            yield Frame(_block_start(index, {"type": "text", "text": ""}))
+            if has_text:
+                yield Frame(_block_start(index, {"type": "text", "text": ""}))
             for position, token in enumerate(tokens, start=1):
                 yield Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text")
                 if (
@@ -206,6 +232,20 @@ class MessageReply:
                     and position < len(tokens)
                 ):
                     yield Frame(ping)
+            block = index + int(has_text)
+            for call in self.tool_calls:
+                if block > index or has_text:
+                    yield Frame(_block_stop(block - 1))
+                use = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+                # The opening counts as a token: `drop_after_tokens` can then break a
+                # stream before any piece of a call, or inside one.
+                yield Frame(_block_start(block, use), "text")
+                # The real API's first input_json_delta is often empty.
+                yield Frame(_block_delta(block, {"type": "input_json_delta", "partial_json": ""}))
+                for fragment in call.fragments:
+                    json_delta = {"type": "input_json_delta", "partial_json": fragment}
+                    yield Frame(_block_delta(block, json_delta), "text")
+                block += 1
 
         delta: dict[str, object] = {
             "stop_reason": self.stop_reason,
@@ -217,13 +257,22 @@ class MessageReply:
         if not self.omit_usage:
             message_delta["usage"] = {"output_tokens": self.output_tokens}
         tail = (
-            _block_stop(index),
+            _block_stop(last_index),
             event("message_delta", message_delta),
             event("message_stop", {"type": "message_stop"}),
         )
         error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
         error_event = event("error", {"type": "error", "error": error})
         return StreamPlan(tuple(head), body(), tail, error_event)
+
+
+def _input(arguments_json: str) -> object:
+    """A scripted call's input; unparseable scripted JSON stands as an empty object
+    (a non-streaming answer always carries a parsed object)."""
+    try:
+        return json.loads(arguments_json)
+    except ValueError:
+        return {}
 
 
 def _stop_details(behavior: Behavior) -> dict[str, object] | None:
@@ -319,7 +368,12 @@ class AnthropicMessages:
             )
 
         thinking = thinking_tokens(conversation.turns, min(behavior.thinking_tokens, budget))
-        if behavior.refusal is not None:
+        tool_calls: tuple[EmittedCall, ...] = ()
+        if behavior.tool_calls and calls_tools(body, {"type": "none"}):
+            tool_calls = emitted_calls(behavior, "toolu_")
+        if tool_calls:
+            answer = LimitedAnswer(tuple(split_tokens(behavior.text or "")), "end")
+        elif behavior.refusal is not None:
             # A refusal replaces the answer; it may be empty (a refusal with no text).
             answer = LimitedAnswer(tuple(split_tokens(behavior.refusal)), "end")
         else:
@@ -340,6 +394,7 @@ class AnthropicMessages:
             stop_reason_override=behavior.stop_reason,
             omit_usage=behavior.omit_usage,
             response_model=behavior.response_model,
+            tool_calls=tool_calls,
         )
 
     def _conversation(self, body: Mapping[str, object]) -> _Conversation:
@@ -353,6 +408,7 @@ class AnthropicMessages:
             raise WireError(404, "not_found_error", f"model: {name}")
         system = _system_text(body.get("system"))
         messages = _messages(body.get("messages"))
+        check_anthropic_tool_history(body, messages)
         turns = ([Turn("system", system)] if system else []) + [
             turn(role, content) for role, content in messages
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -10,6 +11,33 @@ from dataclasses import dataclass
 
 ANY_MODEL = "*"
 """The model name that scripts every model at once."""
+
+
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    """A tool call the model makes: `arguments_json` is sent as the model would stream it
+    (it need not be valid JSON, to test what a provider does with broken arguments); the
+    emulator mints the call's id in the API's own format."""
+
+    name: str
+    arguments_json: str = "{}"
+
+
+def tool_calls_from_json(raw: object) -> tuple[ScriptedToolCall, ...]:
+    """`[{"name": ..., "arguments": {...} | "raw json text"}, ...]` as scripted calls."""
+    if not isinstance(raw, list):
+        raise ValueError("tool_calls must be a list of {name, arguments}")
+    calls: list[ScriptedToolCall] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ValueError(f"tool_calls[{i}] must be an object with a string name")
+        unknown = sorted(set(item) - {"name", "arguments"})
+        if unknown:
+            raise ValueError(f"tool_calls[{i}]: unknown fields {', '.join(unknown)}")
+        arguments = item.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        calls.append(ScriptedToolCall(str(item["name"]), text))
+    return tuple(calls)
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,10 @@ class Behavior:
     stop_reason: str | None = None
     omit_usage: bool = False
     response_model: str | None = None
+    tool_calls: tuple[ScriptedToolCall, ...] = ()
+    """The model calls these tools (after `text`, when set) and stops for their results,
+    when the request offers tools and does not forbid them. Each call's opening and each
+    fragment of its arguments count as a token for the `*_after_tokens` faults."""
 
     def __post_init__(self) -> None:
         for name in ("latency_s", "ttft_s", "tokens_per_second", "stall_s"):
@@ -108,6 +140,9 @@ def behavior_from_mapping(data: Mapping[str, object]) -> Behavior:
         raise ValueError(f"unknown behavior fields: {', '.join(unknown)}")
     values: dict[str, object] = {}
     for name, value in data.items():
+        if name == "tool_calls":
+            values[name] = tool_calls_from_json(value)
+            continue
         # The annotations are strings ("float", "int | None", ...) under postponed evaluation.
         annotation = str(fields[name].type)
         optional = annotation.endswith("| None")

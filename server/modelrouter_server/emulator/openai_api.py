@@ -1,8 +1,9 @@
 """The OpenAI Chat Completions API: `POST /v1/chat/completions`.
 
 Validation follows the real API's rules and wording for what the router can get wrong,
-including the o-series rules; anything the emulator does not model (tools, images, response
-formats) is accepted and ignored.
+including the o-series rules and the pairing of `tool_calls` with `tool` messages; a model
+scripted with `tool_calls` answers with them (arguments streamed as JSON fragments). What
+the emulator does not model (images, response formats) is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from modelrouter_server.emulator.text import (
     answer_tokens,
     limit_answer,
     split_tokens,
+)
+from modelrouter_server.emulator.tools import (
+    EmittedCall,
+    calls_tools,
+    check_openai_tool_history,
+    emitted_calls,
 )
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
@@ -150,10 +157,11 @@ class ChatReply:
     stop_reason: str | None = None
     omit_usage: bool = False
     response_model: str | None = None
+    tool_calls: tuple[EmittedCall, ...] = ()
 
     @property
     def paced_tokens(self) -> int:
-        return len(self._sent_tokens)
+        return len(self._sent_tokens) + sum(1 + len(c.fragments) for c in self.tool_calls)
 
     @property
     def _sent_tokens(self) -> tuple[str, ...]:
@@ -163,10 +171,12 @@ class ChatReply:
     def finish_reason(self) -> str:
         if self.stop_reason is not None:
             return self.stop_reason
+        if self.tool_calls:
+            return "tool_calls"
         return "length" if self.answer.stop == "max_tokens" else "stop"
 
     def _usage(self) -> dict[str, object]:
-        completion = self.reasoning_tokens + len(self._sent_tokens)
+        completion = self.reasoning_tokens + self.paced_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
@@ -194,10 +204,21 @@ class ChatReply:
         refused = self.refusal is not None
         message: dict[str, object] = {
             "role": "assistant",
-            "content": None if refused else self.answer.text,
+            "content": None
+            if refused or (self.tool_calls and not self.answer.text)
+            else self.answer.text,
             "refusal": "".join(self.refusal) if self.refusal is not None else None,
             "annotations": [],
         }
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
+                for call in self.tool_calls
+            ]
         choice = {
             "index": 0,
             "message": message,
@@ -233,6 +254,19 @@ class ChatReply:
                 yield Frame(chunk({"role": "assistant", "content": "", "refusal": None}))
                 for token in self.answer.tokens:
                     yield Frame(chunk({"content": token}), "text")
+            for index, call in enumerate(self.tool_calls):
+                opening = {
+                    "index": index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
+                # The opening counts as a token: `drop_after_tokens` can then break a
+                # stream before any piece of a call, or inside one.
+                yield Frame(chunk({"tool_calls": [opening]}), "text")
+                for fragment in call.fragments:
+                    piece = {"index": index, "function": {"arguments": fragment}}
+                    yield Frame(chunk({"tool_calls": [piece]}), "text")
 
         tail = [chunk({}, self.finish_reason)]
         if include_usage:
@@ -301,8 +335,15 @@ class OpenAIChat:
             budget = requested
         # Reasoning tokens are spent first and count against the same budget.
         reasoning = min(behavior.reasoning_tokens, budget) if model.reasoning else 0
+        check_openai_tool_history(messages)
         turns = [turn(str(m.get("role")), m.get("content")) for m in messages]
-        answer = limit_answer(answer_tokens(turns, behavior), budget - reasoning, stop)
+        tool_calls: tuple[EmittedCall, ...] = ()
+        if behavior.tool_calls and calls_tools(body, "none"):
+            tool_calls = emitted_calls(behavior, "call_")
+        if tool_calls:
+            answer = LimitedAnswer(tuple(split_tokens(behavior.text or "")), "end")
+        else:
+            answer = limit_answer(answer_tokens(turns, behavior), budget - reasoning, stop)
         return ChatReply(
             model=model.id,
             stream=stream,
@@ -315,6 +356,7 @@ class OpenAIChat:
             stop_reason=behavior.stop_reason,
             omit_usage=behavior.omit_usage,
             response_model=behavior.response_model,
+            tool_calls=tool_calls,
         )
 
     def _model(self, body: Mapping[str, object]) -> EmulatedModel:
