@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.config.schema import ModelConfig
-from modelrouter_server.domain import Message, ProviderRequest, ReasoningEffort
+from modelrouter_server.domain import (
+    NO_TOOLS,
+    Message,
+    ProviderRequest,
+    ReasoningEffort,
+    ToolSettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,7 @@ class Candidate:
         stop: tuple[str, ...] = (),
         timeout_s: float | None = None,
         request_id: str = "",
+        tools: ToolSettings = NO_TOOLS,
     ) -> ProviderRequest:
         """The provider request for `messages` (already fitted to this model's window)."""
         return ProviderRequest(
@@ -52,6 +59,7 @@ class Candidate:
             stop=stop,
             timeout_s=timeout_s,
             request_id=request_id,
+            tools=tools,
         )
 
 

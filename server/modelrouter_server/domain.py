@@ -16,6 +16,8 @@ class Role(enum.Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"
+    """Results of the tool calls in the assistant message before it."""
 
 
 class Importance(enum.IntEnum):
@@ -77,11 +79,103 @@ _EXACTNESS = {CountMethod.PROVIDER: 0, CountMethod.EXACT_LOCAL: 1, CountMethod.E
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image: encoded `data` with its `media_type`, or a `url` the provider fetches."""
+
+    data: bytes = b""
+    media_type: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asks for. `arguments` is a JSON object (parsed)."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What the caller's tool returned for the call `tool_call_id`."""
+
+    tool_call_id: str
+    content: str
+    is_error: bool = False
+
+
+Part = TextPart | ImagePart | ToolCall | ToolResult
+"""One piece of a message's content beyond its plain `content` string."""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One message. `content` is the simple path; `parts` holds what plain text cannot
+    (images, tool calls, tool results) and follows `content`."""
+
     role: Role
     content: str
     pinned: bool = False
     importance: Importance = Importance.NORMAL
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolCall))
+
+    @property
+    def tool_results(self) -> tuple[ToolResult, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolResult))
+
+    def all_parts(self) -> tuple[Part, ...]:
+        """`content` (as a text part, when set) followed by `parts`."""
+        return ((TextPart(self.content),) if self.content else ()) + self.parts
+
+    def plain_text(self) -> str:
+        """Every text part, joined: what a provider without parts would be sent."""
+        return "\n\n".join(p.text for p in self.all_parts() if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A tool the model may call; `input_schema` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    input_schema: Mapping[str, object] = field(default_factory=dict)
+
+
+class ToolChoiceMode(enum.Enum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str = ""
+    """The tool to call when `mode` is TOOL."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSettings:
+    """The tools of a request and how the model may use them (empty: no tools)."""
+
+    tools: tuple[Tool, ...] = ()
+    choice: ToolChoice = ToolChoice()
+    parallel: bool | None = None
+    """None: the provider's default (parallel calls allowed)."""
+
+
+NO_TOOLS = ToolSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +234,7 @@ class ProviderRequest:
     stop: tuple[str, ...] = ()
     timeout_s: float | None = None
     request_id: str = ""
+    tools: ToolSettings = NO_TOOLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +253,7 @@ class Completion:
     refusal: Refusal | None = None
     provider_model: str = ""
     finish_detail: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +274,22 @@ class RefusalChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallChunk:
+    """A piece of tool call number `index`: its first piece has `id` and `name`, later
+    ones a fragment of the arguments' JSON text."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_json: str = ""
+
+    @property
+    def text(self) -> str:
+        """What the piece adds to the output (for counting what a cut stream billed)."""
+        return self.name + self.arguments_json
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnd:
     """The provider's terminal event arrived: the answer is complete.
 
@@ -191,9 +303,10 @@ class StreamEnd:
     refusal: Refusal | None = None
     provider_model: str = ""
     finish_detail: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
-StreamEvent = TextChunk | ThinkingChunk | RefusalChunk | StreamEnd
+StreamEvent = TextChunk | ThinkingChunk | RefusalChunk | ToolCallChunk | StreamEnd
 """What every provider's stream yields: chunks, then exactly one StreamEnd."""
 
 
@@ -216,6 +329,13 @@ class GenerateOptions:
     conversation_id: str = ""
     tenant: str = ""
     """The caller's tenant, set at the edge from its API key (empty: no tenant checks)."""
+    tools: ToolSettings = NO_TOOLS
+
+    @property
+    def uses_tools(self) -> bool:
+        """Tools offered, or tool calls or results in the messages: only models with the
+        tools capability can serve it."""
+        return bool(self.tools.tools) or any(m.tool_calls or m.tool_results for m in self.messages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from modelrouter_server.domain import (
     Refusal,
     Role,
     TextChunk,
+    ToolCall,
 )
 from modelrouter_server.errors import (
     ContextWindowExceeded,
@@ -143,6 +144,7 @@ class _Request:
             stop=self.options.stop,
             timeout_s=timeout_s,
             request_id=self.options.request_id,
+            tools=self.options.tools,
         )
 
     def reraise(self, error: NoCandidates) -> None:
@@ -154,14 +156,27 @@ class _Request:
             raise max(self.too_large.values(), key=lambda entry: entry[0])[1] from error
 
 
-def stored_reply(text: str, reason: FinishReason, refusal: Refusal | None) -> str:
-    """The assistant turn to store for a reply.
+def stored_reply(
+    text: str,
+    reason: FinishReason,
+    refusal: Refusal | None,
+    tool_calls: tuple[ToolCall, ...] = (),
+) -> Message:
+    """The assistant turn to store for a reply: its text, and its tool calls as parts
+    (the caller's next turn answers them with ROLE_TOOL results).
 
     A refusal's words are what the model said, even when they came apart from the
     content (OpenAI). A reply with no text at all is stored as a short bracketed note
     instead: the APIs refuse an empty assistant message in a history, so an empty turn
-    would break every later request of the conversation.
+    would break every later request of the conversation. A reply of tool calls alone
+    needs no text.
     """
+    if tool_calls:
+        return Message(Role.ASSISTANT, text, parts=tool_calls)
+    return Message(Role.ASSISTANT, _reply_text(text, reason, refusal))
+
+
+def _reply_text(text: str, reason: FinishReason, refusal: Refusal | None) -> str:
     if text:
         return text
     if refusal is not None and refusal.text:
@@ -294,6 +309,7 @@ class Generation:
                         result.completion.text,
                         result.completion.finish_reason,
                         result.completion.refusal,
+                        result.completion.tool_calls,
                     ),
                     model_id=result.candidate.model_id,
                     fitted=fitted,
@@ -347,7 +363,9 @@ class Generation:
             return
         fitted = request.fits.get(finished.candidate.model_id)
         if request.turn is not None:
-            reply = stored_reply("".join(text), finished.finish_reason, finished.refusal)
+            reply = stored_reply(
+                "".join(text), finished.finish_reason, finished.refusal, finished.tool_calls
+            )
             await self._conversations.record_turn(
                 request.turn, reply, model_id=finished.candidate.model_id, fitted=fitted
             )

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 
 from modelrouter_server.config.schema import LimitsConfig
-from modelrouter_server.domain import GenerateOptions, Message, Role
+from modelrouter_server.domain import (
+    GenerateOptions,
+    ImagePart,
+    Message,
+    Role,
+    TextPart,
+    ToolCall,
+    ToolChoiceMode,
+    ToolResult,
+    ToolSettings,
+)
 from modelrouter_server.errors import RequestError
 
 MIN_THINKING_BUDGET = 1024
@@ -28,9 +39,12 @@ MAX_STOP_SEQUENCES = 4
 
 def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | None:
     """System messages first, then user and assistant strictly alternating from a user
-    turn; the role of the last user or assistant message (None if there is none)."""
+    turn, where an assistant message with tool calls is followed by ROLE_TOOL messages
+    answering each call once; the role of the last non-system message (None if none)."""
     seen_turn = False
     previous: Role | None = None
+    open_calls: dict[str, None] = {}
+    """Ids of the last assistant message's tool calls still without a result."""
     for i, m in enumerate(messages):
         path = f"{field}[{i + offset}].role"
         if m.role is Role.SYSTEM:
@@ -39,10 +53,36 @@ def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | 
             continue
         if not seen_turn and m.role is not Role.USER:
             raise RequestError(path, "the first non-system message must be ROLE_USER")
+        if m.role is Role.TOOL:
+            if previous not in (Role.ASSISTANT, Role.TOOL) or not (
+                open_calls or previous is Role.TOOL
+            ):
+                raise RequestError(
+                    path, "a ROLE_TOOL message must follow a ROLE_ASSISTANT message with tool calls"
+                )
+            for k, part in enumerate(m.parts):
+                if isinstance(part, ToolResult):
+                    if part.tool_call_id not in open_calls:
+                        raise RequestError(
+                            f"{field}[{i + offset}].parts[{k}].tool_result.tool_call_id",
+                            f"{part.tool_call_id!r} answers no unanswered tool call of the "
+                            "assistant message before it",
+                        )
+                    del open_calls[part.tool_call_id]
+            previous = m.role
+            continue
+        if open_calls:
+            raise RequestError(
+                path,
+                "tool calls " + ", ".join(repr(c) for c in open_calls) + " have no result: "
+                "ROLE_TOOL messages answering every call must come first",
+            )
         if m.role is previous:
             raise RequestError(
                 path, f"two {m.role.value} messages in a row; user and assistant must alternate"
             )
+        if m.role is Role.ASSISTANT:
+            open_calls = dict.fromkeys(c.id for c in m.tool_calls)
         seen_turn = True
         previous = m.role
     return previous
@@ -52,17 +92,17 @@ def check_role_order(
     messages: Sequence[Message], *, field: str = "messages", offset: int = 0
 ) -> None:
     """System messages first, then user and assistant strictly alternating, starting and
-    ending with a user turn: what a model is sent. `offset` numbers messages after a stored
-    history (negative for the history itself)."""
-    if _walk_roles(messages, field, offset) is not Role.USER:
-        raise RequestError(field, "the conversation must end with a ROLE_USER message")
+    ending with a user turn (or the results of the last tool calls): what a model is sent.
+    `offset` numbers messages after a stored history (negative for the history itself)."""
+    if _walk_roles(messages, field, offset) not in (Role.USER, Role.TOOL):
+        raise RequestError(field, "the conversation must end with a ROLE_USER or ROLE_TOOL message")
 
 
 def check_stored_history(messages: Sequence[Message], *, field: str = "messages") -> None:
     """A history to store for later turns: the role order of a prompt, but ending with an
     assistant message (or holding only system messages), because every later Generate
     appends a user turn to it and the two must still alternate."""
-    if _walk_roles(messages, field, 0) is Role.USER:
+    if _walk_roles(messages, field, 0) in (Role.USER, Role.TOOL):
         raise RequestError(
             f"{field}[{len(messages) - 1}].role",
             "a stored history must end with ROLE_ASSISTANT (or hold only system messages); "
@@ -107,7 +147,9 @@ def check_messages(
     check_message_count(len(messages), limits, field=field)
     cap = limits.max_message_bytes
     for i, m in enumerate(messages):
-        if not m.content.strip():
+        if m.parts:
+            _check_parts(m, f"{field}[{i}]")
+        elif not m.content.strip():
             raise RequestError(f"{field}[{i}].content", "must not be empty")
         # Characters bound bytes from both sides (1 to 4 bytes each): encode only when
         # the count alone cannot decide.
@@ -121,6 +163,84 @@ def check_messages(
         )
         if size > cap:
             raise RequestError(f"{field}[{i}].content", f"{size} bytes; at most {cap}")
+
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def _check_parts(message: Message, path: str) -> None:
+    """Each part suits its message's role and carries what it needs."""
+    if message.role is Role.TOOL and message.content:
+        raise RequestError(f"{path}.content", "a ROLE_TOOL message holds only tool_result parts")
+    seen_ids: set[str] = set()
+    for k, part in enumerate(message.parts):
+        where = f"{path}.parts[{k}]"
+        if message.role is Role.TOOL and not isinstance(part, ToolResult):
+            raise RequestError(where, "a ROLE_TOOL message holds only tool_result parts")
+        if isinstance(part, TextPart):
+            if not part.text.strip():
+                raise RequestError(f"{where}.text", "must not be empty")
+        elif isinstance(part, ImagePart):
+            _check_image(part, f"{where}.image", message.role)
+        elif isinstance(part, ToolCall):
+            if message.role is not Role.ASSISTANT:
+                raise RequestError(where, "tool calls belong in ROLE_ASSISTANT messages")
+            if not part.id:
+                raise RequestError(f"{where}.tool_call.id", "must not be empty")
+            if part.id in seen_ids:
+                raise RequestError(f"{where}.tool_call.id", f"{part.id!r} is used twice")
+            seen_ids.add(part.id)
+            if not _TOOL_NAME.match(part.name):
+                raise RequestError(f"{where}.tool_call.name", _TOOL_NAME_RULE)
+        elif isinstance(part, ToolResult):
+            if message.role is not Role.TOOL:
+                raise RequestError(where, "tool results belong in ROLE_TOOL messages")
+            if not part.tool_call_id:
+                raise RequestError(f"{where}.tool_result.tool_call_id", "must not be empty")
+
+
+def _check_image(image: ImagePart, path: str, role: Role) -> None:
+    if role is not Role.USER:
+        raise RequestError(path, "images belong in ROLE_USER messages")
+    if bool(image.data) == bool(image.url):
+        raise RequestError(path, "set exactly one of data and url")
+    if image.url and not image.url.startswith("https://"):
+        raise RequestError(f"{path}.url", "must be an https URL")
+    if image.data and image.media_type not in _IMAGE_TYPES:
+        raise RequestError(
+            f"{path}.media_type", "must be one of " + ", ".join(sorted(_IMAGE_TYPES))
+        )
+
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME_RULE = "1 to 64 letters, digits, '_' or '-'"
+MAX_TOOLS = 128
+"""OpenAI's limit; one rule for every model keeps fallbacks open."""
+
+
+def check_tools(settings: ToolSettings) -> None:
+    """Tool names valid and unique, schemas objects, and a choice the tools allow."""
+    if len(settings.tools) > MAX_TOOLS:
+        raise RequestError("tools", f"{len(settings.tools)} tools; at most {MAX_TOOLS}")
+    names: set[str] = set()
+    for i, tool in enumerate(settings.tools):
+        if not _TOOL_NAME.match(tool.name):
+            raise RequestError(f"tools[{i}].name", _TOOL_NAME_RULE)
+        if tool.name in names:
+            raise RequestError(f"tools[{i}].name", f"{tool.name!r} is defined twice")
+        names.add(tool.name)
+        kind = tool.input_schema.get("type", "object")
+        if kind != "object":
+            raise RequestError(
+                f"tools[{i}].input_schema.type", 'must be "object" (the arguments are an object)'
+            )
+    choice = settings.choice
+    if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.TOOL) and not settings.tools:
+        raise RequestError("tool_choice.mode", "requires tools")
+    if choice.mode is ToolChoiceMode.TOOL and choice.name not in names:
+        raise RequestError("tool_choice.name", f"{choice.name!r} is not one of the tools")
+    if choice.mode is not ToolChoiceMode.TOOL and choice.name:
+        raise RequestError("tool_choice.name", "only with TOOL_CHOICE_MODE_TOOL")
 
 
 def check_metadata(

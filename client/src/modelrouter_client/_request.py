@@ -24,6 +24,9 @@ class GenerateOptions(TypedDict, total=False):
     disable_fallback: bool
     max_cost_usd: float
     conversation_id: str
+    tools: Sequence[pb.Tool]
+    tool_choice: pb.ToolChoice
+    parallel_tool_calls: bool
 
 
 def as_messages(messages: Sequence[pb.Message] | str) -> list[pb.Message]:
@@ -54,7 +57,12 @@ def generate_stream_request(
 def _fill(request: pb.GenerateRequest | pb.GenerateStreamRequest, options: GenerateOptions) -> None:
     stop = options.pop("stop", ())
     metadata = options.pop("metadata", {})
+    tools = options.pop("tools", ())
+    tool_choice = options.pop("tool_choice", None)
     request.stop.extend(stop)
     request.metadata.update(metadata)
+    request.tools.extend(tools)
+    if tool_choice is not None:
+        request.tool_choice.CopyFrom(tool_choice)
     for name, value in options.items():
         setattr(request, name, value)

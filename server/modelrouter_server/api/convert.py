@@ -10,10 +10,12 @@ message is built here too, so the servicer only calls the stages.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter_server.attempts import AttemptRecord, Outcome
@@ -24,15 +26,25 @@ from modelrouter_server.domain import (
     CountMethod,
     FinishReason,
     GenerateOptions,
+    ImagePart,
     Importance,
     Message,
+    Part,
     ReasoningEffort,
     Refusal,
     RefusalChunk,
     Role,
     Task,
     TextChunk,
+    TextPart,
     ThinkingChunk,
+    Tool,
+    ToolCall,
+    ToolCallChunk,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolResult,
+    ToolSettings,
     Usage,
 )
 from modelrouter_server.error_facts import attempt_status
@@ -45,6 +57,7 @@ from modelrouter_server.validation import (
     check_messages,
     check_metadata,
     check_stored_history,
+    check_tools,
     encode_message_page_token,
 )
 
@@ -55,7 +68,19 @@ if TYPE_CHECKING:
     from modelrouter_server.generation import GenerateOutcome, StreamClosed
     from modelrouter_server.resilience import ChainEvent, ChainFinished
 
-_ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
+_ROLES = {
+    pb.ROLE_SYSTEM: Role.SYSTEM,
+    pb.ROLE_USER: Role.USER,
+    pb.ROLE_ASSISTANT: Role.ASSISTANT,
+    pb.ROLE_TOOL: Role.TOOL,
+}
+_TOOL_CHOICES = {
+    pb.TOOL_CHOICE_MODE_UNSPECIFIED: ToolChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_AUTO: ToolChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_NONE: ToolChoiceMode.NONE,
+    pb.TOOL_CHOICE_MODE_REQUIRED: ToolChoiceMode.REQUIRED,
+    pb.TOOL_CHOICE_MODE_TOOL: ToolChoiceMode.TOOL,
+}
 _ROLE_TO_PB = {v: k for k, v in _ROLES.items()}
 _IMPORTANCE = {
     pb.IMPORTANCE_UNSPECIFIED: Importance.NORMAL,
@@ -117,13 +142,80 @@ def _messages(messages: Sequence[pb.Message], field: str) -> tuple[Message, ...]
         role = _ROLES.get(m.role)
         if role is None:
             raise RequestError(
-                f"{field}[{i}].role", "must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT"
+                f"{field}[{i}].role",
+                "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL",
             )
         importance = _IMPORTANCE.get(m.importance)
         if importance is None:
             raise RequestError(f"{field}[{i}].importance", f"unknown value {m.importance}")
-        out.append(Message(role=role, content=m.content, pinned=m.pinned, importance=importance))
+        parts = tuple(_part(p, f"{field}[{i}].parts[{k}]") for k, p in enumerate(m.parts))
+        out.append(
+            Message(
+                role=role,
+                content=m.content,
+                pinned=m.pinned,
+                importance=importance,
+                parts=parts,
+            )
+        )
     return tuple(out)
+
+
+def struct_to_dict(value: Struct) -> dict[str, object]:
+    """A Struct as plain JSON values. Struct holds every number as a double; whole numbers
+    come back as ints, so `3` reaches a tool (and a schema's "integer") as 3, not 3.0."""
+    plain = _plain(json_format.MessageToDict(value))
+    return plain if isinstance(plain, dict) else {}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dict_to_struct(value: Mapping[str, object]) -> Struct:
+    out = Struct()
+    json_format.ParseDict(dict(value), out)
+    return out
+
+
+def _part(part: pb.Part, path: str) -> Part:
+    kind = part.WhichOneof("kind")
+    if kind == "text":
+        return TextPart(part.text)
+    if kind == "image":
+        image = part.image
+        return ImagePart(data=image.data, media_type=image.media_type, url=image.url)
+    if kind == "tool_call":
+        call = part.tool_call
+        return ToolCall(call.id, call.name, struct_to_dict(call.arguments))
+    if kind == "tool_result":
+        result = part.tool_result
+        texts = [result.content] if result.content else []
+        for k, inner in enumerate(result.parts):
+            if inner.WhichOneof("kind") != "text":
+                raise RequestError(
+                    f"{path}.tool_result.parts[{k}]", "a tool result's parts must be text"
+                )
+            texts.append(inner.text)
+        return ToolResult(result.tool_call_id, "\n\n".join(texts), result.is_error)
+    raise RequestError(path, "must set one of text, image, tool_call or tool_result")
+
+
+def _tool_settings(request: pb.GenerateRequest) -> ToolSettings:
+    tools = tuple(
+        Tool(t.name, t.description, struct_to_dict(t.input_schema)) for t in request.tools
+    )
+    mode = _TOOL_CHOICES.get(request.tool_choice.mode)
+    if mode is None:
+        raise RequestError("tool_choice.mode", f"unknown value {request.tool_choice.mode}")
+    parallel = request.parallel_tool_calls if request.HasField("parallel_tool_calls") else None
+    return ToolSettings(tools, ToolChoice(mode, request.tool_choice.name), parallel)
 
 
 def messages_from_pb(
@@ -183,8 +275,10 @@ def options_from_pb(request: AnyGenerateRequest, limits: LimitsConfig) -> Genera
         disable_fallback=request.disable_fallback,
         max_cost_usd=request.max_cost_usd,
         conversation_id=request.conversation_id,
+        tools=_tool_settings(request),
     )
     check_generate_options(options, limits)
+    check_tools(options.tools)
     return options
 
 
@@ -194,7 +288,26 @@ def message_to_pb(message: Message) -> pb.Message:
         content=message.content,
         pinned=message.pinned,
         importance=_IMPORTANCE_TO_PB[message.importance],
+        parts=[part_to_pb(p) for p in message.parts],
     )
+
+
+def part_to_pb(part: Part) -> pb.Part:
+    if isinstance(part, TextPart):
+        return pb.Part(text=part.text)
+    if isinstance(part, ImagePart):
+        return pb.Part(image=pb.Image(data=part.data, media_type=part.media_type, url=part.url))
+    if isinstance(part, ToolCall):
+        return pb.Part(tool_call=tool_call_to_pb(part))
+    return pb.Part(
+        tool_result=pb.ToolResult(
+            tool_call_id=part.tool_call_id, content=part.content, is_error=part.is_error
+        )
+    )
+
+
+def tool_call_to_pb(call: ToolCall) -> pb.ToolCall:
+    return pb.ToolCall(id=call.id, name=call.name, arguments=dict_to_struct(call.arguments))
 
 
 def finish_reason_to_pb(reason: FinishReason) -> pb.FinishReason.ValueType:
@@ -356,6 +469,7 @@ def generate_response_to_pb(outcome: GenerateOutcome, request_id: str) -> pb.Gen
         refusal=refusal_to_pb(result.completion.refusal),
         provider_model=result.completion.provider_model,
         finish_detail=result.completion.finish_detail,
+        tool_calls=[tool_call_to_pb(c) for c in result.completion.tool_calls],
     )
 
 
@@ -368,6 +482,11 @@ def stream_event_to_pb(event: ChainEvent, request_id: str) -> pb.GenerateStreamR
         return pb.GenerateStreamResponse(thinking_delta=pb.ThinkingDelta(text=event.text))
     if isinstance(event, RefusalChunk):
         return pb.GenerateStreamResponse(refusal_delta=pb.RefusalDelta(text=event.text))
+    if isinstance(event, ToolCallChunk):
+        delta = pb.ToolCallDelta(
+            index=event.index, id=event.id, name=event.name, arguments_json=event.arguments_json
+        )
+        return pb.GenerateStreamResponse(tool_call_delta=delta)
     if isinstance(event, ChainStarted):
         return stream_start_to_pb(event.candidate, request_id)
     if isinstance(event, ChainResumed):
@@ -406,6 +525,7 @@ def stream_finish_to_pb(finished: ChainFinished, closed: StreamClosed) -> pb.Gen
         refusal=refusal_to_pb(finished.refusal),
         provider_model=finished.provider_model,
         finish_detail=finished.finish_detail,
+        tool_calls=[tool_call_to_pb(c) for c in finished.tool_calls],
     )
     return pb.GenerateStreamResponse(finish=finish)
 
@@ -434,6 +554,7 @@ def model_info_to_pb(
             thinking=caps.thinking,
             reasoning_effort=caps.reasoning_effort,
             temperature=caps.temperature,
+            tools=caps.tools,
         ),
         pricing=pb.Pricing(
             input_per_mtok=price.input_per_mtok,

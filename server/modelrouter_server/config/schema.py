@@ -75,6 +75,8 @@ class Capabilities(_Strict):
     temperature: bool = True
     continuation: bool = True
     """The model can resume a partial answer (assistant prefill or a continue turn)."""
+    tools: bool = False
+    """The model takes tool definitions, tool calls and tool results."""
 
 
 class Pricing(_Strict):

@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelrouter_server.context.store import AppendResult, StoredMessage, SummaryRecord
-from modelrouter_server.domain import Importance, Message, Role
+from modelrouter_server.domain import (
+    ImagePart,
+    Importance,
+    Message,
+    Part,
+    Role,
+    TextPart,
+    ToolCall,
+    ToolResult,
+)
 from modelrouter_server.errors import RequestError
 
 DEFAULT_PAGE_SIZE = 50
@@ -117,24 +126,97 @@ def metadata_from_json(raw: str) -> dict[str, str]:
 
 
 def message_fields(message: Message) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "role": message.role.value,
         "content": message.content,
         "pinned": message.pinned,
         "importance": int(message.importance),
     }
+    if message.parts:
+        fields["parts"] = parts_to_json(message.parts)
+    return fields
 
 
 def message_from_fields(fields: Mapping[str, Any]) -> Message:
     content = fields["content"]
     if not isinstance(content, str):
         raise ValueError("content is not a string")
+    raw_parts = fields.get("parts") or ""
     return Message(
         role=Role(fields["role"]),
         content=content,
         pinned=bool(fields["pinned"]),
         importance=Importance(int(fields["importance"])),
+        parts=parts_from_json(raw_parts) if raw_parts else (),
     )
+
+
+def parts_to_json(parts: Sequence[Part]) -> str:
+    """A message's parts as JSON text, the form every store keeps them in."""
+    items: list[dict[str, object]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            items.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            items.append(
+                {
+                    "image": {
+                        "data": base64.b64encode(part.data).decode("ascii"),
+                        "media_type": part.media_type,
+                        "url": part.url,
+                    }
+                }
+            )
+        elif isinstance(part, ToolCall):
+            items.append(
+                {"tool_call": {"id": part.id, "name": part.name, "arguments": part.arguments}}
+            )
+        else:
+            items.append(
+                {
+                    "tool_result": {
+                        "tool_call_id": part.tool_call_id,
+                        "content": part.content,
+                        "is_error": part.is_error,
+                    }
+                }
+            )
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
+
+
+def parts_from_json(raw: str) -> tuple[Part, ...]:
+    items = json.loads(raw)
+    if not isinstance(items, list):
+        raise ValueError("parts is not a list")
+    parts: list[Part] = []
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ValueError("a part is not an object of one kind")
+        ((kind, value),) = item.items()
+        if kind == "text":
+            parts.append(TextPart(str(value)))
+        elif kind == "image":
+            parts.append(
+                ImagePart(
+                    data=base64.b64decode(value["data"]),
+                    media_type=str(value["media_type"]),
+                    url=str(value["url"]),
+                )
+            )
+        elif kind == "tool_call":
+            arguments = value["arguments"]
+            if not isinstance(arguments, dict):
+                raise ValueError("tool call arguments are not an object")
+            parts.append(ToolCall(str(value["id"]), str(value["name"]), arguments))
+        elif kind == "tool_result":
+            parts.append(
+                ToolResult(
+                    str(value["tool_call_id"]), str(value["content"]), bool(value["is_error"])
+                )
+            )
+        else:
+            raise ValueError(f"unknown part kind {kind!r}")
+    return tuple(parts)
 
 
 def appended(

@@ -38,6 +38,7 @@ from modelrouter_server.context._records import (
     metadata_json,
     new_conversation_id,
     normalized_page_size,
+    parts_to_json,
     summary_applies,
 )
 from modelrouter_server.context.store import (
@@ -55,7 +56,7 @@ from modelrouter_server.quoting import quote
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -81,6 +82,7 @@ CREATE TABLE IF NOT EXISTS messages (
     summarized_by INTEGER,
     summarizes TEXT NOT NULL,
     request_id TEXT NOT NULL DEFAULT '',
+    parts TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (conversation_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_request ON messages (conversation_id, request_id)
@@ -93,11 +95,13 @@ _MIGRATIONS = {
     # 2 -> 3: the owning tenant; conversations from before tenants belong to the default
     # owner, "" (see ConversationStore).
     2: "ALTER TABLE conversations ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
+    # 3 -> 4: content parts (images, tool calls and results) as JSON; '' for none.
+    3: "ALTER TABLE messages ADD COLUMN parts TEXT NOT NULL DEFAULT ''",
 }
 
 _MESSAGE_COLUMNS = (
     "seq, role, content, pinned, importance, tokens, created_us, summarized_by, summarizes,"
-    " request_id"
+    " request_id, parts"
 )
 
 
@@ -117,10 +121,17 @@ def _message_row(row: Sequence[Any]) -> StoredMessage:
         summarized_by,
         summarizes,
         request_id,
+        parts,
     ) = row
     try:
         message = message_from_fields(
-            {"role": role, "content": content, "pinned": pinned, "importance": importance}
+            {
+                "role": role,
+                "content": content,
+                "pinned": pinned,
+                "importance": importance,
+                "parts": parts,
+            }
         )
         return StoredMessage(
             seq=int(seq),
@@ -147,7 +158,7 @@ def _insert_message(
 ) -> None:
     db.execute(
         f"INSERT INTO messages (conversation_id, {_MESSAGE_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
         (
             conversation_id,
             seq,
@@ -159,6 +170,7 @@ def _insert_message(
             created_us,
             json.dumps(list(summarizes)),
             request_id,
+            parts_to_json(message.parts) if message.parts else "",
         ),
     )
 

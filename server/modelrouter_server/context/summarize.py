@@ -15,6 +15,7 @@ from typing import Protocol
 
 from modelrouter_server.candidates import Candidate
 from modelrouter_server.config.schema import RouterConfig
+from modelrouter_server.context._digest import message_text
 from modelrouter_server.domain import (
     Completion,
     CountMethod,
@@ -68,7 +69,7 @@ fallback chain raises. The composition root passes `FallbackChain.complete_reque
 
 def transcript(messages: Sequence[Message]) -> str:
     """The messages as one labelled text for the summarizer to read."""
-    return "\n\n".join(f"[{m.role.value}]: {m.content}" for m in messages)
+    return "\n\n".join(f"[{m.role.value}]: {message_text(m)}" for m in messages)
 
 
 def summary_message_text(summary: str, replaced: int) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from modelrouter_server.config.schema import ModelConfig, RouterConfig, Tokenizer
-from modelrouter_server.context._digest import content_digest, messages_digest
+from modelrouter_server.context._digest import content_digest, message_text, messages_digest
 from modelrouter_server.context._lru import LruCache
 from modelrouter_server.context.bounded_encode import count_tokens
 from modelrouter_server.context.claude_estimate import ClaudeEstimate, base_tokens
@@ -140,7 +140,7 @@ class TokenCounter:
         return digest
 
     def _key(self, scheme: str, message: Message) -> _MessageKey:
-        return (scheme, message.role.value, self._digest(message.content))
+        return (scheme, message.role.value, self._digest(message_text(message)))
 
     def _base_tokens(self, scheme: str, message: Message) -> int:
         """A message's tokens before framing (Claude: the uncalibrated estimate), cached."""
@@ -149,12 +149,12 @@ class TokenCounter:
         if cached is not None:
             return cached
         if scheme == _CLAUDE_SCHEME:
-            tokens = base_tokens(message.content)
+            tokens = base_tokens(message_text(message))
         else:
             encoding = shipped_encoding(Tokenizer(scheme))
             # Ordinary text: special-token text in a message is ordinary text to the API.
             tokens = count_tokens(encoding, message.role.value) + count_tokens(
-                encoding, message.content
+                encoding, message_text(message)
             )
         self._messages.put(key, tokens)
         return tokens

@@ -38,7 +38,7 @@ a fallback candidate does not call the summarizer twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -107,24 +107,50 @@ class _Item:
     protected: bool
 
 
+def tool_groups(messages: Sequence[Message]) -> dict[int, tuple[int, ...]]:
+    """Each position in a tool exchange -> every position of that exchange: an assistant
+    message with tool calls and the ROLE_TOOL messages after it. An exchange is kept,
+    summarized or dropped whole, so no result ever loses its call (or a call its result)."""
+    groups: dict[int, tuple[int, ...]] = {}
+    i = 0
+    while i < len(messages):
+        if messages[i].role is Role.ASSISTANT and messages[i].tool_calls:
+            end = i + 1
+            while end < len(messages) and messages[end].role is Role.TOOL:
+                end += 1
+            members = tuple(range(i, end))
+            groups.update(dict.fromkeys(members, members))
+            i = end
+        else:
+            i += 1
+    return groups
+
+
 def protected_indexes(messages: Sequence[Message]) -> frozenset[int]:
-    """Positions never removed: system messages, pinned messages, the latest user turn."""
+    """Positions never removed: system messages, pinned messages, the latest user turn,
+    and the whole of any tool exchange one of them belongs to."""
     if not messages:
         return frozenset()
     last_user = max(
         (i for i, m in enumerate(messages) if m.role is Role.USER), default=len(messages) - 1
     )
-    return frozenset(
+    protected = {
         i for i, m in enumerate(messages) if m.role is Role.SYSTEM or m.pinned or i >= last_user
-    )
+    }
+    groups = tool_groups(messages)
+    for i in list(protected):
+        protected.update(groups.get(i, ()))
+    return frozenset(protected)
 
 
 def _join(first: Message, second: Message) -> Message:
+    contents = [m.content for m in (first, second) if m.content]
     return Message(
         role=first.role,
-        content=f"{first.content}\n\n{second.content}",
+        content="\n\n".join(contents),
         pinned=first.pinned or second.pinned,
         importance=max(first.importance, second.importance),
+        parts=first.parts + second.parts,
     )
 
 
@@ -148,6 +174,31 @@ def _assemble(kept: Sequence[_Item], first_dialogue_index: int | None) -> tuple[
     ):
         out.insert(opening, Message(Role.USER, OMITTED_NOTE))
     return tuple(out)
+
+
+def _exchange_of(items: Sequence[_Item]) -> Callable[[int], set[int]]:
+    """item index -> the indexes that go with it: its whole tool exchange, or itself."""
+    groups = tool_groups([it.message for it in items])
+    position = {it.index: k for k, it in enumerate(items)}
+
+    def members(index: int) -> set[int]:
+        k = position[index]
+        return {items[m].index for m in groups.get(k, (k,))}
+
+    return members
+
+
+def _whole_exchanges(
+    span: list[int], groups: dict[int, tuple[int, ...]], eligible: set[int]
+) -> list[int]:
+    """`span` ending on a whole tool exchange: completed when every rest of it may be
+    summarized, else cut before the exchange."""
+    if not span or span[-1] not in groups:
+        return span
+    members = groups[span[-1]]
+    if all(i in eligible for i in members):
+        return span + [i for i in members if i > span[-1]]
+    return [i for i in span if i < members[0]]
 
 
 def _with_summary(
@@ -283,6 +334,7 @@ class ContextManager:
         to `dropped`) while it is over `budget` and something can still go."""
         first_dialogue = next((i for i, m in enumerate(msgs) if m.role is not Role.SYSTEM), None)
         more = self._prune_order(items, dropped)
+        exchange = _exchange_of(items)
         while True:
             out = _assemble([it for it in items if it.index not in dropped], first_dialogue)
             sent = self._counter.count_local(model_id, out)
@@ -290,7 +342,7 @@ class ContextManager:
             nxt = next(more, None) if sent > budget else None
             if nxt is None:
                 return out, sent
-            dropped.add(nxt.index)
+            dropped.update(exchange(nxt.index))
 
     # -- summarizing -------------------------------------------------------------------------
 
@@ -312,7 +364,7 @@ class ContextManager:
         eligible = [i for i in range(stored) if i not in protected]
         # Start on a user turn: the summary (a user message) then follows an assistant or
         # system message, as the turn it replaces did.
-        while eligible and msgs[eligible[0]].role is Role.ASSISTANT:
+        while eligible and msgs[eligible[0]].role in (Role.ASSISTANT, Role.TOOL):
             eligible.pop(0)
         if not eligible:
             return ()
@@ -332,7 +384,8 @@ class ContextManager:
             span.append(i)
             remaining -= counts[i]
             used += input_tokens[i]
-        if span and msgs[span[-1]].role is Role.ASSISTANT:
+        span = _whole_exchanges(span, tool_groups(msgs), set(eligible))
+        if span and msgs[span[-1]].role in (Role.ASSISTANT, Role.TOOL):
             following = span[-1] + 1
             if (
                 following in input_tokens
@@ -427,14 +480,18 @@ class ContextManager:
         return iter(sorted(removable, key=lambda it: (it.message.importance, it.index)))
 
     def _drop_plan(self, items: Sequence[_Item], priming: int, budget: int) -> set[int]:
-        """Positions to drop so the per-message counts fit the budget."""
+        """Positions to drop so the per-message counts fit the budget; a tool exchange
+        goes whole."""
         total = sum(it.tokens for it in items) + priming
+        tokens = {it.index: it.tokens for it in items}
+        exchange = _exchange_of(items)
         dropped: set[int] = set()
         for item in self._prune_order(items, dropped):
             if total <= budget:
                 break
-            dropped.add(item.index)
-            total -= item.tokens
+            for index in exchange(item.index) - dropped:
+                dropped.add(index)
+                total -= tokens[index]
         return dropped
 
     def _too_large(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import anthropic
 import httpx2
 from anthropic.types import (
+    ContentBlockParam,
+    InputJSONDelta,
     MessageDeltaUsage,
     MessageParam,
     RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
     RawMessageDeltaEvent,
     RawMessageStartEvent,
     RawMessageStopEvent,
@@ -22,6 +27,9 @@ from anthropic.types import (
     ThinkingBlock,
     ThinkingConfigEnabledParam,
     ThinkingDelta,
+    ToolChoiceParam,
+    ToolParam,
+    ToolUseBlock,
 )
 from anthropic.types import Usage as AnthropicUsage
 from anthropic.types.message_create_params import MessageCreateParamsBase
@@ -29,6 +37,7 @@ from anthropic.types.message_create_params import MessageCreateParamsBase
 from modelrouter_server.domain import (
     Completion,
     FinishReason,
+    ImagePart,
     Message,
     ProviderRequest,
     Refusal,
@@ -36,7 +45,13 @@ from modelrouter_server.domain import (
     StreamEnd,
     StreamEvent,
     TextChunk,
+    TextPart,
     ThinkingChunk,
+    ToolCall,
+    ToolCallChunk,
+    ToolChoiceMode,
+    ToolResult,
+    ToolSettings,
     Usage,
 )
 from modelrouter_server.errors import InterruptionKind, ProviderError
@@ -51,6 +66,11 @@ from modelrouter_server.providers.finish_reasons import (
     finish_reason,
 )
 from modelrouter_server.providers.pool import PoolWatch
+from modelrouter_server.providers.tool_wire import (
+    MalformedToolCall,
+    ToolCallAssembly,
+    anthropic_tool_id,
+)
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
     UpstreamErrors,
@@ -128,6 +148,11 @@ class AnthropicProvider:
             block.thinking for block in message.content if isinstance(block, ThinkingBlock)
         )
         text = EchoedWhitespaceFilter(call.stripped_prefill).feed(text)
+        tool_calls = tuple(
+            ToolCall(block.id, block.name, _input_object(block.input))
+            for block in message.content
+            if isinstance(block, ToolUseBlock)
+        )
         reason = _finish_reason(message.stop_reason)
         usage = _UsageTally.of(_message_usage(message), final=True).usage()
         return Completion(
@@ -138,6 +163,7 @@ class AnthropicProvider:
             refusal=_refusal(reason, text, message.stop_details),
             provider_model=message.model,
             finish_detail=finish_detail(reason, text, usage, thought=bool(thinking)),
+            tool_calls=tool_calls,
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -171,7 +197,13 @@ class AnthropicProvider:
                 "the body ended before message_stop",
                 request_id=request_id,
             )
-        yield reading.end()
+        try:
+            end = reading.end()
+        except MalformedToolCall as exc:
+            raise errors.interrupted(
+                InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
+            ) from exc
+        yield end
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         system, turns, _ = _conversation(messages)
@@ -206,6 +238,7 @@ def _call(request: ProviderRequest) -> _Call:
         params["system"] = system
     if request.stop:
         params["stop_sequences"] = list(request.stop)
+    _add_tools(params, request.tools)
     extra_body: dict[str, object] | None = None
     prefilling = bool(turns) and turns[-1]["role"] == "assistant"
     # The API refuses thinking together with a prefilled answer, and continuing a partial
@@ -226,34 +259,119 @@ def _call(request: ProviderRequest) -> _Call:
 def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam], str]:
     """The system prompt, strictly alternating turns, and whitespace stripped from a prefill.
 
-    The API layer already rejects a bad order; consecutive turns of one role are joined
-    anyway, because the API would refuse them.
+    Tool results go back as a user turn of tool_result blocks. The API layer already
+    rejects a bad order; consecutive turns of one role (tool results then a user message)
+    are joined, because the API would refuse them.
     """
     system = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
-    roles: list[Role] = []
-    texts: list[list[str]] = []
+    roles: list[str] = []
+    turns_parts: list[list[Message]] = []
     for message in messages:
         if message.role is Role.SYSTEM:
             continue
-        if roles and roles[-1] is message.role:
-            texts[-1].append(message.content)
+        role = "assistant" if message.role is Role.ASSISTANT else "user"
+        if roles and roles[-1] == role:
+            turns_parts[-1].append(message)
         else:
-            roles.append(message.role)
-            texts.append([message.content])
+            roles.append(role)
+            turns_parts.append([message])
+    stripped = ""
+    prefill: str | None = None
+    if roles and roles[-1] == "assistant" and not any(m.parts for m in turns_parts[-1]):
+        prefill, stripped = strip_partial_answer("\n\n".join(m.content for m in turns_parts[-1]))
+        roles.pop()
+        turns_parts.pop()
     turns: list[MessageParam] = []
-    for role, parts in zip(roles, texts, strict=True):
-        content = "\n\n".join(parts)
-        if role is Role.USER:
+    for role, group in zip(roles, turns_parts, strict=True):
+        if not any(m.parts for m in group):
+            content: str | list[ContentBlockParam] = "\n\n".join(m.content for m in group)
+        else:
+            content = [block for m in group for block in _blocks(m)]
+        if role == "user":
             turns.append({"role": "user", "content": content})
         else:
             turns.append({"role": "assistant", "content": content})
-    stripped = ""
-    if roles and roles[-1] is Role.ASSISTANT:
-        kept, stripped = strip_partial_answer("\n\n".join(texts[-1]))
-        turns.pop()
-        if kept:
-            turns.append({"role": "assistant", "content": kept})
+    if prefill:
+        turns.append({"role": "assistant", "content": prefill})
     return system, turns, stripped
+
+
+def _blocks(message: Message) -> list[ContentBlockParam]:
+    """A message's content as Messages API blocks, in order."""
+    blocks: list[ContentBlockParam] = []
+    for part in message.all_parts():
+        if isinstance(part, TextPart):
+            if part.text:
+                blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(part))
+        elif isinstance(part, ToolCall):
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": anthropic_tool_id(part.id),
+                    "name": part.name,
+                    "input": dict(part.arguments),
+                }
+            )
+        elif isinstance(part, ToolResult):
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": anthropic_tool_id(part.tool_call_id),
+                    "content": part.content,
+                    "is_error": part.is_error,
+                }
+            )
+    return blocks
+
+
+def _image_block(part: ImagePart) -> ContentBlockParam:
+    if part.url:
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    return cast(
+        ContentBlockParam,
+        {
+            "type": "image",
+            "source": {
+                "type": "base64",
+                "media_type": part.media_type,
+                "data": base64.b64encode(part.data).decode("ascii"),
+            },
+        },
+    )
+
+
+def _add_tools(params: MessageCreateParamsBase, settings: ToolSettings) -> None:
+    """The request's tools and tool choice, in the Messages API's terms."""
+    if not settings.tools:
+        return
+    tools: list[ToolParam] = []
+    for tool in settings.tools:
+        schema = dict(tool.input_schema) or {"type": "object", "properties": {}}
+        entry = cast(ToolParam, {"name": tool.name, "input_schema": schema})
+        if tool.description:
+            entry["description"] = tool.description
+        tools.append(entry)
+    params["tools"] = tools
+    choice = settings.choice
+    no_parallel = settings.parallel is False
+    mapped: dict[str, object]
+    if choice.mode is ToolChoiceMode.NONE:
+        mapped = {"type": "none"}
+    elif choice.mode is ToolChoiceMode.REQUIRED:
+        mapped = {"type": "any"}
+    elif choice.mode is ToolChoiceMode.TOOL:
+        mapped = {"type": "tool", "name": choice.name}
+    else:
+        mapped = {"type": "auto"}
+    if no_parallel and choice.mode is not ToolChoiceMode.NONE:
+        mapped["disable_parallel_tool_use"] = True
+    params["tool_choice"] = cast(ToolChoiceParam, mapped)
+
+
+def _input_object(raw: object) -> dict[str, object]:
+    return dict(raw) if isinstance(raw, dict) else {}
 
 
 async def _next_event(
@@ -361,13 +479,31 @@ class _StreamReading:
         self.provider_model = ""
         self.text: list[str] = []
         self.thought = False
+        self.tools = ToolCallAssembly()
+        self.tool_blocks: dict[int, int] = {}
+        """Content block index -> tool call index (0, 1, ... in the message)."""
         self.stopped = False
         """`message_stop` arrived: the answer is complete; what follows is not waited for."""
 
-    def on_event(self, event: RawMessageStreamEvent) -> TextChunk | ThinkingChunk | None:
+    def on_event(
+        self, event: RawMessageStreamEvent
+    ) -> TextChunk | ThinkingChunk | ToolCallChunk | None:
         """Note one SSE event; the chunk to pass on, if it carries one."""
-        if isinstance(event, RawContentBlockDeltaEvent):
+        if isinstance(event, RawContentBlockStartEvent):
+            block = event.content_block
+            if isinstance(block, ToolUseBlock):
+                index = len(self.tool_blocks)
+                self.tool_blocks[event.index] = index
+                self.tools.add(index, id=block.id, name=block.name)
+                return ToolCallChunk(index, id=block.id, name=block.name)
+        elif isinstance(event, RawContentBlockDeltaEvent):
             delta = event.delta
+            if isinstance(delta, InputJSONDelta):
+                call = self.tool_blocks.get(event.index)
+                if call is None or not delta.partial_json:
+                    return None
+                self.tools.add(call, fragment=delta.partial_json)
+                return ToolCallChunk(call, arguments_json=delta.partial_json)
             if isinstance(delta, TextDelta) and (piece := self.echo.feed(delta.text)):
                 self.text.append(piece)
                 return TextChunk(piece)
@@ -395,6 +531,7 @@ class _StreamReading:
             refusal=_refusal(reason, answer, self.stop_details),
             provider_model=self.provider_model,
             finish_detail=finish_detail(reason, answer, usage, thought=self.thought),
+            tool_calls=self.tools.calls(),
         )
 
 

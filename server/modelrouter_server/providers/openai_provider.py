@@ -3,20 +3,29 @@ OpenAI-compatible servers (vLLM, Ollama, llama.cpp) reached by base URL."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import cast
 
 import httpx2
 import openai
 from openai.types import CompletionUsage
 from openai.types import ReasoningEffort as OpenAIReasoningEffort
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionContentPartParam,
+    ChatCompletionMessageParam,
+    ChatCompletionToolChoiceOptionParam,
+    ChatCompletionToolParam,
+)
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 from modelrouter_server.config.schema import Capabilities, ModelConfig, ProviderKind
 from modelrouter_server.domain import (
     Completion,
     FinishReason,
+    ImagePart,
     Message,
     ProviderRequest,
     ReasoningEffort,
@@ -26,6 +35,11 @@ from modelrouter_server.domain import (
     StreamEnd,
     StreamEvent,
     TextChunk,
+    TextPart,
+    ToolCall,
+    ToolCallChunk,
+    ToolChoiceMode,
+    ToolSettings,
     Usage,
 )
 from modelrouter_server.errors import InterruptionKind, ProviderError
@@ -42,6 +56,13 @@ from modelrouter_server.providers.finish_reasons import (
 )
 from modelrouter_server.providers.openai_done_marker import DoneAwareAsyncOpenAI, saw_done_marker
 from modelrouter_server.providers.pool import PoolWatch
+from modelrouter_server.providers.tool_wire import (
+    MalformedToolCall,
+    ToolCallAssembly,
+    arguments_json,
+    openai_tool_id,
+    parse_arguments,
+)
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
     UpstreamErrors,
@@ -132,6 +153,18 @@ class OpenAIProvider:
         refusal = _refusal(choice.message.refusal)
         reason = _finish_reason(choice.finish_reason, refusal)
         usage = _usage(completion.usage)
+        try:
+            tool_calls = tuple(
+                ToolCall(
+                    call.id,
+                    call.function.name,
+                    parse_arguments(call.function.name, call.function.arguments),
+                )
+                for call in choice.message.tool_calls or ()
+                if call.type == "function"
+            )
+        except MalformedToolCall as exc:
+            raise errors.unexpected(str(exc), status_code=200) from exc
         return Completion(
             text=text,
             finish_reason=reason,
@@ -139,6 +172,7 @@ class OpenAIProvider:
             refusal=refusal,
             provider_model=completion.model,
             finish_detail=finish_detail(reason, text, usage),
+            tool_calls=tool_calls,
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -159,6 +193,7 @@ class OpenAIProvider:
         provider_model = ""
         text: list[str] = []
         refused: list[str] | None = None
+        tools = ToolCallAssembly()
         try:
             while (chunk := await _next_chunk(upstream, errors, request_id)) is not None:
                 provider_model = chunk.model or provider_model
@@ -176,6 +211,22 @@ class OpenAIProvider:
                         if delta.refusal:
                             refused.append(delta.refusal)
                             yield RefusalChunk(delta.refusal)
+                    for call in delta.tool_calls or ():
+                        call_piece = ToolCallChunk(
+                            call.index,
+                            id=call.id or "",
+                            name=(call.function.name if call.function else None) or "",
+                            arguments_json=(call.function.arguments if call.function else None)
+                            or "",
+                        )
+                        tools.add(
+                            call_piece.index,
+                            id=call_piece.id,
+                            name=call_piece.name,
+                            fragment=call_piece.arguments_json,
+                        )
+                        if call_piece.id or call_piece.name or call_piece.arguments_json:
+                            yield call_piece
                     raw_reason = choice.finish_reason or raw_reason
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
@@ -189,12 +240,19 @@ class OpenAIProvider:
         reason = _finish_reason(raw_reason, refusal)
         answer = "".join(text)
         sent_usage = _usage(usage)
+        try:
+            tool_calls = tools.calls()
+        except MalformedToolCall as exc:
+            raise errors.interrupted(
+                InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
+            ) from exc
         yield StreamEnd(
             reason,
             sent_usage,
             refusal=refusal,
             provider_model=provider_model,
             finish_detail=finish_detail(reason, answer, sent_usage),
+            tool_calls=tool_calls,
         )
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
@@ -226,6 +284,7 @@ class OpenAIProvider:
             params["reasoning_effort"] = _EFFORTS[request.reasoning_effort]
         if request.stop:
             params["stop"] = list(request.stop)
+        _add_tools(params, request.tools)
         return params, stripped
 
     def _capabilities(self, model: str) -> Capabilities:
@@ -237,6 +296,8 @@ def _messages(
     messages: Sequence[Message], *, developer_role: bool
 ) -> tuple[list[ChatCompletionMessageParam], str]:
     history, partial = split_partial_answer(messages)
+    if messages and messages[-1].role is Role.ASSISTANT and messages[-1].parts:
+        history, partial = tuple(messages), None
     converted: list[ChatCompletionMessageParam] = []
     for message in history:
         if message.role is Role.SYSTEM and developer_role:
@@ -244,14 +305,95 @@ def _messages(
         elif message.role is Role.SYSTEM:
             converted.append({"role": "system", "content": message.content})
         elif message.role is Role.USER:
-            converted.append({"role": "user", "content": message.content})
+            converted.append({"role": "user", "content": _user_content(message)})
+        elif message.role is Role.TOOL:
+            converted.extend(_tool_messages(message))
         else:
-            converted.append({"role": "assistant", "content": message.content})
+            converted.append(_assistant_message(message))
     kept, stripped = strip_partial_answer(partial or "")
     if kept:
         converted.append({"role": "assistant", "content": kept})
         converted.append({"role": "user", "content": CONTINUE_INSTRUCTION})
     return converted, stripped
+
+
+def _user_content(message: Message) -> str | list[ChatCompletionContentPartParam]:
+    if not message.parts:
+        return message.content
+    content: list[ChatCompletionContentPartParam] = []
+    for part in message.all_parts():
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            content.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+    return content
+
+
+def _image_url(part: ImagePart) -> str:
+    if part.url:
+        return part.url
+    return f"data:{part.media_type};base64,{base64.b64encode(part.data).decode('ascii')}"
+
+
+def _assistant_message(message: Message) -> ChatCompletionMessageParam:
+    text = message.plain_text()
+    calls = message.tool_calls
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": openai_tool_id(call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": arguments_json(call.arguments)},
+            }
+            for call in calls
+        ],
+    }
+
+
+def _tool_messages(message: Message) -> list[ChatCompletionMessageParam]:
+    """One `tool` message per result. Chat Completions has no error flag: a failed tool's
+    result says so in its text, which is what the model reads."""
+    return [
+        {
+            "role": "tool",
+            "tool_call_id": openai_tool_id(result.tool_call_id),
+            "content": f"Error: {result.content}" if result.is_error else result.content,
+        }
+        for result in message.tool_results
+    ]
+
+
+def _add_tools(params: CompletionCreateParamsBase, settings: ToolSettings) -> None:
+    """The request's tools and tool choice, in Chat Completions' terms."""
+    if not settings.tools:
+        return
+    tools: list[ChatCompletionToolParam] = []
+    for tool in settings.tools:
+        function: dict[str, object] = {
+            "name": tool.name,
+            "parameters": dict(tool.input_schema) or {"type": "object", "properties": {}},
+        }
+        if tool.description:
+            function["description"] = tool.description
+        tools.append(cast(ChatCompletionToolParam, {"type": "function", "function": function}))
+    params["tools"] = tools
+    choice = settings.choice
+    mapped: ChatCompletionToolChoiceOptionParam
+    if choice.mode is ToolChoiceMode.NONE:
+        mapped = "none"
+    elif choice.mode is ToolChoiceMode.REQUIRED:
+        mapped = "required"
+    elif choice.mode is ToolChoiceMode.TOOL:
+        mapped = {"type": "function", "function": {"name": choice.name}}
+    else:
+        mapped = "auto"
+    params["tool_choice"] = mapped
+    if settings.parallel is not None:
+        params["parallel_tool_calls"] = settings.parallel
 
 
 async def _next_chunk(

@@ -16,6 +16,10 @@ included). Once a chunk has been sent the answer can only be continued:
   remaining candidate has the `continuation` capability, or when only thinking was sent:
   reasoning cannot be continued on another model and the answer has not started, so a
   restart would show the client a second, different chain of thought.
+- A tool call cannot be continued: its arguments are one JSON text the next model would
+  not finish the same way. A break after any tool-call piece was sent ends the stream
+  with an error (never a clean finish with half a call); before that, failover stays
+  transparent as above.
 - A resumed request runs without extended thinking: Anthropic refuses an assistant prefill
   while thinking is on, and the reasoning is already done.
 
@@ -46,6 +50,7 @@ from modelrouter_server.domain import (
     StreamEvent,
     TextChunk,
     ThinkingChunk,
+    ToolCallChunk,
 )
 from modelrouter_server.errors import (
     DeadlineExceeded,
@@ -135,6 +140,8 @@ class _Relay:
         self.sent = False
         """Any chunk (thinking included) reached the client: failover is no longer
         transparent, only a continuation can follow."""
+        self.tool_call_sent = False
+        """A piece of a tool call reached the client: nothing can continue the answer."""
         self.started = False
         self.resumed_at: list[int] = []
         self.broke = ""
@@ -194,7 +201,7 @@ class _Relay:
         return _Leg(candidate, announce, held)
 
     def passed_on(
-        self, leg: _Leg, event: TextChunk | ThinkingChunk | RefusalChunk
+        self, leg: _Leg, event: TextChunk | ThinkingChunk | RefusalChunk | ToolCallChunk
     ) -> list[ChainEvent]:
         """What the client is sent for one chunk: nothing (held), or the chunk, preceded
         by the leg's announcement if it is the leg's first."""
@@ -209,6 +216,8 @@ class _Relay:
         if isinstance(event, TextChunk):
             self.text.append(event.text)
             self.text_chars += len(event.text)
+        elif isinstance(event, ToolCallChunk):
+            self.tool_call_sent = True
         self.sent = True
         shown.append(event)
         return shown
@@ -232,6 +241,11 @@ class _Relay:
             error_class=type(error).__name__,
             error=error.message,
         )
+        if self.tool_call_sent:
+            raise run.failure(
+                f"the stream broke inside a tool call ({self.broke}); a tool call cannot be "
+                "continued, so the reply is incomplete: send the request again"
+            ) from error
         if self.text_chars == 0 and self.sent:
             raise run.failure(
                 f"the stream broke during thinking, before any answer text "
@@ -321,6 +335,7 @@ def _finished(
         refusal=end.refusal,
         provider_model=end.provider_model,
         finish_detail=end.finish_detail,
+        tool_calls=end.tool_calls,
     )
 
 

@@ -15,6 +15,8 @@ from modelrouter_server.domain import (
     RefusalChunk,
     TextChunk,
     ThinkingChunk,
+    ToolCall,
+    ToolCallChunk,
     Usage,
 )
 
@@ -77,8 +79,17 @@ class ChainFinished:
     refusal: Refusal | None = None
     provider_model: str = ""
     finish_detail: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
-ChainEvent = ChainStarted | TextChunk | ThinkingChunk | RefusalChunk | ChainResumed | ChainFinished
+ChainEvent = (
+    ChainStarted
+    | TextChunk
+    | ThinkingChunk
+    | RefusalChunk
+    | ToolCallChunk
+    | ChainResumed
+    | ChainFinished
+)
 """A streamed chain yields ChainStarted, then chunks (with ChainResumed between legs), then
 ChainFinished, or raises."""

@@ -37,6 +37,8 @@ def candidate_for(
     caps = config.capabilities
     cap = config.max_output_tokens
     requested = options.max_output_tokens
+    if options.uses_tools and not caps.tools:
+        raise Unfit("tools", f"{model_id} does not take tools")
     if requested > cap:
         if explicit:
             raise Unfit("max_output_tokens", f"{requested} is above {model_id}'s limit of {cap}")
@@ -54,7 +56,14 @@ def candidate_for(
             raise Unfit("thinking_budget_tokens", f"{budget} {problem} for {model_id}")
     else:
         output = requested or min(config.default_output_tokens, cap)
-        if options.task is Task.REASONING and caps.thinking and options.reasoning_effort is None:
+        # Not with tools: Anthropic wants each earlier tool call's thinking sent back, and
+        # a history from another provider has none.
+        if (
+            options.task is Task.REASONING
+            and caps.thinking
+            and options.reasoning_effort is None
+            and not options.uses_tools
+        ):
             if not requested:
                 text_room = max(config.default_output_tokens, MIN_TEXT_AFTER_THINKING)
                 output = min(cap, REASONING_THINKING_BUDGET + text_room)
