@@ -170,7 +170,7 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 4
     # Conversations from before tenants belong to the default owner, and only to it.
     store = await SQLiteStore.open(path)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import strategies as st
@@ -57,8 +58,29 @@ def _field(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     return _INT64
 
 
+def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(values)
+    return out
+
+
+_JSON_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=10),
+)
+_STRUCT = st.dictionaries(
+    st.text(max_size=8),
+    st.one_of(_JSON_SCALAR, st.lists(_JSON_SCALAR, max_size=3)),
+    max_size=4,
+).map(_struct)
+
+
 def message_strategy(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Any]:
     """Messages of `descriptor`'s type with any subset of their fields set."""
+    if descriptor.full_name == "google.protobuf.Struct":
+        return _STRUCT
     cls: type[Message] = getattr(pb, descriptor.name)
     if depth > _MAX_DEPTH:
         return st.just(cls())
