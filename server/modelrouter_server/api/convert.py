@@ -207,7 +207,7 @@ def _part(part: pb.Part, path: str) -> Part:
     raise RequestError(path, "must set one of text, image, tool_call or tool_result")
 
 
-def _tool_settings(request: pb.GenerateRequest) -> ToolSettings:
+def _tool_settings(request: AnyGenerateRequest) -> ToolSettings:
     tools = tuple(
         Tool(t.name, t.description, struct_to_dict(t.input_schema)) for t in request.tools
     )
