@@ -608,6 +608,63 @@ func (ToolChoiceMode) EnumDescriptor() ([]byte, []int) {
 	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
 }
 
+// What the reply's text must be.
+type ResponseFormatType int32
+
+const (
+	// As RESPONSE_FORMAT_TYPE_TEXT.
+	ResponseFormatType_RESPONSE_FORMAT_TYPE_UNSPECIFIED ResponseFormatType = 0
+	// Free text.
+	ResponseFormatType_RESPONSE_FORMAT_TYPE_TEXT ResponseFormatType = 1
+	// A JSON object (any).
+	ResponseFormatType_RESPONSE_FORMAT_TYPE_JSON_OBJECT ResponseFormatType = 2
+	// JSON valid against `ResponseFormat.schema`.
+	ResponseFormatType_RESPONSE_FORMAT_TYPE_JSON_SCHEMA ResponseFormatType = 3
+)
+
+// Enum value maps for ResponseFormatType.
+var (
+	ResponseFormatType_name = map[int32]string{
+		0: "RESPONSE_FORMAT_TYPE_UNSPECIFIED",
+		1: "RESPONSE_FORMAT_TYPE_TEXT",
+		2: "RESPONSE_FORMAT_TYPE_JSON_OBJECT",
+		3: "RESPONSE_FORMAT_TYPE_JSON_SCHEMA",
+	}
+	ResponseFormatType_value = map[string]int32{
+		"RESPONSE_FORMAT_TYPE_UNSPECIFIED": 0,
+		"RESPONSE_FORMAT_TYPE_TEXT":        1,
+		"RESPONSE_FORMAT_TYPE_JSON_OBJECT": 2,
+		"RESPONSE_FORMAT_TYPE_JSON_SCHEMA": 3,
+	}
+)
+
+func (x ResponseFormatType) Enum() *ResponseFormatType {
+	p := new(ResponseFormatType)
+	*p = x
+	return p
+}
+
+func (x ResponseFormatType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ResponseFormatType) Descriptor() protoreflect.EnumDescriptor {
+	return file_modelrouter_v1_modelrouter_proto_enumTypes[9].Descriptor()
+}
+
+func (ResponseFormatType) Type() protoreflect.EnumType {
+	return &file_modelrouter_v1_modelrouter_proto_enumTypes[9]
+}
+
+func (x ResponseFormatType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ResponseFormatType.Descriptor instead.
+func (ResponseFormatType) EnumDescriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
+}
+
 // One message of a conversation.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1126,6 +1183,81 @@ func (x *ToolChoice) GetName() string {
 	return ""
 }
 
+// Structured output. The router checks every reply against it (a JSON Schema
+// validator): a reply that is not valid is asked of the next candidate once, then the
+// call fails with FAILED_PRECONDITION naming the first violation.
+type ResponseFormat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  ResponseFormatType     `protobuf:"varint,1,opt,name=type,proto3,enum=modelrouter.v1.ResponseFormatType" json:"type,omitempty"`
+	// RESPONSE_FORMAT_TYPE_JSON_SCHEMA: the JSON Schema the reply must match.
+	Schema *structpb.Struct `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	// A name for the schema (letters, digits, "_" and "-"; default "json_response").
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Ask the provider to enforce the schema while generating, where it can (OpenAI
+	// strict mode, when the schema meets its rules); the router validates either way.
+	Strict        bool `protobuf:"varint,4,opt,name=strict,proto3" json:"strict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseFormat) Reset() {
+	*x = ResponseFormat{}
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseFormat) ProtoMessage() {}
+
+func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
+func (*ResponseFormat) Descriptor() ([]byte, []int) {
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ResponseFormat) GetType() ResponseFormatType {
+	if x != nil {
+		return x.Type
+	}
+	return ResponseFormatType_RESPONSE_FORMAT_TYPE_UNSPECIFIED
+}
+
+func (x *ResponseFormat) GetSchema() *structpb.Struct {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *ResponseFormat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ResponseFormat) GetStrict() bool {
+	if x != nil {
+		return x.Strict
+	}
+	return false
+}
+
 // A request for a reply.
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1172,13 +1304,15 @@ type GenerateRequest struct {
 	// Whether the model may make several tool calls in one reply (unset: the provider's
 	// default, which allows it).
 	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The shape the reply's text must have (default: free text).
+	ResponseFormat *ResponseFormat `protobuf:"bytes,17,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1324,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[7]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1337,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{7}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateRequest) GetMessages() []*Message {
@@ -1318,6 +1452,13 @@ func (x *GenerateRequest) GetParallelToolCalls() bool {
 	return false
 }
 
+func (x *GenerateRequest) GetResponseFormat() *ResponseFormat {
+	if x != nil {
+		return x.ResponseFormat
+	}
+	return nil
+}
+
 // A request for a streamed reply: the same fields, numbers and meaning as
 // GenerateRequest (the server treats both alike), so a request body works for either RPC.
 type GenerateStreamRequest struct {
@@ -1365,13 +1506,15 @@ type GenerateStreamRequest struct {
 	// Whether the model may make several tool calls in one reply (unset: the provider's
 	// default, which allows it).
 	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The shape the reply's text must have (default: free text).
+	ResponseFormat *ResponseFormat `protobuf:"bytes,17,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerateStreamRequest) Reset() {
 	*x = GenerateStreamRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1526,7 @@ func (x *GenerateStreamRequest) String() string {
 func (*GenerateStreamRequest) ProtoMessage() {}
 
 func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[8]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1539,7 @@ func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamRequest.ProtoReflect.Descriptor instead.
 func (*GenerateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{8}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GenerateStreamRequest) GetMessages() []*Message {
@@ -1511,6 +1654,13 @@ func (x *GenerateStreamRequest) GetParallelToolCalls() bool {
 	return false
 }
 
+func (x *GenerateStreamRequest) GetResponseFormat() *ResponseFormat {
+	if x != nil {
+		return x.ResponseFormat
+	}
+	return nil
+}
+
 // Token accounting for one reply.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1536,7 +1686,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1698,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[9]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1711,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{9}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -1629,7 +1779,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1791,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[10]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1804,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{10}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Refusal) GetText() string {
@@ -1701,7 +1851,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1863,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[11]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1876,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{11}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Attempt) GetModel() string {
@@ -1823,7 +1973,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1985,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[12]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1998,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{12}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateResponse) GetText() string {
@@ -1971,7 +2121,7 @@ type StreamStart struct {
 
 func (x *StreamStart) Reset() {
 	*x = StreamStart{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2133,7 @@ func (x *StreamStart) String() string {
 func (*StreamStart) ProtoMessage() {}
 
 func (x *StreamStart) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[13]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2146,7 @@ func (x *StreamStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStart.ProtoReflect.Descriptor instead.
 func (*StreamStart) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{13}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamStart) GetModel() string {
@@ -2031,7 +2181,7 @@ type TextDelta struct {
 
 func (x *TextDelta) Reset() {
 	*x = TextDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2193,7 @@ func (x *TextDelta) String() string {
 func (*TextDelta) ProtoMessage() {}
 
 func (x *TextDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[14]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2206,7 @@ func (x *TextDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TextDelta.ProtoReflect.Descriptor instead.
 func (*TextDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{14}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TextDelta) GetText() string {
@@ -2077,7 +2227,7 @@ type ThinkingDelta struct {
 
 func (x *ThinkingDelta) Reset() {
 	*x = ThinkingDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2239,7 @@ func (x *ThinkingDelta) String() string {
 func (*ThinkingDelta) ProtoMessage() {}
 
 func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[15]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2252,7 @@ func (x *ThinkingDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThinkingDelta.ProtoReflect.Descriptor instead.
 func (*ThinkingDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{15}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ThinkingDelta) GetText() string {
@@ -2125,7 +2275,7 @@ type RefusalDelta struct {
 
 func (x *RefusalDelta) Reset() {
 	*x = RefusalDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2287,7 @@ func (x *RefusalDelta) String() string {
 func (*RefusalDelta) ProtoMessage() {}
 
 func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[16]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2300,7 @@ func (x *RefusalDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalDelta.ProtoReflect.Descriptor instead.
 func (*RefusalDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{16}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RefusalDelta) GetText() string {
@@ -2175,7 +2325,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2337,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[17]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2350,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{17}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -2249,7 +2399,7 @@ type StreamResume struct {
 
 func (x *StreamResume) Reset() {
 	*x = StreamResume{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2411,7 @@ func (x *StreamResume) String() string {
 func (*StreamResume) ProtoMessage() {}
 
 func (x *StreamResume) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[18]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2424,7 @@ func (x *StreamResume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResume.ProtoReflect.Descriptor instead.
 func (*StreamResume) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{18}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamResume) GetModel() string {
@@ -2343,7 +2493,7 @@ type StreamFinish struct {
 
 func (x *StreamFinish) Reset() {
 	*x = StreamFinish{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2505,7 @@ func (x *StreamFinish) String() string {
 func (*StreamFinish) ProtoMessage() {}
 
 func (x *StreamFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[19]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2518,7 @@ func (x *StreamFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFinish.ProtoReflect.Descriptor instead.
 func (*StreamFinish) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{19}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamFinish) GetFinishReason() FinishReason {
@@ -2490,7 +2640,7 @@ type GenerateStreamResponse struct {
 
 func (x *GenerateStreamResponse) Reset() {
 	*x = GenerateStreamResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2652,7 @@ func (x *GenerateStreamResponse) String() string {
 func (*GenerateStreamResponse) ProtoMessage() {}
 
 func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[20]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2665,7 @@ func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamResponse.ProtoReflect.Descriptor instead.
 func (*GenerateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{20}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GenerateStreamResponse) GetEvent() isGenerateStreamResponse_Event {
@@ -2659,7 +2809,7 @@ type ContextReport struct {
 
 func (x *ContextReport) Reset() {
 	*x = ContextReport{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2821,7 @@ func (x *ContextReport) String() string {
 func (*ContextReport) ProtoMessage() {}
 
 func (x *ContextReport) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[21]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2834,7 @@ func (x *ContextReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextReport.ProtoReflect.Descriptor instead.
 func (*ContextReport) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{21}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ContextReport) GetHistoryTokens() int64 {
@@ -2737,7 +2887,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2749,7 +2899,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[22]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +2912,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{22}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CountTokensRequest) GetMessages() []*Message {
@@ -2803,7 +2953,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +2965,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[23]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +2978,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{23}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CountTokensResponse) GetInputTokens() int64 {
@@ -2868,7 +3018,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2880,7 +3030,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[24]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2893,7 +3043,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{24}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
 }
 
 // Prices in USD per million tokens.
@@ -2913,7 +3063,7 @@ type Pricing struct {
 
 func (x *Pricing) Reset() {
 	*x = Pricing{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3075,7 @@ func (x *Pricing) String() string {
 func (*Pricing) ProtoMessage() {}
 
 func (x *Pricing) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[25]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3088,7 @@ func (x *Pricing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pricing.ProtoReflect.Descriptor instead.
 func (*Pricing) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{25}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Pricing) GetInputPerMtok() float64 {
@@ -2988,7 +3138,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3150,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[26]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3163,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{26}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Capabilities) GetStreaming() bool {
@@ -3078,7 +3228,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3240,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[27]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3253,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{27}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -3180,7 +3330,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3342,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[28]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3355,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{28}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelInfo {
@@ -3241,7 +3391,7 @@ type StoredMessage struct {
 
 func (x *StoredMessage) Reset() {
 	*x = StoredMessage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3403,7 @@ func (x *StoredMessage) String() string {
 func (*StoredMessage) ProtoMessage() {}
 
 func (x *StoredMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[29]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3416,7 @@ func (x *StoredMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredMessage.ProtoReflect.Descriptor instead.
 func (*StoredMessage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{29}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StoredMessage) GetSeq() int64 {
@@ -3350,7 +3500,7 @@ type Conversation struct {
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3512,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[30]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3525,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{30}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Conversation) GetId() string {
@@ -3440,7 +3590,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +3602,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[31]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +3615,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{31}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateConversationRequest) GetMessages() []*Message {
@@ -3493,7 +3643,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3655,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[32]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3668,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{32}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateConversationResponse) GetConversation() *Conversation {
@@ -3545,7 +3695,7 @@ type GetConversationRequest struct {
 
 func (x *GetConversationRequest) Reset() {
 	*x = GetConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3557,7 +3707,7 @@ func (x *GetConversationRequest) String() string {
 func (*GetConversationRequest) ProtoMessage() {}
 
 func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[33]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3570,7 +3720,7 @@ func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{33}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetConversationRequest) GetId() string {
@@ -3605,7 +3755,7 @@ type GetConversationResponse struct {
 
 func (x *GetConversationResponse) Reset() {
 	*x = GetConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3767,7 @@ func (x *GetConversationResponse) String() string {
 func (*GetConversationResponse) ProtoMessage() {}
 
 func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[34]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3780,7 @@ func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
 func (*GetConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{34}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetConversationResponse) GetConversation() *Conversation {
@@ -3654,7 +3804,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3816,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[35]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3829,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{35}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListConversationsRequest) GetPageSize() int32 {
@@ -3709,7 +3859,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3721,7 +3871,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[36]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3734,7 +3884,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{36}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*Conversation {
@@ -3762,7 +3912,7 @@ type DeleteConversationRequest struct {
 
 func (x *DeleteConversationRequest) Reset() {
 	*x = DeleteConversationRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3924,7 @@ func (x *DeleteConversationRequest) String() string {
 func (*DeleteConversationRequest) ProtoMessage() {}
 
 func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[37]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3937,7 @@ func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConversationRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{37}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteConversationRequest) GetId() string {
@@ -3806,7 +3956,7 @@ type DeleteConversationResponse struct {
 
 func (x *DeleteConversationResponse) Reset() {
 	*x = DeleteConversationResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +3968,7 @@ func (x *DeleteConversationResponse) String() string {
 func (*DeleteConversationResponse) ProtoMessage() {}
 
 func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[38]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +3981,7 @@ func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConversationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{38}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{39}
 }
 
 // A request for the calling tenant's usage (the tenant comes from the API key).
@@ -3843,7 +3993,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +4005,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[39]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +4018,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{39}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{40}
 }
 
 // What a tenant used in one UTC period, across every worker and replica sharing its ledger.
@@ -3890,7 +4040,7 @@ type PeriodUsage struct {
 
 func (x *PeriodUsage) Reset() {
 	*x = PeriodUsage{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4052,7 @@ func (x *PeriodUsage) String() string {
 func (*PeriodUsage) ProtoMessage() {}
 
 func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[40]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4065,7 @@ func (x *PeriodUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeriodUsage.ProtoReflect.Descriptor instead.
 func (*PeriodUsage) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{40}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PeriodUsage) GetPeriod() string {
@@ -3976,7 +4126,7 @@ type TenantLimits struct {
 
 func (x *TenantLimits) Reset() {
 	*x = TenantLimits{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3988,7 +4138,7 @@ func (x *TenantLimits) String() string {
 func (*TenantLimits) ProtoMessage() {}
 
 func (x *TenantLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[41]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4001,7 +4151,7 @@ func (x *TenantLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantLimits.ProtoReflect.Descriptor instead.
 func (*TenantLimits) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{41}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TenantLimits) GetRequestsPerMinute() int64 {
@@ -4072,7 +4222,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4084,7 +4234,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[42]
+	mi := &file_modelrouter_v1_modelrouter_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4097,7 +4247,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{42}
+	return file_modelrouter_v1_modelrouter_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetUsageResponse) GetTenant() string {
@@ -4178,7 +4328,12 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\n" +
 	"ToolChoice\x122\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1e.modelrouter.v1.ToolChoiceModeR\x04mode\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xd2\x06\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xa5\x01\n" +
+	"\x0eResponseFormat\x126\n" +
+	"\x04type\x18\x01 \x01(\x0e2\".modelrouter.v1.ResponseFormatTypeR\x04type\x12/\n" +
+	"\x06schema\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06schema\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06strict\x18\x04 \x01(\bR\x06strict\"\x9b\a\n" +
 	"\x0fGenerateRequest\x123\n" +
 	"\bmessages\x18\x01 \x03(\v2\x17.modelrouter.v1.MessageR\bmessages\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12(\n" +
@@ -4199,12 +4354,13 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x05tools\x18\x0e \x03(\v2\x14.modelrouter.v1.ToolR\x05tools\x12;\n" +
 	"\vtool_choice\x18\x0f \x01(\v2\x1a.modelrouter.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
-	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x1a;\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12G\n" +
+	"\x0fresponse_format\x18\x11 \x01(\v2\x1e.modelrouter.v1.ResponseFormatR\x0eresponseFormat\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\x16\n" +
-	"\x14_parallel_tool_calls\"\xde\x06\n" +
+	"\x14_parallel_tool_calls\"\xa7\a\n" +
 	"\x15GenerateStreamRequest\x123\n" +
 	"\bmessages\x18\x01 \x03(\v2\x17.modelrouter.v1.MessageR\bmessages\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12(\n" +
@@ -4225,7 +4381,8 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x05tools\x18\x0e \x03(\v2\x14.modelrouter.v1.ToolR\x05tools\x12;\n" +
 	"\vtool_choice\x18\x0f \x01(\v2\x1a.modelrouter.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
-	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x1a;\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12G\n" +
+	"\x0fresponse_format\x18\x11 \x01(\v2\x1e.modelrouter.v1.ResponseFormatR\x0eresponseFormat\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -4491,7 +4648,12 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n" +
 	"\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n" +
 	"\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x19\n" +
-	"\x15TOOL_CHOICE_MODE_TOOL\x10\x042\xea\x06\n" +
+	"\x15TOOL_CHOICE_MODE_TOOL\x10\x04*\xa5\x01\n" +
+	"\x12ResponseFormatType\x12$\n" +
+	" RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n" +
+	" RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n" +
+	" RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x032\xea\x06\n" +
 	"\x12ModelRouterService\x12M\n" +
 	"\bGenerate\x12\x1f.modelrouter.v1.GenerateRequest\x1a .modelrouter.v1.GenerateResponse\x12a\n" +
 	"\x0eGenerateStream\x12%.modelrouter.v1.GenerateStreamRequest\x1a&.modelrouter.v1.GenerateStreamResponse0\x01\x12V\n" +
@@ -4516,8 +4678,8 @@ func file_modelrouter_v1_modelrouter_proto_rawDescGZIP() []byte {
 	return file_modelrouter_v1_modelrouter_proto_rawDescData
 }
 
-var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_modelrouter_v1_modelrouter_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_modelrouter_v1_modelrouter_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(Role)(0),                          // 0: modelrouter.v1.Role
 	(Importance)(0),                    // 1: modelrouter.v1.Importance
@@ -4528,144 +4690,150 @@ var file_modelrouter_v1_modelrouter_proto_goTypes = []any{
 	(CircuitState)(0),                  // 6: modelrouter.v1.CircuitState
 	(CountMethod)(0),                   // 7: modelrouter.v1.CountMethod
 	(ToolChoiceMode)(0),                // 8: modelrouter.v1.ToolChoiceMode
-	(*Message)(nil),                    // 9: modelrouter.v1.Message
-	(*Part)(nil),                       // 10: modelrouter.v1.Part
-	(*Image)(nil),                      // 11: modelrouter.v1.Image
-	(*ToolCall)(nil),                   // 12: modelrouter.v1.ToolCall
-	(*ToolResult)(nil),                 // 13: modelrouter.v1.ToolResult
-	(*Tool)(nil),                       // 14: modelrouter.v1.Tool
-	(*ToolChoice)(nil),                 // 15: modelrouter.v1.ToolChoice
-	(*GenerateRequest)(nil),            // 16: modelrouter.v1.GenerateRequest
-	(*GenerateStreamRequest)(nil),      // 17: modelrouter.v1.GenerateStreamRequest
-	(*Usage)(nil),                      // 18: modelrouter.v1.Usage
-	(*Refusal)(nil),                    // 19: modelrouter.v1.Refusal
-	(*Attempt)(nil),                    // 20: modelrouter.v1.Attempt
-	(*GenerateResponse)(nil),           // 21: modelrouter.v1.GenerateResponse
-	(*StreamStart)(nil),                // 22: modelrouter.v1.StreamStart
-	(*TextDelta)(nil),                  // 23: modelrouter.v1.TextDelta
-	(*ThinkingDelta)(nil),              // 24: modelrouter.v1.ThinkingDelta
-	(*RefusalDelta)(nil),               // 25: modelrouter.v1.RefusalDelta
-	(*ToolCallDelta)(nil),              // 26: modelrouter.v1.ToolCallDelta
-	(*StreamResume)(nil),               // 27: modelrouter.v1.StreamResume
-	(*StreamFinish)(nil),               // 28: modelrouter.v1.StreamFinish
-	(*GenerateStreamResponse)(nil),     // 29: modelrouter.v1.GenerateStreamResponse
-	(*ContextReport)(nil),              // 30: modelrouter.v1.ContextReport
-	(*CountTokensRequest)(nil),         // 31: modelrouter.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),        // 32: modelrouter.v1.CountTokensResponse
-	(*ListModelsRequest)(nil),          // 33: modelrouter.v1.ListModelsRequest
-	(*Pricing)(nil),                    // 34: modelrouter.v1.Pricing
-	(*Capabilities)(nil),               // 35: modelrouter.v1.Capabilities
-	(*ModelInfo)(nil),                  // 36: modelrouter.v1.ModelInfo
-	(*ListModelsResponse)(nil),         // 37: modelrouter.v1.ListModelsResponse
-	(*StoredMessage)(nil),              // 38: modelrouter.v1.StoredMessage
-	(*Conversation)(nil),               // 39: modelrouter.v1.Conversation
-	(*CreateConversationRequest)(nil),  // 40: modelrouter.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 41: modelrouter.v1.CreateConversationResponse
-	(*GetConversationRequest)(nil),     // 42: modelrouter.v1.GetConversationRequest
-	(*GetConversationResponse)(nil),    // 43: modelrouter.v1.GetConversationResponse
-	(*ListConversationsRequest)(nil),   // 44: modelrouter.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),  // 45: modelrouter.v1.ListConversationsResponse
-	(*DeleteConversationRequest)(nil),  // 46: modelrouter.v1.DeleteConversationRequest
-	(*DeleteConversationResponse)(nil), // 47: modelrouter.v1.DeleteConversationResponse
-	(*GetUsageRequest)(nil),            // 48: modelrouter.v1.GetUsageRequest
-	(*PeriodUsage)(nil),                // 49: modelrouter.v1.PeriodUsage
-	(*TenantLimits)(nil),               // 50: modelrouter.v1.TenantLimits
-	(*GetUsageResponse)(nil),           // 51: modelrouter.v1.GetUsageResponse
-	nil,                                // 52: modelrouter.v1.GenerateRequest.MetadataEntry
-	nil,                                // 53: modelrouter.v1.GenerateStreamRequest.MetadataEntry
-	nil,                                // 54: modelrouter.v1.Conversation.MetadataEntry
-	nil,                                // 55: modelrouter.v1.CreateConversationRequest.MetadataEntry
-	(*structpb.Struct)(nil),            // 56: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
+	(ResponseFormatType)(0),            // 9: modelrouter.v1.ResponseFormatType
+	(*Message)(nil),                    // 10: modelrouter.v1.Message
+	(*Part)(nil),                       // 11: modelrouter.v1.Part
+	(*Image)(nil),                      // 12: modelrouter.v1.Image
+	(*ToolCall)(nil),                   // 13: modelrouter.v1.ToolCall
+	(*ToolResult)(nil),                 // 14: modelrouter.v1.ToolResult
+	(*Tool)(nil),                       // 15: modelrouter.v1.Tool
+	(*ToolChoice)(nil),                 // 16: modelrouter.v1.ToolChoice
+	(*ResponseFormat)(nil),             // 17: modelrouter.v1.ResponseFormat
+	(*GenerateRequest)(nil),            // 18: modelrouter.v1.GenerateRequest
+	(*GenerateStreamRequest)(nil),      // 19: modelrouter.v1.GenerateStreamRequest
+	(*Usage)(nil),                      // 20: modelrouter.v1.Usage
+	(*Refusal)(nil),                    // 21: modelrouter.v1.Refusal
+	(*Attempt)(nil),                    // 22: modelrouter.v1.Attempt
+	(*GenerateResponse)(nil),           // 23: modelrouter.v1.GenerateResponse
+	(*StreamStart)(nil),                // 24: modelrouter.v1.StreamStart
+	(*TextDelta)(nil),                  // 25: modelrouter.v1.TextDelta
+	(*ThinkingDelta)(nil),              // 26: modelrouter.v1.ThinkingDelta
+	(*RefusalDelta)(nil),               // 27: modelrouter.v1.RefusalDelta
+	(*ToolCallDelta)(nil),              // 28: modelrouter.v1.ToolCallDelta
+	(*StreamResume)(nil),               // 29: modelrouter.v1.StreamResume
+	(*StreamFinish)(nil),               // 30: modelrouter.v1.StreamFinish
+	(*GenerateStreamResponse)(nil),     // 31: modelrouter.v1.GenerateStreamResponse
+	(*ContextReport)(nil),              // 32: modelrouter.v1.ContextReport
+	(*CountTokensRequest)(nil),         // 33: modelrouter.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),        // 34: modelrouter.v1.CountTokensResponse
+	(*ListModelsRequest)(nil),          // 35: modelrouter.v1.ListModelsRequest
+	(*Pricing)(nil),                    // 36: modelrouter.v1.Pricing
+	(*Capabilities)(nil),               // 37: modelrouter.v1.Capabilities
+	(*ModelInfo)(nil),                  // 38: modelrouter.v1.ModelInfo
+	(*ListModelsResponse)(nil),         // 39: modelrouter.v1.ListModelsResponse
+	(*StoredMessage)(nil),              // 40: modelrouter.v1.StoredMessage
+	(*Conversation)(nil),               // 41: modelrouter.v1.Conversation
+	(*CreateConversationRequest)(nil),  // 42: modelrouter.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 43: modelrouter.v1.CreateConversationResponse
+	(*GetConversationRequest)(nil),     // 44: modelrouter.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),    // 45: modelrouter.v1.GetConversationResponse
+	(*ListConversationsRequest)(nil),   // 46: modelrouter.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),  // 47: modelrouter.v1.ListConversationsResponse
+	(*DeleteConversationRequest)(nil),  // 48: modelrouter.v1.DeleteConversationRequest
+	(*DeleteConversationResponse)(nil), // 49: modelrouter.v1.DeleteConversationResponse
+	(*GetUsageRequest)(nil),            // 50: modelrouter.v1.GetUsageRequest
+	(*PeriodUsage)(nil),                // 51: modelrouter.v1.PeriodUsage
+	(*TenantLimits)(nil),               // 52: modelrouter.v1.TenantLimits
+	(*GetUsageResponse)(nil),           // 53: modelrouter.v1.GetUsageResponse
+	nil,                                // 54: modelrouter.v1.GenerateRequest.MetadataEntry
+	nil,                                // 55: modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	nil,                                // 56: modelrouter.v1.Conversation.MetadataEntry
+	nil,                                // 57: modelrouter.v1.CreateConversationRequest.MetadataEntry
+	(*structpb.Struct)(nil),            // 58: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),      // 59: google.protobuf.Timestamp
 }
 var file_modelrouter_v1_modelrouter_proto_depIdxs = []int32{
 	0,  // 0: modelrouter.v1.Message.role:type_name -> modelrouter.v1.Role
 	1,  // 1: modelrouter.v1.Message.importance:type_name -> modelrouter.v1.Importance
-	10, // 2: modelrouter.v1.Message.parts:type_name -> modelrouter.v1.Part
-	11, // 3: modelrouter.v1.Part.image:type_name -> modelrouter.v1.Image
-	12, // 4: modelrouter.v1.Part.tool_call:type_name -> modelrouter.v1.ToolCall
-	13, // 5: modelrouter.v1.Part.tool_result:type_name -> modelrouter.v1.ToolResult
-	56, // 6: modelrouter.v1.ToolCall.arguments:type_name -> google.protobuf.Struct
-	10, // 7: modelrouter.v1.ToolResult.parts:type_name -> modelrouter.v1.Part
-	56, // 8: modelrouter.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	11, // 2: modelrouter.v1.Message.parts:type_name -> modelrouter.v1.Part
+	12, // 3: modelrouter.v1.Part.image:type_name -> modelrouter.v1.Image
+	13, // 4: modelrouter.v1.Part.tool_call:type_name -> modelrouter.v1.ToolCall
+	14, // 5: modelrouter.v1.Part.tool_result:type_name -> modelrouter.v1.ToolResult
+	58, // 6: modelrouter.v1.ToolCall.arguments:type_name -> google.protobuf.Struct
+	11, // 7: modelrouter.v1.ToolResult.parts:type_name -> modelrouter.v1.Part
+	58, // 8: modelrouter.v1.Tool.input_schema:type_name -> google.protobuf.Struct
 	8,  // 9: modelrouter.v1.ToolChoice.mode:type_name -> modelrouter.v1.ToolChoiceMode
-	9,  // 10: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
-	2,  // 11: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
-	3,  // 12: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	52, // 13: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
-	14, // 14: modelrouter.v1.GenerateRequest.tools:type_name -> modelrouter.v1.Tool
-	15, // 15: modelrouter.v1.GenerateRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
-	9,  // 16: modelrouter.v1.GenerateStreamRequest.messages:type_name -> modelrouter.v1.Message
-	2,  // 17: modelrouter.v1.GenerateStreamRequest.task:type_name -> modelrouter.v1.Task
-	3,  // 18: modelrouter.v1.GenerateStreamRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
-	53, // 19: modelrouter.v1.GenerateStreamRequest.metadata:type_name -> modelrouter.v1.GenerateStreamRequest.MetadataEntry
-	14, // 20: modelrouter.v1.GenerateStreamRequest.tools:type_name -> modelrouter.v1.Tool
-	15, // 21: modelrouter.v1.GenerateStreamRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
-	7,  // 22: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
-	5,  // 23: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
-	4,  // 24: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
-	18, // 25: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
-	20, // 26: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
-	30, // 27: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
-	19, // 28: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
-	12, // 29: modelrouter.v1.GenerateResponse.tool_calls:type_name -> modelrouter.v1.ToolCall
-	4,  // 30: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
-	18, // 31: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
-	20, // 32: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
-	30, // 33: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
-	19, // 34: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
-	12, // 35: modelrouter.v1.StreamFinish.tool_calls:type_name -> modelrouter.v1.ToolCall
-	22, // 36: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
-	23, // 37: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
-	24, // 38: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
-	27, // 39: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
-	28, // 40: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
-	25, // 41: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
-	26, // 42: modelrouter.v1.GenerateStreamResponse.tool_call_delta:type_name -> modelrouter.v1.ToolCallDelta
-	9,  // 43: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
-	7,  // 44: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
-	35, // 45: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
-	34, // 46: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
-	6,  // 47: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
-	36, // 48: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
-	9,  // 49: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
-	57, // 50: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
-	57, // 51: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	57, // 52: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	54, // 53: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
-	38, // 54: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
-	9,  // 55: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
-	55, // 56: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
-	39, // 57: modelrouter.v1.CreateConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
-	39, // 58: modelrouter.v1.GetConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
-	39, // 59: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
-	2,  // 60: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
-	49, // 61: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
-	49, // 62: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
-	50, // 63: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
-	16, // 64: modelrouter.v1.ModelRouterService.Generate:input_type -> modelrouter.v1.GenerateRequest
-	17, // 65: modelrouter.v1.ModelRouterService.GenerateStream:input_type -> modelrouter.v1.GenerateStreamRequest
-	31, // 66: modelrouter.v1.ModelRouterService.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
-	33, // 67: modelrouter.v1.ModelRouterService.ListModels:input_type -> modelrouter.v1.ListModelsRequest
-	40, // 68: modelrouter.v1.ModelRouterService.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
-	42, // 69: modelrouter.v1.ModelRouterService.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
-	44, // 70: modelrouter.v1.ModelRouterService.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
-	46, // 71: modelrouter.v1.ModelRouterService.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
-	48, // 72: modelrouter.v1.ModelRouterService.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
-	21, // 73: modelrouter.v1.ModelRouterService.Generate:output_type -> modelrouter.v1.GenerateResponse
-	29, // 74: modelrouter.v1.ModelRouterService.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
-	32, // 75: modelrouter.v1.ModelRouterService.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
-	37, // 76: modelrouter.v1.ModelRouterService.ListModels:output_type -> modelrouter.v1.ListModelsResponse
-	41, // 77: modelrouter.v1.ModelRouterService.CreateConversation:output_type -> modelrouter.v1.CreateConversationResponse
-	43, // 78: modelrouter.v1.ModelRouterService.GetConversation:output_type -> modelrouter.v1.GetConversationResponse
-	45, // 79: modelrouter.v1.ModelRouterService.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
-	47, // 80: modelrouter.v1.ModelRouterService.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
-	51, // 81: modelrouter.v1.ModelRouterService.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
-	73, // [73:82] is the sub-list for method output_type
-	64, // [64:73] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	9,  // 10: modelrouter.v1.ResponseFormat.type:type_name -> modelrouter.v1.ResponseFormatType
+	58, // 11: modelrouter.v1.ResponseFormat.schema:type_name -> google.protobuf.Struct
+	10, // 12: modelrouter.v1.GenerateRequest.messages:type_name -> modelrouter.v1.Message
+	2,  // 13: modelrouter.v1.GenerateRequest.task:type_name -> modelrouter.v1.Task
+	3,  // 14: modelrouter.v1.GenerateRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
+	54, // 15: modelrouter.v1.GenerateRequest.metadata:type_name -> modelrouter.v1.GenerateRequest.MetadataEntry
+	15, // 16: modelrouter.v1.GenerateRequest.tools:type_name -> modelrouter.v1.Tool
+	16, // 17: modelrouter.v1.GenerateRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
+	17, // 18: modelrouter.v1.GenerateRequest.response_format:type_name -> modelrouter.v1.ResponseFormat
+	10, // 19: modelrouter.v1.GenerateStreamRequest.messages:type_name -> modelrouter.v1.Message
+	2,  // 20: modelrouter.v1.GenerateStreamRequest.task:type_name -> modelrouter.v1.Task
+	3,  // 21: modelrouter.v1.GenerateStreamRequest.reasoning_effort:type_name -> modelrouter.v1.ReasoningEffort
+	55, // 22: modelrouter.v1.GenerateStreamRequest.metadata:type_name -> modelrouter.v1.GenerateStreamRequest.MetadataEntry
+	15, // 23: modelrouter.v1.GenerateStreamRequest.tools:type_name -> modelrouter.v1.Tool
+	16, // 24: modelrouter.v1.GenerateStreamRequest.tool_choice:type_name -> modelrouter.v1.ToolChoice
+	17, // 25: modelrouter.v1.GenerateStreamRequest.response_format:type_name -> modelrouter.v1.ResponseFormat
+	7,  // 26: modelrouter.v1.Usage.count_method:type_name -> modelrouter.v1.CountMethod
+	5,  // 27: modelrouter.v1.Attempt.outcome:type_name -> modelrouter.v1.AttemptOutcome
+	4,  // 28: modelrouter.v1.GenerateResponse.finish_reason:type_name -> modelrouter.v1.FinishReason
+	20, // 29: modelrouter.v1.GenerateResponse.usage:type_name -> modelrouter.v1.Usage
+	22, // 30: modelrouter.v1.GenerateResponse.attempts:type_name -> modelrouter.v1.Attempt
+	32, // 31: modelrouter.v1.GenerateResponse.context:type_name -> modelrouter.v1.ContextReport
+	21, // 32: modelrouter.v1.GenerateResponse.refusal:type_name -> modelrouter.v1.Refusal
+	13, // 33: modelrouter.v1.GenerateResponse.tool_calls:type_name -> modelrouter.v1.ToolCall
+	4,  // 34: modelrouter.v1.StreamFinish.finish_reason:type_name -> modelrouter.v1.FinishReason
+	20, // 35: modelrouter.v1.StreamFinish.usage:type_name -> modelrouter.v1.Usage
+	22, // 36: modelrouter.v1.StreamFinish.attempts:type_name -> modelrouter.v1.Attempt
+	32, // 37: modelrouter.v1.StreamFinish.context:type_name -> modelrouter.v1.ContextReport
+	21, // 38: modelrouter.v1.StreamFinish.refusal:type_name -> modelrouter.v1.Refusal
+	13, // 39: modelrouter.v1.StreamFinish.tool_calls:type_name -> modelrouter.v1.ToolCall
+	24, // 40: modelrouter.v1.GenerateStreamResponse.start:type_name -> modelrouter.v1.StreamStart
+	25, // 41: modelrouter.v1.GenerateStreamResponse.delta:type_name -> modelrouter.v1.TextDelta
+	26, // 42: modelrouter.v1.GenerateStreamResponse.thinking_delta:type_name -> modelrouter.v1.ThinkingDelta
+	29, // 43: modelrouter.v1.GenerateStreamResponse.resume:type_name -> modelrouter.v1.StreamResume
+	30, // 44: modelrouter.v1.GenerateStreamResponse.finish:type_name -> modelrouter.v1.StreamFinish
+	27, // 45: modelrouter.v1.GenerateStreamResponse.refusal_delta:type_name -> modelrouter.v1.RefusalDelta
+	28, // 46: modelrouter.v1.GenerateStreamResponse.tool_call_delta:type_name -> modelrouter.v1.ToolCallDelta
+	10, // 47: modelrouter.v1.CountTokensRequest.messages:type_name -> modelrouter.v1.Message
+	7,  // 48: modelrouter.v1.CountTokensResponse.method:type_name -> modelrouter.v1.CountMethod
+	37, // 49: modelrouter.v1.ModelInfo.capabilities:type_name -> modelrouter.v1.Capabilities
+	36, // 50: modelrouter.v1.ModelInfo.pricing:type_name -> modelrouter.v1.Pricing
+	6,  // 51: modelrouter.v1.ModelInfo.circuit_state:type_name -> modelrouter.v1.CircuitState
+	38, // 52: modelrouter.v1.ListModelsResponse.models:type_name -> modelrouter.v1.ModelInfo
+	10, // 53: modelrouter.v1.StoredMessage.message:type_name -> modelrouter.v1.Message
+	59, // 54: modelrouter.v1.StoredMessage.created_at:type_name -> google.protobuf.Timestamp
+	59, // 55: modelrouter.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	59, // 56: modelrouter.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 57: modelrouter.v1.Conversation.metadata:type_name -> modelrouter.v1.Conversation.MetadataEntry
+	40, // 58: modelrouter.v1.Conversation.messages:type_name -> modelrouter.v1.StoredMessage
+	10, // 59: modelrouter.v1.CreateConversationRequest.messages:type_name -> modelrouter.v1.Message
+	57, // 60: modelrouter.v1.CreateConversationRequest.metadata:type_name -> modelrouter.v1.CreateConversationRequest.MetadataEntry
+	41, // 61: modelrouter.v1.CreateConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	41, // 62: modelrouter.v1.GetConversationResponse.conversation:type_name -> modelrouter.v1.Conversation
+	41, // 63: modelrouter.v1.ListConversationsResponse.conversations:type_name -> modelrouter.v1.Conversation
+	2,  // 64: modelrouter.v1.TenantLimits.allowed_tasks:type_name -> modelrouter.v1.Task
+	51, // 65: modelrouter.v1.GetUsageResponse.day:type_name -> modelrouter.v1.PeriodUsage
+	51, // 66: modelrouter.v1.GetUsageResponse.month:type_name -> modelrouter.v1.PeriodUsage
+	52, // 67: modelrouter.v1.GetUsageResponse.limits:type_name -> modelrouter.v1.TenantLimits
+	18, // 68: modelrouter.v1.ModelRouterService.Generate:input_type -> modelrouter.v1.GenerateRequest
+	19, // 69: modelrouter.v1.ModelRouterService.GenerateStream:input_type -> modelrouter.v1.GenerateStreamRequest
+	33, // 70: modelrouter.v1.ModelRouterService.CountTokens:input_type -> modelrouter.v1.CountTokensRequest
+	35, // 71: modelrouter.v1.ModelRouterService.ListModels:input_type -> modelrouter.v1.ListModelsRequest
+	42, // 72: modelrouter.v1.ModelRouterService.CreateConversation:input_type -> modelrouter.v1.CreateConversationRequest
+	44, // 73: modelrouter.v1.ModelRouterService.GetConversation:input_type -> modelrouter.v1.GetConversationRequest
+	46, // 74: modelrouter.v1.ModelRouterService.ListConversations:input_type -> modelrouter.v1.ListConversationsRequest
+	48, // 75: modelrouter.v1.ModelRouterService.DeleteConversation:input_type -> modelrouter.v1.DeleteConversationRequest
+	50, // 76: modelrouter.v1.ModelRouterService.GetUsage:input_type -> modelrouter.v1.GetUsageRequest
+	23, // 77: modelrouter.v1.ModelRouterService.Generate:output_type -> modelrouter.v1.GenerateResponse
+	31, // 78: modelrouter.v1.ModelRouterService.GenerateStream:output_type -> modelrouter.v1.GenerateStreamResponse
+	34, // 79: modelrouter.v1.ModelRouterService.CountTokens:output_type -> modelrouter.v1.CountTokensResponse
+	39, // 80: modelrouter.v1.ModelRouterService.ListModels:output_type -> modelrouter.v1.ListModelsResponse
+	43, // 81: modelrouter.v1.ModelRouterService.CreateConversation:output_type -> modelrouter.v1.CreateConversationResponse
+	45, // 82: modelrouter.v1.ModelRouterService.GetConversation:output_type -> modelrouter.v1.GetConversationResponse
+	47, // 83: modelrouter.v1.ModelRouterService.ListConversations:output_type -> modelrouter.v1.ListConversationsResponse
+	49, // 84: modelrouter.v1.ModelRouterService.DeleteConversation:output_type -> modelrouter.v1.DeleteConversationResponse
+	53, // 85: modelrouter.v1.ModelRouterService.GetUsage:output_type -> modelrouter.v1.GetUsageResponse
+	77, // [77:86] is the sub-list for method output_type
+	68, // [68:77] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_modelrouter_v1_modelrouter_proto_init() }
@@ -4679,9 +4847,9 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 		(*Part_ToolCall)(nil),
 		(*Part_ToolResult)(nil),
 	}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[7].OneofWrappers = []any{}
 	file_modelrouter_v1_modelrouter_proto_msgTypes[8].OneofWrappers = []any{}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[20].OneofWrappers = []any{
+	file_modelrouter_v1_modelrouter_proto_msgTypes[9].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[21].OneofWrappers = []any{
 		(*GenerateStreamResponse_Start)(nil),
 		(*GenerateStreamResponse_Delta)(nil),
 		(*GenerateStreamResponse_ThinkingDelta)(nil),
@@ -4690,14 +4858,14 @@ func file_modelrouter_v1_modelrouter_proto_init() {
 		(*GenerateStreamResponse_RefusalDelta)(nil),
 		(*GenerateStreamResponse_ToolCallDelta)(nil),
 	}
-	file_modelrouter_v1_modelrouter_proto_msgTypes[29].OneofWrappers = []any{}
+	file_modelrouter_v1_modelrouter_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_modelrouter_v1_modelrouter_proto_rawDesc), len(file_modelrouter_v1_modelrouter_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   47,
+			NumEnums:      10,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
