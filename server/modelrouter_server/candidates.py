@@ -13,9 +13,11 @@ from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.config.schema import ModelConfig
 from modelrouter_server.domain import (
     NO_TOOLS,
+    TEXT_FORMAT,
     Message,
     ProviderRequest,
     ReasoningEffort,
+    ResponseFormat,
     ToolSettings,
 )
 
@@ -47,6 +49,7 @@ class Candidate:
         timeout_s: float | None = None,
         request_id: str = "",
         tools: ToolSettings = NO_TOOLS,
+        response_format: ResponseFormat = TEXT_FORMAT,
     ) -> ProviderRequest:
         """The provider request for `messages` (already fitted to this model's window)."""
         return ProviderRequest(
@@ -60,6 +63,7 @@ class Candidate:
             timeout_s=timeout_s,
             request_id=request_id,
             tools=tools,
+            response_format=response_format,
         )
 
 

@@ -178,6 +178,39 @@ class ToolSettings:
 NO_TOOLS = ToolSettings()
 
 
+class ResponseFormatType(enum.Enum):
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+DEFAULT_FORMAT_NAME = "json_response"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """What the reply's text must be: free text, a JSON object, or JSON valid against
+    `schema`. `strict` asks the provider to enforce the schema where it can."""
+
+    type: ResponseFormatType = ResponseFormatType.TEXT
+    schema: Mapping[str, object] = field(default_factory=dict)
+    name: str = DEFAULT_FORMAT_NAME
+    strict: bool = False
+
+    @property
+    def is_json(self) -> bool:
+        return self.type is not ResponseFormatType.TEXT
+
+    def json_schema(self) -> Mapping[str, object]:
+        """The schema a JSON reply must match (any object for JSON_OBJECT)."""
+        if self.type is ResponseFormatType.JSON_SCHEMA:
+            return self.schema
+        return {"type": "object"}
+
+
+TEXT_FORMAT = ResponseFormat()
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens billed for a call, and how they were counted (`method`): the provider's
@@ -235,6 +268,7 @@ class ProviderRequest:
     timeout_s: float | None = None
     request_id: str = ""
     tools: ToolSettings = NO_TOOLS
+    response_format: ResponseFormat = TEXT_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +364,7 @@ class GenerateOptions:
     tenant: str = ""
     """The caller's tenant, set at the edge from its API key (empty: no tenant checks)."""
     tools: ToolSettings = NO_TOOLS
+    response_format: ResponseFormat = TEXT_FORMAT
 
     @property
     def uses_tools(self) -> bool:

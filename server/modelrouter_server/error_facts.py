@@ -25,6 +25,7 @@ from modelrouter_server.errors import (
     ConversationNotFound,
     DeadlineExceeded,
     InvalidProviderRequest,
+    InvalidStructuredOutput,
     MalformedRequest,
     ModelNotFound,
     NotPermitted,
@@ -85,6 +86,9 @@ FACTS: Mapping[type[RouterError], ErrorFacts] = {
         _S.DEADLINE_EXCEEDED, "info", "DEADLINE_EXCEEDED", "deadline exceeded"
     ),
     # The caller's tenant: its configuration says no, or its limits are used up.
+    InvalidStructuredOutput: ErrorFacts(
+        _S.FAILED_PRECONDITION, "warning", "INVALID_STRUCTURED_OUTPUT", "reply not valid"
+    ),
     NotPermitted: ErrorFacts(_S.PERMISSION_DENIED, "info", "NOT_PERMITTED", "not permitted"),
     QuotaExceeded: ErrorFacts(
         _S.RESOURCE_EXHAUSTED, "info", "TENANT_QUOTA_EXCEEDED", "tenant limit reached"

@@ -100,6 +100,11 @@ class DeadlineExceeded(RouterError):
     pass
 
 
+class InvalidStructuredOutput(RouterError):
+    """The model's reply did not match the request's `response_format`, on every
+    candidate asked."""
+
+
 class NotPermitted(RouterError):
     """The tenant's configuration does not allow this model or task; `field` is the
     request field that asked for it."""

@@ -23,6 +23,7 @@ its use is unknown: cancelled, or broken after output began).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from modelrouter_server.context import (
     TokenCounter,
 )
 from modelrouter_server.domain import (
+    Completion,
     ContextReport,
     CountMethod,
     FinishReason,
@@ -46,12 +48,14 @@ from modelrouter_server.domain import (
     Message,
     ProviderRequest,
     Refusal,
+    ResponseFormat,
     Role,
     TextChunk,
     ToolCall,
 )
 from modelrouter_server.errors import (
     ContextWindowExceeded,
+    InvalidStructuredOutput,
     RequestError,
     TurnAlreadyRecorded,
 )
@@ -62,6 +66,7 @@ from modelrouter_server.resilience import (
     FallbackChain,
 )
 from modelrouter_server.routing import Router
+from modelrouter_server.structured import violation
 from modelrouter_server.tenancy.gate import Hold, TenantGate
 from modelrouter_server.validation import check_role_order
 
@@ -145,6 +150,7 @@ class _Request:
             timeout_s=timeout_s,
             request_id=self.options.request_id,
             tools=self.options.tools,
+            response_format=self.options.response_format,
         )
 
     def reraise(self, error: NoCandidates) -> None:
@@ -154,6 +160,29 @@ class _Request:
         if self.too_large and not called:
             # The largest window's verdict: the message is too large even there.
             raise max(self.too_large.values(), key=lambda entry: entry[0])[1] from error
+
+
+def _format_problem(fmt: ResponseFormat, completion: Completion) -> str | None:
+    """Why the completion's text breaks the response format; tool calls and refusals are
+    answers of their own and are not checked."""
+    if completion.finish_reason in (FinishReason.TOOL_CALL, FinishReason.REFUSAL):
+        return None
+    return violation(fmt, completion.text)
+
+
+def _stream_format_problem(
+    options: GenerateOptions, finished: ChainFinished, text: str
+) -> str | None:
+    if finished.finish_reason in (FinishReason.TOOL_CALL, FinishReason.REFUSAL):
+        return None
+    return violation(options.response_format, text)
+
+
+def _after(plan: RoutePlan, candidate: Candidate) -> RoutePlan:
+    """The plan's candidates after `candidate`."""
+    ids = [c.model_id for c in plan.candidates]
+    rest = plan.candidates[ids.index(candidate.model_id) + 1 :]
+    return RoutePlan(candidates=rest, refusal_fallback=plan.refusal_fallback)
 
 
 def stored_reply(
@@ -296,6 +325,7 @@ class Generation:
         except NoCandidates as error:
             request.reraise(error)
             raise
+        result = await self._checked_format(options, request, plan, result, deadline)
         fitted = request.fits.get(result.candidate.model_id)
         usage = result.completion.usage
         # Only the provider's own figure teaches the estimate; a local count would echo it.
@@ -327,6 +357,52 @@ class Generation:
                 return GenerateOutcome(result, fitted.report if fitted else None, recorded)
         return GenerateOutcome(result, fitted.report if fitted else None)
 
+    async def _checked_format(
+        self,
+        options: GenerateOptions,
+        request: _Request,
+        plan: RoutePlan,
+        result: ChainResult,
+        deadline: float,
+    ) -> ChainResult:
+        """`result` when its text matches the response format; else the next candidate's
+        answer, asked once, when that one matches. `InvalidStructuredOutput` otherwise."""
+        fmt = options.response_format
+        problem = _format_problem(fmt, result.completion)
+        if problem is None:
+            return result
+        first = f"{result.candidate.model_id}: {problem}"
+        rest = _after(plan, result.candidate)
+        log.warning(
+            "structured_output_invalid",
+            request_id=options.request_id,
+            model=result.candidate.model_id,
+            violation=problem,
+            retry=bool(rest.candidates),
+        )
+        if not rest.candidates:
+            raise InvalidStructuredOutput(f"the reply does not match response_format: {first}")
+        try:
+            second = await self._chain.complete(rest, request.build, deadline=deadline)
+        except NoCandidates as error:
+            raise InvalidStructuredOutput(
+                f"the reply does not match response_format: {first}; no other candidate answered"
+            ) from error
+        combined = dataclasses.replace(
+            second,
+            attempts=result.attempts + second.attempts,
+            usage=result.usage + second.usage,
+            cost_usd=result.cost_usd + second.cost_usd,
+            fallback=True,
+        )
+        again = _format_problem(fmt, second.completion)
+        if again is None:
+            return combined
+        raise InvalidStructuredOutput(
+            f"the reply does not match response_format: {second.candidate.model_id}: "
+            f"{again} (asked after {first})"
+        )
+
     async def stream(
         self, options: GenerateOptions, *, deadline: float
     ) -> AsyncGenerator[ChainEvent | StreamClosed | ReplayedTurn, None]:
@@ -352,6 +428,14 @@ class Generation:
                         if hold is not None:
                             used = event.usage.input_tokens + event.usage.output_tokens
                             await hold.settle(used, event.cost_usd)
+                        # The text has gone out: a stream cannot ask another model, so
+                        # an invalid reply ends it with the violation instead of a finish.
+                        problem = _stream_format_problem(options, event, "".join(text))
+                        if problem is not None:
+                            raise InvalidStructuredOutput(
+                                "the reply does not match response_format: "
+                                f"{event.candidate.model_id}: {problem}"
+                            )
                     yield event
         except NoCandidates as error:
             request.reraise(error)

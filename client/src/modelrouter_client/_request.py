@@ -27,6 +27,7 @@ class GenerateOptions(TypedDict, total=False):
     tools: Sequence[pb.Tool]
     tool_choice: pb.ToolChoice
     parallel_tool_calls: bool
+    response_format: pb.ResponseFormat
 
 
 def as_messages(messages: Sequence[pb.Message] | str) -> list[pb.Message]:
@@ -59,10 +60,13 @@ def _fill(request: pb.GenerateRequest | pb.GenerateStreamRequest, options: Gener
     metadata = options.pop("metadata", {})
     tools = options.pop("tools", ())
     tool_choice = options.pop("tool_choice", None)
+    response_format = options.pop("response_format", None)
     request.stop.extend(stop)
     request.metadata.update(metadata)
     request.tools.extend(tools)
     if tool_choice is not None:
         request.tool_choice.CopyFrom(tool_choice)
+    if response_format is not None:
+        request.response_format.CopyFrom(response_format)
     for name, value in options.items():
         setattr(request, name, value)

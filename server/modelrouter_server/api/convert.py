@@ -22,6 +22,7 @@ from modelrouter_server.attempts import AttemptRecord, Outcome
 from modelrouter_server.config.schema import LimitsConfig
 from modelrouter_server.context import Conversation, StoredMessage
 from modelrouter_server.domain import (
+    DEFAULT_FORMAT_NAME,
     ContextReport,
     CountMethod,
     FinishReason,
@@ -33,6 +34,8 @@ from modelrouter_server.domain import (
     ReasoningEffort,
     Refusal,
     RefusalChunk,
+    ResponseFormat,
+    ResponseFormatType,
     Role,
     Task,
     TextChunk,
@@ -50,6 +53,7 @@ from modelrouter_server.domain import (
 from modelrouter_server.error_facts import attempt_status
 from modelrouter_server.errors import RequestError
 from modelrouter_server.resilience import ChainResumed, ChainStarted, CircuitState
+from modelrouter_server.structured import check_response_format
 from modelrouter_server.validation import (
     check_generate_options,
     check_id,
@@ -207,6 +211,27 @@ def _part(part: pb.Part, path: str) -> Part:
     raise RequestError(path, "must set one of text, image, tool_call or tool_result")
 
 
+_FORMAT_TYPES = {
+    pb.RESPONSE_FORMAT_TYPE_UNSPECIFIED: ResponseFormatType.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_TEXT: ResponseFormatType.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT: ResponseFormatType.JSON_OBJECT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: ResponseFormatType.JSON_SCHEMA,
+}
+
+
+def _response_format(request: AnyGenerateRequest) -> ResponseFormat:
+    raw = request.response_format
+    kind = _FORMAT_TYPES.get(raw.type)
+    if kind is None:
+        raise RequestError("response_format.type", f"unknown value {raw.type}")
+    return ResponseFormat(
+        type=kind,
+        schema=struct_to_dict(raw.schema),
+        name=raw.name or DEFAULT_FORMAT_NAME,
+        strict=raw.strict,
+    )
+
+
 def _tool_settings(request: AnyGenerateRequest) -> ToolSettings:
     tools = tuple(
         Tool(t.name, t.description, struct_to_dict(t.input_schema)) for t in request.tools
@@ -276,9 +301,11 @@ def options_from_pb(request: AnyGenerateRequest, limits: LimitsConfig) -> Genera
         max_cost_usd=request.max_cost_usd,
         conversation_id=request.conversation_id,
         tools=_tool_settings(request),
+        response_format=_response_format(request),
     )
     check_generate_options(options, limits)
     check_tools(options.tools)
+    check_response_format(options.response_format, {t.name for t in options.tools.tools})
     return options
 
 

@@ -36,6 +36,7 @@ from modelrouter_server.emulator.tools import (
     calls_tools,
     check_anthropic_tool_history,
     emitted_calls,
+    forced_calls,
 )
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -369,10 +370,13 @@ class AnthropicMessages:
 
         thinking = thinking_tokens(conversation.turns, min(behavior.thinking_tokens, budget))
         tool_calls: tuple[EmittedCall, ...] = ()
-        if behavior.tool_calls and calls_tools(body, {"type": "none"}):
-            tool_calls = emitted_calls(behavior, "toolu_")
+        scripted = behavior.tool_calls or forced_calls(body, behavior, "anthropic")
+        if scripted and calls_tools(body, {"type": "none"}):
+            tool_calls = emitted_calls(scripted, "toolu_")
         if tool_calls:
-            answer = LimitedAnswer(tuple(split_tokens(behavior.text or "")), "end")
+            # Scripted text goes before scripted calls; a forced call took it as input.
+            before = behavior.text if behavior.tool_calls else None
+            answer = LimitedAnswer(tuple(split_tokens(before or "")), "end")
         elif behavior.refusal is not None:
             # A refusal replaces the answer; it may be empty (a refusal with no text).
             answer = LimitedAnswer(tuple(split_tokens(behavior.refusal)), "end")

@@ -31,6 +31,8 @@ from modelrouter_server.emulator.tools import (
     calls_tools,
     check_openai_tool_history,
     emitted_calls,
+    forced_calls,
+    format_answer,
 )
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
@@ -338,10 +340,15 @@ class OpenAIChat:
         check_openai_tool_history(messages)
         turns = [turn(str(m.get("role")), m.get("content")) for m in messages]
         tool_calls: tuple[EmittedCall, ...] = ()
-        if behavior.tool_calls and calls_tools(body, "none"):
-            tool_calls = emitted_calls(behavior, "call_")
+        scripted = behavior.tool_calls or forced_calls(body, behavior, "openai")
+        if scripted and calls_tools(body, "none"):
+            tool_calls = emitted_calls(scripted, "call_")
+        formatted = format_answer(body, behavior)
         if tool_calls:
-            answer = LimitedAnswer(tuple(split_tokens(behavior.text or "")), "end")
+            before = behavior.text if behavior.tool_calls else None
+            answer = LimitedAnswer(tuple(split_tokens(before or "")), "end")
+        elif formatted is not None:
+            answer = limit_answer(split_tokens(formatted), budget - reasoning, stop)
         else:
             answer = limit_answer(answer_tokens(turns, behavior), budget - reasoning, stop)
         return ChatReply(

@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modelrouter_server.emulator.behavior import Behavior
+from modelrouter_server.emulator.behavior import Behavior, ScriptedToolCall
 from modelrouter_server.emulator.errors import WireError
+from modelrouter_server.emulator.json_answer import json_text, seeded_rng
 
 _ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _OPENAI_MAX_ID = 40
@@ -34,10 +35,12 @@ class EmittedCall:
         return "".join(self.fragments)
 
 
-def emitted_calls(behavior: Behavior, id_prefix: str) -> tuple[EmittedCall, ...]:
-    """The scripted calls with fresh ids, their JSON cut into pieces anywhere."""
+def emitted_calls(
+    scripted_calls: Sequence[ScriptedToolCall], id_prefix: str
+) -> tuple[EmittedCall, ...]:
+    """The calls with fresh ids, their JSON cut into pieces anywhere."""
     calls = []
-    for scripted in behavior.tool_calls:
+    for scripted in scripted_calls:
         text = scripted.arguments_json
         fragments = tuple(
             text[i : i + _FRAGMENT_CHARS] for i in range(0, len(text), _FRAGMENT_CHARS)
@@ -51,6 +54,68 @@ def calls_tools(body: Mapping[str, object], none_choice: object) -> bool:
     forbid them."""
     tools = body.get("tools")
     return isinstance(tools, list) and bool(tools) and body.get("tool_choice") != none_choice
+
+
+def _tool_schema(tools: object, name: str, schema_of: str) -> object:
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, Mapping):
+            continue
+        spec = tool.get("function") if schema_of == "parameters" else tool
+        if isinstance(spec, Mapping) and spec.get("name") == name:
+            return spec.get(schema_of, {})
+    return {}
+
+
+def _first_tool_name(tools: object, nested: bool) -> str | None:
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], Mapping):
+        return None
+    spec = tools[0].get("function") if nested else tools[0]
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def forced_calls(
+    body: Mapping[str, object], behavior: Behavior, api: str
+) -> tuple[ScriptedToolCall, ...]:
+    """The call a model must make when `tool_choice` forces tool use and none is
+    scripted: to the named tool (else the first), with `behavior.text` as its arguments
+    when scripted (to test invalid structured output), else arguments valid against the
+    tool's schema."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    nested = api == "openai"
+    name: str | None = None
+    if api == "anthropic" and isinstance(choice, Mapping):
+        if choice.get("type") == "tool":
+            name = str(choice.get("name"))
+        elif choice.get("type") == "any":
+            name = _first_tool_name(tools, nested)
+    elif api == "openai":
+        if choice == "required":
+            name = _first_tool_name(tools, nested)
+        elif isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+            name = str(choice["function"].get("name"))
+    if name is None:
+        return ()
+    if behavior.text is not None:
+        return (ScriptedToolCall(name, behavior.text),)
+    schema = _tool_schema(tools, name, "parameters" if nested else "input_schema")
+    return (ScriptedToolCall(name, json_text(schema, seeded_rng(body))),)
+
+
+def format_answer(body: Mapping[str, object], behavior: Behavior) -> str | None:
+    """The text a Chat Completions model answers under a JSON `response_format` (None:
+    no JSON format): the scripted text if any, else JSON valid against the schema."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    if behavior.text is not None:
+        return behavior.text
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema", {}) if isinstance(spec, Mapping) else {}
+    if fmt.get("type") == "json_object":
+        schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    return json_text(schema, seeded_rng(body))
 
 
 def _anthropic_invalid(message: str) -> WireError:

@@ -41,6 +41,7 @@ from modelrouter_server.domain import (
     Message,
     ProviderRequest,
     Refusal,
+    ResponseFormat,
     Role,
     StreamEnd,
     StreamEvent,
@@ -70,6 +71,7 @@ from modelrouter_server.providers.tool_wire import (
     MalformedToolCall,
     ToolCallAssembly,
     anthropic_tool_id,
+    arguments_json,
 )
 from modelrouter_server.providers.upstream_errors import (
     HttpFailure,
@@ -100,6 +102,8 @@ class _Call:
     extra_body: dict[str, object] | None
     stripped_prefill: str
     """Whitespace removed from the end of a trailing assistant message."""
+    format_tool: str | None = None
+    """The tool that carries structured output, when the request asks for JSON."""
 
 
 class AnthropicProvider:
@@ -148,12 +152,17 @@ class AnthropicProvider:
             block.thinking for block in message.content if isinstance(block, ThinkingBlock)
         )
         text = EchoedWhitespaceFilter(call.stripped_prefill).feed(text)
+        uses = [block for block in message.content if isinstance(block, ToolUseBlock)]
+        answer = next((u for u in uses if u.name == call.format_tool), None)
         tool_calls = tuple(
-            ToolCall(block.id, block.name, _input_object(block.input))
-            for block in message.content
-            if isinstance(block, ToolUseBlock)
+            ToolCall(u.id, u.name, _input_object(u.input)) for u in uses if u is not answer
         )
         reason = _finish_reason(message.stop_reason)
+        if answer is not None:
+            # Structured output came as the forced tool's input: that is the answer.
+            text = arguments_json(_input_object(answer.input))
+            if not tool_calls and reason is FinishReason.TOOL_CALL:
+                reason = FinishReason.STOP
         usage = _UsageTally.of(_message_usage(message), final=True).usage()
         return Completion(
             text=text,
@@ -179,7 +188,9 @@ class AnthropicProvider:
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         request_id = upstream.response.headers.get("request-id")
-        reading = _StreamReading(EchoedWhitespaceFilter(call.stripped_prefill))
+        reading = _StreamReading(
+            EchoedWhitespaceFilter(call.stripped_prefill), format_tool=call.format_tool
+        )
         try:
             while not reading.stopped:
                 event = await _next_event(upstream, errors, request_id)
@@ -238,12 +249,14 @@ def _call(request: ProviderRequest) -> _Call:
         params["system"] = system
     if request.stop:
         params["stop_sequences"] = list(request.stop)
-    _add_tools(params, request.tools)
+    fmt = request.response_format
+    _add_tools(params, request.tools, fmt)
     extra_body: dict[str, object] | None = None
     prefilling = bool(turns) and turns[-1]["role"] == "assistant"
     # The API refuses thinking together with a prefilled answer, and continuing a partial
     # answer needs no fresh thinking, so a continuation runs without it.
-    if request.thinking_budget_tokens and not prefilling:
+    # Nor with structured output: the API refuses thinking while a tool use is forced.
+    if request.thinking_budget_tokens and not prefilling and not fmt.is_json:
         thinking: ThinkingConfigEnabledParam = {
             "type": "enabled",
             "budget_tokens": request.thinking_budget_tokens,
@@ -253,7 +266,12 @@ def _call(request: ProviderRequest) -> _Call:
         # anthropic 2.14's create() has no temperature argument; the API still takes it.
         # With thinking on, the API requires the default temperature, so none is sent.
         extra_body = {"temperature": request.temperature}
-    return _Call(params=params, extra_body=extra_body, stripped_prefill=stripped)
+    return _Call(
+        params=params,
+        extra_body=extra_body,
+        stripped_prefill=stripped,
+        format_tool=fmt.name if fmt.is_json else None,
+    )
 
 
 def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam], str]:
@@ -342,9 +360,16 @@ def _image_block(part: ImagePart) -> ContentBlockParam:
     )
 
 
-def _add_tools(params: MessageCreateParamsBase, settings: ToolSettings) -> None:
-    """The request's tools and tool choice, in the Messages API's terms."""
-    if not settings.tools:
+def _add_tools(
+    params: MessageCreateParamsBase, settings: ToolSettings, fmt: ResponseFormat
+) -> None:
+    """The request's tools and tool choice, in the Messages API's terms.
+
+    Claude has no JSON mode: structured output is asked for as one more tool, whose
+    input schema is the response schema, and whose use is forced (or, beside the
+    caller's own tools, at least some tool use is). Its input is the answer.
+    """
+    if not settings.tools and not fmt.is_json:
         return
     tools: list[ToolParam] = []
     for tool in settings.tools:
@@ -353,8 +378,21 @@ def _add_tools(params: MessageCreateParamsBase, settings: ToolSettings) -> None:
         if tool.description:
             entry["description"] = tool.description
         tools.append(entry)
+    if fmt.is_json:
+        answer_tool = {
+            "name": fmt.name,
+            "description": "Give the answer: call this with the reply as its input.",
+            "input_schema": dict(fmt.json_schema()),
+        }
+        tools.append(cast(ToolParam, answer_tool))
     params["tools"] = tools
     choice = settings.choice
+    if fmt.is_json:
+        forced: dict[str, object] = (
+            {"type": "any"} if settings.tools else {"type": "tool", "name": fmt.name}
+        )
+        params["tool_choice"] = cast(ToolChoiceParam, forced)
+        return
     no_parallel = settings.parallel is False
     mapped: dict[str, object]
     if choice.mode is ToolChoiceMode.NONE:
@@ -471,8 +509,11 @@ def _delta_usage(event: RawMessageDeltaEvent) -> MessageDeltaUsage | None:
 class _StreamReading:
     """What one Messages stream has said so far: its text, usage, stop reason and model."""
 
-    def __init__(self, echo: EchoedWhitespaceFilter) -> None:
+    def __init__(self, echo: EchoedWhitespaceFilter, *, format_tool: str | None = None) -> None:
         self.echo = echo
+        self.format_tool = format_tool
+        self.answer_blocks: set[int] = set()
+        """Blocks of the structured-output tool: their input is streamed as the text."""
         self.tally = _UsageTally()
         self.stop_reason: str | None = None
         self.stop_details: RefusalStopDetails | None = None
@@ -491,19 +532,29 @@ class _StreamReading:
         """Note one SSE event; the chunk to pass on, if it carries one."""
         if isinstance(event, RawContentBlockStartEvent):
             block = event.content_block
-            if isinstance(block, ToolUseBlock):
+            if isinstance(block, ToolUseBlock) and block.name == self.format_tool:
+                self.answer_blocks.add(event.index)
+            elif isinstance(block, ToolUseBlock):
                 index = len(self.tool_blocks)
                 self.tool_blocks[event.index] = index
                 self.tools.add(index, id=block.id, name=block.name)
                 return ToolCallChunk(index, id=block.id, name=block.name)
         elif isinstance(event, RawContentBlockDeltaEvent):
             delta = event.delta
+            if isinstance(delta, InputJSONDelta) and event.index in self.answer_blocks:
+                if not delta.partial_json:
+                    return None
+                self.text.append(delta.partial_json)
+                return TextChunk(delta.partial_json)
             if isinstance(delta, InputJSONDelta):
                 call = self.tool_blocks.get(event.index)
                 if call is None or not delta.partial_json:
                     return None
                 self.tools.add(call, fragment=delta.partial_json)
                 return ToolCallChunk(call, arguments_json=delta.partial_json)
+            # With structured output, text beside the answer tool is preamble, not answer.
+            if isinstance(delta, TextDelta) and self.format_tool is not None:
+                return None
             if isinstance(delta, TextDelta) and (piece := self.echo.feed(delta.text)):
                 self.text.append(piece)
                 return TextChunk(piece)
@@ -523,6 +574,8 @@ class _StreamReading:
 
     def end(self) -> StreamEnd:
         reason = _finish_reason(self.stop_reason)
+        if self.answer_blocks and not self.tools and reason is FinishReason.TOOL_CALL:
+            reason = FinishReason.STOP
         answer = "".join(self.text)
         usage = self.tally.usage()
         return StreamEnd(

@@ -31,6 +31,8 @@ from modelrouter_server.domain import (
     ReasoningEffort,
     Refusal,
     RefusalChunk,
+    ResponseFormat,
+    ResponseFormatType,
     Role,
     StreamEnd,
     StreamEvent,
@@ -68,6 +70,7 @@ from modelrouter_server.providers.upstream_errors import (
     UpstreamErrors,
     transport_detail,
 )
+from modelrouter_server.structured import strict_allowed
 
 CONTINUE_INSTRUCTION = (
     "Your previous message was cut off. Continue it exactly where it stopped, as if you had "
@@ -285,6 +288,7 @@ class OpenAIProvider:
         if request.stop:
             params["stop"] = list(request.stop)
         _add_tools(params, request.tools)
+        _add_response_format(params, request.response_format)
         return params, stripped
 
     def _capabilities(self, model: str) -> Capabilities:
@@ -365,6 +369,22 @@ def _tool_messages(message: Message) -> list[ChatCompletionMessageParam]:
         }
         for result in message.tool_results
     ]
+
+
+def _add_response_format(params: CompletionCreateParamsBase, fmt: ResponseFormat) -> None:
+    """JSON mode, or a json_schema format (strict only when the schema meets strict
+    mode's rules: the router validates the reply either way)."""
+    if fmt.type is ResponseFormatType.JSON_OBJECT:
+        params["response_format"] = {"type": "json_object"}
+    elif fmt.type is ResponseFormatType.JSON_SCHEMA:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": fmt.name,
+                "schema": dict(fmt.schema),
+                "strict": fmt.strict and strict_allowed(fmt.schema),
+            },
+        }
 
 
 def _add_tools(params: CompletionCreateParamsBase, settings: ToolSettings) -> None:
