@@ -751,6 +751,8 @@ func (x *Message) GetParts() []*Part {
 // One piece of a message's content.
 type Part struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the part holds.
+	//
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Part_Text
@@ -840,10 +842,12 @@ type isPart_Kind interface {
 }
 
 type Part_Text struct {
+	// Plain text.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
 }
 
 type Part_Image struct {
+	// An image (ROLE_USER messages only).
 	Image *Image `protobuf:"bytes,2,opt,name=image,proto3,oneof"`
 }
 
@@ -1130,9 +1134,11 @@ func (x *Tool) GetInputSchema() *structpb.Struct {
 	return nil
 }
 
+// Whether and which tools the model must call.
 type ToolChoice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Mode  ToolChoiceMode         `protobuf:"varint,1,opt,name=mode,proto3,enum=modelrouter.v1.ToolChoiceMode" json:"mode,omitempty"`
+	// Auto, none, required, or one named tool.
+	Mode ToolChoiceMode `protobuf:"varint,1,opt,name=mode,proto3,enum=modelrouter.v1.ToolChoiceMode" json:"mode,omitempty"`
 	// The tool to call, with TOOL_CHOICE_MODE_TOOL.
 	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1188,7 +1194,8 @@ func (x *ToolChoice) GetName() string {
 // call fails with FAILED_PRECONDITION naming the first violation.
 type ResponseFormat struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Type  ResponseFormatType     `protobuf:"varint,1,opt,name=type,proto3,enum=modelrouter.v1.ResponseFormatType" json:"type,omitempty"`
+	// Text, a JSON object, or JSON valid against `schema`.
+	Type ResponseFormatType `protobuf:"varint,1,opt,name=type,proto3,enum=modelrouter.v1.ResponseFormatType" json:"type,omitempty"`
 	// RESPONSE_FORMAT_TYPE_JSON_SCHEMA: the JSON Schema the reply must match.
 	Schema *structpb.Struct `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
 	// A name for the schema (letters, digits, "_" and "-"; default "json_response").
@@ -2314,11 +2321,15 @@ func (x *RefusalDelta) GetText() string {
 // in one reply), `id` and `name`; later pieces carry the index and a fragment of the
 // arguments' JSON text. The finish event carries the calls whole and parsed.
 type ToolCallDelta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	ArgumentsJson string                 `protobuf:"bytes,4,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which call of the reply this piece belongs to (0, 1, ...).
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The call's id, on its first piece only.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The tool's name, on its first piece only.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// A fragment of the arguments' JSON text (pieces of one text, cut anywhere).
+	ArgumentsJson string `protobuf:"bytes,4,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2773,6 +2784,7 @@ type GenerateStreamResponse_RefusalDelta struct {
 }
 
 type GenerateStreamResponse_ToolCallDelta struct {
+	// A piece of a tool call.
 	ToolCallDelta *ToolCallDelta `protobuf:"bytes,7,opt,name=tool_call_delta,json=toolCallDelta,proto3,oneof"`
 }
 

@@ -440,8 +440,11 @@ class Part(_message.Message):
     TOOL_CALL_FIELD_NUMBER: _builtins.int
     TOOL_RESULT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """Plain text."""
     @_builtins.property
-    def image(self) -> Global___Image: ...
+    def image(self) -> Global___Image:
+        """An image (ROLE_USER messages only)."""
+
     @_builtins.property
     def tool_call(self) -> Global___ToolCall:
         """A tool call the model made (ROLE_ASSISTANT messages only)."""
@@ -600,11 +603,14 @@ Global___Tool: _TypeAlias = Tool  # noqa: Y015
 
 @_typing.final
 class ToolChoice(_message.Message):
+    """Whether and which tools the model must call."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     mode: Global___ToolChoiceMode.ValueType
+    """Auto, none, required, or one named tool."""
     name: _builtins.str
     """The tool to call, with TOOL_CHOICE_MODE_TOOL."""
     def __init__(
@@ -635,6 +641,7 @@ class ResponseFormat(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     STRICT_FIELD_NUMBER: _builtins.int
     type: Global___ResponseFormatType.ValueType
+    """Text, a JSON object, or JSON valid against `schema`."""
     name: _builtins.str
     """A name for the schema (letters, digits, "_" and "-"; default "json_response")."""
     strict: _builtins.bool
@@ -1284,9 +1291,13 @@ class ToolCallDelta(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
     index: _builtins.int
+    """Which call of the reply this piece belongs to (0, 1, ...)."""
     id: _builtins.str
+    """The call's id, on its first piece only."""
     name: _builtins.str
+    """The tool's name, on its first piece only."""
     arguments_json: _builtins.str
+    """A fragment of the arguments' JSON text (pieces of one text, cut anywhere)."""
     def __init__(
         self,
         *,
@@ -1465,7 +1476,9 @@ class GenerateStreamResponse(_message.Message):
         """A piece of refusal text."""
 
     @_builtins.property
-    def tool_call_delta(self) -> Global___ToolCallDelta: ...
+    def tool_call_delta(self) -> Global___ToolCallDelta:
+        """A piece of a tool call."""
+
     def __init__(
         self,
         *,

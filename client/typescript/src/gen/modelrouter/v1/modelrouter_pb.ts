@@ -78,16 +78,22 @@ export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
  */
 export type Part = Message$1<"modelrouter.v1.Part"> & {
   /**
+   * What the part holds.
+   *
    * @generated from oneof modelrouter.v1.Part.kind
    */
   kind: {
     /**
+     * Plain text.
+     *
      * @generated from field: string text = 1;
      */
     value: string;
     case: "text";
   } | {
     /**
+     * An image (ROLE_USER messages only).
+     *
      * @generated from field: modelrouter.v1.Image image = 2;
      */
     value: Image;
@@ -266,10 +272,14 @@ export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
   messageDesc(file_modelrouter_v1_modelrouter, 5);
 
 /**
+ * Whether and which tools the model must call.
+ *
  * @generated from message modelrouter.v1.ToolChoice
  */
 export type ToolChoice = Message$1<"modelrouter.v1.ToolChoice"> & {
   /**
+   * Auto, none, required, or one named tool.
+   *
    * @generated from field: modelrouter.v1.ToolChoiceMode mode = 1;
    */
   mode: ToolChoiceMode;
@@ -298,6 +308,8 @@ export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
  */
 export type ResponseFormat = Message$1<"modelrouter.v1.ResponseFormat"> & {
   /**
+   * Text, a JSON object, or JSON valid against `schema`.
+   *
    * @generated from field: modelrouter.v1.ResponseFormatType type = 1;
    */
   type: ResponseFormatType;
@@ -1019,21 +1031,29 @@ export const RefusalDeltaSchema: GenMessage<RefusalDelta> = /*@__PURE__*/
  */
 export type ToolCallDelta = Message$1<"modelrouter.v1.ToolCallDelta"> & {
   /**
+   * Which call of the reply this piece belongs to (0, 1, ...).
+   *
    * @generated from field: int32 index = 1;
    */
   index: number;
 
   /**
+   * The call's id, on its first piece only.
+   *
    * @generated from field: string id = 2;
    */
   id: string;
 
   /**
+   * The tool's name, on its first piece only.
+   *
    * @generated from field: string name = 3;
    */
   name: string;
 
   /**
+   * A fragment of the arguments' JSON text (pieces of one text, cut anywhere).
+   *
    * @generated from field: string arguments_json = 4;
    */
   argumentsJson: string;
@@ -1263,6 +1283,8 @@ export type GenerateStreamResponse = Message$1<"modelrouter.v1.GenerateStreamRes
     case: "refusalDelta";
   } | {
     /**
+     * A piece of a tool call.
+     *
      * @generated from field: modelrouter.v1.ToolCallDelta tool_call_delta = 7;
      */
     value: ToolCallDelta;
