@@ -183,31 +183,27 @@ async def test_arguments_that_are_not_json_fail_the_stream(case: Case) -> None:
 async def test_tools_and_choice_are_sent_in_each_apis_terms(
     case: Case, choice: ToolChoice, anthropic: object, openai: object
 ) -> None:
-    await case.provider.complete(tool_request(case, tools=ToolSettings((WEATHER,), choice)))
+    await case.provider.complete(tool_request(case, tools=ToolSettings((WEATHER, TIME), choice)))
 
     body = sent_body(case)
     tools = body["tools"]
-    assert isinstance(tools, list)
+    assert isinstance(tools, list) and len(tools) == 2
     if case.api == "anthropic":
-        assert tools == [
-            {
-                "name": "get_weather",
-                "input_schema": WEATHER.input_schema,
-                "description": WEATHER.description,
-            }
-        ]
+        assert tools[0] == {
+            "name": "get_weather",
+            "input_schema": WEATHER.input_schema,
+            "description": WEATHER.description,
+        }
         assert body["tool_choice"] == anthropic
     else:
-        assert tools == [
-            {
-                "type": "function",
-                "function": {
-                    "name": "get_weather",
-                    "parameters": WEATHER.input_schema,
-                    "description": WEATHER.description,
-                },
-            }
-        ]
+        assert tools[0] == {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": WEATHER.input_schema,
+                "description": WEATHER.description,
+            },
+        }
         assert body["tool_choice"] == openai
 
 

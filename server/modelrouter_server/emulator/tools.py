@@ -100,6 +100,8 @@ def forced_calls(
     if behavior.text is not None:
         return (ScriptedToolCall(name, behavior.text),)
     schema = _tool_schema(tools, name, "parameters" if nested else "input_schema")
+    # Arguments are an object whatever the schema says (or fails to say).
+    schema = schema if isinstance(schema, Mapping) and schema else {"type": "object"}
     return (ScriptedToolCall(name, json_text(schema, seeded_rng(body))),)
 
 
