@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from modelrouter_server.config import ConfigError, LimitsConfig, default_config_path, load_config
-from modelrouter_server.domain import Message, Role
+from modelrouter_server.domain import (
+    Message,
+    Role,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolResult,
+    ToolSettings,
+)
 from modelrouter_server.errors import RequestError
 from modelrouter_server.validation import (
     MIN_THINKING_BUDGET,
+    check_messages,
     check_metadata,
     check_role_order,
     check_stored_history,
     check_thinking_budget,
+    check_tools,
     decode_message_page_token,
     encode_message_page_token,
     thinking_budget_problem,
@@ -123,3 +135,47 @@ def test_metadata_limits_count_entries_and_bytes() -> None:
         with pytest.raises(RequestError) as err:
             check_metadata(metadata, limits)
         assert err.value.field == "metadata"
+
+
+_LONG = "x" * 20_000
+
+
+@pytest.mark.parametrize(
+    ("check", "field"),
+    [
+        (
+            lambda: check_tools(
+                ToolSettings(tools=(Tool("known"),), choice=ToolChoice(ToolChoiceMode.TOOL, _LONG))
+            ),
+            "tool_choice.name",
+        ),
+        (
+            lambda: check_messages(
+                [
+                    Message(U, "hi"),
+                    Message(A, "", parts=(ToolCall(_LONG, "f"), ToolCall(_LONG, "g"))),
+                ],
+                LimitsConfig(),
+            ),
+            "messages[1].parts[1].tool_call.id",
+        ),
+        (
+            lambda: check_role_order(
+                [
+                    Message(U, "hi"),
+                    Message(A, "", parts=(ToolCall("c1", "f"),)),
+                    Message(Role.TOOL, "", parts=(ToolResult(_LONG, "r"),)),
+                ]
+            ),
+            "messages[2].parts[0].tool_result.tool_call_id",
+        ),
+    ],
+)
+def test_tool_errors_quote_a_long_caller_value_cut_short(
+    check: Callable[[], None], field: str
+) -> None:
+    with pytest.raises(RequestError) as err:
+        check()
+    assert err.value.field == field
+    assert len(err.value.description) < 300
+    assert "(20000 characters)" in err.value.description

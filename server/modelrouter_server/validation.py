@@ -29,6 +29,7 @@ from modelrouter_server.domain import (
     ToolSettings,
 )
 from modelrouter_server.errors import RequestError
+from modelrouter_server.quoting import quote
 
 MIN_THINKING_BUDGET = 1024
 """Anthropic's floor for `thinking.budget_tokens`."""
@@ -65,7 +66,7 @@ def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | 
                     if part.tool_call_id not in open_calls:
                         raise RequestError(
                             f"{field}[{i + offset}].parts[{k}].tool_result.tool_call_id",
-                            f"{part.tool_call_id!r} answers no unanswered tool call of the "
+                            f"{quote(part.tool_call_id)} answers no unanswered tool call of the "
                             "assistant message before it",
                         )
                     del open_calls[part.tool_call_id]
@@ -188,7 +189,7 @@ def _check_parts(message: Message, path: str) -> None:
             if not part.id:
                 raise RequestError(f"{where}.tool_call.id", "must not be empty")
             if part.id in seen_ids:
-                raise RequestError(f"{where}.tool_call.id", f"{part.id!r} is used twice")
+                raise RequestError(f"{where}.tool_call.id", f"{quote(part.id)} is used twice")
             seen_ids.add(part.id)
             if not _TOOL_NAME.match(part.name):
                 raise RequestError(f"{where}.tool_call.name", _TOOL_NAME_RULE)
@@ -238,7 +239,7 @@ def check_tools(settings: ToolSettings) -> None:
     if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.TOOL) and not settings.tools:
         raise RequestError("tool_choice.mode", "requires tools")
     if choice.mode is ToolChoiceMode.TOOL and choice.name not in names:
-        raise RequestError("tool_choice.name", f"{choice.name!r} is not one of the tools")
+        raise RequestError("tool_choice.name", f"{quote(choice.name)} is not one of the tools")
     if choice.mode is not ToolChoiceMode.TOOL and choice.name:
         raise RequestError("tool_choice.name", "only with TOOL_CHOICE_MODE_TOOL")
 
