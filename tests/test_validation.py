@@ -179,3 +179,16 @@ def test_tool_errors_quote_a_long_caller_value_cut_short(
     assert err.value.field == field
     assert len(err.value.description) < 300
     assert "(20000 characters)" in err.value.description
+
+
+def test_a_tool_name_with_a_trailing_newline_is_refused() -> None:
+    # `$` in a pattern matches before a final newline: the name must match in full.
+    with pytest.raises(RequestError) as err:
+        check_tools(ToolSettings(tools=(Tool("lookup\n"),)))
+    assert err.value.field == "tools[0].name"
+    with pytest.raises(RequestError) as err:
+        check_messages(
+            [Message(U, "hi"), Message(A, "", parts=(ToolCall("c1", "lookup\n"),))],
+            LimitsConfig(),
+        )
+    assert err.value.field == "messages[1].parts[0].tool_call.name"

@@ -191,7 +191,7 @@ def _check_parts(message: Message, path: str) -> None:
             if part.id in seen_ids:
                 raise RequestError(f"{where}.tool_call.id", f"{quote(part.id)} is used twice")
             seen_ids.add(part.id)
-            if not _TOOL_NAME.match(part.name):
+            if not _TOOL_NAME.fullmatch(part.name):
                 raise RequestError(f"{where}.tool_call.name", _TOOL_NAME_RULE)
         elif isinstance(part, ToolResult):
             if message.role is not Role.TOOL:
@@ -213,7 +213,7 @@ def _check_image(image: ImagePart, path: str, role: Role) -> None:
         )
 
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TOOL_NAME_RULE = "1 to 64 letters, digits, '_' or '-'"
 MAX_TOOLS = 128
 """OpenAI's limit; one rule for every model keeps fallbacks open."""
@@ -225,7 +225,7 @@ def check_tools(settings: ToolSettings) -> None:
         raise RequestError("tools", f"{len(settings.tools)} tools; at most {MAX_TOOLS}")
     names: set[str] = set()
     for i, tool in enumerate(settings.tools):
-        if not _TOOL_NAME.match(tool.name):
+        if not _TOOL_NAME.fullmatch(tool.name):
             raise RequestError(f"tools[{i}].name", _TOOL_NAME_RULE)
         if tool.name in names:
             raise RequestError(f"tools[{i}].name", f"{tool.name!r} is defined twice")
