@@ -18,7 +18,7 @@ from jsonschema.validators import validator_for
 from modelrouter_server.domain import ResponseFormat, ResponseFormatType
 from modelrouter_server.errors import RequestError
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def check_response_format(fmt: ResponseFormat, tool_names: set[str]) -> None:
@@ -30,7 +30,7 @@ def check_response_format(fmt: ResponseFormat, tool_names: set[str]) -> None:
                 "response_format.schema", "only with RESPONSE_FORMAT_TYPE_JSON_SCHEMA"
             )
         return
-    if not _NAME.match(fmt.name):
+    if not _NAME.fullmatch(fmt.name):
         raise RequestError("response_format.name", "1 to 64 letters, digits, '_' or '-'")
     if fmt.name in tool_names:
         raise RequestError("response_format.name", f"{fmt.name!r} is also a tool's name")

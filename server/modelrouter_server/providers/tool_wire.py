@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from modelrouter_server.domain import ToolCall
 
-_ANTHROPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _OPENAI_MAX_ID = 40
 
 
@@ -29,7 +29,7 @@ def _digest_id(prefix: str, tool_call_id: str) -> str:
 
 def anthropic_tool_id(tool_call_id: str) -> str:
     """`tool_call_id` as Anthropic accepts it in tool_use / tool_result blocks."""
-    if _ANTHROPIC_ID.match(tool_call_id):
+    if _ANTHROPIC_ID.fullmatch(tool_call_id):
         return tool_call_id
     return _digest_id("toolu_r", tool_call_id)
 
