@@ -126,6 +126,16 @@ class _Request:
         self.fits: dict[str, FittedPrompt] = {}
         # model id -> (its context window, why the history cannot fit it)
         self.too_large: dict[str, tuple[int, RequestError]] = {}
+        # What the answers so far cost, kept so a request that fails after a model
+        # answered (a reply not matching its response_format, a failed store) is still
+        # charged for them.
+        self.spent_tokens = 0
+        self.spent_usd = 0.0
+
+    def spend(self, result: ChainResult) -> None:
+        """Count what one chain run's answers used."""
+        self.spent_tokens += result.usage.input_tokens + result.usage.output_tokens
+        self.spent_usd += result.cost_usd
 
     async def build(self, candidate: Candidate, timeout_s: float | None) -> ProviderRequest:
         try:
@@ -311,7 +321,8 @@ class Generation:
             await hold.charge_bound()
             raise
         except BaseException:
-            await hold.release()
+            # Nothing when no model answered; else what the answers used.
+            await hold.settle(request.spent_tokens, request.spent_usd)
             raise
         usage = outcome.result.usage
         await hold.settle(usage.input_tokens + usage.output_tokens, outcome.result.cost_usd)
@@ -325,6 +336,7 @@ class Generation:
         except NoCandidates as error:
             request.reraise(error)
             raise
+        request.spend(result)
         result = await self._checked_format(options, request, plan, result, deadline)
         fitted = request.fits.get(result.candidate.model_id)
         usage = result.completion.usage
@@ -388,6 +400,7 @@ class Generation:
             raise InvalidStructuredOutput(
                 f"the reply does not match response_format: {first}; no other candidate answered"
             ) from error
+        request.spend(second)
         combined = dataclasses.replace(
             second,
             attempts=result.attempts + second.attempts,

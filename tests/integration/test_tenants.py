@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from context.conftest import RedisServer, requires_redis_server
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
@@ -353,6 +354,33 @@ async def test_a_budget_is_not_overspent_by_50_concurrent_requests(
     assert usage.day.requests == admitted
     assert usage.day.held_usd == 0 and usage.open_streams == 0
     assert overspend <= bound
+
+
+async def test_answers_that_miss_the_response_format_are_still_charged(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    emulator: Emulator,
+) -> None:
+    """Two models answered (and were paid for) before the reply was refused as not matching
+    the schema: the tenant's spend counts both, or a tenant could spend without limit."""
+    emulator.set_behavior(GPT, Behavior(text='{"city": 3}'))
+    emulator.set_behavior("claude-3-7-sonnet-20250219", Behavior(text='{"town": "Paris"}'))
+    plain = await start_router(**tenants(budget_usd_per_day=5.0))
+    alice = connect(plain.target, ALICE)
+    schema = struct_pb2.Struct()
+    schema.update(
+        {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
+    )
+    fmt = pb.ResponseFormat(type=pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, schema=schema, name="city")
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await alice.generate("Paris?", response_format=fmt)
+
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    usage = await alice.get_usage()
+    assert usage.day.requests == 1
+    assert usage.day.tokens > 0 and usage.day.cost_usd > 0
+    assert usage.day.held_usd == 0
 
 
 async def test_limits_hold_across_two_replicas_on_one_redis(
