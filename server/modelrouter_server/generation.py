@@ -48,10 +48,13 @@ from modelrouter_server.domain import (
     Message,
     ProviderRequest,
     Refusal,
+    RefusalChunk,
     ResponseFormat,
     Role,
     TextChunk,
+    ThinkingChunk,
     ToolCall,
+    ToolCallChunk,
 )
 from modelrouter_server.errors import (
     ContextWindowExceeded,
@@ -427,6 +430,9 @@ class Generation:
             return
         request, plan = prepared
         text: list[str] = []
+        # Thinking, a refusal or a tool call is output as much as text is: once any has
+        # come, a stream that ends without its finish is charged its bound.
+        output_began = False
         finished: ChainFinished | None = None
         hold = await self._reserve(request, plan, stream=True, deadline=deadline)
         try:
@@ -434,6 +440,8 @@ class Generation:
                 self._chain.stream(plan, request.build, deadline=deadline)
             ) as events:
                 async for event in events:
+                    if isinstance(event, TextChunk | ThinkingChunk | RefusalChunk | ToolCallChunk):
+                        output_began = True
                     if isinstance(event, TextChunk):
                         text.append(event.text)
                     elif isinstance(event, ChainFinished):
@@ -455,7 +463,7 @@ class Generation:
             raise
         finally:
             if hold is not None:  # no-ops once settled at the finish
-                await (hold.charge_bound() if text else hold.release())
+                await (hold.charge_bound() if output_began else hold.release())
         if finished is None:
             return
         fitted = request.fits.get(finished.candidate.model_id)

@@ -7,6 +7,7 @@ Keys are made at test time; no log line or error any test here produces may cont
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter_client import AsyncModelRouterClient, system
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.emulator.behavior import ScriptedToolCall
 from modelrouter_server.tenancy import key_digest, new_key
 from modelrouter_testsupport.router_process import modelrouter_command
 
@@ -381,6 +383,33 @@ async def test_answers_that_miss_the_response_format_are_still_charged(
     assert usage.day.requests == 1
     assert usage.day.tokens > 0 and usage.day.cost_usd > 0
     assert usage.day.held_usd == 0
+
+
+async def test_a_stream_broken_after_a_tool_call_piece_is_charged_its_bound(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    emulator: Emulator,
+) -> None:
+    """Output had begun (a piece of a tool call, not text) when the stream broke: its use
+    is unknown, so the bound is charged, as for a stream broken mid-text."""
+    call = ScriptedToolCall("get_weather", json.dumps({"city": "Paris, France"}))
+    emulator.set_behavior(GPT, Behavior(tool_calls=(call,), drop_after_tokens=3))
+    plain = await start_router(**tenants(budget_usd_per_day=5.0))
+    alice = connect(plain.target, ALICE)
+    schema = struct_pb2.Struct()
+    schema.update({"type": "object", "properties": {"city": {"type": "string"}}})
+    tool = pb.Tool(name="get_weather", description="The weather.", input_schema=schema)
+    kinds: list[str | None] = []
+
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
+        async for event in alice.stream("Weather?", tools=[tool], max_output_tokens=100):
+            kinds.append(event.WhichOneof("event"))
+
+    assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "tool_call_delta" in kinds and "delta" not in kinds
+    usage = await alice.get_usage()
+    assert usage.day.requests == 1 and usage.day.tokens >= 100 and usage.day.cost_usd > 0
+    assert usage.day.held_usd == 0 and usage.open_streams == 0
 
 
 async def test_limits_hold_across_two_replicas_on_one_redis(
