@@ -12,6 +12,7 @@ from modelrouter_client import AsyncModelRouterClient
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Emulator
 from modelrouter_server.observability import configured_secrets, redact_secrets
+from modelrouter_server.tenancy import new_key
 
 from .conftest import make_config
 from .logcapture import captured_log
@@ -21,6 +22,7 @@ from .logcapture import captured_log
 OPENAI_KEY = "test" + "-openai-" + "Zq81Kx0pLmN4"
 ANTHROPIC_KEY = "test" + "-anthropic-" + "Wv27Hs5eRtY9"
 QUERY_SECRET = "SECRET" + "q7"
+TENANT_KEY = new_key()
 
 
 async def test_no_secret_in_any_line_stdlib_included(emulator: Emulator) -> None:
@@ -72,6 +74,9 @@ async def test_no_secret_in_any_line_stdlib_included(emulator: Emulator) -> None
         ("https://h/p?x=1&key=abc123", "abc123"),
         ("POST /v1?access_token=abc123#frag", "abc123"),
         ("Authorization: Bearer abcdefghijkl", "abcdefghijkl"),
+        # A router API key has only its sha256 in the config, so it is caught by its shape.
+        (f"metadata api-key={TENANT_KEY} seen", TENANT_KEY),
+        (f"['{TENANT_KEY}']", TENANT_KEY),
     ],
 )
 def test_credentials_in_urls_and_headers_are_scrubbed(text: str, gone: str) -> None:

@@ -8,7 +8,7 @@ line or a start-up line naming a base URL could carry one. A `Redactor` removes:
   take in a log line: as is, URL-encoded, JSON- or repr-escaped;
 - user:password in any URL (`http://admin:pw@host` -> `http://[REDACTED]@host`);
 - the value of any key-named query parameter (`?api_key=`, `key=`, `token=`, ...);
-- anything shaped like a provider key or a bearer token.
+- anything shaped like a provider key, a router API key or a bearer token.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ _KEY_NAME = re.compile(rf"^(?:{_KEY_NAMES})$", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@'\"]+:[^/\s@'\"]*@")
 _QUERY_SECRET = re.compile(rf"(?i)([?&;](?:{_KEY_NAMES})=)[^&#\s'\"]+")
 _SHAPED = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}"
+    # `mr_` + 43: a router API key (`tenancy.keys.new_key`); only its digest is configured.
+    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|(?<![A-Za-z0-9_])mr_[A-Za-z0-9_\-]{40,}"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,}|(?i:x-api-key)[\"':= ]+[A-Za-z0-9_\-\.]{8,})"
 )
 
