@@ -877,7 +877,9 @@ type Image struct {
 	// "image/jpeg", "image/png", "image/gif" or "image/webp"; required with `data`.
 	MediaType string `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
 	// An https URL instead of `data`.
-	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// OpenAI's detail level: "low", "high" or "auto" (the default). Claude ignores it.
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,6 +931,13 @@ func (x *Image) GetMediaType() string {
 func (x *Image) GetUrl() string {
 	if x != nil {
 		return x.Url
+	}
+	return ""
+}
+
+func (x *Image) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -3143,7 +3152,9 @@ type Capabilities struct {
 	// Takes `temperature` (o-series models do not).
 	Temperature bool `protobuf:"varint,4,opt,name=temperature,proto3" json:"temperature,omitempty"`
 	// Takes `tools` and tool parts.
-	Tools         bool `protobuf:"varint,5,opt,name=tools,proto3" json:"tools,omitempty"`
+	Tools bool `protobuf:"varint,5,opt,name=tools,proto3" json:"tools,omitempty"`
+	// Takes image parts.
+	Vision        bool `protobuf:"varint,6,opt,name=vision,proto3" json:"vision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3209,6 +3220,13 @@ func (x *Capabilities) GetTemperature() bool {
 func (x *Capabilities) GetTools() bool {
 	if x != nil {
 		return x.Tools
+	}
+	return false
+}
+
+func (x *Capabilities) GetVision() bool {
+	if x != nil {
+		return x.Vision
 	}
 	return false
 }
@@ -4316,12 +4334,13 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\ttool_call\x18\x03 \x01(\v2\x18.modelrouter.v1.ToolCallH\x00R\btoolCall\x12=\n" +
 	"\vtool_result\x18\x04 \x01(\v2\x1a.modelrouter.v1.ToolResultH\x00R\n" +
 	"toolResultB\x06\n" +
-	"\x04kind\"L\n" +
+	"\x04kind\"d\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
 	"\n" +
 	"media_type\x18\x02 \x01(\tR\tmediaType\x12\x10\n" +
-	"\x03url\x18\x03 \x01(\tR\x03url\"e\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"e\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x125\n" +
@@ -4508,13 +4527,14 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x0einput_per_mtok\x18\x01 \x01(\x01R\finputPerMtok\x12&\n" +
 	"\x0foutput_per_mtok\x18\x02 \x01(\x01R\routputPerMtok\x12-\n" +
 	"\x13cache_read_per_mtok\x18\x03 \x01(\x01R\x10cacheReadPerMtok\x12/\n" +
-	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\xab\x01\n" +
+	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\xc3\x01\n" +
 	"\fCapabilities\x12\x1c\n" +
 	"\tstreaming\x18\x01 \x01(\bR\tstreaming\x12\x1a\n" +
 	"\bthinking\x18\x02 \x01(\bR\bthinking\x12)\n" +
 	"\x10reasoning_effort\x18\x03 \x01(\bR\x0freasoningEffort\x12 \n" +
 	"\vtemperature\x18\x04 \x01(\bR\vtemperature\x12\x14\n" +
-	"\x05tools\x18\x05 \x01(\bR\x05tools\"\xf8\x02\n" +
+	"\x05tools\x18\x05 \x01(\bR\x05tools\x12\x16\n" +
+	"\x06vision\x18\x06 \x01(\bR\x06vision\"\xf8\x02\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +

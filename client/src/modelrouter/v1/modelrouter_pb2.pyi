@@ -480,22 +480,26 @@ class Image(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     """The encoded image (JPEG, PNG, GIF or WebP)."""
     media_type: _builtins.str
     """"image/jpeg", "image/png", "image/gif" or "image/webp"; required with `data`."""
     url: _builtins.str
     """An https URL instead of `data`."""
+    detail: _builtins.str
+    """OpenAI's detail level: "low", "high" or "auto" (the default). Claude ignores it."""
     def __init__(
         self,
         *,
         data: _builtins.bytes = ...,
         media_type: _builtins.str = ...,
         url: _builtins.str = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "media_type", b"media_type", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "detail", b"detail", "media_type", b"media_type", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1666,6 +1670,7 @@ class Capabilities(_message.Message):
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
+    VISION_FIELD_NUMBER: _builtins.int
     streaming: _builtins.bool
     """Streams its answer (GenerateStream)."""
     thinking: _builtins.bool
@@ -1676,6 +1681,8 @@ class Capabilities(_message.Message):
     """Takes `temperature` (o-series models do not)."""
     tools: _builtins.bool
     """Takes `tools` and tool parts."""
+    vision: _builtins.bool
+    """Takes image parts."""
     def __init__(
         self,
         *,
@@ -1684,10 +1691,11 @@ class Capabilities(_message.Message):
         reasoning_effort: _builtins.bool = ...,
         temperature: _builtins.bool = ...,
         tools: _builtins.bool = ...,
+        vision: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking", "tools", b"tools"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking", "tools", b"tools", "vision", b"vision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
