@@ -79,6 +79,8 @@ def emulated_models(config: RouterConfig) -> list[EmulatedModel]:
                 max_output_tokens=model.max_output_tokens,
                 reasoning=model.capabilities.reasoning_effort,
                 thinking=model.capabilities.thinking,
+                image_base_tokens=model.image_base_tokens,
+                image_tile_tokens=model.image_tile_tokens,
             )
         )
     return out

@@ -90,6 +90,8 @@ class ImagePart:
     data: bytes = b""
     media_type: str = ""
     url: str = ""
+    detail: str = "auto"
+    """OpenAI's detail level: low, high or auto."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +367,10 @@ class GenerateOptions:
     """The caller's tenant, set at the edge from its API key (empty: no tenant checks)."""
     tools: ToolSettings = NO_TOOLS
     response_format: ResponseFormat = TEXT_FORMAT
+
+    @property
+    def uses_images(self) -> bool:
+        return any(isinstance(p, ImagePart) for m in self.messages for p in m.parts)
 
     @property
     def uses_tools(self) -> bool:

@@ -29,6 +29,7 @@ from modelrouter_server.domain import (
     ToolSettings,
 )
 from modelrouter_server.errors import RequestError
+from modelrouter_server.images import ImageError, check_image
 from modelrouter_server.quoting import quote
 
 MIN_THINKING_BUDGET = 1024
@@ -211,6 +212,12 @@ def _check_image(image: ImagePart, path: str, role: Role) -> None:
         raise RequestError(
             f"{path}.media_type", "must be one of " + ", ".join(sorted(_IMAGE_TYPES))
         )
+    if image.detail not in ("auto", "low", "high"):
+        raise RequestError(f"{path}.detail", 'must be "low", "high" or "auto"')
+    try:
+        check_image(image)
+    except ImageError as exc:
+        raise RequestError(f"{path}.data", str(exc)) from exc
 
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

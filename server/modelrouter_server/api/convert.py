@@ -194,7 +194,12 @@ def _part(part: pb.Part, path: str) -> Part:
         return TextPart(part.text)
     if kind == "image":
         image = part.image
-        return ImagePart(data=image.data, media_type=image.media_type, url=image.url)
+        return ImagePart(
+            data=image.data,
+            media_type=image.media_type,
+            url=image.url,
+            detail=image.detail or "auto",
+        )
     if kind == "tool_call":
         call = part.tool_call
         return ToolCall(call.id, call.name, struct_to_dict(call.arguments))
@@ -323,7 +328,10 @@ def part_to_pb(part: Part) -> pb.Part:
     if isinstance(part, TextPart):
         return pb.Part(text=part.text)
     if isinstance(part, ImagePart):
-        return pb.Part(image=pb.Image(data=part.data, media_type=part.media_type, url=part.url))
+        image = pb.Image(
+            data=part.data, media_type=part.media_type, url=part.url, detail=part.detail
+        )
+        return pb.Part(image=image)
     if isinstance(part, ToolCall):
         return pb.Part(tool_call=tool_call_to_pb(part))
     return pb.Part(
@@ -582,6 +590,7 @@ def model_info_to_pb(
             reasoning_effort=caps.reasoning_effort,
             temperature=caps.temperature,
             tools=caps.tools,
+            vision=caps.vision,
         ),
         pricing=pb.Pricing(
             input_per_mtok=price.input_per_mtok,

@@ -77,6 +77,8 @@ class Capabilities(_Strict):
     """The model can resume a partial answer (assistant prefill or a continue turn)."""
     tools: bool = False
     """The model takes tool definitions, tool calls and tool results."""
+    vision: bool = False
+    """The model takes image parts."""
 
 
 class Pricing(_Strict):
@@ -107,6 +109,10 @@ class ModelConfig(_Strict):
     message_overhead_tokens: Annotated[int, Field(ge=0)] = 3
     """Per-message framing tokens of the chat format (OpenAI cookbook: 3)."""
     reply_priming_tokens: Annotated[int, Field(ge=0)] = 3
+    image_base_tokens: Annotated[int, Field(ge=0)] = 85
+    """OpenAI image pricing: tokens per image (all of a `low` detail image's cost)."""
+    image_tile_tokens: Annotated[int, Field(ge=0)] = 170
+    """OpenAI image pricing: tokens per 512 px tile of a `high` detail image."""
     ttft_timeout_s: PositiveFloat | None = None
     """Time-to-first-token limit for this model's streams (a reasoning model thinks before
     its first token); None: `resilience.ttft_timeout_s`."""

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 
-from modelrouter_server.domain import ImagePart, Message, TextPart, ToolCall
+from modelrouter_server.domain import ImagePart, Message, TextPart, ToolCall, ToolResult
 
 # Texts are encoded and hashed this many characters at a time: one encode of megabytes
 # would hold the GIL (and so the event loop, from a worker thread) for tens of ms.
@@ -23,7 +23,7 @@ def _utf8_slices(text: str) -> Iterator[bytes]:
 def message_text(message: Message) -> str:
     """The text a message is counted and hashed by: its content, and for parts the text
     a provider is sent for them (a tool call's name and arguments, a result's content).
-    Images add no text here; their tokens are not in this count."""
+    Images add no text: their tokens are counted apart, per model (`images`)."""
     if not message.parts:
         return message.content
     pieces = [message.content] if message.content else []
@@ -33,11 +33,7 @@ def message_text(message: Message) -> str:
         elif isinstance(part, ToolCall):
             arguments = json.dumps(part.arguments, separators=(",", ":"), sort_keys=True)
             pieces.append(f"{part.id} {part.name} {arguments}")
-        elif isinstance(part, ImagePart):
-            pieces.append(
-                f"[image {part.media_type} {hashlib.sha256(part.data).hexdigest()} {part.url}]"
-            )
-        else:
+        elif isinstance(part, ToolResult):
             pieces.append(f"{part.tool_call_id} {part.is_error} {part.content}")
     return "\n".join(pieces)
 
@@ -55,6 +51,9 @@ def messages_digest(messages: Sequence[Message]) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     for message in messages:
         content = content_digest(message_text(message))
+        for part in message.parts:
+            if isinstance(part, ImagePart):
+                digest.update(hashlib.sha256(part.data).digest() + part.url.encode())
         # A fixed-size digest per message keeps ("ab", "c") and ("a", "bc") apart.
         digest.update(f"{message.role.value}:".encode())
         digest.update(content)

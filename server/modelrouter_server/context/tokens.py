@@ -26,8 +26,14 @@ from modelrouter_server.context._lru import LruCache
 from modelrouter_server.context.bounded_encode import count_tokens
 from modelrouter_server.context.claude_estimate import ClaudeEstimate, base_tokens
 from modelrouter_server.context.vocabulary import shipped_encoding
-from modelrouter_server.domain import CountMethod, Message
+from modelrouter_server.domain import CountMethod, ImagePart, Message
 from modelrouter_server.errors import ModelNotFound, ProviderError
+from modelrouter_server.images import (
+    ImageError,
+    anthropic_image_tokens,
+    image_size,
+    openai_image_tokens,
+)
 from modelrouter_server.providers.base import Provider
 from modelrouter_server.quoting import quote
 
@@ -169,8 +175,13 @@ class TokenCounter:
         overhead = config.message_overhead_tokens
         if scheme == _CLAUDE_SCHEME:
             scale = self.claude_estimate.scale
-            return tuple(scale(self._base_tokens(scheme, m)) + overhead for m in messages)
-        return tuple(self._base_tokens(scheme, m) + overhead for m in messages)
+            return tuple(
+                scale(self._base_tokens(scheme, m)) + overhead + _image_tokens(config, m)
+                for m in messages
+            )
+        return tuple(
+            self._base_tokens(scheme, m) + overhead + _image_tokens(config, m) for m in messages
+        )
 
     def reply_priming_tokens(self, model: str) -> int:
         """The tokens a request adds once, whatever its messages."""
@@ -284,6 +295,8 @@ class TokenCounter:
 
     def _calibrate(self, config: ModelConfig, messages: Sequence[Message], exact: int) -> None:
         framing = config.message_overhead_tokens * len(messages) + config.reply_priming_tokens
+        # Images are billed by their own formula: only the text calibrates the estimate.
+        framing += sum(_image_tokens(config, m) for m in messages)
         base = sum(self._base_tokens(_CLAUDE_SCHEME, m) for m in messages)
         self.claude_estimate.observe(base, exact - framing)
 
@@ -291,3 +304,23 @@ class TokenCounter:
         """Entries, hits and misses of the per-message cache."""
         cache = self._messages
         return CacheStats(entries=len(cache), hits=cache.hits, misses=cache.misses)
+
+
+def _image_tokens(config: ModelConfig, message: Message) -> int:
+    """The message's images at the provider's published formula (`images`); images
+    are not text, so the calibrated Claude estimate does not scale them."""
+    total = 0
+    for part in message.parts:
+        if not isinstance(part, ImagePart):
+            continue
+        try:
+            size = None if part.url else image_size(part.data)
+        except ImageError:
+            size = None  # validated at the edge; counted at the most it can cost
+        if config.tokenizer is Tokenizer.ANTHROPIC:
+            total += anthropic_image_tokens(size)
+        else:
+            total += openai_image_tokens(
+                size, part.detail, config.image_base_tokens, config.image_tile_tokens
+            )
+    return total

@@ -19,7 +19,7 @@ from typing import Literal
 
 from modelrouter_server.emulator.behavior import Behavior
 from modelrouter_server.emulator.conversation import Turn, content_text, turn
-from modelrouter_server.emulator.counting import claude_input_tokens
+from modelrouter_server.emulator.counting import claude_image_tokens, claude_input_tokens
 from modelrouter_server.emulator.errors import WireError
 from modelrouter_server.emulator.models import Api, EmulatedModel
 from modelrouter_server.emulator.records import AuthScheme
@@ -107,10 +107,11 @@ class _Conversation:
     system: str
     turns: tuple[Turn, ...]
     message_texts: tuple[str, ...]
+    image_tokens: int = 0
 
     @property
     def input_tokens(self) -> int:
-        return claude_input_tokens(self.system, self.message_texts)
+        return claude_input_tokens(self.system, self.message_texts) + self.image_tokens
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,8 @@ class AnthropicMessages:
             turn(role, content) for role, content in messages
         ]
         texts = tuple(content_text(content) for _, content in messages)
-        return _Conversation(model, system, tuple(turns), texts)
+        images = sum(claude_image_tokens(content) for _, content in messages)
+        return _Conversation(model, system, tuple(turns), texts, images)
 
     def scripted_error(
         self, status: int, error_type: str | None, model: str, retry_after_s: float | None

@@ -23,6 +23,9 @@ class EmulatedModel:
     max_output_tokens: int
     reasoning: bool = False
     thinking: bool = False
+    image_base_tokens: int = 85
+    image_tile_tokens: int = 170
+    """OpenAI image pricing (tokens per image, per 512 px tile)."""
 
     def __post_init__(self) -> None:
         if self.context_window < 1 or self.max_output_tokens < 1:
@@ -53,6 +56,8 @@ DEFAULT_MODELS: tuple[EmulatedModel, ...] = (
         api="openai",
         context_window=128_000,
         max_output_tokens=16_384,
+        image_base_tokens=2833,
+        image_tile_tokens=5667,
     ),
 )
 """The catalog served when none is given: one model per rule set the router must handle."""

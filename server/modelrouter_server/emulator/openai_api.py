@@ -330,7 +330,9 @@ class OpenAIChat:
         include_usage = _include_usage(body.get("stream_options"), stream)
         stop = _stop(body.get("stop"))
         requested = _requested_output(body, model)
-        prompt_tokens = openai_prompt_tokens(messages)
+        prompt_tokens = openai_prompt_tokens(
+            messages, model.image_base_tokens, model.image_tile_tokens
+        )
         _check_window(model, prompt_tokens, requested)
         budget = min(model.max_output_tokens, model.context_window - prompt_tokens)
         if requested is not None:

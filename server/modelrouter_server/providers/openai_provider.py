@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import cast
+from typing import Literal, cast
 
 import httpx2
 import openai
@@ -329,7 +329,10 @@ def _user_content(message: Message) -> str | list[ChatCompletionContentPartParam
         if isinstance(part, TextPart):
             content.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            content.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+            detail = cast(Literal["auto", "low", "high"], part.detail)
+            content.append(
+                {"type": "image_url", "image_url": {"url": _image_url(part), "detail": detail}}
+            )
     return content
 
 

@@ -39,6 +39,8 @@ def candidate_for(
     requested = options.max_output_tokens
     if options.uses_tools and not caps.tools:
         raise Unfit("tools", f"{model_id} does not take tools")
+    if options.uses_images and not caps.vision:
+        raise Unfit("messages", f"{model_id} does not take images")
     if requested > cap:
         if explicit:
             raise Unfit("max_output_tokens", f"{requested} is above {model_id}'s limit of {cap}")
