@@ -329,3 +329,28 @@ async def test_a_conversation_stores_tool_calls_and_results(
     sent = _sent(emulator, GPT)["messages"]
     assert sent[1]["tool_calls"][0]["id"] == call_id
     assert sent[2]["tool_call_id"] == call_id
+
+
+@pytest.mark.parametrize("model", [GPT, CLAUDE])
+async def test_tool_calls_count_as_output_when_the_provider_sends_no_usage(
+    router: AsyncModelRouterClient, emulator: Emulator, model: str
+) -> None:
+    """The router's own count covers what the model generated: a reply that is only a
+    tool call is not zero output tokens (budgets and cost would miss it)."""
+    arguments = {"q": "the population of every city on the river Seine, by year"}
+    emulator.set_behavior(
+        model,
+        Behavior(tool_calls=_calls(("search", arguments)).tool_calls, text="", omit_usage=True),
+    )
+
+    reply = await router.generate("Search.", model=model, tools=TOOLS, disable_fallback=True)
+    events = [
+        e async for e in router.stream("Search.", model=model, tools=TOOLS, disable_fallback=True)
+    ]
+
+    assert [_arguments(c) for c in reply.tool_calls] == [arguments]
+    assert reply.usage.count_method != pb.COUNT_METHOD_PROVIDER
+    streamed = events[-1].finish.usage.output_tokens
+    assert streamed >= 10
+    # Counted from the same call (the unary one from its parsed arguments): close, not 0.
+    assert reply.usage.output_tokens >= streamed // 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
@@ -230,6 +231,11 @@ class ChainRun:
         output = completion.text + completion.thinking
         if completion.refusal is not None and completion.refusal.text != completion.text:
             output += completion.refusal.text
+        # A tool call is generated output too (a stream counts its pieces the same way).
+        output += "".join(
+            call.name + json.dumps(call.arguments, ensure_ascii=False)
+            for call in completion.tool_calls
+        )
         usage = await self.usage_of(candidate, request, completion.usage, output)
         self.ledger.bill(candidate, usage)
         return dataclasses.replace(completion, usage=usage)
