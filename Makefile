@@ -1,4 +1,5 @@
-# modelrouter: `make run` serves on 127.0.0.1:50051 (PORT=... to choose), `make test` runs
+# modelrouter: `make run` serves on 127.0.0.1:50051 (PORT=... and METRICS_PORT=... to
+# choose; a second router beside the first needs both), `make test` runs
 # every check. Python installs into .venv from pinned versions (constraints.txt); `make run`
 # installs only the runtime dependencies, the dev tools come with `make install` / `make test`.
 
@@ -9,6 +10,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-runtime
 PORT   ?=
+METRICS_PORT ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint typecheck format protos check-protos clean
@@ -18,7 +20,7 @@ include mk/bench.mk
 include mk/clients.mk
 
 help:
-	@echo "make run          install (first time) and serve on 127.0.0.1:50051 (PORT=50052 ...)"
+	@echo "make run          install (first time) and serve on 127.0.0.1:50051 (PORT=50052 METRICS_PORT=9465)"
 	@echo "make test         lint, type-check, buf, proto drift, Python, Go and TypeScript tests"
 	@echo "make protos       regenerate the Python, Go and TypeScript code from protos/"
 	@echo "make format       ruff format + fix"
@@ -46,7 +48,7 @@ $(STAMP): $(RUN_STAMP) testsupport/pyproject.toml
 install: $(STAMP)
 
 run: $(RUN_STAMP)
-	$(BIN)/modelrouter serve $(if $(PORT),--port $(PORT))
+	$(BIN)/modelrouter serve $(if $(PORT),--port $(PORT)) $(if $(METRICS_PORT),--metrics-port $(METRICS_PORT))
 
 protos: $(STAMP) $(GEN_TOOLS)
 	scripts/gen_protos.sh

@@ -201,7 +201,10 @@ def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> 
     try:
         return metrics.start_http(host, wanted)
     except OSError as exc:
-        raise BindError(f"cannot serve metrics on {host}:{wanted}: {exc.strerror}") from exc
+        raise BindError(
+            f"cannot serve metrics on {host}:{wanted}: {exc.strerror}"
+            " (choose another with --metrics-port or [server] metrics_port; 0 turns it off)"
+        ) from exc
 
 
 # With the admin endpoints off nobody can read the emulator's records: keep only a few.
@@ -327,9 +330,14 @@ def _grpc_server(
 
 
 async def serve(
-    config_path: Path | None, *, host: str | None = None, port: int | None = None
+    config_path: Path | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    metrics_port: int | None = None,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then drain in-flight RPCs and stop."""
+    """Run until SIGINT or SIGTERM, then drain in-flight RPCs and stop. `host`, `port` and
+    `metrics_port` override the config's (`metrics_port` 0: no metrics endpoint)."""
     path = config_path or (Path(p) if (p := os.environ.get("MODELROUTER_CONFIG")) else None)
     config = load_config(path)
     configure_logging(
@@ -337,7 +345,7 @@ async def serve(
         level=config.server.log_level,
         secrets=configured_secrets(config, os.environ),
     )
-    app = await App.start(config, env=os.environ, host=host, port=port)
+    app = await App.start(config, env=os.environ, host=host, port=port, metrics_port=metrics_port)
     log.info(
         "serving",
         address=f"{host or config.server.host}:{app.port}",

@@ -15,6 +15,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     parser.add_argument("--host", default=None, help="listen address (default: from config)")
     parser.add_argument("--port", type=int, default=None, help="gRPC port (default: from config)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus port (default: from config; 0 turns it off)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -30,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     config: Path | None = args.config
     host: str | None = args.host
     port: int | None = args.port
+    metrics_port: int | None = args.metrics_port
     try:
-        asyncio.run(serve(config, host=host, port=port))
+        asyncio.run(serve(config, host=host, port=port, metrics_port=metrics_port))
     except (ConfigError, DescriptorBudgetError, BindError) as exc:
         print(f"modelrouter: {exc}", file=sys.stderr)
         return EXIT_USAGE
