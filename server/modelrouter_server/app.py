@@ -203,7 +203,8 @@ def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> 
     except OSError as exc:
         raise BindError(
             f"cannot serve metrics on {host}:{wanted}: {exc.strerror}"
-            " (choose another with --metrics-port or [server] metrics_port; 0 turns it off)"
+            " (choose another: --metrics-port N, make run METRICS_PORT=N or [server]"
+            " metrics_port; 0 turns metrics off)"
         ) from exc
 
 
