@@ -293,6 +293,25 @@ async def test_allowed_models_and_tasks(
     assert (await connect(plain.target, BOB).generate("Hi", model="sonnet")).model != GPT
 
 
+async def test_count_tokens_keeps_to_the_allowed_models(
+    start_router: StartRouter,
+    connect: Callable[[str, str | None], AsyncModelRouterClient],
+    emulator: Emulator,
+) -> None:
+    """Counting for Claude asks Anthropic's count endpoint with the router's key: a tenant
+    that may not use the model may not make it do that either."""
+    plain = await start_router(**tenants(allowed_models=["gpt-4o-mini"]))
+    alice = connect(plain.target, ALICE)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await alice.count_tokens("Hi", model="sonnet")
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "claude-3-7-sonnet-20250219" in (denied.value.details() or "")
+    assert not [r for r in emulator.requests if "count_tokens" in r.path]
+    assert (await alice.count_tokens("Hi", model="gpt-4o-mini")).input_tokens > 0
+    assert (await connect(plain.target, BOB).count_tokens("Hi", model="sonnet")).input_tokens
+    assert [r for r in emulator.requests if "count_tokens" in r.path]  # bob's call asked it
+
+
 async def test_a_requests_per_minute_limit_of_5_refuses_the_6th_with_retry_info(
     start_router: StartRouter, connect: Callable[[str, str | None], AsyncModelRouterClient]
 ) -> None:

@@ -144,6 +144,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
             raise RequestError("messages", "must not be empty")
         name = request.model.strip() or self._d.config.routing.default[0]
         model_id = self._d.counter.resolve(name)
+        if self._d.gate is not None:
+            # Counting may call the model's provider (Anthropic's count endpoint).
+            self._d.gate.check_model(self._tenant(), model_id)
         count = await self._d.counter.count(model_id, messages)
         model = self._d.config.models[model_id]
         report_answer(Answer(model=model_id, provider=model.provider))

@@ -111,6 +111,14 @@ class TenantGate:
                 self._refused(tenant, "allowed_models")
                 raise NotPermitted(tenant, "model", f"model {quote(model_id)}")
 
+    def check_model(self, tenant: str, model_id: str) -> None:
+        """`NotPermitted` when the tenant may not use `model_id` (a resolved id): for the
+        RPCs that reach a model without a route (CountTokens)."""
+        models = self._models.get(tenant)
+        if models is not None and model_id not in models:
+            self._refused(tenant, "allowed_models")
+            raise NotPermitted(tenant, "model", f"model {quote(model_id)}")
+
     def restrict(self, tenant: str, plan: RoutePlan) -> RoutePlan:
         """`plan` without the candidates the tenant may not use; `NotPermitted` naming
         them when none is left."""
