@@ -91,6 +91,8 @@ class ReplayedTurn:
 
     request_id: str
     text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tool calls the stored answer made (an agent retrying the turn needs them)."""
 
 
 def _replayed(turn: ConversationTurn) -> ReplayedTurn:
@@ -102,7 +104,7 @@ def _replayed(turn: ConversationTurn) -> ReplayedTurn:
         raise RequestError(
             "request_id", "already used in this conversation for a turn with other messages"
         )
-    return ReplayedTurn(turn.request_id, answer.message.content)
+    return ReplayedTurn(turn.request_id, answer.message.content, answer.message.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)

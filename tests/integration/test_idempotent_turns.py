@@ -10,9 +10,11 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from modelrouter_client import AsyncModelRouterClient, pb, system
 from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.emulator.behavior import ScriptedToolCall
 
 from .conftest import StartRouter
 from .redis_fixture import redis_url  # noqa: F401  # the fixture, used by name
@@ -133,3 +135,31 @@ async def test_a_stream_that_loses_the_race_ends_aborted(
     stored = await client.get_conversation(created.id)
     assert stored.message_count == 3
     assert stored.messages[-1].message.content == unary.text
+
+
+async def test_a_replayed_tool_call_turn_returns_its_tool_calls(
+    start_router: StartRouter, emulator: Emulator, store: dict[str, Any]
+) -> None:
+    """An agent that retries a turn whose answer was a tool call must get the call back,
+    not an empty STOP answer it would take for the model's last word."""
+    emulator.set_behavior(
+        "*", Behavior(tool_calls=(ScriptedToolCall("search", '{"q": "Seine"}'),), text="")
+    )
+    schema = struct_pb2.Struct()
+    schema.update({"type": "object", "properties": {"q": {"type": "string"}}})
+    tools = [pb.Tool(name="search", description="Search the web.", input_schema=schema)]
+    client = await start_router(context=store)
+    created = await client.create_conversation([system("Use tools.")])
+    options: dict[str, Any] = {"conversation_id": created.id, "request_id": "t1", "tools": tools}
+    first = await client.generate("Search the Seine.", **options)
+    assert first.finish_reason == pb.FINISH_REASON_TOOL_CALL and len(first.tool_calls) == 1
+    calls = len(emulator.requests)
+
+    again = await client.generate("Search the Seine.", **options)
+    _, finish = await stream_text(client, "Search the Seine.", **options)
+
+    assert len(emulator.requests) == calls
+    assert again.replayed and finish.replayed
+    for replayed in (again, finish):
+        assert replayed.finish_reason == pb.FINISH_REASON_TOOL_CALL
+        assert list(replayed.tool_calls) == list(first.tool_calls)

@@ -454,26 +454,38 @@ def conversation_to_pb(
     return out
 
 
-def replayed_response_pb(request_id: str, text: str) -> pb.GenerateResponse:
+def _replayed_finish(tool_calls: Sequence[ToolCall]) -> pb.FinishReason.ValueType:
+    return pb.FINISH_REASON_TOOL_CALL if tool_calls else pb.FINISH_REASON_STOP
+
+
+def replayed_response_pb(
+    request_id: str, text: str, tool_calls: Sequence[ToolCall] = ()
+) -> pb.GenerateResponse:
     """The reply to a Generate whose turn was already recorded: its stored answer."""
     return pb.GenerateResponse(
         text=text,
-        finish_reason=pb.FINISH_REASON_STOP,
+        finish_reason=_replayed_finish(tool_calls),
         usage=pb.Usage(),
         request_id=request_id,
         replayed=True,
+        tool_calls=[tool_call_to_pb(c) for c in tool_calls],
     )
 
 
-def replayed_stream_pb(request_id: str, text: str) -> list[pb.GenerateStreamResponse]:
+def replayed_stream_pb(
+    request_id: str, text: str, tool_calls: Sequence[ToolCall] = ()
+) -> list[pb.GenerateStreamResponse]:
     """A GenerateStream whose turn was already recorded: start, the stored answer as one
-    delta, finish."""
+    delta, finish (with the stored tool calls, complete)."""
     return [
         pb.GenerateStreamResponse(start=pb.StreamStart(request_id=request_id)),
         pb.GenerateStreamResponse(delta=pb.TextDelta(text=text)),
         pb.GenerateStreamResponse(
             finish=pb.StreamFinish(
-                finish_reason=pb.FINISH_REASON_STOP, usage=pb.Usage(), replayed=True
+                finish_reason=_replayed_finish(tool_calls),
+                usage=pb.Usage(),
+                replayed=True,
+                tool_calls=[tool_call_to_pb(c) for c in tool_calls],
             )
         ),
     ]

@@ -84,7 +84,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
         if isinstance(outcome, ReplayedTurn):
             report_answer(Answer(replayed=True))
-            return convert.replayed_response_pb(outcome.request_id, outcome.text)
+            return convert.replayed_response_pb(
+                outcome.request_id, outcome.text, outcome.tool_calls
+            )
         result = outcome.result
         report_answer(
             Answer(
@@ -113,7 +115,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
             async for event in events:
                 if isinstance(event, ReplayedTurn):
                     report_answer(Answer(replayed=True))
-                    for replayed in convert.replayed_stream_pb(event.request_id, event.text):
+                    for replayed in convert.replayed_stream_pb(
+                        event.request_id, event.text, event.tool_calls
+                    ):
                         yield replayed
                 elif isinstance(event, ChainFinished):
                     # The finish goes out after StreamClosed, once the turn is stored.
