@@ -208,7 +208,15 @@ async def _isolation(alice: AsyncModelRouterClient, bob: AsyncModelRouterClient)
     assert [c.metadata for c in bobs] and secret.id not in {c.id for c in bobs}
     assert [c.id for c in (await alice.list_conversations()).conversations] == [secret.id]
     # Bob's delete deleted nothing; alice's history is whole and hers to use.
-    await alice.generate("Hello again", conversation_id=secret.id)
+    turn = {"conversation_id": secret.id, "request_id": "alice-turn-1"}
+    answer = await alice.generate("Hello again", **turn)
+    assert (await alice.get_conversation(secret.id)).message_count == 3
+    # Bob cannot read alice's answer back by replaying her turn's request id, nor stream on
+    # her conversation.
+    assert await _status(bob.generate("Hello again", **turn)) is not_found
+    assert await _status(_drain(bob.stream("Hello again", **turn))) is not_found
+    assert await _status(_drain(bob.stream("Hi", conversation_id=secret.id))) is not_found
+    assert (await alice.generate("Hello again", **turn)).text == answer.text
     assert (await alice.get_conversation(secret.id)).message_count == 3
 
 
