@@ -208,7 +208,7 @@ async def _isolation(alice: AsyncModelRouterClient, bob: AsyncModelRouterClient)
     assert [c.metadata for c in bobs] and secret.id not in {c.id for c in bobs}
     assert [c.id for c in (await alice.list_conversations()).conversations] == [secret.id]
     # Bob's delete deleted nothing; alice's history is whole and hers to use.
-    turn = {"conversation_id": secret.id, "request_id": "alice-turn-1"}
+    turn: dict[str, Any] = {"conversation_id": secret.id, "request_id": "alice-turn-1"}
     answer = await alice.generate("Hello again", **turn)
     assert (await alice.get_conversation(secret.id)).message_count == 3
     # Bob cannot read alice's answer back by replaying her turn's request id, nor stream on
