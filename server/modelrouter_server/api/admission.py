@@ -69,6 +69,9 @@ class _Call:
     stream: bool
     task: asyncio.Task[Any] | None
     expired: bool = False
+    caller_gone: bool = False
+    """Set with `expired` when the task was already being cancelled: grpc cancels a
+    handler when its caller goes away, so nobody is left to receive an UNAVAILABLE."""
     in_handler: bool = False
     """True while the task waits inside the handler's own code (not in grpc's send), where
     a cancel unwinds through our code and can be reported as UNAVAILABLE."""
@@ -168,6 +171,7 @@ class Admission:
         for call in calls:
             call.expired = True
             if call.task is not None:
+                call.caller_gone = call.task.cancelling() > 0
                 call.task.cancel("drain grace expired")
         return len(calls)
 
@@ -218,7 +222,8 @@ class Admission:
             try:
                 return await behavior(request, context)
             except asyncio.CancelledError:
-                if not entered.expired:
+                # Aborting a call whose caller is gone fails inside grpc (a bug in the log).
+                if not entered.expired or entered.caller_gone:
                     raise
                 await self._expired(context, entered)
             finally:
@@ -241,7 +246,7 @@ class Admission:
                     except StopAsyncIteration:
                         return
                     except asyncio.CancelledError:
-                        if not entered.expired:
+                        if not entered.expired or entered.caller_gone:
                             raise
                         await self._expired(context, entered)
                     finally:
