@@ -83,6 +83,9 @@ class GenerateOutcome:
     replayed_text: str | None = None
     """Set when a concurrent call with the same request id stored its turn first: the
     answer to return instead of this call's own (whose spend `result` still reports)."""
+    replayed_tool_calls: tuple[ToolCall, ...] = ()
+    """With `replayed_text`: the stored answer's tool calls, returned instead of this
+    call's own (whose ids the conversation does not hold)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,8 +373,13 @@ class Generation:
                     options.request_id,
                     tenant=options.tenant,
                 )
-                recorded = _replayed(turn).text
-                return GenerateOutcome(result, fitted.report if fitted else None, recorded)
+                recorded = _replayed(turn)
+                return GenerateOutcome(
+                    result,
+                    fitted.report if fitted else None,
+                    recorded.text,
+                    recorded.tool_calls,
+                )
         return GenerateOutcome(result, fitted.report if fitted else None)
 
     async def _checked_format(

@@ -163,3 +163,32 @@ async def test_a_replayed_tool_call_turn_returns_its_tool_calls(
     for replayed in (again, finish):
         assert replayed.finish_reason == pb.FINISH_REASON_TOOL_CALL
         assert list(replayed.tool_calls) == list(first.tool_calls)
+
+
+async def test_the_call_that_loses_the_race_returns_the_recorded_tool_calls(
+    start_router: StartRouter, emulator: Emulator, store: dict[str, Any]
+) -> None:
+    """Both callers of one id must get the stored turn's calls: the loser's own calls have
+    other ids, and results sent for them would answer no call the conversation holds."""
+    schema = struct_pb2.Struct()
+    schema.update({"type": "object", "properties": {"q": {"type": "string"}}})
+    tools = [pb.Tool(name="search", description="Search the web.", input_schema=schema)]
+    client = await start_router(context=store)
+    created = await client.create_conversation([system("Use tools.")])
+    emulator.enqueue(
+        "*",
+        Behavior(tool_calls=(ScriptedToolCall("search", '{"q": "alpha"}'),), latency_s=1.0),
+        Behavior(tool_calls=(ScriptedToolCall("search", '{"q": "beta"}'),)),
+    )
+    options: dict[str, Any] = {"conversation_id": created.id, "request_id": "same", "tools": tools}
+    first = asyncio.create_task(client.generate("Search.", **options))
+    await emulator.wait_for_request(1)
+    second = await client.generate("Search.", **options)
+    first_reply = await first
+
+    stored = await client.get_conversation(created.id)
+    (stored_call,) = [p.tool_call for p in stored.messages[-1].message.parts]
+    for reply in (first_reply, second):
+        assert list(reply.tool_calls) == [stored_call]
+        assert reply.finish_reason == pb.FINISH_REASON_TOOL_CALL
+    assert [first_reply.replayed, second.replayed].count(True) == 1

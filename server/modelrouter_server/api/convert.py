@@ -506,7 +506,9 @@ def generate_response_to_pb(outcome: GenerateOutcome, request_id: str) -> pb.Gen
         replayed=replayed is not None,
         model=result.candidate.model_id,
         provider=result.candidate.provider,
-        finish_reason=finish_reason_to_pb(result.completion.finish_reason),
+        finish_reason=finish_reason_to_pb(result.completion.finish_reason)
+        if replayed is None
+        else _replayed_finish(outcome.replayed_tool_calls),
         usage=usage_to_pb(result.usage, result.cost_usd),
         attempts=attempts_to_pb(result.attempts),
         fallback=result.fallback,
@@ -516,7 +518,12 @@ def generate_response_to_pb(outcome: GenerateOutcome, request_id: str) -> pb.Gen
         refusal=refusal_to_pb(result.completion.refusal),
         provider_model=result.completion.provider_model,
         finish_detail=result.completion.finish_detail,
-        tool_calls=[tool_call_to_pb(c) for c in result.completion.tool_calls],
+        tool_calls=[
+            tool_call_to_pb(c)
+            for c in (
+                result.completion.tool_calls if replayed is None else outcome.replayed_tool_calls
+            )
+        ],
     )
 
 
