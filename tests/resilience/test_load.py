@@ -14,7 +14,12 @@ import time
 
 import pytest
 from modelrouter_server.emulator import Behavior, Emulator
-from modelrouter_server.resilience import ChainFinished, ChainResumed, CircuitState
+from modelrouter_server.resilience import (
+    ChainFinished,
+    ChainResumed,
+    CircuitState,
+    CircuitTransition,
+)
 
 from .emulated import CLAUDE, GPT, emulated_config, rig_for, text_of
 
@@ -59,8 +64,20 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
             assert resumed == len(end.resumed_at_chars)
             return text_of(events), end, time.monotonic() - started
 
+        opened = asyncio.Event()
+
+        def on_transition(transition: CircuitTransition) -> None:
+            if transition.model == GPT and transition.to_state is CircuitState.OPEN:
+                opened.set()
+
+        rig.breakers.add_observer(on_transition)
+
         async def recover() -> float:
+            # The outage lasts OUTAGE_S and until the circuit has opened: on a starved
+            # event loop the requests may start late, and recovering before they saw the
+            # outage would test nothing (and pile both batches of drops together).
             await asyncio.sleep(OUTAGE_S)
+            await asyncio.wait_for(opened.wait(), timeout=120)
             emu.set_behavior(GPT, streaming)
             emu.enqueue(GPT, *[dropping] * MID_STREAM_DROPS)
             return time.monotonic()
