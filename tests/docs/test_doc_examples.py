@@ -3,7 +3,8 @@
 - Every ```sh block of docs/grpcurl.md and the README's grpcurl block runs in bash against
   a live router (its address replaces 127.0.0.1:50051) and exits 0, or with the status a
   `# exit status: N` line in the block names.
-- Every ```python block of docs/python.md runs as a script against the router.
+- Every ```python block of docs/python.md, and the README's, runs as a script against the
+  router.
 - Every line of the ```go and ```ts blocks of docs/go.md and docs/typescript.md is a line of
   the example agent, which the Go and TypeScript test suites run against a live router.
 """
@@ -92,6 +93,10 @@ def test_conversation_example_stores_the_turn(router: RouterProcess, workdir: Pa
     [
         pytest.param(b, id=f"python.md[{i}]")
         for i, b in enumerate(blocks(DOCS / "python.md", "python"))
+    ]
+    + [
+        pytest.param(b, id=f"README.md[python {i}]")
+        for i, b in enumerate(blocks(ROOT / "README.md", "python"))
     ],
 )
 def test_python_example_runs_as_written(script: str, router: RouterProcess, tmp_path: Path) -> None:
