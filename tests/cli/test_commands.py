@@ -4,6 +4,7 @@ them: the console script in a child process, against `modelrouter serve`."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 
@@ -116,3 +117,22 @@ def test_generate_prints_a_refusal_and_says_it_was_one(
         assert result.returncode == 0, result.stderr
         assert result.stdout == refusal + "\n"
         assert result.stderr.startswith("[the model refused]\n[gpt-4o-mini-2024-07-18 via")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(router: RouterProcess) -> None:
+    # `modelrouter models | head -2`, with the reader gone before the table is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [*modelrouter_command(), "models", "--target", router.target],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert result.stderr == ""

@@ -20,6 +20,7 @@ EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: a service the command needs is not usable
 EXIT_INTERRUPTED = 130  # the shell convention for a command ended by SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command its reader left
 
 TASKS: dict[str, pb.Task.ValueType] = {
     "auto": pb.TASK_UNSPECIFIED,

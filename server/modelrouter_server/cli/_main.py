@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from modelrouter_client import KeyWithoutTls
 
 from modelrouter_server.cli import chat, count_tokens, generate, keys, models, protoset, serve
-from modelrouter_server.cli._common import EXIT_USAGE
+from modelrouter_server.cli._common import EXIT_BROKEN_PIPE, EXIT_USAGE
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,3 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyWithoutTls as exc:
         print(f"modelrouter: {exc} (use --tls)", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader left (`modelrouter models | head -2`): nothing is wrong to report.
+        # stdout goes to /dev/null so the interpreter's last flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
