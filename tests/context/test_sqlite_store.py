@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from modelrouter_server.context import SQLiteStore, SummaryRecord
@@ -180,6 +182,49 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
             await store.get("old", owner="alice")
     finally:
         await store.aclose()
+
+
+async def test_two_openers_of_an_old_file_both_migrate_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "conversations.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(_V1_SCHEMA)
+        old.execute("PRAGMA journal_mode=WAL")
+    # Both openers must reach their migration transaction while a third holds the write
+    # lock, so both have done every read they do before it; then the lock is let go.
+    waiting = threading.Semaphore(0)
+    connect = sqlite3.connect
+
+    def traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+
+        def trace(statement: str) -> None:
+            if statement.startswith("BEGIN IMMEDIATE"):
+                waiting.release()
+
+        db.set_trace_callback(trace)
+        return db
+
+    holder = connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    openers = [asyncio.create_task(SQLiteStore.open(path, busy_timeout_s=60)) for _ in range(2)]
+    for _ in openers:
+        await asyncio.to_thread(waiting.acquire)
+    holder.execute("COMMIT")
+    holder.close()
+    stores = await asyncio.gather(*openers)
+    try:
+        for store in stores:
+            assert [m.request_id for m in (await store.get("old")).messages] == ["", ""]
+        await stores[0].append("old", turn(1), request_id="r1")
+        assert (await stores[1].get("old")).messages[-1].request_id == "r1"
+    finally:
+        for store in stores:
+            await store.aclose()
+    with connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 async def test_a_damaged_row_is_left_out_of_list_for_everyone_else(tmp_path: Path) -> None:

@@ -213,10 +213,7 @@ class SQLiteStore:
                     raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, *_MIGRATIONS, _SCHEMA_VERSION):
-                    raise sqlite3.DatabaseError(f"unknown schema version {version}")
-                _migrate(db, version)
+                _migrate(db)
             except BaseException:
                 db.close()
                 raise
@@ -470,10 +467,15 @@ def _conversation(
         raise _Corrupt(f"conversation {quote(conversation_id)}: {exc}") from exc
 
 
-def _migrate(db: sqlite3.Connection, version: int) -> None:
-    """Bring a file at schema `version` (0: new) to the current schema, in one transaction."""
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the file to the current schema, in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
+        # Read under the write lock: a version read before it can be stale when another
+        # process migrates the same file first, and its ALTER TABLE would then run twice.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, *_MIGRATIONS, _SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"unknown schema version {version}")
         if version:
             for step in range(version, _SCHEMA_VERSION):
                 db.execute(_MIGRATIONS[step])
