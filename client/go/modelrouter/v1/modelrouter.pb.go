@@ -3154,7 +3154,9 @@ type Capabilities struct {
 	// Takes `tools` and tool parts.
 	Tools bool `protobuf:"varint,5,opt,name=tools,proto3" json:"tools,omitempty"`
 	// Takes image parts.
-	Vision        bool `protobuf:"varint,6,opt,name=vision,proto3" json:"vision,omitempty"`
+	Vision bool `protobuf:"varint,6,opt,name=vision,proto3" json:"vision,omitempty"`
+	// Gets `cache_control` breakpoints (Anthropic prompt caching).
+	PromptCaching bool `protobuf:"varint,7,opt,name=prompt_caching,json=promptCaching,proto3" json:"prompt_caching,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3227,6 +3229,13 @@ func (x *Capabilities) GetTools() bool {
 func (x *Capabilities) GetVision() bool {
 	if x != nil {
 		return x.Vision
+	}
+	return false
+}
+
+func (x *Capabilities) GetPromptCaching() bool {
+	if x != nil {
+		return x.PromptCaching
 	}
 	return false
 }
@@ -4527,14 +4536,15 @@ const file_modelrouter_v1_modelrouter_proto_rawDesc = "" +
 	"\x0einput_per_mtok\x18\x01 \x01(\x01R\finputPerMtok\x12&\n" +
 	"\x0foutput_per_mtok\x18\x02 \x01(\x01R\routputPerMtok\x12-\n" +
 	"\x13cache_read_per_mtok\x18\x03 \x01(\x01R\x10cacheReadPerMtok\x12/\n" +
-	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\xc3\x01\n" +
+	"\x14cache_write_per_mtok\x18\x04 \x01(\x01R\x11cacheWritePerMtok\"\xea\x01\n" +
 	"\fCapabilities\x12\x1c\n" +
 	"\tstreaming\x18\x01 \x01(\bR\tstreaming\x12\x1a\n" +
 	"\bthinking\x18\x02 \x01(\bR\bthinking\x12)\n" +
 	"\x10reasoning_effort\x18\x03 \x01(\bR\x0freasoningEffort\x12 \n" +
 	"\vtemperature\x18\x04 \x01(\bR\vtemperature\x12\x14\n" +
 	"\x05tools\x18\x05 \x01(\bR\x05tools\x12\x16\n" +
-	"\x06vision\x18\x06 \x01(\bR\x06vision\"\xf8\x02\n" +
+	"\x06vision\x18\x06 \x01(\bR\x06vision\x12%\n" +
+	"\x0eprompt_caching\x18\a \x01(\bR\rpromptCaching\"\xf8\x02\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +

@@ -1671,6 +1671,7 @@ class Capabilities(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
     VISION_FIELD_NUMBER: _builtins.int
+    PROMPT_CACHING_FIELD_NUMBER: _builtins.int
     streaming: _builtins.bool
     """Streams its answer (GenerateStream)."""
     thinking: _builtins.bool
@@ -1683,6 +1684,8 @@ class Capabilities(_message.Message):
     """Takes `tools` and tool parts."""
     vision: _builtins.bool
     """Takes image parts."""
+    prompt_caching: _builtins.bool
+    """Gets `cache_control` breakpoints (Anthropic prompt caching)."""
     def __init__(
         self,
         *,
@@ -1692,10 +1695,11 @@ class Capabilities(_message.Message):
         temperature: _builtins.bool = ...,
         tools: _builtins.bool = ...,
         vision: _builtins.bool = ...,
+        prompt_caching: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking", "tools", b"tools", "vision", b"vision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prompt_caching", b"prompt_caching", "reasoning_effort", b"reasoning_effort", "streaming", b"streaming", "temperature", b"temperature", "thinking", b"thinking", "tools", b"tools", "vision", b"vision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
