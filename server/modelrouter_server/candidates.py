@@ -64,6 +64,7 @@ class Candidate:
             request_id=request_id,
             tools=tools,
             response_format=response_format,
+            prompt_cache=self.config.capabilities.prompt_caching,
         )
 
 

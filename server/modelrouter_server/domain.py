@@ -271,6 +271,8 @@ class ProviderRequest:
     request_id: str = ""
     tools: ToolSettings = NO_TOOLS
     response_format: ResponseFormat = TEXT_FORMAT
+    prompt_cache: bool = False
+    """Mark the stable prefix for the provider's prompt cache (where it is explicit)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,8 @@ async def test_an_image_reaches_claude_as_a_base64_block(
     await router.generate(with_image(PICTURE), model=CLAUDE)
 
     block = _sent(emulator, CLAUDE)["messages"][0]["content"][1]
+    # The newest turn's last block carries the prompt cache's breakpoint.
+    assert block.pop("cache_control") == {"type": "ephemeral"}
     assert block == {
         "type": "image",
         "source": {

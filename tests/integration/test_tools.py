@@ -160,6 +160,8 @@ async def test_a_tool_loop_fails_over_from_claude_to_gpt_and_back_and_completes(
     assert third.text == " Louvre in the morning, then a walk."
     turns = _sent(emulator, CLAUDE)["messages"]
     assert turns[3]["content"][0]["id"] == gpt_id
+    # The newest turn's last block carries the prompt cache's breakpoint.
+    assert turns[4]["content"][0].pop("cache_control") == {"type": "ephemeral"}
     assert turns[4]["content"][0] == {
         "type": "tool_result",
         "tool_use_id": gpt_id,

@@ -610,6 +610,7 @@ def model_info_to_pb(
             temperature=caps.temperature,
             tools=caps.tools,
             vision=caps.vision,
+            prompt_caching=caps.prompt_caching,
         ),
         pricing=pb.Pricing(
             input_per_mtok=price.input_per_mtok,

@@ -2,14 +2,19 @@
 
 The reply text goes to stdout and the usage line to stderr, so `> answer.txt` captures only
 the answer. `--json` prints the response (or each stream event) as protobuf JSON instead.
+`--tools FILE` offers the tools defined in FILE (a JSON list of {name, description,
+input_schema}); the calls the model makes are printed as JSON lines, one per call.
+`--schema FILE` asks for JSON valid against the JSON Schema in FILE (structured output).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -42,6 +47,65 @@ class GenerateSettings:
     max_output_tokens: int
     stream: bool
     json: bool
+    tools: tuple[pb.Tool, ...] = ()
+    response_format: pb.ResponseFormat | None = None
+
+    def options(self) -> dict[str, object]:
+        """The request options besides the messages."""
+        options: dict[str, object] = {
+            "model": self.model,
+            "task": TASKS[self.task],
+            "max_output_tokens": self.max_output_tokens,
+        }
+        if self.tools:
+            options["tools"] = list(self.tools)
+        if self.response_format is not None:
+            options["response_format"] = self.response_format
+        return options
+
+
+class BadFile(Exception):
+    """A --tools or --schema file that cannot be used; the message names it."""
+
+
+def _json_file(path: str, option: str) -> object:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise BadFile(f"{option} {path}: {exc}") from exc
+
+
+def read_tools(path: str) -> tuple[pb.Tool, ...]:
+    """Tool definitions from a JSON file: a list of {name, description, input_schema}."""
+    raw = _json_file(path, "--tools")
+    if not isinstance(raw, list):
+        raise BadFile(f"--tools {path}: expected a JSON list of tools")
+    tools = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadFile(f"--tools {path}: tool {i} needs a string name")
+        try:
+            tools.append(json_format.ParseDict(item, pb.Tool()))
+        except json_format.ParseError as exc:
+            raise BadFile(f"--tools {path}: tool {i}: {exc}") from exc
+    return tuple(tools)
+
+
+def read_schema(path: str) -> pb.ResponseFormat:
+    """A JSON-schema response format from a file holding the schema."""
+    raw = _json_file(path, "--schema")
+    if not isinstance(raw, dict):
+        raise BadFile(f"--schema {path}: expected a JSON Schema object")
+    fmt = pb.ResponseFormat(type=pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA)
+    fmt.schema.update(raw)
+    return fmt
+
+
+def _print_tool_calls(calls: Sequence[pb.ToolCall]) -> None:
+    for call in calls:
+        arguments = json_format.MessageToDict(call.arguments)
+        print(json.dumps({"id": call.id, "name": call.name, "arguments": arguments}))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +124,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--system", default="", help="system prompt")
     parser.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     parser.add_argument("--json", action="store_true", help="print protobuf JSON")
+    parser.add_argument(
+        "--tools",
+        metavar="FILE",
+        help="offer these tools (JSON list of name/description/"
+        "input_schema); calls are printed as JSON lines",
+    )
+    parser.add_argument(
+        "--schema", metavar="FILE", help="ask for JSON valid against this JSON Schema"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -68,7 +141,15 @@ def run(args: argparse.Namespace) -> int:
     if not prompt:
         print("modelrouter generate: empty prompt", file=sys.stderr)
         return 2
+    try:
+        tools = read_tools(args.tools) if args.tools else ()
+        response_format = read_schema(args.schema) if args.schema else None
+    except BadFile as exc:
+        print(f"modelrouter generate: {exc}", file=sys.stderr)
+        return 2
     settings = GenerateSettings(
+        tools=tools,
+        response_format=response_format,
         connection=connection_from(args),
         prompt=prompt,
         system_prompt=str(args.system),
@@ -104,18 +185,15 @@ async def _unary(
     client: AsyncModelRouterClient, messages: list[pb.Message], settings: GenerateSettings
 ) -> int:
     started = time.monotonic()
-    response = await client.generate(
-        messages,
-        model=settings.model,
-        task=TASKS[settings.task],
-        max_output_tokens=settings.max_output_tokens,
-    )
+    response = await client.generate(messages, **settings.options())  # type: ignore[arg-type]
     if settings.json:
         print(json_format.MessageToJson(response, indent=2))
         return EXIT_OK
     refused = response.finish_reason == pb.FINISH_REASON_REFUSAL
     # OpenAI's refusal text comes apart from the answer text: show whichever was said.
-    print(response.text or (response.refusal.text if refused else ""))
+    if response.text or not response.tool_calls:
+        print(response.text or (response.refusal.text if refused else ""))
+    _print_tool_calls(response.tool_calls)
     _note_finish(response.finish_reason, response.finish_detail)
     timing = f"{format_seconds(time.monotonic() - started)} total"
     print(usage_line(response.model, response.provider, response.usage, timing), file=sys.stderr)
@@ -127,12 +205,7 @@ async def _stream(
 ) -> int:
     meter = ReplyMeter()
     finish: pb.StreamFinish | None = None
-    async for event in client.stream(
-        messages,
-        model=settings.model,
-        task=TASKS[settings.task],
-        max_output_tokens=settings.max_output_tokens,
-    ):
+    async for event in client.stream(messages, **settings.options()):  # type: ignore[arg-type]
         if settings.json:
             print(json_format.MessageToJson(event, indent=None), flush=True)
         kind = event.WhichOneof("event")
@@ -150,6 +223,7 @@ async def _stream(
     if finish is None:
         print("modelrouter generate: the stream ended without a finish event", file=sys.stderr)
         return EXIT_RPC_ERROR
+    _print_tool_calls(finish.tool_calls)
     meter.finish(finish.usage)
     _note_finish(finish.finish_reason, finish.finish_detail)
     timing = f"ttft {format_seconds(meter.ttft_s)} | {format_rate(meter.tokens_per_second())}"

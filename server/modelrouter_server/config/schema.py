@@ -79,6 +79,8 @@ class Capabilities(_Strict):
     """The model takes tool definitions, tool calls and tool results."""
     vision: bool = False
     """The model takes image parts."""
+    prompt_caching: bool = False
+    """Requests get `cache_control` breakpoints (Anthropic's explicit prompt caching)."""
 
 
 class Pricing(_Strict):

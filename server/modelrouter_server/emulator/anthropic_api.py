@@ -19,9 +19,14 @@ from typing import Literal
 
 from modelrouter_server.emulator.behavior import Behavior
 from modelrouter_server.emulator.conversation import Turn, content_text, turn
-from modelrouter_server.emulator.counting import claude_image_tokens, claude_input_tokens
+from modelrouter_server.emulator.counting import (
+    claude_image_tokens,
+    claude_input_tokens,
+    claude_text_tokens,
+)
 from modelrouter_server.emulator.errors import WireError
 from modelrouter_server.emulator.models import Api, EmulatedModel
+from modelrouter_server.emulator.prompt_cache import PromptCache, digest, has_marker
 from modelrouter_server.emulator.records import AuthScheme
 from modelrouter_server.emulator.sse import Frame, StreamPlan, event
 from modelrouter_server.emulator.text import (
@@ -130,6 +135,8 @@ class MessageReply:
     omit_usage: bool = False
     response_model: str | None = None
     tool_calls: tuple[EmittedCall, ...] = ()
+    cache_read: int = 0
+    cache_write: int = 0
 
     @property
     def stop_reason(self) -> str:
@@ -155,9 +162,9 @@ class MessageReply:
 
     def _usage(self, output_tokens: int) -> dict[str, object]:
         return {
-            "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "input_tokens": self.input_tokens - self.cache_read - self.cache_write,
+            "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cache_read,
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -315,8 +322,11 @@ class AnthropicMessages:
     api: Api = "anthropic"
     request_id_header = "request-id"
 
-    def __init__(self, models: Mapping[str, EmulatedModel]) -> None:
+    def __init__(
+        self, models: Mapping[str, EmulatedModel], cache: PromptCache | None = None
+    ) -> None:
         self._models = models
+        self._cache = cache if cache is not None else PromptCache()
 
     def auth_scheme(self, headers: Mapping[str, str]) -> AuthScheme | None:
         if headers.get("x-api-key"):
@@ -400,7 +410,13 @@ class AnthropicMessages:
             omit_usage=behavior.omit_usage,
             response_model=behavior.response_model,
             tool_calls=tool_calls,
+            **self._cache_use(body, input_tokens),
         )
+
+    def _cache_use(self, body: Mapping[str, object], total: int) -> dict[str, int]:
+        use = self._cache.anthropic(_breakpoints(body))
+        read = min(use.read, total)
+        return {"cache_read": read, "cache_write": min(use.written, total - read)}
 
     def _conversation(self, body: Mapping[str, object]) -> _Conversation:
         name = body.get("model")
@@ -449,6 +465,41 @@ class AnthropicMessages:
             "anthropic-ratelimit-tokens-remaining": "0" if limited else str(TOKENS_PER_MINUTE),
             "anthropic-ratelimit-tokens-reset": reset,
         }
+
+
+def _breakpoints(body: Mapping[str, object]) -> list[tuple[bytes, int, bool]]:
+    """(digest of the prompt up to each block, its tokens, whether the block has
+    cache_control), in prompt order: tools, then system, then messages. Tokens are
+    counted as `input_tokens` counts them (tools and non-text blocks cost none here), so
+    the cached share never exceeds the whole."""
+    items: list[object] = []
+    tokens = 0
+    out: list[tuple[bytes, int, bool]] = []
+
+    def add(item: object, text: str, marked: bool) -> None:
+        nonlocal tokens
+        items.append(item)
+        tokens += claude_text_tokens(text)
+        out.append((digest(items), tokens, marked))
+
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        add(tool, "", has_marker(tool))
+    system = body.get("system")
+    for block in system if isinstance(system, list) else []:
+        add(block, content_text([block]), has_marker(block))
+    if isinstance(system, str):
+        add({"type": "text", "text": system}, system, False)
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        tokens += 3
+        for block in blocks:
+            add([message.get("role"), block], content_text([block]), has_marker(block))
+    return out
 
 
 def _system_text(system: object) -> str:

@@ -33,8 +33,8 @@ def build_app(state: EmulatorState, *, admin: bool = False) -> web.Application:
     endpoints."""
     # Above Anthropic's own 32 MB limit, so that the emulator answers 413 like the API does.
     app = web.Application(client_max_size=2 * MAX_REQUEST_BYTES)
-    anthropic = AnthropicMessages(state.models)
-    openai = OpenAIChat(state.models)
+    anthropic = AnthropicMessages(state.models, state.prompt_cache)
+    openai = OpenAIChat(state.models, state.prompt_cache)
 
     async def messages(request: web.Request) -> web.StreamResponse:
         return await serve_generation(request, anthropic, state)

@@ -28,6 +28,7 @@ from aiohttp import web
 from modelrouter_server.emulator.behavior import Behavior, BehaviorScript
 from modelrouter_server.emulator.errors import WireError
 from modelrouter_server.emulator.models import Api, EmulatedModel
+from modelrouter_server.emulator.prompt_cache import PromptCache
 from modelrouter_server.emulator.records import AuthScheme, DisconnectRecord, RequestRecord
 from modelrouter_server.emulator.sse import StreamPlan
 
@@ -116,6 +117,7 @@ class EmulatorState:
         self.models = {model.id: model for model in models}
         self.script = BehaviorScript()
         self.ping_every_tokens = ping_every_tokens
+        self.prompt_cache = PromptCache()
         self.requests: deque[RequestRecord] = deque(maxlen=max_records)
         self.disconnects: deque[DisconnectRecord] = deque(maxlen=max_records)
         self.received = 0
@@ -135,6 +137,7 @@ class EmulatorState:
 
     def reset(self) -> None:
         self.script.clear()
+        self.prompt_cache.clear()
         self.requests.clear()
         self.disconnects.clear()
         self.received = self.finished = self.disconnected = 0

@@ -18,6 +18,7 @@ from modelrouter_server.emulator.conversation import turn
 from modelrouter_server.emulator.counting import openai_prompt_tokens
 from modelrouter_server.emulator.errors import WireError
 from modelrouter_server.emulator.models import Api, EmulatedModel
+from modelrouter_server.emulator.prompt_cache import PromptCache, digest
 from modelrouter_server.emulator.records import AuthScheme
 from modelrouter_server.emulator.sse import DONE, Frame, StreamPlan, data
 from modelrouter_server.emulator.text import (
@@ -160,6 +161,7 @@ class ChatReply:
     omit_usage: bool = False
     response_model: str | None = None
     tool_calls: tuple[EmittedCall, ...] = ()
+    cached_tokens: int = 0
 
     @property
     def paced_tokens(self) -> int:
@@ -183,7 +185,7 @@ class ChatReply:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": self.reasoning_tokens,
                 "audio_tokens": 0,
@@ -293,8 +295,11 @@ class OpenAIChat:
     api: Api = "openai"
     request_id_header = "x-request-id"
 
-    def __init__(self, models: Mapping[str, EmulatedModel]) -> None:
+    def __init__(
+        self, models: Mapping[str, EmulatedModel], cache: PromptCache | None = None
+    ) -> None:
         self._models = models
+        self._cache = cache if cache is not None else PromptCache()
 
     def auth_scheme(self, headers: Mapping[str, str]) -> AuthScheme | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -366,7 +371,21 @@ class OpenAIChat:
             omit_usage=behavior.omit_usage,
             response_model=behavior.response_model,
             tool_calls=tool_calls,
+            cached_tokens=min(self._cached(messages, model), prompt_tokens),
         )
+
+    def _cached(self, messages: Sequence[Mapping[str, object]], model: EmulatedModel) -> int:
+        """OpenAI's automatic caching: the longest prefix of whole messages sent before."""
+        prefixes = [
+            (
+                digest([model.id, *messages[:k]]),
+                openai_prompt_tokens(
+                    messages[:k], model.image_base_tokens, model.image_tile_tokens
+                ),
+            )
+            for k in range(1, len(messages) + 1)
+        ]
+        return self._cache.openai(prefixes)
 
     def _model(self, body: Mapping[str, object]) -> EmulatedModel:
         name = body.get("model")

@@ -11,6 +11,7 @@ from typing import cast
 import anthropic
 import httpx2
 from anthropic.types import (
+    CacheControlEphemeralParam,
     ContentBlockParam,
     InputJSONDelta,
     MessageDeltaUsage,
@@ -251,6 +252,8 @@ def _call(request: ProviderRequest) -> _Call:
         params["stop_sequences"] = list(request.stop)
     fmt = request.response_format
     _add_tools(params, request.tools, fmt)
+    if request.prompt_cache:
+        _add_cache_breakpoints(params)
     extra_body: dict[str, object] | None = None
     prefilling = bool(turns) and turns[-1]["role"] == "assistant"
     # The API refuses thinking together with a prefilled answer, and continuing a partial
@@ -406,6 +409,46 @@ def _add_tools(
     if no_parallel and choice.mode is not ToolChoiceMode.NONE:
         mapped["disable_parallel_tool_use"] = True
     params["tool_choice"] = cast(ToolChoiceParam, mapped)
+
+
+_EPHEMERAL: CacheControlEphemeralParam = {"type": "ephemeral"}
+
+
+def _add_cache_breakpoints(params: MessageCreateParamsBase) -> None:
+    """`cache_control` on the last tool, the system prompt, the history before the newest
+    turn (read from the cache) and the newest turn (written for the next request): the
+    four breakpoints the API allows. The prompt up to each is what the next turn of the
+    conversation starts with, so it is read from the cache at a tenth of the price."""
+    tools = params.get("tools")
+    if tools:
+        tools_list = list(tools)
+        last = dict(cast(dict[str, object], tools_list[-1]))
+        last["cache_control"] = _EPHEMERAL
+        tools_list[-1] = cast(ToolParam, last)
+        params["tools"] = tools_list
+    system = params.get("system")
+    if isinstance(system, str) and system:
+        params["system"] = [{"type": "text", "text": system, "cache_control": _EPHEMERAL}]
+    turns = list(params["messages"])
+    # A trailing assistant prefill is partial text: the prefix ends before it.
+    end = len(turns) - 1 if turns and turns[-1]["role"] == "assistant" else len(turns)
+    for index in (end - 2, end - 1):
+        if index >= 0:
+            turns[index] = _with_breakpoint(turns[index])
+    params["messages"] = turns
+
+
+def _with_breakpoint(turn: MessageParam) -> MessageParam:
+    content = turn["content"]
+    blocks: list[dict[str, object]] = (
+        [{"type": "text", "text": content}]
+        if isinstance(content, str)
+        else [dict(cast(dict[str, object], b)) for b in content]
+    )
+    if not blocks:
+        return turn
+    blocks[-1]["cache_control"] = _EPHEMERAL
+    return cast(MessageParam, {"role": turn["role"], "content": blocks})
 
 
 def _input_object(raw: object) -> dict[str, object]:
