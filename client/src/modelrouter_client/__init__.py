@@ -24,6 +24,7 @@ from modelrouter_client.errors import (
 )
 from modelrouter_client.messages import assistant, system, user
 from modelrouter_client.sync import ModelRouterClient
+from modelrouter_client.tools import ToolLoopLimit, ToolRun, tool_definition
 
 __all__ = [
     "AsyncModelRouterClient",
@@ -38,6 +39,8 @@ __all__ = [
     "NotFoundError",
     "ResourceExhaustedError",
     "TlsFiles",
+    "ToolLoopLimit",
+    "ToolRun",
     "UnavailableError",
     "assistant",
     "auth_metadata",
@@ -45,5 +48,6 @@ __all__ = [
     "pb",
     "pb_grpc",
     "system",
+    "tool_definition",
     "user",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Unpack
+from typing import Any, Unpack
 
 import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
@@ -18,6 +18,7 @@ from modelrouter_client._request import (
 )
 from modelrouter_client.connect import TlsFiles, aio_channel
 from modelrouter_client.errors import typed_errors, typed_stream
+from modelrouter_client.tools import ToolFunction, ToolRun, run_tool_loop
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -78,6 +79,30 @@ class AsyncModelRouterClient:
             return await self._stub.Generate(
                 request, timeout=self._timeout(timeout), metadata=tuple(call_metadata)
             )
+
+    async def run_tools(
+        self,
+        messages: Sequence[pb.Message] | str,
+        *,
+        tools: Mapping[str, ToolFunction],
+        definitions: Sequence[pb.Tool] = (),
+        max_turns: int = 8,
+        **options: Any,
+    ) -> ToolRun:
+        """Generate, run every tool the model calls (`tools`: name -> function, sync or
+        async, called with the arguments as keywords), send the results back, and repeat
+        until a reply calls no tool; at most `max_turns` replies (`ToolLoopLimit`).
+        `options` are `generate`'s (model, task, ...).
+        A tool that raises is reported to the model as an error result. `definitions`
+        overrides the tool definitions derived from the functions' signatures."""
+        return await run_tool_loop(
+            self.generate,
+            messages,
+            tools,
+            definitions=definitions,
+            max_turns=max_turns,
+            options=options,
+        )
 
     async def stream(
         self,
