@@ -1,7 +1,11 @@
 """Replay a long synthetic conversation through context management (prints figures).
 
     .venv/bin/python -m bench.context.bench_conversation [--turns 300] [--window 4000]
-        [--api openai|anthropic] [--every 25]
+        [--api openai|anthropic] [--every 25] [--agent]
+
+`--agent` replays a tool-using agent conversation instead and reports the share of prompt
+tokens served from the provider's prompt cache and the cost with and without caching
+(`bench.context.agent_caching`).
 
 Everything real except the upstream: the official SDKs talk to the built-in emulator, which
 serves a model with a small context window so that a few hundred turns overflow it many
@@ -40,6 +44,8 @@ from modelrouter_server.providers.base import Provider
 from modelrouter_server.providers.factory import build_providers
 from modelrouter_server.resilience import BreakerRegistry, FallbackChain
 
+from bench.context.agent_caching import print_agent_totals, replay_agent
+
 BENCH_MODEL = "bench-small"
 TOPICS = (
     "the database migration",
@@ -70,8 +76,9 @@ class Totals:
     underestimates: int = 0
 
 
-def bench_config(api: str, window: int, output: int) -> RouterConfig:
-    """The default catalog plus one small-window model priced like gpt-4o-mini."""
+def bench_config(api: str, window: int, output: int, *, agent: bool = False) -> RouterConfig:
+    """The default catalog plus one small-window model priced like gpt-4o-mini (for the
+    agent replay: priced like the API's own model, with its tools and caching)."""
     base = load_config()
     raw = base.model_dump(mode="json")
     provider, tokenizer = (
@@ -85,6 +92,10 @@ def bench_config(api: str, window: int, output: int) -> RouterConfig:
         "tokenizer": tokenizer,
         "pricing": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
     }
+    if agent:
+        real = "claude-3-7-sonnet-20250219" if api == "anthropic" else "gpt-4o-mini-2024-07-18"
+        raw["models"][BENCH_MODEL]["pricing"] = raw["models"][real]["pricing"]
+        raw["models"][BENCH_MODEL]["capabilities"] = raw["models"][real]["capabilities"]
     raw["context"]["summary_max_tokens"] = 300
     return RouterConfig.model_validate(raw)
 
@@ -189,7 +200,49 @@ class Session:
             totals.underestimates += 1
 
 
+async def replay_agent_conversation(args: argparse.Namespace) -> None:
+    config = bench_config(args.api, args.window, args.output, agent=True)
+    summarizer_id = config.resolve(config.context.summarizer_model)
+    assert summarizer_id is not None
+    emulated = EmulatedModel(
+        id=BENCH_MODEL,
+        api="openai" if args.api == "openai" else "anthropic",
+        context_window=args.window,
+        max_output_tokens=args.output,
+    )
+    async with Emulator((*DEFAULT_MODELS, emulated)) as emulator:
+        emulator.set_behavior(summarizer_id, Behavior(output_tokens=150))
+        providers = build_providers(config, env={}, emulator_base_url=emulator.base_url)
+        counter = TokenCounter(config, providers)
+        chain = FallbackChain(providers, BreakerRegistry(), config.resilience, counter=counter)
+        context = ContextManager(
+            config, counter, summarizer=ModelSummarizer(config, chain.complete_request)
+        )
+        explicit = config.models[BENCH_MODEL].capabilities.prompt_caching
+        print(
+            f"{args.turns} agent turns on {BENCH_MODEL} ({args.api}, window {args.window:,}, "
+            f"priced as the API's model; caching {'breakpoints' if explicit else 'automatic'})\n"
+        )
+        try:
+            totals = await replay_agent(
+                args,
+                config,
+                BENCH_MODEL,
+                providers[config.models[BENCH_MODEL].provider],
+                emulator,
+                counter,
+                context,
+            )
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+    print_agent_totals(totals)
+
+
 async def replay(args: argparse.Namespace) -> None:
+    if args.agent:
+        await replay_agent_conversation(args)
+        return
     config = bench_config(args.api, args.window, args.output)
     model = config.models[BENCH_MODEL]
     summarizer_id = config.resolve(config.context.summarizer_model)
@@ -298,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--api", choices=("openai", "anthropic"), default="openai")
     parser.add_argument("--every", type=int, default=25, help="print every Nth turn")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--agent", action="store_true", help="a tool-using agent conversation: prompt caching"
+    )
     asyncio.run(replay(parser.parse_args(argv)))
 
 
