@@ -9,7 +9,8 @@ as exactly one log line and one `Metrics.observe`, both from one `RequestSummary
   modelrouter.v1.<Type>" instead of UNKNOWN;
 - a `RouterError` leaves with its status and details from `error_facts.FACTS`; anything else
   is a bug: INTERNAL "internal error" to the caller, the traceback in the log only;
-- a cancelled RPC (the caller went away or its deadline passed) is CANCELLED;
+- an RPC whose deadline passed is DEADLINE_EXCEEDED, as its caller sees it; one the
+  caller cancelled (or went away from) is CANCELLED;
 - an RPC an inner interceptor aborted keeps the status it was given.
 
 Handlers tell the boundary what it cannot see with `report_request_id` and
@@ -210,7 +211,7 @@ class ErrorBoundary(_Interceptor):
         """Log and count a failed RPC; abort it with its status unless it already ended
         (cancelled, or aborted by an inner interceptor: then the caller re-raises)."""
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self._finish(call, grpc.StatusCode.CANCELLED)
+            self._finish(call, _ended_by(context))
             return
         if isinstance(exc, grpc.aio.AbortError):
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -260,6 +261,20 @@ class ErrorBoundary(_Interceptor):
             fields["exc_info"] = exc_info
         getattr(log, level)("request_done", **fields)
         self._metrics.observe(summary)
+
+
+# The caller's deadline and ours are the same instant on two clocks, the request's transit
+# apart: a cancel that arrives this close to our deadline is the caller's deadline passing.
+_DEADLINE_SLACK_S = 0.05
+
+
+def _ended_by(context: Context) -> grpc.StatusCode:
+    """How a call that stopped under us ended: its deadline passed (as the caller sees it),
+    or the caller really cancelled it."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= _DEADLINE_SLACK_S:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
 
 
 def _message_class(full_name: str) -> type[Message]:
