@@ -23,7 +23,7 @@ _BAD_TEXT = {
 }
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -33,7 +33,7 @@ def _varint(value: int) -> bytes:
 
 
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def _string_path(descriptor: Descriptor) -> list[FieldDescriptor] | None:

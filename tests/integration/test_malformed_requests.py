@@ -7,13 +7,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_client import pb, user
+from modelrouter_server.api.offload import OFF_LOOP_BYTES
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Emulator
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import make_config
 from .logcapture import captured_log
-from .malformed import METHODS, SERVICE, malformed
+from .malformed import METHODS, SERVICE, malformed, varint
 
 
 async def _call_raw(channel: grpc.aio.Channel, method: str, streaming: bool, data: bytes) -> None:
@@ -96,3 +97,30 @@ async def test_an_oversized_request_id_is_refused_and_not_logged(emulator: Emula
     (done,) = [e for e in log.events() if e["event"] == "request_done"]
     assert done["code"] == "INVALID_ARGUMENT"
     assert huge[:200] not in log.text
+
+
+async def test_large_undecodable_requests_are_invalid_argument_on_every_rpc(
+    emulator: Emulator,
+) -> None:
+    """A request past `OFF_LOOP_BYTES` is decoded by the handler in a worker thread, not by
+    grpc's deserializer: bytes that do not decode still end as INVALID_ARGUMENT."""
+    # Field 1, length-delimited, promising more bytes than are sent: no message type
+    # decodes it, and it is well past the size that is decoded off the loop.
+    present = OFF_LOOP_BYTES + 1024
+    data = varint(1 << 3 | 2) + varint(present * 2) + b"a" * present
+    app = await App.start(make_config(), env={}, host="127.0.0.1", port=0, emulator=emulator)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            for method in METHODS:
+                try:
+                    await _call_raw(channel, method.name, method.server_streaming, data)
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, method.name
+                    type_name = method.input_type.full_name
+                    assert error.details() == f"request is not a valid {type_name}"
+                else:
+                    raise AssertionError(f"{method.name} accepted truncated bytes")
+        counts = _requests_total(app)
+    finally:
+        await app.stop(grace_s=0)
+    assert all(counts[(m.name, "INVALID_ARGUMENT")] == 1 for m in METHODS)

@@ -7,6 +7,10 @@ as exactly one log line and one `Metrics.observe`, both from one `RequestSummary
 - requests are decoded here, not by grpc's default deserializer: bytes that are not a
   valid message of the RPC's type end as INVALID_ARGUMENT "request is not a valid
   modelrouter.v1.<Type>" instead of UNKNOWN;
+- a large request (`offload.OFF_LOOP_BYTES` or more) is decoded in a worker thread, and its
+  reply encoded there too, so that no other RPC waits for either (grpc would do both on the
+  loop thread); a handler whose reply is large for another reason says so with
+  `report_large_reply`;
 - a `RouterError` leaves with its status and details from `error_facts.FACTS`; anything else
   is a bug: INTERNAL "internal error" to the caller, the traceback in the log only;
 - an RPC whose deadline passed is DEADLINE_EXCEEDED, as its caller sees it; one the
@@ -33,6 +37,7 @@ import structlog
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 from modelrouter.v1 import modelrouter_pb2 as pb
+from modelrouter_server.api.offload import OFF_LOOP_BYTES
 from modelrouter_server.api.status import to_status
 from modelrouter_server.attempts import NoCandidates
 from modelrouter_server.error_facts import facts_for
@@ -68,6 +73,8 @@ class _Call:
     first_token: float | None = None
     last_token: float | None = None
     model: str = ""
+    large: bool = False
+    """The request or the reply is large: the reply is encoded off the loop thread."""
 
 
 _CURRENT: ContextVar[_Call | None] = ContextVar("modelrouter_call", default=None)
@@ -78,6 +85,20 @@ def report_request_id(request_id: str) -> None:
     call = _CURRENT.get()
     if call is not None:
         call.request_id = request_id
+
+
+def large_request() -> bool:
+    """Whether the request of the RPC being handled was large (decoded off the loop): work
+    proportional to its size belongs off the loop too."""
+    call = _CURRENT.get()
+    return call is not None and call.large
+
+
+def report_large_reply() -> None:
+    """The reply of the unary RPC being handled is large: encode it off the loop thread."""
+    call = _CURRENT.get()
+    if call is not None:
+        call.large = True
 
 
 def report_answer(answer: Answer) -> None:
@@ -94,16 +115,53 @@ class _Undecodable:
 _UNDECODABLE = _Undecodable()
 
 
-def _decoder(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+@dataclass(frozen=True, slots=True)
+class _Undecoded:
+    """A request too large to decode on the loop thread: the handler decodes it in a worker."""
+
+    data: bytes
+
+
+Parse = Callable[[bytes], Any]
+
+
+def _parsed(parse: Parse, data: bytes) -> Any:
+    try:
+        return parse(data)
+    except Exception:  # DecodeError (bad wire format, invalid UTF-8, nesting too deep)
+        return _UNDECODABLE
+
+
+def _decoder(parse: Parse | None) -> Callable[[bytes], Any]:
     def decode(data: bytes) -> Any:
         if parse is None:
             return data
-        try:
-            return parse(data)
-        except Exception:  # DecodeError (bad wire format, invalid UTF-8, nesting too deep)
-            return _UNDECODABLE
+        if len(data) >= OFF_LOOP_BYTES:
+            return _Undecoded(data)
+        return _parsed(parse, data)
 
     return decode
+
+
+async def _decoded(request: Any, parse: Parse | None, call: _Call) -> Any:
+    """The request, decoded in a worker thread if the deserializer left it to the handler."""
+    if not isinstance(request, _Undecoded) or parse is None:
+        return request
+    call.large = True
+    return await asyncio.to_thread(_parsed, parse, request.data)
+
+
+def _encoder(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """grpc's serializer, passing on a reply the handler already encoded off the loop."""
+    if serialize is None:
+        return None
+
+    def encode(response: Any) -> bytes:
+        if isinstance(response, bytes):
+            return response
+        return serialize(response)
+
+    return encode
 
 
 class ErrorBoundary(_Interceptor):
@@ -136,27 +194,39 @@ class ErrorBoundary(_Interceptor):
             handler = _handler(method.server_streaming, refuse, request_class.FromString)
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
             return handler
-        decode = _decoder(handler.request_deserializer)
+        parse = handler.request_deserializer
+        decode = _decoder(parse)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(rpc, type_name, cast(StreamBehavior, handler.unary_stream)),
+                self._stream(rpc, type_name, cast(StreamBehavior, handler.unary_stream), parse),
                 request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
+        serialize = handler.response_serializer
         return grpc.unary_unary_rpc_method_handler(
-            self._unary(rpc, type_name, cast(UnaryBehavior, handler.unary_unary)),
+            self._unary(rpc, type_name, cast(UnaryBehavior, handler.unary_unary), parse, serialize),
             request_deserializer=decode,
-            response_serializer=handler.response_serializer,
+            response_serializer=_encoder(serialize),
         )
 
-    def _unary(self, rpc: str, type_name: str, behavior: UnaryBehavior) -> UnaryBehavior:
+    def _unary(
+        self,
+        rpc: str,
+        type_name: str,
+        behavior: UnaryBehavior,
+        parse: Parse | None,
+        serialize: Callable[[Any], bytes] | None,
+    ) -> UnaryBehavior:
         async def handle(request: Any, context: Context) -> Any:
             call = _Call(rpc=rpc, started=self._clock())
             _CURRENT.set(call)
             try:
+                request = await _decoded(request, parse, call)
                 if isinstance(request, _Undecodable):
                     raise MalformedRequest(type_name)
                 response = await behavior(request, context)
+                if call.large and serialize is not None and response is not None:
+                    response = await asyncio.to_thread(serialize, response)
             except BaseException as exc:
                 await self._failed(call, exc, context)
                 raise
@@ -165,12 +235,15 @@ class ErrorBoundary(_Interceptor):
 
         return handle
 
-    def _stream(self, rpc: str, type_name: str, behavior: StreamBehavior) -> StreamBehavior:
+    def _stream(
+        self, rpc: str, type_name: str, behavior: StreamBehavior, parse: Parse | None
+    ) -> StreamBehavior:
         async def handle(request: Any, context: Context) -> AsyncGenerator[Any, None]:
             call = _Call(rpc=rpc, started=self._clock())
             _CURRENT.set(call)
             try:
                 with self._metrics.track_stream():
+                    request = await _decoded(request, parse, call)
                     if isinstance(request, _Undecodable):
                         raise MalformedRequest(type_name)
                     async with aclosing(behavior(request, context)) as responses:

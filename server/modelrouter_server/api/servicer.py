@@ -14,17 +14,23 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_server.api import convert
 from modelrouter_server.api.auth import current_tenant
-from modelrouter_server.api.boundary import report_answer, report_request_id
+from modelrouter_server.api.boundary import (
+    large_request,
+    report_answer,
+    report_large_reply,
+    report_request_id,
+)
+from modelrouter_server.api.offload import OFF_LOOP_BYTES, off_loop_if, text_size
 from modelrouter_server.api.usage import usage_to_pb
 from modelrouter_server.config.schema import RouterConfig
-from modelrouter_server.context import ConversationService, TokenCounter
+from modelrouter_server.context import Conversation, ConversationService, TokenCounter
 from modelrouter_server.domain import GenerateOptions
 from modelrouter_server.errors import RequestError
 from modelrouter_server.generation import Generation, ReplayedTurn, StreamClosed
@@ -75,11 +81,15 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         budget = default if remaining is None else min(remaining, default)
         return time.monotonic() + budget
 
+    async def _options(self, request: convert.AnyGenerateRequest) -> GenerateOptions:
+        limits = self._d.config.limits
+        return await off_loop_if(large_request(), convert.options_from_pb, request, limits)
+
     # -- generate -----------------------------------------------------------------------
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         # Reported once validated: a caller's id of any length never reaches the log.
-        options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
+        options = self._with_tenant(await self._options(request))
         report_request_id(options.request_id)
         outcome = await self._d.generation.generate(options, deadline=self._deadline(context))
         if isinstance(outcome, ReplayedTurn):
@@ -107,7 +117,7 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         self, request: pb.GenerateStreamRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         # Reported once validated: a caller's id of any length never reaches the log.
-        options = self._with_tenant(convert.options_from_pb(request, self._d.config.limits))
+        options = self._with_tenant(await self._options(request))
         report_request_id(options.request_id)
         events = self._d.generation.stream(options, deadline=self._deadline(context))
         finished: ChainFinished | None = None
@@ -177,14 +187,15 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         self, request: pb.CreateConversationRequest, context: Context
     ) -> pb.CreateConversationResponse:
         limits = self._d.config.limits
-        messages, metadata = convert.create_conversation_from_pb(request, limits)
+        messages, metadata = await off_loop_if(
+            large_request(), convert.create_conversation_from_pb, request, limits
+        )
         conversation = await self._d.conversations.create(messages, metadata, tenant=self._tenant())
-        return pb.CreateConversationResponse(
-            conversation=convert.conversation_to_pb(
-                conversation,
-                page_size=limits.max_message_page_size,
-                max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
-            )
+        return await _conversation_reply(
+            pb.CreateConversationResponse,
+            conversation,
+            page_size=limits.max_message_page_size,
+            max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
         )
 
     async def GetConversation(
@@ -196,13 +207,12 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         token = request.message_page_token
         first_seq = decode_message_page_token(token) if token else 0
         conversation = await self._d.conversations.get(request.id, tenant=self._tenant())
-        return pb.GetConversationResponse(
-            conversation=convert.conversation_to_pb(
-                conversation,
-                first_seq=first_seq,
-                page_size=size,
-                max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
-            )
+        return await _conversation_reply(
+            pb.GetConversationResponse,
+            conversation,
+            first_seq=first_seq,
+            page_size=size,
+            max_bytes=limits.max_response_bytes - _WRAPPER_BYTES,
         )
 
     async def ListConversations(
@@ -232,6 +242,32 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         tenant = self._tenant()
         usage = await gate.usage(tenant)
         return usage_to_pb(usage, gate.limits(tenant), self._d.config.tenants.get(tenant))
+
+
+_Reply = TypeVar("_Reply", pb.CreateConversationResponse, pb.GetConversationResponse)
+
+
+async def _conversation_reply(
+    reply: type[_Reply],
+    conversation: Conversation,
+    *,
+    first_seq: int = 0,
+    page_size: int,
+    max_bytes: int,
+) -> _Reply:
+    """The reply carrying a page of `conversation`, built off the loop thread when its text
+    is large (and then encoded there too, by the boundary)."""
+    large = text_size(m.message for m in conversation.messages) >= OFF_LOOP_BYTES
+    if large:
+        report_large_reply()
+
+    def build() -> _Reply:
+        page = convert.conversation_to_pb(
+            conversation, first_seq=first_seq, page_size=page_size, max_bytes=max_bytes
+        )
+        return reply(conversation=page)
+
+    return await off_loop_if(large, build)
 
 
 def _streamed_answer(finished: ChainFinished) -> Answer:
