@@ -21,7 +21,7 @@ import grpc
 import structlog
 
 from modelrouter_server.api.admission import Admission, AdmissionInterceptor, AdmissionLimits
-from modelrouter_server.api.auth import ApiKeyAuth
+from modelrouter_server.api.auth import ApiKeyAuth, current_tenant
 from modelrouter_server.api.boundary import ErrorBoundary
 from modelrouter_server.api.descriptors import ensure_descriptors
 from modelrouter_server.api.drain import drain
@@ -310,7 +310,13 @@ def _grpc_server(
             max_rpcs=config.admission.max_concurrent_rpcs,
             max_streams=config.admission.max_concurrent_streams,
             retry_after_s=config.admission.retry_after_s,
-        )
+            tenant_max_rpcs={
+                name: tenant.max_concurrent_rpcs
+                for name, tenant in config.tenants.items()
+                if tenant.max_concurrent_rpcs is not None
+            },
+        ),
+        tenant=lambda: current_tenant(config.auth.default_tenant),
     )
     # The boundary outermost: what the key check or admission refuses is logged and
     # counted too. The key check before admission: no key, no slot taken.

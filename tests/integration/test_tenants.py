@@ -584,6 +584,41 @@ async def test_concurrent_streams_and_tokens_per_minute(
     assert details_of(too_big.value, error_details_pb2.RetryInfo) == []
 
 
+async def test_a_tenants_concurrent_rpc_limit_leaves_slots_for_others(
+    connect: Callable[[str, str | None], AsyncModelRouterClient], emulator: Emulator
+) -> None:
+    emulator.set_behavior(GPT, Behavior(latency_s=3600))
+    config = make_config(**tenants(max_concurrent_rpcs=2))
+    app = await App.start(config, env={}, host="127.0.0.1", port=0, emulator=emulator)
+    try:
+        target = f"127.0.0.1:{app.port}"
+        alice, bob = connect(target, ALICE), connect(target, BOB)
+        holders = [
+            asyncio.create_task(alice.generate("Wait.", model=GPT, disable_fallback=True))
+            for _ in range(2)
+        ]
+        await app.admission.wait_for_in_flight(2)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await alice.list_models()
+        error = refused.value
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_concurrent_rpcs" in (error.details() or "")
+        (quota,) = details_of(error, error_details_pb2.QuotaFailure)
+        assert quota.violations[0].subject == "tenant:alice"
+        assert quota.violations[0].description.startswith("max_concurrent_rpcs")
+        (retry,) = details_of(error, error_details_pb2.RetryInfo)
+        assert retry.retry_delay.ToTimedelta().total_seconds() > 0
+        # Alice's use leaves the server's other slots to everyone else.
+        assert await bob.list_models()
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+        assert await app.admission.wait_idle(60)
+        assert await alice.list_models()
+    finally:
+        await app.stop(grace_s=0)
+
+
 async def test_the_cli_sends_the_key_from_its_option_or_the_environment(
     start_router: StartRouter,
 ) -> None:

@@ -6,6 +6,9 @@ untouched, so a load balancer can always ask):
 - Past `admission.max_concurrent_rpcs` RPCs, or `max_concurrent_streams` streams, a new
   call is refused at once with RESOURCE_EXHAUSTED and a google.rpc RetryInfo. Nothing is
   queued: a queue inside the router only hides overload until deadlines fail.
+- Past its tenant's `max_concurrent_rpcs` (per server, like the limits above), a call is
+  refused with `QuotaExceeded` (RESOURCE_EXHAUSTED, QuotaFailure and RetryInfo, packed by
+  the error boundary), so one tenant cannot take every slot.
 - While draining (SIGTERM), a new call is refused with UNAVAILABLE and a RetryInfo, so the
   caller goes to another replica instead of seeing "failed to connect".
 - When the drain grace runs out, the calls still running are ended with UNAVAILABLE:
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +31,7 @@ import grpc
 import structlog
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from modelrouter_server.errors import QuotaExceeded
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +63,13 @@ class AdmissionLimits:
     max_rpcs: int
     max_streams: int
     retry_after_s: float
+    tenant_max_rpcs: Mapping[str, int] | None = None
+    """Per tenant (absent: no limit of its own)."""
+
+
+# When only calls in flight stand in the way, a second is a fair wait (as for the
+# tenant's concurrent-streams limit).
+_TENANT_RETRY_AFTER_S = 1.0
 
 
 @dataclass(eq=False, slots=True)
@@ -68,6 +79,7 @@ class _Call:
     method: str
     stream: bool
     task: asyncio.Task[Any] | None
+    tenant: str = ""
     expired: bool = False
     caller_gone: bool = False
     """Set with `expired` when the task was already being cancelled: grpc cancels a
@@ -94,8 +106,12 @@ def refusal_status(refusal: Refusal, message: str, retry_after_s: float) -> stat
 class Admission:
     """Counts the RPCs in flight, admits or refuses new ones, and ends them on drain."""
 
-    def __init__(self, limits: AdmissionLimits) -> None:
+    def __init__(self, limits: AdmissionLimits, *, tenant: Callable[[], str] = str) -> None:
+        """`tenant` names the caller of the RPC being handled (asked only when a tenant
+        limit is configured)."""
         self.limits = limits
+        self._tenant = tenant
+        self._per_tenant: dict[str, int] = {}
         self._calls: set[_Call] = set()
         self._streams = 0
         self._draining = False
@@ -126,18 +142,37 @@ class Admission:
         if refusal is not None:
             self.refused[refusal] += 1
             return refusal
-        call = _Call(method, stream, asyncio.current_task())
+        tenant = self._tenant() if self.limits.tenant_max_rpcs else ""
+        self._check_tenant(tenant)
+        call = _Call(method, stream, asyncio.current_task(), tenant=tenant)
         self._calls.add(call)
         self._streams += stream
+        self._per_tenant[tenant] = self._per_tenant.get(tenant, 0) + 1
         self._idle.clear()
         for count, waiter in self._waiters:
             if len(self._calls) >= count and not waiter.done():
                 waiter.set_result(None)
         return call
 
+    def _check_tenant(self, tenant: str) -> None:
+        limit = (self.limits.tenant_max_rpcs or {}).get(tenant)
+        in_flight = self._per_tenant.get(tenant, 0)
+        if limit is not None and in_flight >= limit:
+            raise QuotaExceeded(
+                tenant,
+                "max_concurrent_rpcs",
+                f"{in_flight} calls in flight on this server, the limit is {limit}",
+                _TENANT_RETRY_AFTER_S,
+            )
+
     def _leave(self, call: _Call) -> None:
         self._calls.discard(call)
         self._streams -= call.stream
+        left = self._per_tenant[call.tenant] - 1
+        if left:
+            self._per_tenant[call.tenant] = left
+        else:
+            del self._per_tenant[call.tenant]
         if not self._calls:
             self._idle.set()
 

@@ -60,6 +60,9 @@ class TenantConfig(_Strict):
     tokens_per_minute: Annotated[int, Field(gt=0)] | None = None
     """Input + output tokens; reserved at the request's upper bound, settled with real usage."""
     max_concurrent_streams: Annotated[int, Field(gt=0)] | None = None
+    max_concurrent_rpcs: Annotated[int, Field(gt=0)] | None = None
+    """RPCs of this tenant in flight at once on one server (every RPC, streams included);
+    kept by admission, not the ledger."""
     budget_usd_per_day: Annotated[float, Field(gt=0)] | None = None
     """UTC calendar day."""
     budget_usd_per_month: Annotated[float, Field(gt=0)] | None = None
