@@ -1,9 +1,12 @@
-"""Load: ~200 concurrent streams through the real stack while the primary model fails.
+"""Load: 200 concurrent streams through the real stack while the primary model fails.
 
-The primary (gpt-4o-mini) answers 500 to most calls for the first second, and some of
-its streams drop mid-answer; then it recovers. Every request must still complete with the
-full, identical answer (failover before the first token, resume after it), the primary's
-circuit must open during the outage and close again after it.
+The first half of the requests meets an outage: the primary (gpt-4o-mini) answers 500 to
+most calls and some of its streams drop mid-answer. Once its circuit has opened, the
+primary recovers, the breaker's cool-down is ended on its (fake) clock, and the second half
+arrives. Every request must still complete with the full, identical answer (failover
+before the first token, resume after it); the circuit must open during the outage and close
+again after it. Phases follow events (the circuit opened, the outage's requests ended), not
+the wall clock, so a starved event loop changes the timings, never the outcome.
 """
 
 from __future__ import annotations
@@ -20,16 +23,19 @@ from modelrouter_server.resilience import (
     CircuitState,
     CircuitTransition,
 )
+from modelrouter_testsupport.fake_clock import FakeClock
 
 from .emulated import CLAUDE, GPT, emulated_config, rig_for, text_of
 
 REQUESTS = 200
-SPREAD_S = 2.0
-"""Request starts are spread over this long, so the circuit sees the outage and recovery."""
-OUTAGE_S = 1.0
+"""Half arrive during the outage, half after the recovery."""
+SPREAD_S = 1.0
+"""Each half's starts are spread over this long: a load shape, not a wait for anything."""
 MID_STREAM_DROPS = 3
-"""Streams that drop mid-answer, at the start of the outage and again right after it: fewer
+"""Streams that drop mid-answer, at the start of the outage and again after it: fewer
 than `breaker_fail_max`, so they exercise resume without deciding the circuit alone."""
+COOL_DOWN_S = 30.0
+"""Longer than any run: only the test's clock ends the cool-down."""
 
 
 @pytest.mark.load
@@ -37,14 +43,15 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
     config = emulated_config(
         max_attempts_per_model=2,
         breaker_fail_max=5,
-        breaker_reset_timeout_s=0.2,
+        breaker_reset_timeout_s=COOL_DOWN_S,
         # 200 streams, the SDKs and the emulator share one event loop here: generous
         # token timeouts keep CPU contention from passing for a slow model.
         ttft_timeout_s=30.0,
         inter_token_timeout_s=30.0,
     )
-    async with rig_for(emu, config) as rig:
-        # Warm both paths up (SDK clients, the emulator's tokenizers) before timing.
+    clock = FakeClock()
+    async with rig_for(emu, config, breaker_clock=clock) as rig:
+        # Warm both paths up (SDK clients, the emulator's tokenizers) before the load.
         expected = text_of(await rig.stream(rig.plan(model=CLAUDE)))
         assert text_of(await rig.stream(rig.plan(model=GPT))) == expected
         emu.reset()
@@ -54,16 +61,6 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
         dropping = Behavior(tokens_per_second=100.0, drop_after_tokens=6)
         emu.enqueue(GPT, *[dropping] * MID_STREAM_DROPS)
 
-        async def one(index: int) -> tuple[str, ChainFinished, float]:
-            await asyncio.sleep(index * SPREAD_S / REQUESTS)
-            started = time.monotonic()
-            events = await rig.stream(rig.plan(), deadline=started + 90.0)
-            end = events[-1]
-            assert isinstance(end, ChainFinished)
-            resumed = sum(isinstance(e, ChainResumed) for e in events)
-            assert resumed == len(end.resumed_at_chars)
-            return text_of(events), end, time.monotonic() - started
-
         opened = asyncio.Event()
 
         def on_transition(transition: CircuitTransition) -> None:
@@ -72,25 +69,39 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
 
         rig.breakers.add_observer(on_transition)
 
-        async def recover() -> float:
-            # The outage lasts OUTAGE_S and until the circuit has opened: on a starved
-            # event loop the requests may start late, and recovering before they saw the
-            # outage would test nothing (and pile both batches of drops together).
-            await asyncio.sleep(OUTAGE_S)
-            await asyncio.wait_for(opened.wait(), timeout=120)
-            emu.set_behavior(GPT, streaming)
-            emu.enqueue(GPT, *[dropping] * MID_STREAM_DROPS)
-            return time.monotonic()
+        async def one(delay_s: float) -> tuple[str, ChainFinished, float]:
+            await asyncio.sleep(delay_s)
+            started = time.monotonic()
+            events = await rig.stream(rig.plan(), deadline=started + 90.0)
+            end = events[-1]
+            assert isinstance(end, ChainFinished)
+            resumed = sum(isinstance(e, ChainResumed) for e in events)
+            assert resumed == len(end.resumed_at_chars)
+            return text_of(events), end, time.monotonic() - started
 
+        def batch(count: int) -> list[asyncio.Task[tuple[str, ChainFinished, float]]]:
+            return [asyncio.create_task(one(i * SPREAD_S / count)) for i in range(count)]
+
+        half = REQUESTS // 2
         started = time.monotonic()
-        recovery = asyncio.create_task(recover())
-        results = await asyncio.gather(*(one(i) for i in range(REQUESTS)))
-        recovered_at = await recovery
+        outage = await asyncio.gather(*batch(half))
+        await asyncio.wait_for(opened.wait(), timeout=120)  # a guard, not a threshold
+        await emu.wait_for_finished(len(emu.requests))
+        outage_calls = [r for r in emu.requests if r.model == GPT]
+
+        # The primary recovers; the cool-down ends on the breakers' clock; the first
+        # call after it is the half-open probe, which closes the circuit again.
+        emu.set_behavior(GPT, streaming)
+        clock.advance(COOL_DOWN_S + 1)
+        probe = await one(0)
+        emu.enqueue(GPT, *[dropping] * MID_STREAM_DROPS)
+        after = await asyncio.gather(*batch(REQUESTS - half - 1))
+        await emu.wait_for_finished(len(emu.requests))
         elapsed = time.monotonic() - started
 
+    results = [*outage, probe, *after]
     primary_calls = [r for r in emu.requests if r.model == GPT]
     primary_failed = [r for r in primary_calls if r.outcome != "ok"]
-    outage_calls = [r for r in primary_calls if r.started_at < recovered_at]
     outage_failed = [r for r in outage_calls if r.outcome != "ok"]
     completed = [text for text, _, _ in results if text == expected]
     resumed = [end for _, end, _ in results if end.resumed_at_chars]
@@ -114,9 +125,12 @@ async def test_200_concurrent_streams_survive_a_failing_primary(emu: Emulator) -
     assert len(results) == REQUESTS
     assert len(completed) == REQUESTS, "a request lost or garbled its answer"
     assert len(outage_failed) / len(outage_calls) > 0.5
-    # The open circuit spared the failing primary most of the outage's traffic.
-    assert len(outage_calls) < REQUESTS * OUTAGE_S / SPREAD_S
+    # The open circuit spared the failing primary most of the outage's traffic: without it
+    # every outage request would have tried the primary at least once.
+    assert len(outage_calls) < half
     assert resumed, "no stream was resumed mid-answer"
-    assert ("closed", "open") in moves
-    assert moves[-1] == ("half_open", "closed")
+    assert moves[0] == ("closed", "open")
+    assert moves[-2:] == [("open", "half_open"), ("half_open", "closed")]
     assert rig.breakers.state("openai", GPT) is CircuitState.CLOSED
+    # After the recovery the primary served: the circuit stayed closed through the drops.
+    assert [r for r in primary_calls[len(outage_calls) :] if r.outcome == "ok"]
