@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, status_pb2
+from modelrouter_server.api.status import refused_status
 from modelrouter_server.errors import QuotaExceeded
 
 log = structlog.get_logger(__name__)
 
 _SERVICE_PREFIX = "/modelrouter.v1.ModelRouterService/"
-_DOMAIN = "modelrouter.v1"
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 _Unary = Callable[[Any, _Context], Awaitable[Any]]
@@ -92,15 +91,7 @@ class _Call:
 def refusal_status(refusal: Refusal, message: str, retry_after_s: float) -> status_pb2.Status:
     """The google.rpc.Status of a refused call: ErrorInfo (the reason) and RetryInfo."""
     code = code_pb2.UNAVAILABLE if refusal is Refusal.DRAINING else code_pb2.RESOURCE_EXHAUSTED
-    status = status_pb2.Status(code=code, message=message)
-    info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=refusal.value, domain=_DOMAIN))
-    delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(retry_after_s * 1e9))
-    retry = any_pb2.Any()
-    retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    status.details.extend([info, retry])
-    return status
+    return refused_status(code, refusal.value, message, retry_after_s)
 
 
 class Admission:

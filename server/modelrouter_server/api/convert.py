@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter_server.attempts import AttemptRecord, Outcome
 from modelrouter_server.config.schema import LimitsConfig
+from modelrouter_server.config.security import TenantConfig
 from modelrouter_server.context import Conversation, StoredMessage
 from modelrouter_server.domain import (
     DEFAULT_FORMAT_NAME,
@@ -54,6 +55,7 @@ from modelrouter_server.error_facts import attempt_status
 from modelrouter_server.errors import RequestError
 from modelrouter_server.resilience import ChainResumed, ChainStarted, CircuitState
 from modelrouter_server.structured import check_response_format
+from modelrouter_server.tenancy.ledger import Limits, PeriodUsage, TenantUsage
 from modelrouter_server.validation import (
     check_generate_options,
     check_id,
@@ -620,4 +622,38 @@ def model_info_to_pb(
         ),
         circuit_state=_CIRCUIT[state],
         emulated=emulated,
+    )
+
+
+_TASKS_TO_PB = {task: value for value, task in _TASKS.items()}
+
+
+def _period_to_pb(usage: PeriodUsage) -> pb.PeriodUsage:
+    return pb.PeriodUsage(
+        period=usage.period,
+        cost_usd=usage.cost_usd,
+        tokens=usage.tokens,
+        requests=usage.requests,
+        held_usd=usage.held_usd,
+    )
+
+
+def tenant_usage_to_pb(
+    usage: TenantUsage, limits: Limits, tenant: TenantConfig | None
+) -> pb.GetUsageResponse:
+    """A tenant's usage and limits as the GetUsage reply."""
+    return pb.GetUsageResponse(
+        tenant=usage.tenant,
+        day=_period_to_pb(usage.day),
+        month=_period_to_pb(usage.month),
+        open_streams=usage.streams,
+        limits=pb.TenantLimits(
+            requests_per_minute=limits.requests_per_minute or 0,
+            tokens_per_minute=limits.tokens_per_minute or 0,
+            max_concurrent_streams=limits.max_concurrent_streams or 0,
+            budget_usd_per_day=limits.budget_usd_per_day or 0.0,
+            budget_usd_per_month=limits.budget_usd_per_month or 0.0,
+            allowed_models=list(tenant.allowed_models) if tenant else [],
+            allowed_tasks=[_TASKS_TO_PB[t] for t in tenant.allowed_tasks] if tenant else [],
+        ),
     )

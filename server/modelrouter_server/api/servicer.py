@@ -28,7 +28,6 @@ from modelrouter_server.api.boundary import (
     report_request_id,
 )
 from modelrouter_server.api.offload import OFF_LOOP_BYTES, off_loop_if, text_size
-from modelrouter_server.api.usage import usage_to_pb
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import Conversation, ConversationService, TokenCounter
 from modelrouter_server.domain import GenerateOptions
@@ -241,7 +240,9 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         assert gate is not None  # abort raised
         tenant = self._tenant()
         usage = await gate.usage(tenant)
-        return usage_to_pb(usage, gate.limits(tenant), self._d.config.tenants.get(tenant))
+        return convert.tenant_usage_to_pb(
+            usage, gate.limits(tenant), self._d.config.tenants.get(tenant)
+        )
 
 
 _Reply = TypeVar("_Reply", pb.CreateConversationResponse, pb.GetConversationResponse)

@@ -63,7 +63,26 @@ def to_status(exc: BaseException) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=facts.reason, domain=_DOMAIN, metadata=metadata)
     status.details.append(_any(info))
     if retry_after is not None:
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(retry_after * 1e9))
-        status.details.append(_any(error_details_pb2.RetryInfo(retry_delay=delay)))
+        status.details.append(_retry_info(retry_after))
     return status
+
+
+def refused_status(
+    code: code_pb2.Code.ValueType, reason: str, message: str, retry_after_s: float
+) -> status_pb2.Status:
+    """The google.rpc.Status of a call refused before any handler ran (admission, drain):
+    ErrorInfo (`reason`) and RetryInfo."""
+    status = status_pb2.Status(code=code, message=message)
+    status.details.extend(
+        [
+            _any(error_details_pb2.ErrorInfo(reason=reason, domain=_DOMAIN)),
+            _retry_info(retry_after_s),
+        ]
+    )
+    return status
+
+
+def _retry_info(seconds: float) -> any_pb2.Any:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(seconds * 1e9))
+    return _any(error_details_pb2.RetryInfo(retry_delay=delay))
