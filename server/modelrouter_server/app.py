@@ -123,10 +123,8 @@ class App:
         listen = host or config.server.host
         credentials = _preflight(config, listen)
         async with contextlib.AsyncExitStack() as undo:
-            owned: Emulator | None = None
-            if emulator is None and needs_emulator(config, env=env):
-                emulator = owned = await _start_emulator(config)
-                undo.push_async_callback(owned.stop)
+            owned = None if emulator else await _own_emulator(config, env, undo)
+            emulator = emulator or owned
             base_url = emulator.base_url if emulator else None
             emulated = _log_targets(config, env, base_url)
             metrics = Metrics()
@@ -140,10 +138,7 @@ class App:
             breakers = _breakers(config, metrics, breaker_clock)
             counter = TokenCounter(config, providers)
             await asyncio.to_thread(counter.load_vocabularies)
-            store = await open_store(config.context)
-            undo.push_async_callback(store.aclose)
-            ledger = await open_ledger(config)
-            undo.push_async_callback(ledger.aclose)
+            store, ledger = await _open_stores(config, undo)
             gate = TenantGate(config, ledger, _tenant_metrics(config, metrics))
             servicer = _servicer(config, providers, breakers, counter, store, emulated, gate)
             grpc_server, admission = _grpc_server(config, servicer, metrics)
@@ -176,6 +171,28 @@ class App:
         await self.ledger.aclose()
         if self.emulator is not None:
             await self.emulator.stop()
+
+
+async def _own_emulator(
+    config: RouterConfig, env: Mapping[str, str], undo: contextlib.AsyncExitStack
+) -> Emulator | None:
+    """An emulator of our own when the config needs one (stopped by `undo`), else None."""
+    if not needs_emulator(config, env=env):
+        return None
+    emulator = await _start_emulator(config)
+    undo.push_async_callback(emulator.stop)
+    return emulator
+
+
+async def _open_stores(
+    config: RouterConfig, undo: contextlib.AsyncExitStack
+) -> tuple[ConversationStore, Ledger]:
+    """The conversation store and the ledger, each closed by `undo` if the start fails."""
+    store = await open_store(config.context)
+    undo.push_async_callback(store.aclose)
+    ledger = await open_ledger(config)
+    undo.push_async_callback(ledger.aclose)
+    return store, ledger
 
 
 def _preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:

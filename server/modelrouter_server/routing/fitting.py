@@ -48,6 +48,35 @@ def candidate_for(
         # reports finish_reason LENGTH, which the caller can see.
         requested = cap
 
+    output, budget = _output_and_thinking(model_id, config, options, requested)
+
+    effort = options.reasoning_effort
+    if effort is not None and not caps.reasoning_effort:
+        raise Unfit("reasoning_effort", f"{model_id} does not take a reasoning effort")
+
+    # Dropped, not refused: o-series models reject temperature, and Anthropic requires the
+    # default temperature while thinking is on.
+    temperature = options.temperature if caps.temperature and budget is None else None
+
+    return Candidate(
+        model_id=model_id,
+        provider=config.provider,
+        config=config,
+        max_output_tokens=output,
+        thinking_budget_tokens=budget,
+        reasoning_effort=effort,
+        temperature=temperature,
+        explicit=explicit,
+    )
+
+
+def _output_and_thinking(
+    model_id: str, config: ModelConfig, options: GenerateOptions, requested: int
+) -> tuple[int, int | None]:
+    """The output tokens to ask `model_id` for and its thinking budget (None: off), from
+    the caller's budget or the reasoning task's default; `Unfit` if the model cannot."""
+    caps = config.capabilities
+    cap = config.max_output_tokens
     budget: int | None = options.thinking_budget_tokens or None
     if budget is not None:
         if not caps.thinking:
@@ -73,22 +102,4 @@ def candidate_for(
             # when the answer still has room after the budget.
             if output >= REASONING_THINKING_BUDGET + MIN_TEXT_AFTER_THINKING:
                 budget = REASONING_THINKING_BUDGET
-
-    effort = options.reasoning_effort
-    if effort is not None and not caps.reasoning_effort:
-        raise Unfit("reasoning_effort", f"{model_id} does not take a reasoning effort")
-
-    # Dropped, not refused: o-series models reject temperature, and Anthropic requires the
-    # default temperature while thinking is on.
-    temperature = options.temperature if caps.temperature and budget is None else None
-
-    return Candidate(
-        model_id=model_id,
-        provider=config.provider,
-        config=config,
-        max_output_tokens=output,
-        thinking_budget_tokens=budget,
-        reasoning_effort=effort,
-        temperature=temperature,
-        explicit=explicit,
-    )
+    return output, budget
