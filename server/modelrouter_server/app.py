@@ -139,9 +139,10 @@ class App:
             counter = TokenCounter(config, providers)
             await asyncio.to_thread(counter.load_vocabularies)
             store, ledger = await _open_stores(config, undo)
-            gate = TenantGate(config, ledger, _tenant_metrics(config, metrics))
+            tenant_metrics = _tenant_metrics(config, metrics)
+            gate = TenantGate(config, ledger, tenant_metrics)
             servicer = _servicer(config, providers, breakers, counter, store, emulated, gate)
-            grpc_server, admission = _grpc_server(config, servicer, metrics)
+            grpc_server, admission = _grpc_server(config, servicer, metrics, tenant_metrics)
             bound = await grpc_server.start(
                 listen, config.server.port if port is None else port, credentials=credentials
             )
@@ -319,7 +320,10 @@ def _tenant_metrics(config: RouterConfig, metrics: Metrics) -> TenantMetrics:
 
 
 def _grpc_server(
-    config: RouterConfig, servicer: ModelRouterServicer, metrics: Metrics
+    config: RouterConfig,
+    servicer: ModelRouterServicer,
+    metrics: Metrics,
+    tenant_metrics: TenantMetrics,
 ) -> tuple[GrpcServer, Admission]:
     """The gRPC server (not started) behind its error boundary and admission control."""
     admission = Admission(
@@ -334,6 +338,7 @@ def _grpc_server(
             },
         ),
         tenant=lambda: current_tenant(config.auth.default_tenant),
+        on_tenant_refused=tenant_metrics.observe_refused,
     )
     # The boundary outermost: what the key check or admission refuses is logged and
     # counted too. The key check before admission: no key, no slot taken.

@@ -615,6 +615,11 @@ async def test_a_tenants_concurrent_rpc_limit_leaves_slots_for_others(
         await asyncio.gather(*holders, return_exceptions=True)
         assert await app.admission.wait_idle(60)
         assert await alice.list_models()
+        counted = app.metrics.registry.get_sample_value(
+            "modelrouter_tenant_requests_refused_total",
+            {"tenant": "alice", "limit": "max_concurrent_rpcs"},
+        )
+        assert counted == 1
     finally:
         await app.stop(grace_s=0)
 

@@ -97,11 +97,18 @@ def refusal_status(refusal: Refusal, message: str, retry_after_s: float) -> stat
 class Admission:
     """Counts the RPCs in flight, admits or refuses new ones, and ends them on drain."""
 
-    def __init__(self, limits: AdmissionLimits, *, tenant: Callable[[], str] = str) -> None:
+    def __init__(
+        self,
+        limits: AdmissionLimits,
+        *,
+        tenant: Callable[[], str] = str,
+        on_tenant_refused: Callable[[str, str], None] = lambda _tenant, _limit: None,
+    ) -> None:
         """`tenant` names the caller of the RPC being handled (asked only when a tenant
-        limit is configured)."""
+        limit is configured); `on_tenant_refused(tenant, limit)` counts a tenant's refusal."""
         self.limits = limits
         self._tenant = tenant
+        self._on_tenant_refused = on_tenant_refused
         self._per_tenant: dict[str, int] = {}
         self._calls: set[_Call] = set()
         self._streams = 0
@@ -149,6 +156,7 @@ class Admission:
         limit = (self.limits.tenant_max_rpcs or {}).get(tenant)
         in_flight = self._per_tenant.get(tenant, 0)
         if limit is not None and in_flight >= limit:
+            self._on_tenant_refused(tenant, "max_concurrent_rpcs")
             raise QuotaExceeded(
                 tenant,
                 "max_concurrent_rpcs",
