@@ -216,46 +216,53 @@ class MessageReply:
         if ping_every_tokens > 0:
             head.append(ping)
         index = 1 if self.thinking else 0
-        tokens = self.answer.tokens
-        has_text = bool(tokens) or not self.tool_calls
+        has_text = bool(self.answer.tokens) or not self.tool_calls
         last_index = index - 1 + int(has_text) + len(self.tool_calls)
 
         def body() -> Iterator[Frame]:
-            if self.thinking:
-                thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
-                yield Frame(_block_start(0, thinking_block))
-                for t in self.thinking:
-                    yield Frame(
-                        _block_delta(0, {"type": "thinking_delta", "thinking": t}), "thinking"
-                    )
-                signature = {"type": "signature_delta", "signature": self._signature()}
-                yield Frame(_block_delta(0, signature))
-                yield Frame(_block_stop(0))
+            yield from self._thinking_frames()
             if has_text:
-                yield Frame(_block_start(index, {"type": "text", "text": ""}))
-            for position, token in enumerate(tokens, start=1):
-                yield Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text")
-                if (
-                    ping_every_tokens > 0
-                    and position % ping_every_tokens == 0
-                    and position < len(tokens)
-                ):
-                    yield Frame(ping)
-            block = index + int(has_text)
-            for call in self.tool_calls:
-                if block > index or has_text:
-                    yield Frame(_block_stop(block - 1))
-                use = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
-                # The opening counts as a token: `drop_after_tokens` can then break a
-                # stream before any piece of a call, or inside one.
-                yield Frame(_block_start(block, use), "text")
-                # The real API's first input_json_delta is often empty.
-                yield Frame(_block_delta(block, {"type": "input_json_delta", "partial_json": ""}))
-                for fragment in call.fragments:
-                    json_delta = {"type": "input_json_delta", "partial_json": fragment}
-                    yield Frame(_block_delta(block, json_delta), "text")
-                block += 1
+                yield from self._text_frames(index, ping, ping_every_tokens)
+            yield from self._tool_frames(index + int(has_text), after_text=has_text)
 
+        error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
+        error_event = event("error", {"type": "error", "error": error})
+        return StreamPlan(tuple(head), body(), self._tail(last_index), error_event)
+
+    def _thinking_frames(self) -> Iterator[Frame]:
+        if not self.thinking:
+            return
+        yield Frame(_block_start(0, {"type": "thinking", "thinking": "", "signature": ""}))
+        for t in self.thinking:
+            yield Frame(_block_delta(0, {"type": "thinking_delta", "thinking": t}), "thinking")
+        signature = {"type": "signature_delta", "signature": self._signature()}
+        yield Frame(_block_delta(0, signature))
+        yield Frame(_block_stop(0))
+
+    def _text_frames(self, index: int, ping: bytes, ping_every_tokens: int) -> Iterator[Frame]:
+        tokens = self.answer.tokens
+        yield Frame(_block_start(index, {"type": "text", "text": ""}))
+        for position, token in enumerate(tokens, start=1):
+            yield Frame(_block_delta(index, {"type": "text_delta", "text": token}), "text")
+            pinging = ping_every_tokens > 0 and position < len(tokens)
+            if pinging and position % ping_every_tokens == 0:
+                yield Frame(ping)
+
+    def _tool_frames(self, first_block: int, *, after_text: bool) -> Iterator[Frame]:
+        for block, call in enumerate(self.tool_calls, start=first_block):
+            if after_text or block > first_block:
+                yield Frame(_block_stop(block - 1))
+            use = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            # The opening counts as a token: `drop_after_tokens` can then break a
+            # stream before any piece of a call, or inside one.
+            yield Frame(_block_start(block, use), "text")
+            # The real API's first input_json_delta is often empty.
+            yield Frame(_block_delta(block, {"type": "input_json_delta", "partial_json": ""}))
+            for fragment in call.fragments:
+                json_delta = {"type": "input_json_delta", "partial_json": fragment}
+                yield Frame(_block_delta(block, json_delta), "text")
+
+    def _tail(self, last_index: int) -> tuple[bytes, ...]:
         delta: dict[str, object] = {
             "stop_reason": self.stop_reason,
             "stop_sequence": self.answer.stop_sequence,
@@ -265,14 +272,44 @@ class MessageReply:
         message_delta: dict[str, object] = {"type": "message_delta", "delta": delta}
         if not self.omit_usage:
             message_delta["usage"] = {"output_tokens": self.output_tokens}
-        tail = (
+        return (
             _block_stop(last_index),
             event("message_delta", message_delta),
             event("message_stop", {"type": "message_stop"}),
         )
-        error = {"type": self.error_event_type, "message": _message_for(self.error_event_type)}
-        error_event = event("error", {"type": "error", "error": error})
-        return StreamPlan(tuple(head), body(), tail, error_event)
+
+
+def _max_tokens(raw: object, model: EmulatedModel) -> int:
+    if raw is None:
+        raise _invalid("max_tokens: Field required")
+    max_tokens = _integer(raw, "max_tokens")
+    if max_tokens < 1:
+        raise _invalid("max_tokens: Input should be greater than or equal to 1")
+    if max_tokens > model.max_output_tokens:
+        raise _invalid(
+            f"max_tokens: {max_tokens} > {model.max_output_tokens}, which is the maximum "
+            f"allowed number of output tokens for {model.id}"
+        )
+    return max_tokens
+
+
+def _answer(
+    conversation: _Conversation,
+    behavior: Behavior,
+    tool_calls: tuple[EmittedCall, ...],
+    room: int,
+    stop_sequences: Sequence[str],
+) -> LimitedAnswer:
+    """The visible answer: scripted text before scripted calls, a refusal's words, or
+    the conversation's answer cut to the room left after thinking."""
+    if tool_calls:
+        # Scripted text goes before scripted calls; a forced call took it as input.
+        before = behavior.text if behavior.tool_calls else None
+        return LimitedAnswer(tuple(split_tokens(before or "")), "end")
+    if behavior.refusal is not None:
+        # A refusal replaces the answer; it may be empty (a refusal with no text).
+        return LimitedAnswer(tuple(split_tokens(behavior.refusal)), "end")
+    return limit_answer(answer_tokens(conversation.turns, behavior), room, stop_sequences)
 
 
 def _input(arguments_json: str) -> object:
@@ -354,17 +391,7 @@ class AnthropicMessages:
     def prepare(self, body: Mapping[str, object], behavior: Behavior) -> MessageReply:
         conversation = self._conversation(body)
         model = conversation.model
-        raw_max_tokens = body.get("max_tokens")
-        if raw_max_tokens is None:
-            raise _invalid("max_tokens: Field required")
-        max_tokens = _integer(raw_max_tokens, "max_tokens")
-        if max_tokens < 1:
-            raise _invalid("max_tokens: Input should be greater than or equal to 1")
-        if max_tokens > model.max_output_tokens:
-            raise _invalid(
-                f"max_tokens: {max_tokens} > {model.max_output_tokens}, which is the maximum "
-                f"allowed number of output tokens for {model.id}"
-            )
+        max_tokens = _max_tokens(body.get("max_tokens"), model)
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise _invalid("stream: Input should be a valid boolean")
@@ -384,19 +411,9 @@ class AnthropicMessages:
         scripted = behavior.tool_calls or forced_calls(body, behavior, "anthropic")
         if scripted and calls_tools(body, {"type": "none"}):
             tool_calls = emitted_calls(scripted, "toolu_")
-        if tool_calls:
-            # Scripted text goes before scripted calls; a forced call took it as input.
-            before = behavior.text if behavior.tool_calls else None
-            answer = LimitedAnswer(tuple(split_tokens(before or "")), "end")
-        elif behavior.refusal is not None:
-            # A refusal replaces the answer; it may be empty (a refusal with no text).
-            answer = LimitedAnswer(tuple(split_tokens(behavior.refusal)), "end")
-        else:
-            answer = limit_answer(
-                answer_tokens(conversation.turns, behavior),
-                max_tokens - len(thinking),
-                stop_sequences,
-            )
+        answer = _answer(
+            conversation, behavior, tool_calls, max_tokens - len(thinking), stop_sequences
+        )
         return MessageReply(
             model.id,
             stream,

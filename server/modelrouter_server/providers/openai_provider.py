@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Literal, cast
 
 import httpx2
@@ -19,6 +19,7 @@ from openai.types.chat import (
     ChatCompletionToolChoiceOptionParam,
     ChatCompletionToolParam,
 )
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 from modelrouter_server.config.schema import Capabilities, ModelConfig, ProviderKind
@@ -190,47 +191,11 @@ class OpenAIProvider:
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         request_id = upstream.response.headers.get("x-request-id")
-        echo = EchoedWhitespaceFilter(stripped)
-        raw_reason: str | None = None
-        usage: CompletionUsage | None = None
-        provider_model = ""
-        text: list[str] = []
-        refused: list[str] | None = None
-        tools = ToolCallAssembly()
+        answer = _StreamedAnswer(EchoedWhitespaceFilter(stripped))
         try:
             while (chunk := await _next_chunk(upstream, errors, request_id)) is not None:
-                provider_model = chunk.model or provider_model
-                # With include_usage the last chunk has no choices and the whole usage;
-                # some compatible servers put it on the last choice chunk instead.
-                usage = chunk.usage or usage
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta.content and (piece := echo.feed(delta.content)):
-                        text.append(piece)
-                        yield TextChunk(piece)
-                    # The first refusal chunk carries "": it already marks the answer.
-                    if delta.refusal is not None:
-                        refused = refused if refused is not None else []
-                        if delta.refusal:
-                            refused.append(delta.refusal)
-                            yield RefusalChunk(delta.refusal)
-                    for call in delta.tool_calls or ():
-                        call_piece = ToolCallChunk(
-                            call.index,
-                            id=call.id or "",
-                            name=(call.function.name if call.function else None) or "",
-                            arguments_json=(call.function.arguments if call.function else None)
-                            or "",
-                        )
-                        tools.add(
-                            call_piece.index,
-                            id=call_piece.id,
-                            name=call_piece.name,
-                            fragment=call_piece.arguments_json,
-                        )
-                        if call_piece.id or call_piece.name or call_piece.arguments_json:
-                            yield call_piece
-                    raw_reason = choice.finish_reason or raw_reason
+                for event in answer.feed(chunk):
+                    yield event
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the server learns to stop generating.
@@ -239,24 +204,7 @@ class OpenAIProvider:
             raise errors.interrupted(
                 InterruptionKind.TRUNCATED, "the body ended before [DONE]", request_id=request_id
             )
-        refusal = _refusal(None if refused is None else "".join(refused))
-        reason = _finish_reason(raw_reason, refusal)
-        answer = "".join(text)
-        sent_usage = _usage(usage)
-        try:
-            tool_calls = tools.calls()
-        except MalformedToolCall as exc:
-            raise errors.interrupted(
-                InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
-            ) from exc
-        yield StreamEnd(
-            reason,
-            sent_usage,
-            refusal=refusal,
-            provider_model=provider_model,
-            finish_detail=finish_detail(reason, answer, sent_usage),
-            tool_calls=tool_calls,
-        )
+        yield answer.end(errors, request_id)
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         # Chat Completions has no counting endpoint; the context manager counts with tiktoken.
@@ -417,6 +365,75 @@ def _add_tools(params: CompletionCreateParamsBase, settings: ToolSettings) -> No
     params["tool_choice"] = mapped
     if settings.parallel is not None:
         params["parallel_tool_calls"] = settings.parallel
+
+
+class _StreamedAnswer:
+    """What one streamed answer has said so far, fed chunk by chunk, and its end."""
+
+    def __init__(self, echo: EchoedWhitespaceFilter) -> None:
+        self._echo = echo
+        self._raw_reason: str | None = None
+        self._usage: CompletionUsage | None = None
+        self._provider_model = ""
+        self._text: list[str] = []
+        self._refused: list[str] | None = None
+        self._tools = ToolCallAssembly()
+
+    def feed(self, chunk: ChatCompletionChunk) -> Iterator[StreamEvent]:
+        """The events one chunk carries, in the order the caller sees them."""
+        self._provider_model = chunk.model or self._provider_model
+        # With include_usage the last chunk has no choices and the whole usage;
+        # some compatible servers put it on the last choice chunk instead.
+        self._usage = chunk.usage or self._usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.content and (piece := self._echo.feed(delta.content)):
+                self._text.append(piece)
+                yield TextChunk(piece)
+            # The first refusal chunk carries "": it already marks the answer.
+            if delta.refusal is not None:
+                self._refused = self._refused if self._refused is not None else []
+                if delta.refusal:
+                    self._refused.append(delta.refusal)
+                    yield RefusalChunk(delta.refusal)
+            yield from self._tool_pieces(delta.tool_calls or ())
+            self._raw_reason = choice.finish_reason or self._raw_reason
+
+    def _tool_pieces(self, calls: Sequence[ChoiceDeltaToolCall]) -> Iterator[ToolCallChunk]:
+        for call in calls:
+            function = call.function
+            piece = ToolCallChunk(
+                call.index,
+                id=call.id or "",
+                name=(function.name if function else None) or "",
+                arguments_json=(function.arguments if function else None) or "",
+            )
+            self._tools.add(
+                piece.index, id=piece.id, name=piece.name, fragment=piece.arguments_json
+            )
+            if piece.id or piece.name or piece.arguments_json:
+                yield piece
+
+    def end(self, errors: UpstreamErrors, request_id: str | None) -> StreamEnd:
+        """The stream's last event, once the body ended with [DONE]."""
+        refusal = _refusal(None if self._refused is None else "".join(self._refused))
+        reason = _finish_reason(self._raw_reason, refusal)
+        answer = "".join(self._text)
+        sent_usage = _usage(self._usage)
+        try:
+            tool_calls = self._tools.calls()
+        except MalformedToolCall as exc:
+            raise errors.interrupted(
+                InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
+            ) from exc
+        return StreamEnd(
+            reason,
+            sent_usage,
+            refusal=refusal,
+            provider_model=self._provider_model,
+            finish_detail=finish_detail(reason, answer, sent_usage),
+            tool_calls=tool_calls,
+        )
 
 
 async def _next_chunk(
