@@ -10,7 +10,13 @@ The budget for the prompt is the model's `context_window` less the request's
    message or the latest user turn (the last user message and anything after it). Enough of
    them are replaced that the prompt drops to about half the threshold, so a growing
    conversation is summarized again only after it has grown that much more. The summary
-   is one message standing where the first message it replaces stood.
+   is one message standing where the first message it replaces stood. A summary already
+   made for the start of the history (stored with a conversation, or remembered in this
+   process for a client that resends its whole history) is reused as long as the prompt
+   with it in place stays within the threshold; only then is a longer block summarized,
+   the summarizer reading the earlier summary instead of the messages it replaced. So the
+   start of the prompt stays byte-identical for many turns and the providers' prompt
+   caches keep serving it, changing once per block rather than on every turn.
 3. If the prompt still exceeds the budget, drops messages by importance: LOW first, then
    NORMAL, then HIGH, the oldest first within a level. The never-removed messages stay.
    When even they exceed the budget, `RequestError` names the largest of them.
@@ -237,6 +243,11 @@ class ContextManager:
         self._summarizer = summarizer
         self._target_share = summary_target_share
         self._summaries: LruCache[tuple[str, bytes], str] = LruCache(summary_cache_entries)
+        # (summarizer, digest of a span's first message) -> lengths of spans summarized from
+        # it: how a later fit of the same, longer history finds the summary to reuse.
+        self._span_lengths: LruCache[tuple[str, bytes], frozenset[int]] = LruCache(
+            summary_cache_entries
+        )
         self._summary_locks: dict[tuple[str, bytes], asyncio.Lock] = {}
 
     # -- what the router asks before choosing -------------------------------------------------
@@ -369,6 +380,9 @@ class ContextManager:
         if not eligible:
             return ()
         summarizer_id = self._summarizer.model_id
+        reused = await self._reusable_span(model_id, msgs, counts, eligible, history, threshold)
+        if reused:
+            return reused
         summary_cost, input_cap = self._summary_limits(model_id, summarizer_id)
         eligible_msgs = [msgs[i] for i in eligible]
         await self._counter.warm(summarizer_id, eligible_msgs)
@@ -396,6 +410,74 @@ class ContextManager:
         if sum(counts[i] for i in span) <= summary_cost:
             return ()  # replacing them would not save tokens
         return tuple(span)
+
+    async def _reusable_span(
+        self,
+        model_id: str,
+        msgs: tuple[Message, ...],
+        counts: tuple[int, ...],
+        eligible: list[int],
+        history: int,
+        threshold: float,
+    ) -> tuple[int, ...]:
+        """The span of a summary already made for the start of this history, while the
+        prompt with that summary in place stays within the threshold.
+
+        Reusing it keeps the start of the prompt byte-identical from turn to turn, so the
+        provider's prompt cache keeps serving it; a new summary (of a longer span, down to
+        the target share again) is made only when the prompt outgrows the threshold: the
+        prompt's start changes once per block of turns, not on every turn."""
+        assert self._summarizer is not None
+        summarizer_id = self._summarizer.model_id
+        anchor = (summarizer_id, await self._counter.messages_digest([msgs[eligible[0]]]))
+        lengths = self._span_lengths.get(anchor)
+        if not lengths:
+            return ()
+        groups, allowed = tool_groups(msgs), set(eligible)
+        for length in sorted(lengths, reverse=True):
+            span = eligible[:length]
+            if length > len(eligible) or _whole_exchanges(span, groups, allowed) != span:
+                continue
+            replaced = [msgs[i] for i in span]
+            key = (summarizer_id, await self._counter.messages_digest(replaced))
+            text = self._summaries.get(key)
+            if text is None:
+                continue
+            message = self._summary_message(text, replaced)
+            await self._counter.warm(model_id, [message])
+            tokens = self._counter.message_tokens(model_id, [message])[0]
+            if history - sum(counts[i] for i in span) + tokens <= threshold:
+                return tuple(span)
+            return ()  # the longest known summary no longer suffices: summarize anew
+        return ()
+
+    def _remember_span(self, summarizer_id: str, anchor: bytes, length: int) -> None:
+        key = (summarizer_id, anchor)
+        self._span_lengths.put(key, (self._span_lengths.get(key) or frozenset()) | {length})
+
+    async def _summarizer_input(
+        self, summarizer_id: str, replaced: Sequence[Message]
+    ) -> tuple[Message, ...]:
+        """What the summarizer reads for `replaced`: the summary already made of its longest
+        known start followed by the rest, so summarizing a longer span does not read the
+        whole history again."""
+        anchor = (summarizer_id, await self._counter.messages_digest(replaced[:1]))
+        for length in sorted(self._span_lengths.get(anchor) or (), reverse=True):
+            if length >= len(replaced):
+                continue
+            key = (summarizer_id, await self._counter.messages_digest(replaced[:length]))
+            text = self._summaries.get(key)
+            if text is not None:
+                return (self._summary_message(text, replaced[:length]), *replaced[length:])
+        return tuple(replaced)
+
+    @staticmethod
+    def _summary_message(text: str, replaced: Sequence[Message]) -> Message:
+        return Message(
+            Role.USER,
+            summary_message_text(text, len(replaced)),
+            importance=max((m.importance for m in replaced), default=Importance.NORMAL),
+        )
 
     def _summary_limits(self, model_id: str, summarizer_id: str) -> tuple[int, int]:
         """What a summary costs in `model_id`'s prompt (at most), and how many tokens of
@@ -437,8 +519,9 @@ class ContextManager:
                 text = self._summaries.get(key)
                 usage = Usage()
                 if text is None:
+                    reading = await self._summarizer_input(summarizer.model_id, replaced)
                     try:
-                        summary = await summarizer.summarize(replaced, timeout_s=timeout_s)
+                        summary = await summarizer.summarize(reading, timeout_s=timeout_s)
                     except (ProviderError, NoCandidates, DeadlineExceeded) as exc:
                         # Summarizing is an optimization: pruning still fits the prompt.
                         _log.warning(
@@ -451,16 +534,15 @@ class ContextManager:
                     text, usage = summary.text, summary.usage
                     if text.strip():
                         self._summaries.put(key, text)
+                        anchor = await self._counter.messages_digest(replaced[:1])
+                        self._remember_span(summarizer.model_id, anchor, len(span))
         finally:
             if not lock.locked() and self._summary_locks.get(key) is lock:
                 del self._summary_locks[key]
         if not text.strip():
             return None
-        message = Message(
-            Role.USER,
-            summary_message_text(text, len(span)),
-            importance=max((m.importance for m in replaced), default=Importance.NORMAL),
-        )
+        message = self._summary_message(text, replaced)
+        await self._counter.warm(model_id, [message])
         tokens = self._counter.message_tokens(model_id, [message])[0]
         return Replacement(
             message=message,
