@@ -135,9 +135,11 @@ def _result(call: ToolCall, rng: random.Random) -> ToolResult:
     return ToolResult(call.id, json.dumps(figures))
 
 
-def print_agent_totals(totals: AgentTotals) -> None:
+def print_agent_totals(totals: AgentTotals, summarizer_calls: int) -> None:
     print("\nAgent totals")
     print(f"  model calls               {totals.calls:>12,}")
+    # Each new summary rewrites the start of the prompt: few calls, a stable prefix.
+    print(f"  summarizer calls          {summarizer_calls:>12,}")
     print(f"  prompt tokens             {totals.input:>12,}")
     print(
         f"  read from the cache       {totals.cache_read:>12,}  "

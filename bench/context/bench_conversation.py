@@ -236,7 +236,8 @@ async def replay_agent_conversation(args: argparse.Namespace) -> None:
         finally:
             for provider in providers.values():
                 await provider.aclose()
-    print_agent_totals(totals)
+        summarizer_calls = sum(1 for r in emulator.requests if r.model == summarizer_id)
+    print_agent_totals(totals, summarizer_calls)
 
 
 async def replay(args: argparse.Namespace) -> None:
