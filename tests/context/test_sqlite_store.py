@@ -172,7 +172,7 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 5
     # Conversations from before tenants belong to the default owner, and only to it.
     store = await SQLiteStore.open(path)
     try:
@@ -224,7 +224,7 @@ async def test_two_openers_of_an_old_file_both_migrate_it(
         for store in stores:
             await store.aclose()
     with connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 async def test_a_damaged_row_is_left_out_of_list_for_everyone_else(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -126,6 +127,7 @@ def metadata_from_json(raw: str) -> dict[str, str]:
 
 
 def message_fields(message: Message) -> dict[str, Any]:
+    """A message's stored fields; image bytes by reference (see `parts_to_json`)."""
     fields: dict[str, Any] = {
         "role": message.role.value,
         "content": message.content,
@@ -137,7 +139,42 @@ def message_fields(message: Message) -> dict[str, Any]:
     return fields
 
 
-def message_from_fields(fields: Mapping[str, Any]) -> Message:
+def image_hash(data: bytes) -> str:
+    """The key an image's bytes are stored under: their sha256, in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_blobs(messages: Sequence[Message]) -> dict[str, bytes]:
+    """The image bytes the messages carry, by `image_hash` (each image once)."""
+    return {
+        image_hash(part.data): part.data
+        for message in messages
+        for part in message.parts
+        if isinstance(part, ImagePart) and part.data
+    }
+
+
+def image_refs(raw_parts: str) -> set[str]:
+    """The image hashes a message's stored parts (`parts_to_json`) refer to."""
+    if not raw_parts or '"sha256"' not in raw_parts:
+        return set()
+    items = json.loads(raw_parts)
+    if not isinstance(items, list):
+        raise ValueError("parts is not a list")
+    return {
+        str(item["image"]["sha256"])
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("image"), dict)
+        and "sha256" in item["image"]
+    }
+
+
+def message_from_fields(
+    fields: Mapping[str, Any], images: Mapping[str, bytes] | None = None
+) -> Message:
+    """The message from its stored fields; `images` holds the bytes its image parts refer
+    to by hash."""
     content = fields["content"]
     if not isinstance(content, str):
         raise ValueError("content is not a string")
@@ -147,12 +184,14 @@ def message_from_fields(fields: Mapping[str, Any]) -> Message:
         content=content,
         pinned=bool(fields["pinned"]),
         importance=Importance(int(fields["importance"])),
-        parts=parts_from_json(raw_parts) if raw_parts else (),
+        parts=parts_from_json(raw_parts, images) if raw_parts else (),
     )
 
 
 def parts_to_json(parts: Sequence[Part]) -> str:
-    """A message's parts as JSON text, the form every store keeps them in."""
+    """A message's parts as JSON text, the form every store keeps them in. Image bytes are
+    not in it: an image names its bytes by `image_hash`, and the store keeps the bytes once
+    however many messages (of any conversation) carry the same image."""
     items: list[dict[str, object]] = []
     for part in parts:
         if isinstance(part, TextPart):
@@ -161,7 +200,7 @@ def parts_to_json(parts: Sequence[Part]) -> str:
             items.append(
                 {
                     "image": {
-                        "data": base64.b64encode(part.data).decode("ascii"),
+                        "sha256": image_hash(part.data) if part.data else "",
                         "media_type": part.media_type,
                         "url": part.url,
                     }
@@ -184,7 +223,9 @@ def parts_to_json(parts: Sequence[Part]) -> str:
     return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
 
 
-def parts_from_json(raw: str) -> tuple[Part, ...]:
+def parts_from_json(raw: str, images: Mapping[str, bytes] | None = None) -> tuple[Part, ...]:
+    """The parts `parts_to_json` wrote; image bytes come from `images` by hash (parts
+    written before images were stored by hash carry their bytes inline, in "data")."""
     items = json.loads(raw)
     if not isinstance(items, list):
         raise ValueError("parts is not a list")
@@ -198,7 +239,7 @@ def parts_from_json(raw: str) -> tuple[Part, ...]:
         elif kind == "image":
             parts.append(
                 ImagePart(
-                    data=base64.b64decode(value["data"]),
+                    data=_image_data(value, images or {}),
                     media_type=str(value["media_type"]),
                     url=str(value["url"]),
                 )
@@ -217,6 +258,18 @@ def parts_from_json(raw: str) -> tuple[Part, ...]:
         else:
             raise ValueError(f"unknown part kind {kind!r}")
     return tuple(parts)
+
+
+def _image_data(value: Mapping[str, Any], images: Mapping[str, bytes]) -> bytes:
+    digest = value.get("sha256")
+    if digest is None:
+        return base64.b64decode(value.get("data", ""))
+    if not digest:
+        return b""
+    data = images.get(str(digest))
+    if data is None:
+        raise ValueError(f"image {digest} is missing from the store")
+    return data
 
 
 def appended(

@@ -16,6 +16,7 @@ from modelrouter_server.context._records import (
     decode_page_token,
     encode_page_token,
     from_us,
+    image_hash,
     new_conversation_id,
     normalized_page_size,
     summary_applies,
@@ -27,7 +28,7 @@ from modelrouter_server.context.store import (
     StoredMessage,
     SummaryRecord,
 )
-from modelrouter_server.domain import Message
+from modelrouter_server.domain import ImagePart, Message
 from modelrouter_server.errors import ConversationNotFound, TurnAlreadyRecorded
 
 
@@ -46,6 +47,31 @@ class MemoryStore:
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
         self._stamp = Stamps()
+        # Each image's bytes once, by hash, and the conversations whose messages hold them.
+        self._images: dict[str, bytes] = {}
+        self._image_users: dict[str, set[str]] = {}
+
+    @property
+    def image_count(self) -> int:
+        """How many distinct images the store holds."""
+        return len(self._images)
+
+    def _interned(self, conversation_id: str, messages: Sequence[Message]) -> list[Message]:
+        """`messages` with each image's bytes replaced by the one copy the store keeps."""
+        out: list[Message] = []
+        for message in messages:
+            if not any(isinstance(p, ImagePart) and p.data for p in message.parts):
+                out.append(message)
+                continue
+            parts = []
+            for part in message.parts:
+                if isinstance(part, ImagePart) and part.data:
+                    digest = image_hash(part.data)
+                    part = replace(part, data=self._images.setdefault(digest, part.data))
+                    self._image_users.setdefault(digest, set()).add(conversation_id)
+                parts.append(part)
+            out.append(replace(message, parts=tuple(parts)))
+        return out
 
     async def create(
         self,
@@ -58,6 +84,7 @@ class MemoryStore:
         counts = check_append(messages, tokens)
         stamp = self._stamp()
         conversation_id = new_conversation_id()
+        messages = self._interned(conversation_id, messages)
         row = _Row(stamp, stamp, dict(metadata), owner=owner)
         row.messages.extend(
             StoredMessage(seq=i, message=m, tokens=n, created_at=from_us(stamp))
@@ -94,6 +121,10 @@ class MemoryStore:
     async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         self._row(conversation_id, owner)
         del self._rows[conversation_id]
+        for digest, users in builtins.list(self._image_users.items()):
+            users.discard(conversation_id)
+            if not users:
+                del self._image_users[digest], self._images[digest]
 
     async def append(
         self,
@@ -108,6 +139,7 @@ class MemoryStore:
         row = self._row(conversation_id)
         if request_id and any(m.request_id == request_id for m in row.messages):
             raise TurnAlreadyRecorded(conversation_id, request_id)
+        messages = self._interned(conversation_id, messages)
         stamp = self._stamp()
         created = from_us(stamp)
         base = len(row.messages)

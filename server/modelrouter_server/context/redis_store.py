@@ -12,6 +12,8 @@ Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
     <prefix>conv:{<id>}:msgs       list: one JSON message per seq (the index is the seq)
     <prefix>conv:{<id>}:by         hash: replaced seq -> the seq of the summary replacing it
     <prefix>conv:{<id>}:req        hash: request id -> the first seq of the turn it added
+    <prefix>image:{<sha256>}       string: an image's bytes (base64), once for all messages
+    <prefix>image:{<sha256>}:refs  set: the conversations whose messages carry the image
 
 Appending runs as one Lua script, which Redis executes atomically across every client: it
 reads the list length as the first new seq and pushes the turn in the same step, so
@@ -26,6 +28,7 @@ retrying it could store the turn twice. A failure surfaces as `StoreError` inste
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 from collections.abc import Mapping, Sequence
@@ -44,6 +47,8 @@ from modelrouter_server.context._records import (
     decode_page_token,
     encode_page_token,
     from_us,
+    image_blobs,
+    image_refs,
     message_fields,
     message_from_fields,
     metadata_from_json,
@@ -125,6 +130,21 @@ return 1
 """
 
 
+# An image's bytes (base64) and the set of conversations using it share a hash tag, so each
+# script below touches one slot; the conversation scripts never touch image keys.
+_PUT_IMAGE = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+_RELEASE_IMAGE = """
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return 1
+"""
+
+
 def _message_json(
     message: Message,
     tokens: int,
@@ -139,13 +159,21 @@ def _message_json(
     return json.dumps(fields, separators=(",", ":"))
 
 
-def _stored_message(seq: int, raw: str, summarized_by: int | None) -> StoredMessage:
+def _parts_of(raw: str) -> str:
+    """The stored parts JSON of one stored message ('' when it has none)."""
+    fields = json.loads(raw)
+    return str(fields.get("parts") or "") if isinstance(fields, dict) else ""
+
+
+def _stored_message(
+    seq: int, raw: str, summarized_by: int | None, images: Mapping[str, bytes]
+) -> StoredMessage:
     fields = json.loads(raw)
     if not isinstance(fields, dict):
         raise ValueError("not a JSON object")
     return StoredMessage(
         seq=seq,
-        message=message_from_fields(fields),
+        message=message_from_fields(fields, images),
         tokens=int(fields["tokens"]),
         created_at=from_us(int(fields["created_us"])),
         summarized_by=summarized_by,
@@ -165,6 +193,8 @@ class RedisStore:
         self._stamp = Stamps()
         self._append = client.register_script(_APPEND)
         self._delete = client.register_script(_DELETE)
+        self._put_image = client.register_script(_PUT_IMAGE)
+        self._release_image = client.register_script(_RELEASE_IMAGE)
 
     @classmethod
     async def open(
@@ -202,6 +232,34 @@ class RedisStore:
         conv = f"{self._prefix}conv:{{{conversation_id}}}"
         return conv, f"{conv}:msgs", f"{conv}:by"
 
+    def _image_keys(self, digest: str) -> list[str]:
+        image = f"{self._prefix}image:{{{digest}}}"
+        return [image, f"{image}:refs"]
+
+    async def _store_images(self, conversation_id: str, messages: Sequence[Message]) -> None:
+        """Each image's bytes once, marked as used by the conversation; before the messages
+        that refer to them are written, so no reader meets a reference without bytes."""
+        blobs = image_blobs(messages)
+        if not blobs:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for digest, data in blobs.items():
+            encoded = base64.b64encode(data).decode("ascii")
+            await self._put_image(
+                keys=self._image_keys(digest), args=[encoded, conversation_id], client=pipe
+            )
+        await self._call("store images", pipe.execute())
+
+    async def _load_images(self, what: str, raw_messages: Sequence[str]) -> dict[str, bytes]:
+        wanted = sorted({d for raw in raw_messages for d in image_refs(_parts_of(raw))})
+        if not wanted:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for digest in wanted:
+            pipe.get(self._image_keys(digest)[0])
+        found = await self._call(what, pipe.execute())
+        return {d: base64.b64decode(v) for d, v in zip(wanted, found, strict=True) if v}
+
     def _request_key(self, conversation_id: str) -> str:
         return f"{self._prefix}conv:{{{conversation_id}}}:req"
 
@@ -228,6 +286,7 @@ class RedisStore:
     ) -> Conversation:
         counts = check_append(messages, tokens)
         conversation_id = new_conversation_id()
+        await self._store_images(conversation_id, messages)
         stamp = self._stamp()
         conv, msgs, _ = self._keys(conversation_id)
         member = f"{_INVERT_FROM - stamp:017d}:{conversation_id}"
@@ -264,9 +323,10 @@ class RedisStore:
         if not head or head.get("tenant", "") != owner:
             raise ConversationNotFound(conversation_id)
         try:
+            images = await self._load_images(what, raw_messages)
             summarized = {int(k): int(v) for k, v in links.items()}
             messages = tuple(
-                _stored_message(seq, raw, summarized.get(seq))
+                _stored_message(seq, raw, summarized.get(seq), images)
                 for seq, raw in enumerate(raw_messages)
             )
             return self._conversation(conversation_id, head, messages, len(messages))
@@ -320,12 +380,27 @@ class RedisStore:
     async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         conv, msgs, by = self._keys(conversation_id)
         req = self._request_key(conversation_id)
+        what = f"delete {quote(conversation_id)}"
+        raw_messages = await self._call(what, self._redis.lrange(msgs, 0, -1))
         deleted = await self._call(
-            f"delete {quote(conversation_id)}",
-            self._delete(keys=[conv, msgs, by, self._index_of(owner), req], args=[owner]),
+            what, self._delete(keys=[conv, msgs, by, self._index_of(owner), req], args=[owner])
         )
         if int(deleted) == 0:
             raise ConversationNotFound(conversation_id)
+        used: set[str] = set()
+        for raw in raw_messages:
+            try:
+                used |= image_refs(_parts_of(raw))
+            except (ValueError, KeyError, TypeError):
+                continue  # an unreadable message cannot name its images; they stay
+        if used:
+            # An image goes with the last conversation that uses it.
+            pipe = self._redis.pipeline(transaction=False)
+            for digest in sorted(used):
+                await self._release_image(
+                    keys=self._image_keys(digest), args=[conversation_id], client=pipe
+                )
+            await self._call(what, pipe.execute())
 
     async def append(
         self,
@@ -337,6 +412,7 @@ class RedisStore:
         request_id: str = "",
     ) -> AppendResult:
         counts = check_append(messages, tokens)
+        await self._store_images(conversation_id, messages)
         stamp = self._stamp()
         args: builtins.list[str] = [str(stamp), request_id, str(len(messages))]
         args.extend(

@@ -33,6 +33,8 @@ from modelrouter_server.context._records import (
     decode_page_token,
     encode_page_token,
     from_us,
+    image_blobs,
+    image_refs,
     message_from_fields,
     metadata_from_json,
     metadata_json,
@@ -56,7 +58,7 @@ from modelrouter_server.quoting import quote
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -87,6 +89,13 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_request ON messages (conversation_id, request_id)
     WHERE request_id <> '';
+CREATE TABLE IF NOT EXISTS images (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS image_refs (
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (sha256, conversation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS image_refs_by_conversation ON image_refs (conversation_id);
 """
 
 _MIGRATIONS = {
@@ -97,6 +106,11 @@ _MIGRATIONS = {
     2: "ALTER TABLE conversations ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
     # 3 -> 4: content parts (images, tool calls and results) as JSON; '' for none.
     3: "ALTER TABLE messages ADD COLUMN parts TEXT NOT NULL DEFAULT ''",
+    # 4 -> 5: image bytes once per content hash (`images`, and `image_refs`: which
+    # conversations use each, created with the schema below). Parts stored before keep
+    # their bytes inline and still read back.
+    4: "CREATE TABLE IF NOT EXISTS images (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)"
+    " WITHOUT ROWID",
 }
 
 _MESSAGE_COLUMNS = (
@@ -109,7 +123,7 @@ class _Corrupt(Exception):
     """Stored data that does not parse."""
 
 
-def _message_row(row: Sequence[Any]) -> StoredMessage:
+def _message_row(row: Sequence[Any], images: Mapping[str, bytes]) -> StoredMessage:
     (
         seq,
         role,
@@ -131,7 +145,8 @@ def _message_row(row: Sequence[Any]) -> StoredMessage:
                 "pinned": pinned,
                 "importance": importance,
                 "parts": parts,
-            }
+            },
+            images,
         )
         return StoredMessage(
             seq=int(seq),
@@ -173,6 +188,29 @@ def _insert_message(
             parts_to_json(message.parts) if message.parts else "",
         ),
     )
+    for digest, data in image_blobs([message]).items():
+        db.execute("INSERT OR IGNORE INTO images (sha256, data) VALUES (?, ?)", (digest, data))
+        db.execute(
+            "INSERT OR IGNORE INTO image_refs (conversation_id, sha256) VALUES (?, ?)",
+            (conversation_id, digest),
+        )
+
+
+def _images_of(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> dict[str, bytes]:
+    """The bytes of the images the message rows refer to (`parts` is their last column)."""
+    wanted: set[str] = set()
+    for row in rows:
+        try:
+            wanted |= image_refs(str(row[-1] or ""))
+        except (ValueError, KeyError, TypeError):
+            continue  # the row itself is reported corrupt when it is read
+    if not wanted:
+        return {}
+    found = db.execute(
+        f"SELECT sha256, data FROM images WHERE sha256 IN ({','.join('?' * len(wanted))})",
+        tuple(wanted),
+    ).fetchall()
+    return {str(digest): bytes(data) for digest, data in found}
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[], T], *, write: bool) -> T:
@@ -282,7 +320,9 @@ class SQLiteStore:
                     " ORDER BY seq",
                     (conversation_id,),
                 ).fetchall()
-                return _conversation(conversation_id, head, [_message_row(r) for r in rows])
+                images = _images_of(db, rows)
+                messages = [_message_row(r, images) for r in rows]
+                return _conversation(conversation_id, head, messages)
 
             return _in_transaction(db, read, write=False)
 
@@ -333,11 +373,30 @@ class SQLiteStore:
     async def delete(self, conversation_id: str, *, owner: str = "") -> None:
         def work(db: sqlite3.Connection) -> int:
             def remove() -> int:
-                # Messages go by ON DELETE CASCADE, in the same transaction.
+                # Read before the delete: ON DELETE CASCADE removes the refs with it.
+                used = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT sha256 FROM image_refs WHERE conversation_id = ?",
+                        (conversation_id,),
+                    )
+                ]
+                # Messages and image refs go by ON DELETE CASCADE, in the same transaction.
                 cursor = db.execute(
                     "DELETE FROM conversations WHERE id = ? AND tenant = ?",
                     (conversation_id, owner),
                 )
+                if cursor.rowcount:
+                    db.execute(
+                        "DELETE FROM image_refs WHERE conversation_id = ?", (conversation_id,)
+                    )
+                    # An image goes with the last conversation that uses it.
+                    for digest in used:
+                        db.execute(
+                            "DELETE FROM images WHERE sha256 = ? AND NOT EXISTS"
+                            " (SELECT 1 FROM image_refs WHERE sha256 = ?)",
+                            (digest, digest),
+                        )
                 return cursor.rowcount
 
             return _in_transaction(db, remove, write=True)

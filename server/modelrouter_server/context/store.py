@@ -14,6 +14,8 @@ conversations), `MemoryStore` (tests, throwaway servers). Every implementation:
   `delete` see only the caller's own, and another owner's id is `ConversationNotFound`, as if
   it did not exist. The owner "" is the default tenant's, and holds every conversation stored
   before owners existed;
+- keeps each image's bytes once, by sha256, for every message of every conversation that
+  carries it, and removes them with the last conversation that uses them;
 - answers a page token that does not parse with `RequestError` on `page_token`, and leaves a
   conversation whose stored values do not parse out of `list` (logged) rather than failing
   the whole page.
