@@ -45,8 +45,8 @@ from modelrouter_server.errors import (
 )
 from modelrouter_server.providers import CONTINUE_INSTRUCTION, AnthropicProvider, OpenAIProvider
 
-from .conftest import CATALOG, EMULATED_MODELS, PROVIDER_KINDS, build_case, connection
-from .support import (
+from ..conftest import CATALOG, PROVIDER_KINDS, build_case, connection
+from ..support import (
     API_KEY,
     CLAUDE,
     GPT_4O_MINI,
@@ -62,44 +62,6 @@ from .support import (
 # Like the router, each provider (and its connection pool) lives through many calls: one
 # per module and kind, on one emulator whose script and records are reset before each test.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(EMULATED_MODELS) as emu:
-        yield emu
-
-
-@pytest.fixture(autouse=True)
-def _fresh_script(emulator: Emulator) -> None:
-    emulator.reset()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=PROVIDER_KINDS)
-async def case(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIterator[Case]:
-    """Each provider in turn: the contract suite runs once per provider."""
-    built = build_case(
-        request.param,
-        emulator,
-        anthropic_url=emulator.base_url,
-        openai_url=emulator.openai_base_url,
-    )
-    yield built
-    await built.provider.aclose()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def claude(emulator: Emulator) -> AsyncIterator[AnthropicProvider]:
-    provider = AnthropicProvider("anthropic", connection(emulator.base_url))
-    yield provider
-    await provider.aclose()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gpt(emulator: Emulator) -> AsyncIterator[OpenAIProvider]:
-    provider = OpenAIProvider("openai", connection(emulator.openai_base_url), models=CATALOG)
-    yield provider
-    await provider.aclose()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

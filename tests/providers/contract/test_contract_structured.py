@@ -5,11 +5,9 @@ Claude gets the schema as a forced tool whose input comes back as the answer tex
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import jsonschema
 import pytest
-import pytest_asyncio
 from modelrouter_server.domain import (
     NO_TOOLS,
     FinishReason,
@@ -23,10 +21,9 @@ from modelrouter_server.domain import (
     ToolCallChunk,
     ToolSettings,
 )
-from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.emulator import Behavior
 
-from .conftest import EMULATED_MODELS, PROVIDER_KINDS, build_case
-from .support import Case, collect
+from ..support import Case, collect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,29 +39,6 @@ CITY = {
 }
 LOOSE = {"type": "object", "properties": {"city": {"type": "string"}}}
 SCHEMA = ResponseFormat(ResponseFormatType.JSON_SCHEMA, CITY, "city_facts", strict=True)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(EMULATED_MODELS) as emu:
-        yield emu
-
-
-@pytest.fixture(autouse=True)
-def _fresh_script(emulator: Emulator) -> None:
-    emulator.reset()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=PROVIDER_KINDS)
-async def case(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIterator[Case]:
-    built = build_case(
-        request.param,
-        emulator,
-        anthropic_url=emulator.base_url,
-        openai_url=emulator.openai_base_url,
-    )
-    yield built
-    await built.provider.aclose()
 
 
 def json_request(

@@ -7,12 +7,10 @@ through the official SDKs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
 import pytest
-import pytest_asyncio
 from modelrouter_server.domain import (
     Completion,
     FinishReason,
@@ -21,41 +19,17 @@ from modelrouter_server.domain import (
     TextChunk,
     Usage,
 )
-from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.emulator import Behavior
 from modelrouter_server.providers.finish_reasons import (
     ANTHROPIC_STOP_REASONS,
     OPENAI_FINISH_REASONS,
 )
 
-from .conftest import EMULATED_MODELS, PROVIDER_KINDS, build_case
-from .support import Case, collect
+from ..support import Case, collect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 REFUSAL = "I'm sorry, I can't assist with that request."
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(EMULATED_MODELS) as emu:
-        yield emu
-
-
-@pytest.fixture(autouse=True)
-def _fresh_script(emulator: Emulator) -> None:
-    emulator.reset()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=PROVIDER_KINDS)
-async def case(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIterator[Case]:
-    built = build_case(
-        request.param,
-        emulator,
-        anthropic_url=emulator.base_url,
-        openai_url=emulator.openai_base_url,
-    )
-    yield built
-    await built.provider.aclose()
 
 
 Mode = Literal["complete", "stream"]

@@ -10,10 +10,8 @@ translation the real API would refuse fails here too.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from modelrouter_server.domain import (
     FinishReason,
     Message,
@@ -28,12 +26,11 @@ from modelrouter_server.domain import (
     ToolResult,
     ToolSettings,
 )
-from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.emulator import Behavior
 from modelrouter_server.emulator.behavior import ScriptedToolCall
 from modelrouter_server.errors import StreamInterrupted
 
-from .conftest import EMULATED_MODELS, PROVIDER_KINDS, build_case
-from .support import Case, collect, collect_until_error
+from ..support import Case, collect, collect_until_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,29 +46,6 @@ TWO_CALLS = (
     ScriptedToolCall("get_weather", json.dumps({"city": "Paris", "days": [1, 2]})),
     ScriptedToolCall("get_time", json.dumps({"city": "Oslo"})),
 )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(EMULATED_MODELS) as emu:
-        yield emu
-
-
-@pytest.fixture(autouse=True)
-def _fresh_script(emulator: Emulator) -> None:
-    emulator.reset()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=PROVIDER_KINDS)
-async def case(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIterator[Case]:
-    built = build_case(
-        request.param,
-        emulator,
-        anthropic_url=emulator.base_url,
-        openai_url=emulator.openai_base_url,
-    )
-    yield built
-    await built.provider.aclose()
 
 
 def tool_request(case: Case, *messages: Message, tools: ToolSettings = TOOLS) -> ProviderRequest:

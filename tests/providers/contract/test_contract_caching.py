@@ -5,47 +5,18 @@ automatic `cached_tokens`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from modelrouter_server.domain import Message, ProviderRequest, Role, Tool, ToolSettings, Usage
 from modelrouter_server.emulator import Emulator
 from modelrouter_server.providers import AnthropicProvider, OpenAIProvider
 
-from .conftest import CATALOG, EMULATED_MODELS, connection
-from .support import CLAUDE, GPT_4O_MINI, collect, reported
+from ..support import CLAUDE, GPT_4O_MINI, collect, reported
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EPHEMERAL = {"type": "ephemeral"}
 LONG_SYSTEM = "You are the operations assistant. " + "Follow the runbook exactly. " * 400
 TOOLS = ToolSettings((Tool("search", "Search.", {"type": "object", "properties": {}}),))
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(EMULATED_MODELS) as emu:
-        yield emu
-
-
-@pytest.fixture(autouse=True)
-def _fresh(emulator: Emulator) -> None:
-    emulator.reset()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def claude(emulator: Emulator) -> AsyncIterator[AnthropicProvider]:
-    provider = AnthropicProvider("anthropic", connection(emulator.base_url))
-    yield provider
-    await provider.aclose()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gpt(emulator: Emulator) -> AsyncIterator[OpenAIProvider]:
-    provider = OpenAIProvider("openai", connection(emulator.openai_base_url), models=CATALOG)
-    yield provider
-    await provider.aclose()
 
 
 def turns(n: int) -> tuple[Message, ...]:
