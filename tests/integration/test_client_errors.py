@@ -42,10 +42,12 @@ async def test_stream_errors_are_typed_too(router: AsyncModelRouterClient) -> No
 async def test_rate_limited_carries_retry_delay(
     router: AsyncModelRouterClient, emulator: Emulator
 ) -> None:
-    emulator.set_behavior("*", Behavior(error_status=429, retry_after_s=30))
+    # Longer than the client's 30 s deadline: waiting cannot help, so the router answers
+    # at once. (At exactly 30 s the outcome hung on which side saw the deadline first.)
+    emulator.set_behavior("*", Behavior(error_status=429, retry_after_s=45))
     with pytest.raises(ResourceExhaustedError) as caught:
         await router.generate("hi", task=pb.TASK_CHAT)
-    assert caught.value.retry_delay_s == 30.0
+    assert caught.value.retry_delay_s == 45.0
     assert caught.value.reason == "NO_CANDIDATES"
 
 

@@ -104,7 +104,9 @@ async def test_unary_cancel_closes_the_upstream_request(
 async def test_all_candidates_rate_limited_is_resource_exhausted_with_every_attempt(
     router: AsyncModelRouterClient, emulator: Emulator
 ) -> None:
-    emulator.set_behavior("*", Behavior(error_status=429, retry_after_s=30))
+    # Longer than the client's 30 s deadline: waiting cannot help, so the router answers
+    # at once. (At exactly 30 s the outcome hung on which side saw the deadline first.)
+    emulator.set_behavior("*", Behavior(error_status=429, retry_after_s=45))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await router.generate("hi", task=pb.TASK_CHAT)
     error = caught.value
@@ -117,7 +119,7 @@ async def test_all_candidates_rate_limited_is_resource_exhausted_with_every_atte
     attempts = " ".join(info.metadata.values())
     assert GPT in attempts and CLAUDE in attempts
     (retry,) = retries
-    assert retry.retry_delay.seconds == 30
+    assert retry.retry_delay.seconds == 45
 
 
 async def test_429_with_retry_after_is_retried_on_the_same_model_after_the_wait(
