@@ -17,6 +17,15 @@ buf=${BUF:-$root/node_modules/.bin/buf}
 # root, where a v2 one would expect the module at its own modules path.
 config='{"version":"v1","breaking":{"use":["PACKAGE"]}}'
 
+# Each commit's protos/ is taken out with git archive: buf's own git input clones the
+# repository shallowly (50 commits), so an older commit's parent is missing from it.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+extract() { # extract COMMIT DIR
+  mkdir -p "$2"
+  git archive "$1" protos | tar -x -C "$2"
+}
+
 status=0
 check() { # check INPUT AGAINST LABEL [--config JSON]
   if ! "$buf" breaking "$1" --against "$2" "${@:4}"; then
@@ -36,8 +45,10 @@ if git rev-parse -q --verify HEAD >/dev/null; then
         echo "buf breaking: ${commit:0:10} ($subject) is a declared, intended break"
         continue
       fi
-      check ".git#ref=$commit,subdir=protos" ".git#ref=$commit~1,subdir=protos" \
-        "${commit:0:10} ($subject)" --config "$config"
+      new="$scratch/${commit:0:10}-new" old="$scratch/${commit:0:10}-old"
+      extract "$commit" "$new"
+      extract "$commit~1" "$old"
+      check "$new/protos" "$old/protos" "${commit:0:10} ($subject)" --config "$config"
       checked=$((checked + 1))
     done
     echo "buf breaking: $checked commit(s) since ${start:0:10} checked"
