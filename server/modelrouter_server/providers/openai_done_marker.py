@@ -1,55 +1,46 @@
 """Telling an OpenAI stream that ended with `data: [DONE]` from one whose body just stopped.
 
 The openai SDK stops iterating at `[DONE]` and also, without a word, when the body ends
-early, so its iterator cannot tell a complete answer from a cut one. This module wraps the
-SDK's SSE decoder (through the client's `_make_sse_decoder` hook, the one place the SDK
-builds it) to note whether the marker passed by; `saw_done_marker` reads that note off a
-finished stream. Both touch SDK internals, kept here so an SDK upgrade has one place to check.
+early, so its iterator cannot tell a complete answer from a cut one. The provider reads the
+SSE body itself (`providers.sse`) and asks `is_done_marker` of each event's data: only a
+body that carried the marker holds a complete answer.
+
+After the marker, `drain_after_done` reads what is left of an HTTP/1.1 body (normally just
+the chunked terminator), as the SDK does, so the connection goes back to the pool instead
+of being closed; it waits a tenth of a second at most.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+import asyncio
+from collections.abc import AsyncIterator
 
-import openai
-from openai._streaming import ServerSentEvent, SSEBytesDecoder, SSEDecoder
+import httpx2
 
-_DONE = "[DONE]"
-_Item = TypeVar("_Item")
+from modelrouter_server.providers.sse import TRANSPORT_ERRORS
 
-
-class DoneMarkerWatch:
-    """An SSE decoder that passes every event through and notes the `[DONE]` marker."""
-
-    def __init__(self, inner: SSEDecoder | SSEBytesDecoder) -> None:
-        self._inner = inner
-        self.saw_done = False
-
-    def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[ServerSentEvent]:
-        for event in self._inner.iter_bytes(iterator):
-            self._note(event)
-            yield event
-
-    async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[ServerSentEvent]:
-        async for event in self._inner.aiter_bytes(iterator):
-            self._note(event)
-            yield event
-
-    def _note(self, event: ServerSentEvent) -> None:
-        # The same test the SDK applies before it stops iterating.
-        if event.data.startswith(_DONE):
-            self.saw_done = True
+_DONE = b"[DONE]"
+_DRAIN_TIMEOUT_S = 0.1
+_DRAIN_ENDS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    httpx2.StreamConsumed,
+    *TRANSPORT_ERRORS,
+)
 
 
-class DoneAwareAsyncOpenAI(openai.AsyncOpenAI):
-    """`AsyncOpenAI` whose streams can report whether they ended with `[DONE]`."""
-
-    def _make_sse_decoder(self) -> SSEDecoder | SSEBytesDecoder:
-        return DoneMarkerWatch(super()._make_sse_decoder())
+def is_done_marker(data: bytes) -> bool:
+    """Whether an event's data is the marker (the same test the SDK applies)."""
+    return data.startswith(_DONE)
 
 
-def saw_done_marker(stream: openai.AsyncStream[_Item]) -> bool:
-    """Whether `stream` (made by a `DoneAwareAsyncOpenAI`) has read `data: [DONE]`."""
-    decoder = stream._decoder
-    return isinstance(decoder, DoneMarkerWatch) and decoder.saw_done
+async def drain_after_done(response: httpx2.Response, body: AsyncIterator[bytes]) -> None:
+    """Read the rest of `body` (of `response`) after the marker; failures are ignored,
+    since the answer is already complete."""
+    if response.is_closed or response.http_version != "HTTP/1.1":
+        return
+    try:
+        async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+            async for _ in body:
+                pass
+    except _DRAIN_ENDS:
+        pass

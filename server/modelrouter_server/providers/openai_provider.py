@@ -4,46 +4,37 @@ OpenAI-compatible servers (vLLM, Ollama, llama.cpp) reached by base URL."""
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from typing import Literal, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any, Literal, cast
 
 import httpx2
 import openai
-from openai.types import CompletionUsage
 from openai.types import ReasoningEffort as OpenAIReasoningEffort
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
     ChatCompletionToolChoiceOptionParam,
     ChatCompletionToolParam,
 )
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 from modelrouter_server.config.schema import Capabilities, ModelConfig, ProviderKind
 from modelrouter_server.domain import (
     Completion,
-    FinishReason,
     ImagePart,
     Message,
     ProviderRequest,
     ReasoningEffort,
-    Refusal,
-    RefusalChunk,
     ResponseFormat,
     ResponseFormatType,
     Role,
     StreamEnd,
     StreamEvent,
-    TextChunk,
     TextPart,
     ToolCall,
-    ToolCallChunk,
     ToolChoiceMode,
     ToolSettings,
-    Usage,
 )
 from modelrouter_server.errors import InterruptionKind, ProviderError
 from modelrouter_server.providers.connection import Connection
@@ -52,16 +43,25 @@ from modelrouter_server.providers.continuation import (
     split_partial_answer,
     strip_partial_answer,
 )
-from modelrouter_server.providers.finish_reasons import (
-    OPENAI_FINISH_REASONS,
-    finish_detail,
-    finish_reason,
+from modelrouter_server.providers.finish_reasons import finish_detail
+from modelrouter_server.providers.openai_done_marker import drain_after_done, is_done_marker
+from modelrouter_server.providers.openai_wire import (
+    StreamedAnswer,
+    mapping,
+    openai_finish_reason,
+    refusal_of,
+    text_field,
+    usage_of,
 )
-from modelrouter_server.providers.openai_done_marker import DoneAwareAsyncOpenAI, saw_done_marker
 from modelrouter_server.providers.pool import PoolWatch
+from modelrouter_server.providers.sse import (
+    TRANSPORT_ERRORS,
+    JSONDecodeError,
+    SSEDecoder,
+    json_object,
+)
 from modelrouter_server.providers.tool_wire import (
     MalformedToolCall,
-    ToolCallAssembly,
     arguments_json,
     openai_tool_id,
     parse_arguments,
@@ -90,6 +90,9 @@ _EFFORTS: Mapping[ReasoningEffort, OpenAIReasoningEffort] = {
 _OPENAI_KINDS = frozenset({ProviderKind.OPENAI, ProviderKind.OPENAI_COMPATIBLE})
 
 _SDK_FAILURES = (openai.APIError, httpx2.RequestError)
+
+_STREAM_ERROR = "An error occurred during streaming"
+"""The SDK's message for an error chunk whose error has none."""
 
 
 class OpenAIProvider:
@@ -122,7 +125,7 @@ class OpenAIProvider:
         self._pool = PoolWatch(
             name, connection.max_connections, connection.pool_timeout_s, connection.pool_observer
         )
-        self._client = DoneAwareAsyncOpenAI(
+        self._client = openai.AsyncOpenAI(
             api_key=connection.api_key,
             base_url=connection.base_url,
             timeout=connection.timeout,
@@ -144,29 +147,29 @@ class OpenAIProvider:
     async def complete(self, request: ProviderRequest) -> Completion:
         errors = self._errors(request.model)
         params, stripped = self._params(request)
+        # The SDK sends the call (and raises its status errors); the body is parsed here,
+        # without building the SDK's models.
         try:
-            completion = await self._client.chat.completions.create(
+            raw = await self._client.chat.completions.with_raw_response.create(
                 **params, timeout=self._connection.call_timeout(request.timeout_s)
             )
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
-        if not completion.choices:
-            raise errors.unexpected("a completion without choices", status_code=200)
-        choice = completion.choices[0]
-        text = EchoedWhitespaceFilter(stripped).feed(choice.message.content or "")
-        refusal = _refusal(choice.message.refusal)
-        reason = _finish_reason(choice.finish_reason, refusal)
-        usage = _usage(completion.usage)
         try:
-            tool_calls = tuple(
-                ToolCall(
-                    call.id,
-                    call.function.name,
-                    parse_arguments(call.function.name, call.function.arguments),
-                )
-                for call in choice.message.tool_calls or ()
-                if call.type == "function"
-            )
+            completion = json_object(raw.content)
+        except JSONDecodeError as exc:
+            raise errors.unexpected(f"malformed body: {exc}", status_code=200) from exc
+        choices = completion.get("choices")
+        if not choices:
+            raise errors.unexpected("a completion without choices", status_code=200)
+        choice = mapping(choices[0])
+        message = mapping(choice.get("message"))
+        text = EchoedWhitespaceFilter(stripped).feed(text_field(message.get("content")) or "")
+        refusal = refusal_of(text_field(message.get("refusal")))
+        reason = openai_finish_reason(choice.get("finish_reason"), refusal)
+        usage = usage_of(completion.get("usage"))
+        try:
+            tool_calls = _tool_calls(message.get("tool_calls") or ())
         except MalformedToolCall as exc:
             raise errors.unexpected(str(exc), status_code=200) from exc
         return Completion(
@@ -174,7 +177,7 @@ class OpenAIProvider:
             finish_reason=reason,
             usage=usage,
             refusal=refusal,
-            provider_model=completion.model,
+            provider_model=completion.get("model") or "",
             finish_detail=finish_detail(reason, text, usage),
             tool_calls=tool_calls,
         )
@@ -184,27 +187,38 @@ class OpenAIProvider:
         params, stripped = self._params(request)
         # Without it the stream carries no usage at all.
         params["stream_options"] = {"include_usage": True}
+        # The SDK sends the call (and raises its status errors); the body is read here,
+        # without a model per chunk: see providers.sse.
+        opening = self._client.chat.completions.with_streaming_response.create(
+            **params, stream=True, timeout=self._connection.call_timeout(request.timeout_s)
+        )
         try:
-            upstream = await self._client.chat.completions.create(
-                **params, stream=True, timeout=self._connection.call_timeout(request.timeout_s)
-            )
+            response = (await opening.__aenter__()).http_response
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
-        request_id = upstream.response.headers.get("x-request-id")
-        answer = _StreamedAnswer(EchoedWhitespaceFilter(stripped))
+        request_id = response.headers.get("x-request-id")
+        answer = StreamedAnswer(EchoedWhitespaceFilter(stripped))
+        body = response.aiter_bytes()
+        done = False
         try:
-            while (chunk := await _next_chunk(upstream, errors, request_id)) is not None:
-                for event in answer.feed(chunk):
-                    yield event
+            async with aclosing(_chunk_data(body, errors, request_id)) as events:
+                async for data in events:
+                    if is_done_marker(data):
+                        done = True
+                        break
+                    for event in answer.feed(_chunk(data, response, errors, request_id)):
+                        yield event
+            if done:
+                await drain_after_done(response, body)
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the server learns to stop generating.
-            await upstream.close()
-        if not saw_done_marker(upstream):
+            await response.aclose()
+        if not done:
             raise errors.interrupted(
                 InterruptionKind.TRUNCATED, "the body ended before [DONE]", request_id=request_id
             )
-        yield answer.end(errors, request_id)
+        yield _stream_end(answer, errors, request_id)
 
     async def count_tokens(self, model: str, messages: Sequence[Message]) -> int | None:
         # Chat Completions has no counting endpoint; the context manager counts with tiktoken.
@@ -367,102 +381,76 @@ def _add_tools(params: CompletionCreateParamsBase, settings: ToolSettings) -> No
         params["parallel_tool_calls"] = settings.parallel
 
 
-class _StreamedAnswer:
-    """What one streamed answer has said so far, fed chunk by chunk, and its end."""
-
-    def __init__(self, echo: EchoedWhitespaceFilter) -> None:
-        self._echo = echo
-        self._raw_reason: str | None = None
-        self._usage: CompletionUsage | None = None
-        self._provider_model = ""
-        self._text: list[str] = []
-        self._refused: list[str] | None = None
-        self._tools = ToolCallAssembly()
-
-    def feed(self, chunk: ChatCompletionChunk) -> Iterator[StreamEvent]:
-        """The events one chunk carries, in the order the caller sees them."""
-        self._provider_model = chunk.model or self._provider_model
-        # With include_usage the last chunk has no choices and the whole usage;
-        # some compatible servers put it on the last choice chunk instead.
-        self._usage = chunk.usage or self._usage
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.content and (piece := self._echo.feed(delta.content)):
-                self._text.append(piece)
-                yield TextChunk(piece)
-            # The first refusal chunk carries "": it already marks the answer.
-            if delta.refusal is not None:
-                self._refused = self._refused if self._refused is not None else []
-                if delta.refusal:
-                    self._refused.append(delta.refusal)
-                    yield RefusalChunk(delta.refusal)
-            yield from self._tool_pieces(delta.tool_calls or ())
-            self._raw_reason = choice.finish_reason or self._raw_reason
-
-    def _tool_pieces(self, calls: Sequence[ChoiceDeltaToolCall]) -> Iterator[ToolCallChunk]:
-        for call in calls:
-            function = call.function
-            piece = ToolCallChunk(
-                call.index,
-                id=call.id or "",
-                name=(function.name if function else None) or "",
-                arguments_json=(function.arguments if function else None) or "",
-            )
-            self._tools.add(
-                piece.index, id=piece.id, name=piece.name, fragment=piece.arguments_json
-            )
-            if piece.id or piece.name or piece.arguments_json:
-                yield piece
-
-    def end(self, errors: UpstreamErrors, request_id: str | None) -> StreamEnd:
-        """The stream's last event, once the body ended with [DONE]."""
-        refusal = _refusal(None if self._refused is None else "".join(self._refused))
-        reason = _finish_reason(self._raw_reason, refusal)
-        answer = "".join(self._text)
-        sent_usage = _usage(self._usage)
+async def _chunk_data(
+    body: AsyncIterator[bytes], errors: UpstreamErrors, request_id: str | None
+) -> AsyncGenerator[bytes, None]:
+    """The data of each event in the body; transport failures become `StreamInterrupted`."""
+    decoder = SSEDecoder()
+    while True:
         try:
-            tool_calls = self._tools.calls()
-        except MalformedToolCall as exc:
+            chunk = await anext(body)
+        except StopAsyncIteration:
+            return
+        except httpx2.TimeoutException as exc:
             raise errors.interrupted(
-                InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
+                InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
             ) from exc
-        return StreamEnd(
-            reason,
-            sent_usage,
-            refusal=refusal,
-            provider_model=self._provider_model,
-            finish_detail=finish_detail(reason, answer, sent_usage),
-            tool_calls=tool_calls,
-        )
+        except TRANSPORT_ERRORS as exc:
+            raise errors.interrupted(
+                InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
+            ) from exc
+        for sse in decoder.feed(chunk):
+            yield sse.data
 
 
-async def _next_chunk(
-    upstream: openai.AsyncStream[ChatCompletionChunk],
-    errors: UpstreamErrors,
-    request_id: str | None,
-) -> ChatCompletionChunk | None:
-    """The next chunk, None at the end of the body; failures become `StreamInterrupted`."""
+def _chunk(
+    data: bytes, response: httpx2.Response, errors: UpstreamErrors, request_id: str | None
+) -> Mapping[str, Any]:
+    """One chunk parsed; an error chunk or malformed JSON becomes `StreamInterrupted`."""
     try:
-        return await anext(upstream)
-    except StopAsyncIteration:
-        return None
-    except openai.APITimeoutError as exc:
-        raise errors.interrupted(
-            InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
-        ) from exc
-    except openai.APIConnectionError as exc:
-        raise errors.interrupted(
-            InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
-        ) from exc
-    except openai.APIError as exc:
-        # An error chunk: the SDK raises a bare APIError (status None) with its body.
-        raise errors.interrupted(
-            InterruptionKind.ERROR_EVENT, _describe(exc), request_id=request_id
-        ) from exc
-    except json.JSONDecodeError as exc:
+        chunk = json_object(data)
+    except JSONDecodeError as exc:
         raise errors.interrupted(
             InterruptionKind.ERROR_EVENT, f"malformed chunk: {exc}", request_id=request_id
         ) from exc
+    error = chunk.get("error")
+    if error:
+        # What the SDK raises for an error chunk (a bare APIError, status None), so that
+        # the description is the same as the SDK path's.
+        message = mapping(error).get("message")
+        failure = openai.APIError(
+            message if message and isinstance(message, str) else _STREAM_ERROR,
+            response.request,
+            body=error,
+        )
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, _describe(failure), request_id=request_id
+        ) from failure
+    return chunk
+
+
+def _stream_end(
+    answer: StreamedAnswer, errors: UpstreamErrors, request_id: str | None
+) -> StreamEnd:
+    """The stream's last event, once the body ended with [DONE]."""
+    refusal = refusal_of(None if answer.refused is None else "".join(answer.refused))
+    reason = openai_finish_reason(answer.raw_reason, refusal)
+    text = "".join(answer.text)
+    sent_usage = usage_of(answer.usage)
+    try:
+        tool_calls = answer.tools.calls()
+    except MalformedToolCall as exc:
+        raise errors.interrupted(
+            InterruptionKind.ERROR_EVENT, str(exc), request_id=request_id
+        ) from exc
+    return StreamEnd(
+        reason,
+        sent_usage,
+        refusal=refusal,
+        provider_model=answer.provider_model,
+        finish_detail=finish_detail(reason, text, sent_usage),
+        tool_calls=tool_calls,
+    )
 
 
 def _before_answer(
@@ -504,29 +492,17 @@ def _describe(exc: openai.APIError) -> str:
     return f"{labels or 'error'}: {_api_message(exc)}"
 
 
-def _finish_reason(reason: str | None, refusal: Refusal | None) -> FinishReason:
-    mapped = finish_reason("openai", OPENAI_FINISH_REASONS, reason)
-    # OpenAI ends a refusal with "stop"; the refusal field is what says it refused.
-    if refusal is not None and mapped is FinishReason.STOP:
-        return FinishReason.REFUSAL
-    return mapped
-
-
-def _refusal(text: str | None) -> Refusal | None:
-    """The refusal, when the message carried one (`refusal` set, even to "")."""
-    return None if text is None else Refusal(text=text)
-
-
-def _usage(usage: CompletionUsage | None) -> Usage | None:
-    if usage is None:
-        return None
-    completion_details = usage.completion_tokens_details
-    prompt_details = usage.prompt_tokens_details
-    return Usage(
-        # prompt_tokens already includes the cached tokens, as the domain's input does.
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
-        cache_read_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
-        cache_write_tokens=(prompt_details.cache_write_tokens or 0) if prompt_details else 0,
-    )
+def _tool_calls(calls: Sequence[Mapping[str, Any]]) -> tuple[ToolCall, ...]:
+    """A unary message's function calls; raises `MalformedToolCall` on bad arguments."""
+    found: list[ToolCall] = []
+    for call in calls:
+        if call.get("type") != "function":
+            continue
+        function = mapping(call.get("function"))
+        name = function.get("name") or ""
+        found.append(
+            ToolCall(
+                call.get("id") or "", name, parse_arguments(name, function.get("arguments") or "")
+            )
+        )
+    return tuple(found)
