@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, NoReturn, cast
 
 import anthropic
 import httpx2
 from anthropic.types import (
     CacheControlEphemeralParam,
     ContentBlockParam,
-    InputJSONDelta,
-    MessageDeltaUsage,
     MessageParam,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    RawMessageDeltaEvent,
-    RawMessageStartEvent,
-    RawMessageStopEvent,
-    RawMessageStreamEvent,
-    RefusalStopDetails,
-    TextBlock,
-    TextDelta,
-    ThinkingBlock,
     ThinkingConfigEnabledParam,
-    ThinkingDelta,
     ToolChoiceParam,
     ToolParam,
-    ToolUseBlock,
 )
-from anthropic.types import Usage as AnthropicUsage
 from anthropic.types.message_create_params import MessageCreateParamsBase
 
 from modelrouter_server.domain import (
@@ -41,36 +26,39 @@ from modelrouter_server.domain import (
     ImagePart,
     Message,
     ProviderRequest,
-    Refusal,
     ResponseFormat,
     Role,
-    StreamEnd,
     StreamEvent,
-    TextChunk,
     TextPart,
-    ThinkingChunk,
     ToolCall,
-    ToolCallChunk,
     ToolChoiceMode,
     ToolResult,
     ToolSettings,
-    Usage,
 )
 from modelrouter_server.errors import InterruptionKind, ProviderError
+from modelrouter_server.providers.anthropic_wire import (
+    StreamReading,
+    UsageTally,
+    anthropic_finish_reason,
+    refusal_of,
+)
 from modelrouter_server.providers.connection import Connection
 from modelrouter_server.providers.continuation import (
     EchoedWhitespaceFilter,
     strip_partial_answer,
 )
-from modelrouter_server.providers.finish_reasons import (
-    ANTHROPIC_STOP_REASONS,
-    finish_detail,
-    finish_reason,
-)
+from modelrouter_server.providers.finish_reasons import finish_detail
+from modelrouter_server.providers.openai_wire import mapping
 from modelrouter_server.providers.pool import PoolWatch
+from modelrouter_server.providers.sse import (
+    TRANSPORT_ERRORS,
+    JSONDecodeError,
+    SSEDecoder,
+    json_object,
+    loads,
+)
 from modelrouter_server.providers.tool_wire import (
     MalformedToolCall,
-    ToolCallAssembly,
     anthropic_tool_id,
     arguments_json,
 )
@@ -140,69 +128,53 @@ class AnthropicProvider:
     async def complete(self, request: ProviderRequest) -> Completion:
         call = _call(request)
         errors = self._errors(request.model)
+        # The SDK sends the call (and raises its status errors); the body is parsed here,
+        # without building the SDK's models.
         try:
-            message = await self._client.messages.create(
+            raw = await self._client.messages.with_raw_response.create(
                 **call.params,
                 extra_body=call.extra_body,
                 timeout=self._connection.call_timeout(request.timeout_s),
             )
+            body = await raw.read()
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
-        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
-        thinking = "".join(
-            block.thinking for block in message.content if isinstance(block, ThinkingBlock)
-        )
-        text = EchoedWhitespaceFilter(call.stripped_prefill).feed(text)
-        uses = [block for block in message.content if isinstance(block, ToolUseBlock)]
-        answer = next((u for u in uses if u.name == call.format_tool), None)
-        tool_calls = tuple(
-            ToolCall(u.id, u.name, _input_object(u.input)) for u in uses if u is not answer
-        )
-        reason = _finish_reason(message.stop_reason)
-        if answer is not None:
-            # Structured output came as the forced tool's input: that is the answer.
-            text = arguments_json(_input_object(answer.input))
-            if not tool_calls and reason is FinishReason.TOOL_CALL:
-                reason = FinishReason.STOP
-        usage = _UsageTally.of(_message_usage(message), final=True).usage()
-        return Completion(
-            text=text,
-            finish_reason=reason,
-            usage=usage,
-            thinking=thinking,
-            refusal=_refusal(reason, text, message.stop_details),
-            provider_model=message.model,
-            finish_detail=finish_detail(reason, text, usage, thought=bool(thinking)),
-            tool_calls=tool_calls,
-        )
+        try:
+            message = json_object(body)
+        except JSONDecodeError as exc:
+            raise errors.unexpected(f"malformed body: {exc}", status_code=200) from exc
+        return _completion(message, call)
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent, None]:
         call = _call(request)
         errors = self._errors(request.model)
+        # The SDK sends the call (and raises its status errors); the body is read here,
+        # without a model per event: see providers.sse.
+        opening = self._client.messages.with_streaming_response.create(
+            **call.params,
+            stream=True,
+            extra_body=call.extra_body,
+            timeout=self._connection.call_timeout(request.timeout_s),
+        )
         try:
-            upstream = await self._client.messages.create(
-                **call.params,
-                stream=True,
-                extra_body=call.extra_body,
-                timeout=self._connection.call_timeout(request.timeout_s),
-            )
+            response = (await opening.__aenter__()).http_response
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
-        request_id = upstream.response.headers.get("request-id")
-        reading = _StreamReading(
+        request_id = response.headers.get("request-id")
+        reading = StreamReading(
             EchoedWhitespaceFilter(call.stripped_prefill), format_tool=call.format_tool
         )
         try:
-            while not reading.stopped:
-                event = await _next_event(upstream, errors, request_id)
-                if event is None:
-                    break
-                if (chunk := reading.on_event(event)) is not None:
-                    yield chunk
+            async with aclosing(_events(response, errors, request_id)) as events:
+                async for event in events:
+                    if (chunk := reading.on_event(event)) is not None:
+                        yield chunk
+                    if reading.stopped:
+                        break
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the provider learns to stop generating.
-            await upstream.close()
+            await response.aclose()
         if not reading.stopped:
             raise errors.interrupted(
                 InterruptionKind.TRUNCATED,
@@ -455,36 +427,91 @@ def _input_object(raw: object) -> dict[str, object]:
     return dict(raw) if isinstance(raw, dict) else {}
 
 
-async def _next_event(
-    upstream: anthropic.AsyncStream[RawMessageStreamEvent],
-    errors: UpstreamErrors,
-    request_id: str | None,
-) -> RawMessageStreamEvent | None:
-    """The next event, None at the end of the body; failures become `StreamInterrupted`."""
+async def _events(
+    response: httpx2.Response, errors: UpstreamErrors, request_id: str | None
+) -> AsyncGenerator[Mapping[str, Any], None]:
+    """The body's events parsed, as the SDK would pass them on (no `ping`, no unnamed or
+    empty event); an `error` event, a transport failure or malformed JSON becomes
+    `StreamInterrupted`."""
+    decoder = SSEDecoder()
+    body = response.aiter_bytes()
+    while True:
+        try:
+            chunk = await anext(body)
+        except StopAsyncIteration:
+            return
+        except httpx2.TimeoutException as exc:
+            raise errors.interrupted(
+                InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
+            ) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise errors.interrupted(
+                InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
+            ) from exc
+        for sse in decoder.feed(chunk):
+            if sse.event is None or sse.event == b"ping" or not (sse.data or sse.event == b"error"):
+                continue
+            if sse.event == b"error":
+                _raise_error_event(sse.data, response, errors, request_id)
+            try:
+                event = json_object(sse.data)
+            except JSONDecodeError as exc:
+                raise errors.interrupted(
+                    InterruptionKind.ERROR_EVENT, f"malformed event: {exc}", request_id=request_id
+                ) from exc
+            yield event
+
+
+def _raise_error_event(
+    data: bytes, response: httpx2.Response, errors: UpstreamErrors, request_id: str | None
+) -> NoReturn:
+    """An SSE `error` event, read into the exception the SDK raises for it (a plain
+    `APIStatusError` with the stream's 200 status) and described as before."""
+    body: object
     try:
-        return await anext(upstream)
-    except StopAsyncIteration:
-        return None
-    except anthropic.APIStatusError as exc:
-        # An SSE `error` event: the SDK raises it with the 200 status of the stream.
-        detail = _failure(exc).describe()
-        raise errors.interrupted(
-            InterruptionKind.ERROR_EVENT, detail, request_id=exc.request_id or request_id
-        ) from exc
-    except (anthropic.APITimeoutError, httpx2.TimeoutException) as exc:
-        raise errors.interrupted(
-            InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
-        ) from exc
-    except (anthropic.APIConnectionError, httpx2.RequestError) as exc:
-        # anthropic lets the transport's own error (e.g. RemoteProtocolError) through.
-        raise errors.interrupted(
-            InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
-        ) from exc
-    except (anthropic.APIError, json.JSONDecodeError) as exc:
-        # An event the SDK could not read.
-        raise errors.interrupted(
-            InterruptionKind.ERROR_EVENT, f"malformed event: {exc}", request_id=request_id
-        ) from exc
+        body = loads(data)
+        summary = f"{body}"
+    except JSONDecodeError:
+        body = data.decode("utf-8", errors="replace")
+        summary = body or f"Error code: {response.status_code}"
+    failure = anthropic.APIStatusError(summary, response=response, body=body)
+    raise errors.interrupted(
+        InterruptionKind.ERROR_EVENT,
+        _failure(failure).describe(),
+        request_id=failure.request_id or request_id,
+    ) from failure
+
+
+def _completion(message: Mapping[str, Any], call: _Call) -> Completion:
+    """A unary message in the domain's terms."""
+    blocks = [mapping(block) for block in message.get("content") or ()]
+    text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
+    thinking = "".join(b.get("thinking") or "" for b in blocks if b.get("type") == "thinking")
+    text = EchoedWhitespaceFilter(call.stripped_prefill).feed(text)
+    uses = [b for b in blocks if b.get("type") == "tool_use"]
+    answer = next((u for u in uses if u.get("name") == call.format_tool), None)
+    tool_calls = tuple(
+        ToolCall(u.get("id") or "", u.get("name") or "", _input_object(u.get("input")))
+        for u in uses
+        if u is not answer
+    )
+    reason = anthropic_finish_reason(message.get("stop_reason"))
+    if answer is not None:
+        # Structured output came as the forced tool's input: that is the answer.
+        text = arguments_json(_input_object(answer.get("input")))
+        if not tool_calls and reason is FinishReason.TOOL_CALL:
+            reason = FinishReason.STOP
+    usage = UsageTally.of(message.get("usage"), final=True).usage()
+    return Completion(
+        text=text,
+        finish_reason=reason,
+        usage=usage,
+        thinking=thinking,
+        refusal=refusal_of(reason, text, message.get("stop_details")),
+        provider_model=message.get("model") or "",
+        finish_detail=finish_detail(reason, text, usage, thought=bool(thinking)),
+        tool_calls=tool_calls,
+    )
 
 
 def _before_answer(
@@ -517,171 +544,3 @@ def _failure(exc: anthropic.APIStatusError) -> HttpFailure:
         request_id=exc.request_id,
         headers=exc.response.headers,
     )
-
-
-def _finish_reason(stop_reason: str | None) -> FinishReason:
-    return finish_reason("anthropic", ANTHROPIC_STOP_REASONS, stop_reason)
-
-
-def _refusal(reason: FinishReason, text: str, details: RefusalStopDetails | None) -> Refusal | None:
-    """The refusal, when the answer is one: Anthropic marks the whole message, so its
-    text (possibly empty) is the refusal's."""
-    if reason is not FinishReason.REFUSAL:
-        return None
-    return Refusal(
-        text=text,
-        category=(details.category or "") if details else "",
-        explanation=(details.explanation or "") if details else "",
-    )
-
-
-# The API always sends usage, but the SDK builds its models without validation, so a
-# compatible server's message or event without `usage` arrives without the attribute.
-
-
-def _message_usage(message: anthropic.types.Message) -> AnthropicUsage | None:
-    usage: AnthropicUsage | None = getattr(message, "usage", None)
-    return usage
-
-
-def _delta_usage(event: RawMessageDeltaEvent) -> MessageDeltaUsage | None:
-    usage: MessageDeltaUsage | None = getattr(event, "usage", None)
-    return usage
-
-
-class _StreamReading:
-    """What one Messages stream has said so far: its text, usage, stop reason and model."""
-
-    def __init__(self, echo: EchoedWhitespaceFilter, *, format_tool: str | None = None) -> None:
-        self.echo = echo
-        self.format_tool = format_tool
-        self.answer_blocks: set[int] = set()
-        """Blocks of the structured-output tool: their input is streamed as the text."""
-        self.tally = _UsageTally()
-        self.stop_reason: str | None = None
-        self.stop_details: RefusalStopDetails | None = None
-        self.provider_model = ""
-        self.text: list[str] = []
-        self.thought = False
-        self.tools = ToolCallAssembly()
-        self.tool_blocks: dict[int, int] = {}
-        """Content block index -> tool call index (0, 1, ... in the message)."""
-        self.stopped = False
-        """`message_stop` arrived: the answer is complete; what follows is not waited for."""
-
-    def on_event(
-        self, event: RawMessageStreamEvent
-    ) -> TextChunk | ThinkingChunk | ToolCallChunk | None:
-        """Note one SSE event; the chunk to pass on, if it carries one."""
-        if isinstance(event, RawContentBlockStartEvent):
-            block = event.content_block
-            if isinstance(block, ToolUseBlock) and block.name == self.format_tool:
-                self.answer_blocks.add(event.index)
-            elif isinstance(block, ToolUseBlock):
-                index = len(self.tool_blocks)
-                self.tool_blocks[event.index] = index
-                self.tools.add(index, id=block.id, name=block.name)
-                return ToolCallChunk(index, id=block.id, name=block.name)
-        elif isinstance(event, RawContentBlockDeltaEvent):
-            delta = event.delta
-            if isinstance(delta, InputJSONDelta) and event.index in self.answer_blocks:
-                if not delta.partial_json:
-                    return None
-                self.text.append(delta.partial_json)
-                return TextChunk(delta.partial_json)
-            if isinstance(delta, InputJSONDelta):
-                call = self.tool_blocks.get(event.index)
-                if call is None or not delta.partial_json:
-                    return None
-                self.tools.add(call, fragment=delta.partial_json)
-                return ToolCallChunk(call, arguments_json=delta.partial_json)
-            # With structured output, text beside the answer tool is preamble, not answer.
-            if isinstance(delta, TextDelta) and self.format_tool is not None:
-                return None
-            if isinstance(delta, TextDelta) and (piece := self.echo.feed(delta.text)):
-                self.text.append(piece)
-                return TextChunk(piece)
-            if isinstance(delta, ThinkingDelta) and delta.thinking:
-                self.thought = True
-                return ThinkingChunk(delta.thinking)
-        elif isinstance(event, RawMessageStartEvent):
-            self.provider_model = event.message.model
-            self.tally = _UsageTally.of(_message_usage(event.message), final=False)
-        elif isinstance(event, RawMessageDeltaEvent):
-            self.stop_reason = event.delta.stop_reason or self.stop_reason
-            self.stop_details = event.delta.stop_details or self.stop_details
-            self.tally.add_delta(_delta_usage(event))
-        elif isinstance(event, RawMessageStopEvent):
-            self.stopped = True
-        return None
-
-    def end(self) -> StreamEnd:
-        reason = _finish_reason(self.stop_reason)
-        if self.answer_blocks and not self.tools and reason is FinishReason.TOOL_CALL:
-            reason = FinishReason.STOP
-        answer = "".join(self.text)
-        usage = self.tally.usage()
-        return StreamEnd(
-            reason,
-            usage,
-            refusal=_refusal(reason, answer, self.stop_details),
-            provider_model=self.provider_model,
-            finish_detail=finish_detail(reason, answer, usage, thought=self.thought),
-            tool_calls=self.tools.calls(),
-        )
-
-
-class _UsageTally:
-    """Token counts as the Messages API reports them: the start of a stream carries the
-    input side, each `message_delta` the cumulative output (and, on newer APIs, input)."""
-
-    def __init__(self) -> None:
-        self.reported = False
-        self.input_tokens = 0
-        self.cache_read_tokens = 0
-        self.cache_write_tokens = 0
-        self.output_tokens = 0
-        self.thinking_tokens = 0
-
-    @classmethod
-    def of(cls, usage: AnthropicUsage | None, *, final: bool) -> _UsageTally:
-        """A tally from a message's usage. In a stream (`final` False) the start's output
-        count is a placeholder: the usage counts as reported once a delta confirms it."""
-        tally = cls()
-        if usage is None:
-            return tally
-        tally.reported = final
-        tally.input_tokens = usage.input_tokens
-        tally.cache_read_tokens = usage.cache_read_input_tokens or 0
-        tally.cache_write_tokens = usage.cache_creation_input_tokens or 0
-        tally.output_tokens = usage.output_tokens
-        if usage.output_tokens_details is not None:
-            tally.thinking_tokens = usage.output_tokens_details.thinking_tokens
-        return tally
-
-    def add_delta(self, usage: MessageDeltaUsage | None) -> None:
-        if usage is None:
-            return
-        self.reported = True
-        self.output_tokens = usage.output_tokens
-        if usage.input_tokens is not None:
-            self.input_tokens = usage.input_tokens
-        if usage.cache_read_input_tokens is not None:
-            self.cache_read_tokens = usage.cache_read_input_tokens
-        if usage.cache_creation_input_tokens is not None:
-            self.cache_write_tokens = usage.cache_creation_input_tokens
-        if usage.output_tokens_details is not None:
-            self.thinking_tokens = usage.output_tokens_details.thinking_tokens
-
-    def usage(self) -> Usage | None:
-        if not self.reported:
-            return None
-        # Anthropic's input_tokens leaves out cached tokens; the domain's includes them
-        # (pricing subtracts them back out at their own rates).
-        return Usage(
-            input_tokens=self.input_tokens + self.cache_read_tokens + self.cache_write_tokens,
-            output_tokens=self.output_tokens,
-            reasoning_tokens=self.thinking_tokens,
-            cache_read_tokens=self.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens,
-        )
