@@ -1,5 +1,6 @@
 """Fixtures for context management: a test catalog with small windows, the emulator serving
-it, real providers pointed at it, and a private redis-server for the Redis store."""
+it, real providers pointed at it, and private redis-servers (one, or a three-node cluster)
+for the Redis store."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.emulator import DEFAULT_MODELS, EmulatedModel, Emulator
 from modelrouter_server.providers.base import Provider
 from modelrouter_server.providers.factory import build_providers
+from modelrouter_server.redis_connection import RedisClient, parse_redis_url
+from redis.asyncio.cluster import RedisCluster
 
 GPT = "gpt-4o-mini-2024-07-18"
 CLAUDE = "claude-3-7-sonnet-20250219"
@@ -121,36 +125,48 @@ def free_port() -> int:
         return port
 
 
-class _ReadyLine:
-    """Drains a child's output in a thread and signals when its "ready" line appears or
-    the output ends (the child exited): an event to wait on, not a port to poll."""
+class _OutputWatch:
+    """Drains a child's output in a thread and signals when a watched line appears or the
+    output ends (the child exited): events to wait on, not a port to poll."""
 
-    def __init__(self, process: subprocess.Popen[bytes], marker: bytes) -> None:
-        self.seen = False
-        self.done = threading.Event()
+    def __init__(self, process: subprocess.Popen[bytes], markers: tuple[bytes, ...]) -> None:
         self._process = process
-        self._marker = marker
+        self._markers = markers
+        self._seen: set[bytes] = set()
+        self._ended = False
+        self._changed = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:  # read to the end, so the child never blocks
-            if not self.seen and self._marker in line:
-                self.seen = True
-                self.done.set()
-        self.done.set()
+            for marker in self._markers:
+                if marker in line and marker not in self._seen:
+                    with self._changed:
+                        self._seen.add(marker)
+                        self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
 
-    def wait(self, timeout_s: float) -> None:
-        if not self.done.wait(timeout_s):
-            raise RuntimeError(f"redis-server was not ready within {timeout_s:g} s")
-        if not self.seen:
-            raise RuntimeError(f"redis-server exited with {self._process.wait()}")
+    def wait(self, marker: bytes, timeout_s: float) -> None:
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: marker in self._seen or self._ended, timeout=timeout_s
+            ):
+                raise RuntimeError(f"redis-server: no {marker!r} within {timeout_s:g} s")
+            if marker not in self._seen:
+                raise RuntimeError(f"redis-server exited with {self._process.wait()}")
+
+
+_READY = b"Ready to accept connections"
+_CLUSTER_OK = b"Cluster state changed: ok"
 
 
 class RedisServer:
     """A private redis-server process on a free port, without persistence."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra: str) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed")
@@ -162,8 +178,10 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(directory),
+            *extra,
         ]  # fmt: skip
         self._process: subprocess.Popen[bytes] | None = None
+        self._output: _OutputWatch | None = None
 
     @property
     def url(self) -> str:
@@ -173,7 +191,12 @@ class RedisServer:
         self._process = subprocess.Popen(
             self._args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        _ReadyLine(self._process, b"Ready to accept connections").wait(timeout_s=10.0)
+        self._output = _OutputWatch(self._process, (_READY, _CLUSTER_OK))
+        self._output.wait(_READY, timeout_s=10.0)
+
+    def wait_for_line(self, marker: bytes, timeout_s: float) -> None:
+        assert self._output is not None, "not started"
+        self._output.wait(marker, timeout_s)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -187,10 +210,81 @@ class RedisServer:
             process.wait()
 
 
+class RedisClusterServers:
+    """Three private redis-server processes joined into one Redis Cluster (no replicas):
+    every hash slot has a node, so keys spread over three processes."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.nodes = [
+            RedisServer(
+                directory / f"node{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                # Its own free port: the default (port + 10000) may be taken or past 65535.
+                "--cluster-port",
+                str(free_port()),
+            )
+            for i in range(nodes)
+        ]
+        for i in range(nodes):
+            (directory / f"node{i}").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        """Any one node: the client discovers the others."""
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            # Assigns the slots and joins the nodes; it returns once they agree on the layout.
+            subprocess.run(
+                [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                 "--cluster-yes"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            for node in self.nodes:  # each node says so once it serves every slot
+                node.wait_for_line(_CLUSTER_OK, timeout_s=30.0)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def raw_redis(url: str) -> RedisClient:
+    """A plain client for a store's URL (one server or a cluster), for tests that look at
+    or damage the keys themselves."""
+    target = parse_redis_url(url)
+    if target.cluster:
+        return RedisCluster.from_url(target.url, decode_responses=True)
+    return aioredis.Redis.from_url(target.url, decode_responses=True)
+
+
 requires_redis_server = pytest.mark.skipif(
     shutil.which("redis-server") is None,
     reason="redis-server is not installed (apt-get install redis-server); CI installs it",
 )
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """One three-node Redis Cluster for the session; each test uses its own key prefix."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

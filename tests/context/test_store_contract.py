@@ -1,4 +1,5 @@
-"""One contract suite, run over every conversation store: memory, SQLite and Redis."""
+"""One contract suite, run over every conversation store: memory, SQLite, Redis on one
+server and Redis on a three-node cluster."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from modelrouter_server.context import (
 from modelrouter_server.domain import Importance, Message, Role
 from modelrouter_server.errors import ConversationNotFound, RequestError, TurnAlreadyRecorded
 
-from .conftest import RedisServer
+from .conftest import RedisClusterServers, RedisServer
 
 OPENING = (
     Message(Role.SYSTEM, "You are a careful assistant."),
@@ -28,7 +29,7 @@ OPENING = (
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ConversationStore]:
     opened: ConversationStore
     if request.param == "memory":
@@ -36,7 +37,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif request.param == "sqlite":
         opened = await SQLiteStore.open(tmp_path / "conversations.db")
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
+        fixture = "redis_cluster" if request.param == "redis-cluster" else "redis_server"
+        server: RedisServer | RedisClusterServers = request.getfixturevalue(fixture)
         # A fresh key prefix per test keeps tests apart on the shared server.
         opened = await RedisStore.open(
             server.url,

@@ -1,5 +1,6 @@
 """Fixtures for the ledger: a hand-moved clock, and each ledger implementation over it
-(SQLite in a temporary file, Redis on a private redis-server with a per-test prefix)."""
+(SQLite in a temporary file, Redis on a private redis-server and on a private three-node
+Redis Cluster, with a per-test prefix)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from context.conftest import RedisServer, redis_server
+from context.conftest import RedisClusterServers, RedisServer, redis_cluster, redis_server
 from modelrouter_server.tenancy import Ledger, RedisLedger, SQLiteLedger
 
-__all__ = ["FakeClock", "redis_server"]
+__all__ = ["FakeClock", "redis_cluster", "redis_server"]
 
 # 2026-12-01 12:00:00 UTC: mid-day, mid-month, so no period ends during a test by accident.
 NOON = 1_796_126_400.0
@@ -40,7 +41,7 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def ledger(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Ledger]:
@@ -48,7 +49,8 @@ async def ledger(
     if request.param == "sqlite":
         opened = await SQLiteLedger.open(tmp_path / "ledger.db", clock=clock)
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
+        fixture = "redis_cluster" if request.param == "redis-cluster" else "redis_server"
+        server: RedisServer | RedisClusterServers = request.getfixturevalue(fixture)
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
         opened = await RedisLedger.open(server.url, key_prefix=prefix, clock=clock)
     yield opened

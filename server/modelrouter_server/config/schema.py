@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelrouter_server.config.security import (
     TENANT_NAME,
@@ -16,6 +16,7 @@ from modelrouter_server.config.security import (
     TlsConfig,
 )
 from modelrouter_server.domain import Task
+from modelrouter_server.redis_connection import parse_redis_url
 
 
 class _Strict(BaseModel):
@@ -188,8 +189,16 @@ class ContextConfig(_Strict):
     store: StoreKind = StoreKind.SQLITE
     sqlite_path: str = "modelrouter.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """One server (`redis://`, `rediss://`, `unix://`) or a Redis Cluster
+    (`redis+cluster://HOST:PORT`, any one node; `rediss+cluster://` over TLS)."""
     anthropic_estimate_margin: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Share added to the local Claude estimate when count_tokens is unreachable."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parse_redis_url(value)
+        return value
 
 
 class EmulatorMode(enum.Enum):

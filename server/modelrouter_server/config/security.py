@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelrouter_server.domain import Task
+from modelrouter_server.redis_connection import parse_redis_url
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -119,10 +120,17 @@ class LedgerConfig(_Strict):
     sqlite_path: str = "modelrouter-ledger.db"
     """Shared by every worker process on this host; spend survives a restart."""
     redis_url: str = ""
-    """Empty: `context.redis_url`."""
+    """Empty: `context.redis_url`. A Redis Cluster: `redis+cluster://HOST:PORT`."""
     stream_lease_s: Annotated[float, Field(gt=0)] = 3600.0
     """A stream or budget hold left by a crashed process stops counting after this long
     (or the request's deadline, whichever is later)."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value:
+            parse_redis_url(value)
+        return value
 
 
 def is_loopback(host: str) -> bool:

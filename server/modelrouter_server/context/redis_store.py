@@ -1,6 +1,8 @@
-"""The shared conversation store: Redis, for several router replicas.
+"""The shared conversation store: Redis, for several router replicas; one server or a
+Redis Cluster (`redis+cluster://`, see `modelrouter_server.redis_connection`).
 
-Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
+Keys (unchanged since the first version, so data written by any earlier version reads as is;
+the `{...}` hash tags decide the cluster slot of each key):
 
     <prefix>conversations          sorted set, all scores 0, members "<inverted created>:<id>",
                                    so lexicographic order is newest first (keyset paging):
@@ -15,12 +17,35 @@ Keys (the `{id}` hash tag keeps one conversation's keys in one cluster slot):
     <prefix>image:{<sha256>}       string: an image's bytes (base64), once for all messages
     <prefix>image:{<sha256>}:refs  set: the conversations whose messages carry the image
 
-Appending runs as one Lua script, which Redis executes atomically across every client: it
-reads the list length as the first new seq and pushes the turn in the same step, so
-concurrent turns from any number of replicas get distinct, gap-free seqs. The script does
-every check before its first write, so a refused append writes nothing; that includes a
-turn whose request id is already in the conversation (checked and recorded in the same
-script, so two replicas appending the same id cannot both succeed).
+Every script and MULTI touches the keys of one hash tag only (one conversation, or one
+image), so each runs atomically on one cluster node. Appending runs as one Lua script,
+which Redis executes atomically across every client: it reads the list length as the first
+new seq and pushes the turn in the same step, so concurrent turns from any number of
+replicas get distinct, gap-free seqs. The script does every check before its first write,
+so a refused append writes nothing; that includes a turn whose request id is already in
+the conversation (checked and recorded in the same script, so two replicas appending the
+same id cannot both succeed).
+
+The listings and the images live in other slots than a conversation, so they are updated
+in separate steps, ordered so that a failure between two steps (a replica dying, Redis
+failing over) can leave garbage but never lose or hide data:
+
+- create: the images (bytes, then the conversation in their refs), then the listing
+  member, then the conversation. A failure after the first step leaves an image referenced
+  by a conversation that never came to be (kept for good: a leak); after the second, a
+  listing member without a conversation, which `list` skips and removes once it is
+  `_STALE_AFTER_US` old (younger, its conversation may still be being written).
+- append: the images first, as for create; an append refused because the conversation
+  does not exist releases them again. A turn refused as already recorded keeps them
+  (another turn of the same conversation may carry the same image): a leak.
+- delete: the conversation and its messages in one script (which returns what it deleted),
+  then its listing member, then each image it named, each in its own script. A failure
+  after the first step leaves a stale listing member (as above) and images that stay
+  (a leak); the delete itself has happened, so it is logged, not reported as failed.
+- an image is removed only by the script that takes the last conversation out of its
+  refs, in the image's own slot, and a conversation is added to the refs (re-creating the
+  bytes if they were just removed) before any message naming the image is written: a
+  stored message never names an image that is gone.
 
 The client never retries on its own: an append that timed out may have been applied, and
 retrying it could store the turn twice. A failure surfaces as `StoreError` instead.
@@ -31,14 +56,11 @@ from __future__ import annotations
 import base64
 import builtins
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from modelrouter_server.context._records import (
     Stamps,
@@ -67,11 +89,17 @@ from modelrouter_server.context.store import (
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
+from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, open_client
 
 log = structlog.get_logger(__name__)
 
 # Larger than any microsecond timestamp for centuries; keeps members fixed-width.
 _INVERT_FROM = 10**17 - 1
+
+# A listing member this old whose conversation is missing is left over from a create or
+# delete that failed half-way; younger, its conversation may still be being written (its
+# age is by the creating replica's clock: replicas are assumed to agree within minutes).
+_STALE_AFTER_US = 10 * 60 * 1_000_000
 
 _APPEND = """
 local conv, msgs, by, req = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -118,20 +146,25 @@ redis.call('HSET', conv, 'updated_us', ARGV[1])
 return {base, summary_seq}
 """
 
+# Returns {0} (not found, or another owner's) or {1, listing member, the messages}: the
+# messages are read in the same step as they are deleted, so no turn appended meanwhile
+# can go without its images being released.
 _DELETE = """
 local conv = KEYS[1]
-if redis.call('EXISTS', conv) == 0 then return 0 end
+if redis.call('EXISTS', conv) == 0 then return {0} end
 local owner = redis.call('HGET', conv, 'tenant') or ''
-if owner ~= ARGV[1] then return 0 end
-local member = redis.call('HGET', conv, 'member')
-redis.call('DEL', conv, KEYS[2], KEYS[3], KEYS[5])
-if member then redis.call('ZREM', KEYS[4], member) end
-return 1
+if owner ~= ARGV[1] then return {0} end
+local member = redis.call('HGET', conv, 'member') or ''
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', conv, KEYS[2], KEYS[3], KEYS[4])
+return {1, member, messages}
 """
 
 
 # An image's bytes (base64) and the set of conversations using it share a hash tag, so each
-# script below touches one slot; the conversation scripts never touch image keys.
+# script below touches one slot; the conversation scripts never touch image keys. They are
+# sent with EVAL, not EVALSHA: they are short, and a cluster pipeline cannot load a script
+# a node does not yet have.
 _PUT_IMAGE = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('SADD', KEYS[2], ARGV[2])
@@ -185,7 +218,7 @@ def _stored_message(
 class RedisStore:
     """`ConversationStore` in Redis. Open with `await RedisStore.open(url)`."""
 
-    def __init__(self, client: aioredis.Redis, *, key_prefix: str, where: str) -> None:
+    def __init__(self, client: RedisClient, *, key_prefix: str, where: str) -> None:
         """Use `open`."""
         self._redis = client
         self._prefix = key_prefix
@@ -193,8 +226,6 @@ class RedisStore:
         self._stamp = Stamps()
         self._append = client.register_script(_APPEND)
         self._delete = client.register_script(_DELETE)
-        self._put_image = client.register_script(_PUT_IMAGE)
-        self._release_image = client.register_script(_RELEASE_IMAGE)
 
     @classmethod
     async def open(
@@ -205,17 +236,14 @@ class RedisStore:
         connect_timeout_s: float = 2.0,
         timeout_s: float = 5.0,
     ) -> RedisStore:
-        """Connect to `url` and check that Redis answers; `StoreError` when it does not."""
-        client = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=connect_timeout_s,
-            socket_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        kwargs = client.connection_pool.connection_kwargs
-        # host:port/db only: the URL may hold a password.
-        where = f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+        """Connect to `url` (one server, or a cluster: `redis+cluster://`) and check that
+        Redis answers; `StoreError` when it does not."""
+        try:
+            client, where = open_client(
+                url, connect_timeout_s=connect_timeout_s, timeout_s=timeout_s
+            )
+        except ValueError as exc:
+            raise StoreError(f"redis store: context.redis_url: {exc}") from None
         store = cls(client, key_prefix=key_prefix, where=where)
         try:
             await store._call("connect", client.ping())
@@ -232,6 +260,13 @@ class RedisStore:
         conv = f"{self._prefix}conv:{{{conversation_id}}}"
         return conv, f"{conv}:msgs", f"{conv}:by"
 
+    @staticmethod
+    def _check_id(conversation_id: str) -> None:
+        """An id this store never makes (ids are hex) is not found, without asking Redis:
+        an empty id or one with a brace would spread its keys over several hash slots."""
+        if not conversation_id or "{" in conversation_id or "}" in conversation_id:
+            raise ConversationNotFound(conversation_id)
+
     def _image_keys(self, digest: str) -> list[str]:
         image = f"{self._prefix}image:{{{digest}}}"
         return [image, f"{image}:refs"]
@@ -245,10 +280,18 @@ class RedisStore:
         pipe = self._redis.pipeline(transaction=False)
         for digest, data in blobs.items():
             encoded = base64.b64encode(data).decode("ascii")
-            await self._put_image(
-                keys=self._image_keys(digest), args=[encoded, conversation_id], client=pipe
-            )
+            pipe.eval(_PUT_IMAGE, 2, *self._image_keys(digest), encoded, conversation_id)
         await self._call("store images", pipe.execute())
+
+    async def _release_images(self, conversation_id: str, digests: set[str]) -> None:
+        """Takes the conversation out of each image's refs; an image goes with the last
+        conversation that uses it."""
+        if not digests:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for digest in sorted(digests):
+            pipe.eval(_RELEASE_IMAGE, 2, *self._image_keys(digest), conversation_id)
+        await self._call(f"release images of {quote(conversation_id)}", pipe.execute())
 
     async def _load_images(self, what: str, raw_messages: Sequence[str]) -> dict[str, bytes]:
         wanted = sorted({d for raw in raw_messages for d in image_refs(_parts_of(raw))})
@@ -270,7 +313,7 @@ class RedisStore:
     async def _call(self, what: str, pending: Any) -> Any:
         try:
             return await pending
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise StoreError(f"redis store {self._where}: {what} failed: {exc}") from exc
 
     def _corrupt(self, what: str, exc: Exception) -> StoreError:
@@ -290,6 +333,10 @@ class RedisStore:
         stamp = self._stamp()
         conv, msgs, _ = self._keys(conversation_id)
         member = f"{_INVERT_FROM - stamp:017d}:{conversation_id}"
+        # Listed first: a failure before the conversation is written leaves a member that
+        # `list` skips, never a conversation that no listing shows.
+        await self._call("create", self._redis.zadd(self._index_of(owner), {member: 0}))
+        # One MULTI over the conversation's own keys (one slot).
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(
             conv,
@@ -307,11 +354,11 @@ class RedisStore:
                 msgs,
                 *(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True)),
             )
-        pipe.zadd(self._index_of(owner), {member: 0})
         await self._call("create", pipe.execute())
         return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
 
     async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
+        self._check_id(conversation_id)
         conv, msgs, by = self._keys(conversation_id)
         # One MULTI/EXEC: the head, the messages and the summary links are one snapshot.
         pipe = self._redis.pipeline(transaction=True)
@@ -356,9 +403,11 @@ class RedisStore:
             pipe.llen(msgs)
         replies = await self._call("list", pipe.execute()) if ids else []
         page: builtins.list[Conversation] = []
+        missing: builtins.list[str] = []
         for i, conversation_id in enumerate(ids):
             head, count = replies[2 * i], replies[2 * i + 1]
-            if not head:  # deleted between the two reads: leave it out
+            if not head:  # being created or deleted, or left over: leave it out
+                missing.append(members[i])
                 continue
             try:
                 page.append(self._conversation(conversation_id, head, (), int(count)))
@@ -370,6 +419,7 @@ class RedisStore:
                     conversation_id=quote(conversation_id),
                     error=str(exc),
                 )
+        await self._forget_stale(owner, missing)
         token = ""
         if len(members) > size:
             last = members[size - 1]
@@ -377,30 +427,43 @@ class RedisStore:
             token = encode_page_token(_INVERT_FROM - int(inverted), last_id)
         return ConversationPage(tuple(page), token)
 
+    async def _forget_stale(self, owner: str, members: Sequence[str]) -> None:
+        """Removes listing members left by a create or delete that failed half-way: those
+        whose conversation is missing and old enough not to be still being created."""
+        oldest = time.time_ns() // 1000 - _STALE_AFTER_US
+        stale = [m for m in members if _INVERT_FROM - int(m.partition(":")[0]) < oldest]
+        if stale:
+            await self._call("list", self._redis.zrem(self._index_of(owner), *stale))
+            log.info("stale_listing_members_removed", store=self._where, count=len(stale))
+
     async def delete(self, conversation_id: str, *, owner: str = "") -> None:
+        self._check_id(conversation_id)
         conv, msgs, by = self._keys(conversation_id)
-        req = self._request_key(conversation_id)
         what = f"delete {quote(conversation_id)}"
-        raw_messages = await self._call(what, self._redis.lrange(msgs, 0, -1))
-        deleted = await self._call(
-            what, self._delete(keys=[conv, msgs, by, self._index_of(owner), req], args=[owner])
+        reply = await self._call(
+            what,
+            self._delete(keys=[conv, msgs, by, self._request_key(conversation_id)], args=[owner]),
         )
-        if int(deleted) == 0:
+        if int(reply[0]) == 0:
             raise ConversationNotFound(conversation_id)
+        member, raw_messages = str(reply[1]), reply[2]
         used: set[str] = set()
         for raw in raw_messages:
             try:
                 used |= image_refs(_parts_of(raw))
             except (ValueError, KeyError, TypeError):
                 continue  # an unreadable message cannot name its images; they stay
-        if used:
-            # An image goes with the last conversation that uses it.
-            pipe = self._redis.pipeline(transaction=False)
-            for digest in sorted(used):
-                await self._release_image(
-                    keys=self._image_keys(digest), args=[conversation_id], client=pipe
-                )
-            await self._call(what, pipe.execute())
+        # The conversation is gone: what follows only tidies up, so a failure is logged
+        # (what it leaves is listed in the module docstring), not reported as a failed delete.
+        try:
+            if member:
+                await self._call(what, self._redis.zrem(self._index_of(owner), member))
+        except StoreError as exc:
+            log.warning("conversation_listing_left", store=self._where, error=str(exc))
+        try:
+            await self._release_images(conversation_id, used)
+        except StoreError as exc:
+            log.warning("conversation_images_left", store=self._where, error=str(exc))
 
     async def append(
         self,
@@ -412,6 +475,7 @@ class RedisStore:
         request_id: str = "",
     ) -> AppendResult:
         counts = check_append(messages, tokens)
+        self._check_id(conversation_id)
         await self._store_images(conversation_id, messages)
         stamp = self._stamp()
         args: builtins.list[str] = [str(stamp), request_id, str(len(messages))]
@@ -436,6 +500,8 @@ class RedisStore:
         if base == -2:
             raise TurnAlreadyRecorded(conversation_id, request_id)
         if base < 0:
+            # No such conversation, so none of its messages names these images.
+            await self._release_images(conversation_id, set(image_blobs(messages)))
             raise ConversationNotFound(conversation_id)
         return appended(
             messages,

@@ -1,7 +1,8 @@
 """The shared ledger: Redis, for every worker and replica that uses the same server.
 
-Keys per tenant (the `{tenant}` hash tag keeps them in one cluster slot, so a script may
-touch them all):
+Keys per tenant (the `{tenant}` hash tag keeps them in one cluster slot, so a script or
+MULTI may touch them all, on one server or a Redis Cluster: `redis+cluster://`; tenant names
+hold no braces, so the tag is always the whole name):
 
     <prefix>ledger:{<tenant>}:rates           hash: rpm, tpm -> GCRA theoretical arrival time
     <prefix>ledger:{<tenant>}:holds           hash: reservation id -> "cost|day|month|stream"
@@ -21,12 +22,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from modelrouter_server.errors import QuotaExceeded, StoreError
+from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, open_client
 from modelrouter_server.tenancy.ledger import (
     Clock,
     Limits,
@@ -142,9 +139,7 @@ def _arg(value: float | int | None) -> str:
 class RedisLedger:
     """`Ledger` in Redis. Open with `await RedisLedger.open(url)`."""
 
-    def __init__(
-        self, client: aioredis.Redis, *, key_prefix: str, where: str, clock: Clock
-    ) -> None:
+    def __init__(self, client: RedisClient, *, key_prefix: str, where: str, clock: Clock) -> None:
         """Use `open`."""
         self._redis = client
         self._prefix = key_prefix
@@ -163,18 +158,15 @@ class RedisLedger:
         connect_timeout_s: float = 2.0,
         timeout_s: float = 5.0,
     ) -> RedisLedger:
-        """Connect to `url` and check that Redis answers; `StoreError` when it does not."""
-        client = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=connect_timeout_s,
-            socket_timeout=timeout_s,
-            # A retried reserve could take twice; a failure surfaces as StoreError instead.
-            retry=Retry(NoBackoff(), 0),
-        )
-        kwargs = client.connection_pool.connection_kwargs
-        # host:port/db only: the URL may hold a password.
-        where = f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+        """Connect to `url` (one server, or a cluster: `redis+cluster://`) and check that
+        Redis answers; `StoreError` when it does not. The client never retries: a retried
+        reserve could take twice; a failure surfaces as StoreError instead."""
+        try:
+            client, where = open_client(
+                url, connect_timeout_s=connect_timeout_s, timeout_s=timeout_s
+            )
+        except ValueError as exc:
+            raise StoreError(f"redis ledger: redis_url: {exc}") from None
         ledger = cls(client, key_prefix=key_prefix, where=where, clock=clock)
         try:
             await ledger._call("connect", client.ping())
@@ -186,7 +178,7 @@ class RedisLedger:
     async def _call(self, what: str, awaitable: Any) -> Any:
         try:
             return await awaitable
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise StoreError(f"redis ledger {self._where}: {what} failed: {exc}") from exc
 
     def _keys(self, tenant: str, day: str, month: str) -> list[str]:
