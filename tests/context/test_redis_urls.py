@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from modelrouter_server.config import ConfigError, default_config_path, load_config
+from modelrouter_server.observability import configured_secrets
 from modelrouter_server.redis_connection import RedisTarget, parse_redis_url
 
 
@@ -71,3 +72,13 @@ def test_a_cluster_url_is_accepted_for_both_settings(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.context.redis_url == "redis+cluster://10.0.0.5:7000"
     assert config.ledger.redis_url == "rediss+cluster://10.0.0.6:7000"
+
+
+def test_passwords_in_both_urls_are_scrubbed_from_logs(tmp_path: Path) -> None:
+    text = default_config_path().read_text()
+    text = text.replace("[context]\n", '[context]\nredis_url = "redis+cluster://u:pw-store@h"\n')
+    text += '\n[ledger]\nredis_url = "rediss+cluster://u:pw-ledger@h:7000"\n'
+    path = tmp_path / "router.toml"
+    path.write_text(text)
+    secrets = configured_secrets(load_config(path), {})
+    assert {"pw-store", "pw-ledger"} <= set(secrets)

@@ -1,4 +1,5 @@
-"""A private redis-server for the tests of one module, for routers whose store is Redis."""
+"""A private redis-server, or a three-node Redis Cluster, for the tests of one module, for
+routers whose store is Redis."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from context.conftest import RedisServer
+from context.conftest import RedisClusterServers, RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +18,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`redis+cluster://` to one node of a private three-node cluster."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    yield cluster.url
+    cluster.stop()

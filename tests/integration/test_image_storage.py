@@ -1,5 +1,6 @@
 """Conversations keep each image's bytes once, by content hash, over real gRPC: the same
-image in two messages and two conversations is one row (SQLite) or one key (Redis), reads
+image in two messages and two conversations is one row (SQLite) or one key (Redis, on one
+server or a cluster), reads
 back byte-identical, and deleting one conversation leaves the other's image intact."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
+from context.conftest import raw_redis
 from modelrouter_client import AsyncModelRouterClient, assistant, pb
 
 from .conftest import StartRouter
-from .redis_fixture import redis_url  # noqa: F401  # the fixture, used by name
+from .redis_fixture import redis_cluster_url, redis_url  # noqa: F401  # fixtures, used by name
 from .test_images import png
 
 CLAUDE = "claude-3-7-sonnet-20250219"
@@ -29,7 +30,7 @@ async def _stored_images(store: dict[str, Any]) -> int:
     if store["store"] == "sqlite":
         with sqlite3.connect(store["sqlite_path"]) as db:
             return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-    client = aioredis.from_url(store["redis_url"], decode_responses=True)
+    client = raw_redis(store["redis_url"])
     try:
         keys = [k async for k in client.scan_iter(match="*image:{*}")]
     finally:
@@ -46,11 +47,12 @@ def _images_of(conversation: pb.Conversation) -> list[bytes]:
     ]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "sqlite":
         return {"store": "sqlite", "sqlite_path": str(tmp_path / "conversations.db")}
-    url: str = request.getfixturevalue("redis_url")
+    fixture = "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+    url: str = request.getfixturevalue(fixture)
     return {"store": "redis", "redis_url": url}
 
 

@@ -100,12 +100,12 @@ def _url_secrets(url: str) -> list[str]:
 def configured_secrets(config: RouterConfig, env: Mapping[str, str]) -> list[str]:
     """Every secret value the router is configured with: each provider's key (and the
     SDKs' default key variables), and passwords or keys inside configured URLs (base
-    URLs, the Redis store's)."""
+    URLs, the Redis store's and the ledger's)."""
     names = {p.api_key_env for p in config.providers.values() if p.api_key_env}
     names |= {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
     found = [env[name] for name in sorted(names) if env.get(name)]
     urls = [p.base_url for p in config.providers.values() if p.base_url]
-    urls.append(config.context.redis_url)
+    urls += [config.context.redis_url, config.ledger.redis_url]
     urls += [env[v] for v in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL") if env.get(v)]
     for url in urls:
         found += _url_secrets(url)
