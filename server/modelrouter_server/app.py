@@ -132,7 +132,7 @@ class App:
                 config,
                 env=env,
                 emulator_base_url=base_url,
-                pool_observer=metrics.observe_pool_timeout,
+                pool_observer=metrics,
             )
             undo.push_async_callback(_close_providers, providers)
             breakers = _breakers(config, metrics, breaker_clock)

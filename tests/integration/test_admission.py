@@ -13,7 +13,11 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelrouter_client import AsyncModelRouterClient, pb
-from modelrouter_server.api.descriptors import DescriptorBudgetError, ensure_descriptors
+from modelrouter_server.api.descriptors import (
+    DescriptorBudgetError,
+    ensure_descriptors,
+    needed_descriptors,
+)
 from modelrouter_server.config import ConfigError, load_config
 from modelrouter_server.emulator import Behavior, Emulator
 from pydantic import ValidationError
@@ -115,11 +119,23 @@ def test_start_up_refuses_a_config_that_needs_more_descriptors_than_the_hard_lim
         ensure_descriptors(config)
     message = str(caught.value)
     assert "\n" not in message
-    assert f"may open {hard + 1 + 400 + 128} file descriptors" in message
+    # Each provider's pool is sized from the admission limit unless it sets its own.
+    pools = len(config.providers) * config.admission.max_concurrent_rpcs
+    assert f"may open {hard + 1 + pools + 128} file descriptors" in message
     assert "ulimit -n" in message
     # A config that fits is accepted, with the soft limit raised to cover it.
     budget = ensure_descriptors(make_config())
     assert budget.limit >= budget.needed
+
+
+def test_a_provider_pool_holds_one_connection_per_admitted_rpc_unless_set() -> None:
+    config = make_config(admission={"max_concurrent_rpcs": 321, "max_concurrent_streams": 300})
+    provider = next(iter(config.providers.values()))
+    assert config.pool_size(provider) == 321
+    explicit = provider.model_copy(update={"max_connections": 7})
+    assert config.pool_size(explicit) == 7
+    budget = needed_descriptors(config)
+    assert budget == config.admission.max_client_connections + 321 * len(config.providers) + 128
 
 
 @pytest.mark.load

@@ -25,24 +25,28 @@ class DescriptorBudget:
 def needed_descriptors(config: RouterConfig) -> int:
     """Client connections + every provider pool + the reserve for everything else."""
     admission = config.admission
-    pools = sum(p.max_connections for p in config.providers.values())
+    pools = sum(config.pool_size(p) for p in config.providers.values())
     return admission.max_client_connections + pools + admission.reserved_file_descriptors
 
 
 def ensure_descriptors(config: RouterConfig) -> DescriptorBudget:
-    """Raise the soft RLIMIT_NOFILE to what the config needs (up to the hard limit), or
-    raise `DescriptorBudgetError` with a one-line message naming what to change."""
+    """Raise the soft RLIMIT_NOFILE to the hard limit when it is below what the config
+    needs, or raise `DescriptorBudgetError` with a one-line message naming what to change.
+
+    The whole hard limit rather than just `needed`: an in-process emulator holds the server
+    end of its providers' connections in this process too."""
     needed = needed_descriptors(config)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
-        ceiling = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        ceiling = needed if hard == resource.RLIM_INFINITY else hard
         resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
         soft = ceiling
     if soft != resource.RLIM_INFINITY and soft < needed:
         raise DescriptorBudgetError(
             f"admission: the configuration may open {needed} file descriptors "
-            f"(admission.max_client_connections + providers.*.max_connections + "
-            f"admission.reserved_file_descriptors) but the process limit is {soft} "
+            f"(admission.max_client_connections + providers.*.max_connections, by default "
+            f"admission.max_concurrent_rpcs each, + admission.reserved_file_descriptors) "
+            f"but the process limit is {soft} "
             f"(hard {hard}); lower them or raise `ulimit -n`"
         )
     return DescriptorBudget(needed=needed, limit=soft)

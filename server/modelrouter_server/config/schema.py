@@ -64,9 +64,15 @@ class ProviderConfig(_Strict):
     """Empty: the SDK's own variable (ANTHROPIC_BASE_URL / OPENAI_BASE_URL), else its default."""
     timeout_s: PositiveFloat = 600.0
     connect_timeout_s: PositiveFloat = 5.0
-    max_connections: PositiveInt = 200
+    max_connections: PositiveInt | None = None
+    """Connections in this provider's pool. None: `admission.max_concurrent_rpcs`, so every
+    call the server admits can hold a connection and none waits behind a smaller pool."""
     pool_timeout_s: PositiveFloat = 10.0
     """How long a call may wait for a free connection of the pool before it fails."""
+    http2: bool | None = None
+    """None: HTTP/2 when the server offers it over TLS (ALPN: an https base URL or the SDK's
+    default endpoint), HTTP/1.1 otherwise. true on an http:// base URL: HTTP/2 with prior
+    knowledge (h2c), which the server must speak. false: HTTP/1.1 only."""
 
 
 class Capabilities(_Strict):
@@ -330,6 +336,11 @@ class RouterConfig(_Strict):
         if self.auth.mode is AuthMode.API_KEY and not owners:
             problems.append('auth.mode: "api_key" needs a tenant with an api_key_sha256')
         return problems
+
+    def pool_size(self, provider: ProviderConfig) -> int:
+        """The connections of `provider`'s pool: its `max_connections`, else one per RPC the
+        server admits."""
+        return provider.max_connections or self.admission.max_concurrent_rpcs
 
     def resolve(self, name: str) -> str | None:
         """The model id that `name` (an id or alias) stands for."""

@@ -50,6 +50,11 @@ INTER_TOKEN_BUCKETS_S: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0,
 )  # fmt: skip
+# Waiting for a pooled upstream connection: none at all (microseconds) when the pool has
+# room; a pool too small for the load makes calls queue for up to `pool_timeout_s` (10 s).
+POOL_WAIT_BUCKETS_S: tuple[float, ...] = (
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 # Upstream tries are shorter than requests (a request may hold several) but as wide.
 ATTEMPT_BUCKETS_S: tuple[float, ...] = REQUEST_BUCKETS_S
 
@@ -208,6 +213,11 @@ class Metrics:
             "Provider calls that found no free pooled connection within pool_timeout_s.",
             "provider",
         )
+        self._pool_wait = self._histogram(
+            "upstream_pool_wait_seconds",
+            "Time a provider call waited for a pooled connection before it got one.",
+            POOL_WAIT_BUCKETS_S, "provider",
+        )  # fmt: skip
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, labels, namespace=self._ns, registry=self.registry)
@@ -275,6 +285,10 @@ class Metrics:
     def observe_pool_timeout(self, provider: str) -> None:
         """A provider call waited `pool_timeout_s` for a connection and gave up."""
         self._pool_timeouts.labels(_label(provider)).inc()
+
+    def observe_pool_wait(self, provider: str, seconds: float) -> None:
+        """A provider call got a pooled connection after waiting `seconds`."""
+        self._pool_wait.labels(_label(provider)).observe(seconds)
 
     def observe_inter_token(self, model: str, seconds: float) -> None:
         """Record the gap between two consecutive answer deltas of a stream."""

@@ -49,7 +49,6 @@ from modelrouter_server.providers.continuation import (
 )
 from modelrouter_server.providers.finish_reasons import finish_detail
 from modelrouter_server.providers.openai_wire import mapping
-from modelrouter_server.providers.pool import PoolWatch
 from modelrouter_server.providers.sse import (
     TRANSPORT_ERRORS,
     JSONDecodeError,
@@ -102,9 +101,7 @@ class AnthropicProvider:
         self._name = name
         self._emulated = emulated
         self._connection = connection
-        self._pool = PoolWatch(
-            name, connection.max_connections, connection.pool_timeout_s, connection.pool_observer
-        )
+        self._pool = connection.pool_watch(name)
         self._client = anthropic.AsyncAnthropic(
             api_key=connection.api_key,
             base_url=connection.base_url,
@@ -112,9 +109,7 @@ class AnthropicProvider:
             # The router has the one retry loop; a second one here would multiply attempts.
             max_retries=0,
             # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
-            http_client=anthropic.DefaultAsyncHttpxClient(
-                timeout=connection.timeout, limits=connection.limits
-            ),
+            http_client=connection.http_client(anthropic.DefaultAsyncHttpxClient, self._pool),
         )
 
     @property

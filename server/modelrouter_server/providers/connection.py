@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx2
 
-from modelrouter_server.providers.pool import PoolObserver
+from modelrouter_server.providers.pool import PoolObserver, PoolWatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +19,31 @@ class Connection:
     """None: the SDK's own default (which honours its base-URL environment variable)."""
     timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
-    max_connections: int = 200
+    max_connections: int = 1000
+    """The pool's size (the factory passes the provider's, by default the admission limit)."""
     pool_timeout_s: float = 10.0
     """The longest a call waits for a free connection of the pool."""
     pool_observer: PoolObserver | None = field(default=None, repr=False, compare=False)
+    http1: bool = True
+    http2: bool = False
+    """With `http1` too: HTTP/2 when TLS negotiates it (ALPN). Alone: prior knowledge."""
+
+    def pool_watch(self, provider: str) -> PoolWatch:
+        """What times and reports the pool waits of `provider`'s calls."""
+        return PoolWatch(provider, self.max_connections, self.pool_timeout_s, self.pool_observer)
+
+    def http_client(
+        self, sdk_client: Callable[..., httpx2.AsyncClient], watch: PoolWatch
+    ) -> httpx2.AsyncClient:
+        """The HTTP client of an SDK, built by the SDK's own default class (`sdk_client`, so
+        it keeps its TCP keep-alive settings) with this pool, protocols and `watch`."""
+        return sdk_client(
+            timeout=self.timeout,
+            limits=self.limits,
+            http1=self.http1,
+            http2=self.http2,
+            event_hooks={"request": [watch.on_request]},
+        )
 
     @property
     def timeout(self) -> httpx2.Timeout:

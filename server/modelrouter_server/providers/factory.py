@@ -129,7 +129,8 @@ def _resolve(
         if provider.kind is not ProviderKind.ANTHROPIC:
             emulated_url += "/v1"
         target = ProviderTarget(name, provider.kind, True, emulated_url, "none (emulated)")
-        return target, _connection(provider, _EMULATOR_KEY, emulated_url)
+        # The emulator speaks HTTP/1.1 only, whatever the provider's `http2` says.
+        return target, _connection(provider, config, _EMULATOR_KEY, emulated_url, http2=False)
     base_url = _base_url(provider, env)
     key = _api_key(provider, env)
     if key:
@@ -143,7 +144,7 @@ def _resolve(
             f"(emulator.mode is {config.emulator.mode.value})"
         )
     target = ProviderTarget(name, provider.kind, False, base_url, key_source)
-    return target, _connection(provider, key, base_url)
+    return target, _connection(provider, config, key, base_url, http2=provider.http2)
 
 
 def _api_key(provider: ProviderConfig, env: Mapping[str, str]) -> str:
@@ -156,12 +157,26 @@ def _base_url(provider: ProviderConfig, env: Mapping[str, str]) -> str | None:
     return provider.base_url or env.get(_SDK_BASE_URL_VARIABLE[provider.kind]) or None
 
 
-def _connection(provider: ProviderConfig, api_key: str, base_url: str | None) -> Connection:
+def _connection(
+    provider: ProviderConfig,
+    config: RouterConfig,
+    api_key: str,
+    base_url: str | None,
+    *,
+    http2: bool | None,
+) -> Connection:
+    # No base URL: the SDK's default endpoint, which is https.
+    plaintext = base_url is not None and base_url.lower().startswith("http:")
+    if http2 is None:
+        http2 = not plaintext
     return Connection(
         api_key=api_key,
         base_url=base_url,
         timeout_s=provider.timeout_s,
         connect_timeout_s=provider.connect_timeout_s,
-        max_connections=provider.max_connections,
+        max_connections=config.pool_size(provider),
         pool_timeout_s=provider.pool_timeout_s,
+        # Over plaintext there is no ALPN to agree on HTTP/2: asked for, it is h2c only.
+        http1=not (http2 and plaintext),
+        http2=http2,
     )

@@ -53,7 +53,6 @@ from modelrouter_server.providers.openai_wire import (
     text_field,
     usage_of,
 )
-from modelrouter_server.providers.pool import PoolWatch
 from modelrouter_server.providers.sse import (
     TRANSPORT_ERRORS,
     JSONDecodeError,
@@ -122,18 +121,14 @@ class OpenAIProvider:
         self._models = models
         self._emulated = emulated
         self._connection = connection
-        self._pool = PoolWatch(
-            name, connection.max_connections, connection.pool_timeout_s, connection.pool_observer
-        )
+        self._pool = connection.pool_watch(name)
         self._client = openai.AsyncOpenAI(
             api_key=connection.api_key,
             base_url=connection.base_url,
             timeout=connection.timeout,
             # The router has the one retry loop; a second one here would multiply attempts.
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(
-                timeout=connection.timeout, limits=connection.limits
-            ),
+            http_client=connection.http_client(openai.DefaultAsyncHttpxClient, self._pool),
         )
 
     @property
