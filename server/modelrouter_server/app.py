@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,20 +112,23 @@ class App:
         port: int | None = None,
         metrics_port: int | None = None,
         emulator: Emulator | None = None,
+        emulator_url: str | None = None,
+        reuse_port: bool = False,
         breaker_clock: Clock = time.monotonic,
     ) -> App:
         """Build and serve. `emulator`: a running one to use instead of starting one
-        (tests script it); the caller keeps owning it. `breaker_clock` times the circuit
-        breakers' cool-downs (tests pass a fake one rather than wait a cool-down out).
+        (tests script it; the caller keeps owning it); `emulator_url`: one served
+        elsewhere (a worker's: the supervisor's). `reuse_port`: share the port with the
+        other workers. `breaker_clock` times the breakers' cool-downs (tests pass a fake).
         `ConfigError` when the config is unsafe to serve (no auth on a network address) or
         its TLS files are unreadable. A start that fails part-way closes whatever it had
         opened (its emulator, the providers, the store, the gRPC server) before raising."""
         listen = host or config.server.host
-        credentials = _preflight(config, listen)
+        credentials = preflight(config, listen)
         async with contextlib.AsyncExitStack() as undo:
-            owned = None if emulator else await _own_emulator(config, env, undo)
-            emulator = emulator or owned
-            base_url = emulator.base_url if emulator else None
+            given = emulator.base_url if emulator else emulator_url
+            owned = None if given else await _own_emulator(config, env, undo)
+            base_url = owned.base_url if owned else given
             emulated = _log_targets(config, env, base_url)
             metrics = Metrics()
             providers = build_providers(
@@ -142,26 +145,19 @@ class App:
             tenant_metrics = _tenant_metrics(config, metrics)
             gate = TenantGate(config, ledger, tenant_metrics)
             servicer = _servicer(config, providers, breakers, counter, store, emulated, gate)
-            grpc_server, admission = _grpc_server(config, servicer, metrics, tenant_metrics)
-            bound = await grpc_server.start(
-                listen, config.server.port if port is None else port, credentials=credentials
+            grpc_server, admission = _grpc_server(
+                config, servicer, metrics, tenant_metrics, reuse_port=reuse_port
             )
+            wanted = config.server.port if port is None else port
+            bound = await grpc_server.start(listen, wanted, credentials=credentials)
             undo.push_async_callback(grpc_server.stop, 0)
-            bound_metrics = _start_metrics(config, metrics, metrics_port)
+            bound_metrics = start_metrics(config, metrics.start_http, metrics_port)
             undo.pop_all()  # started: from here on the App owns all of it
         return cls(
-            config=config,
-            grpc=grpc_server,
-            admission=admission,
-            providers=providers,
-            store=store,
-            ledger=ledger,
-            metrics=metrics,
-            breakers=breakers,
-            emulator=owned,
-            port=bound,
-            metrics_port=bound_metrics,
-        )
+            config=config, grpc=grpc_server, admission=admission, providers=providers,
+            store=store, ledger=ledger, metrics=metrics, breakers=breakers, emulator=owned,
+            port=bound, metrics_port=bound_metrics,
+        )  # fmt: skip
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
@@ -180,7 +176,7 @@ async def _own_emulator(
     """An emulator of our own when the config needs one (stopped by `undo`), else None."""
     if not needs_emulator(config, env=env):
         return None
-    emulator = await _start_emulator(config)
+    emulator = await start_emulator(config)
     undo.push_async_callback(emulator.stop)
     return emulator
 
@@ -196,7 +192,7 @@ async def _open_stores(
     return store, ledger
 
 
-def _preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:
+def preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | None:
     """The checks that need nothing started, so a failure has nothing to undo: a warning
     when `listen` exposes the router without authentication, the descriptor budget, and
     the TLS files. Returns the credentials to serve with (None: plaintext)."""
@@ -209,15 +205,17 @@ def _preflight(config: RouterConfig, listen: str) -> grpc.ServerCredentials | No
     return server_credentials(tls) if tls is not None else None
 
 
-def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> int | None:
-    """Serve /metrics on `port` (the configured one when None; 0 in config: off).
-    `BindError` naming the address when it is taken."""
+def start_metrics(
+    config: RouterConfig, start_http: Callable[[str, int], int], port: int | None
+) -> int | None:
+    """Serve /metrics with `start_http(host, port)` on `port` (the configured one when
+    None; 0 in config: off). `BindError` naming the address when it is taken."""
     wanted = config.server.metrics_port if port is None else port
     if not wanted:
         return None
     host = config.server.metrics_host
     try:
-        return metrics.start_http(host, wanted)
+        return start_http(host, wanted)
     except OSError as exc:
         raise BindError(
             f"cannot serve metrics on {host}:{wanted}: {exc.strerror}"
@@ -230,7 +228,7 @@ def _start_metrics(config: RouterConfig, metrics: Metrics, port: int | None) -> 
 _UNREAD_RECORDS = 16
 
 
-async def _start_emulator(config: RouterConfig) -> Emulator:
+async def start_emulator(config: RouterConfig) -> Emulator:
     admin = config.emulator.admin
     emulator = Emulator(
         emulated_models(config),
@@ -324,6 +322,8 @@ def _grpc_server(
     servicer: ModelRouterServicer,
     metrics: Metrics,
     tenant_metrics: TenantMetrics,
+    *,
+    reuse_port: bool,
 ) -> tuple[GrpcServer, Admission]:
     """The gRPC server (not started) behind its error boundary and admission control."""
     admission = Admission(
@@ -354,19 +354,14 @@ def _grpc_server(
         idle_connection_timeout_s=config.server.idle_connection_timeout_s,
         max_client_connections=config.admission.max_client_connections,
         max_pending_calls=config.admission.max_pending_calls,
+        reuse_port=reuse_port,
     )
     return server, admission
 
 
-async def serve(
-    config_path: Path | None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    metrics_port: int | None = None,
-) -> None:
-    """Run until SIGINT or SIGTERM, then drain in-flight RPCs and stop. `host`, `port` and
-    `metrics_port` override the config's (`metrics_port` 0: no metrics endpoint)."""
+def load_serving_config(config_path: Path | None) -> RouterConfig:
+    """The config `modelrouter serve` runs with (`config_path`, else $MODELROUTER_CONFIG,
+    else the built-in one), with logging set up as it asks. `ConfigError` when invalid."""
     path = config_path or (Path(p) if (p := os.environ.get("MODELROUTER_CONFIG")) else None)
     config = load_config(path)
     configure_logging(
@@ -374,6 +369,26 @@ async def serve(
         level=config.server.log_level,
         secrets=configured_secrets(config, os.environ),
     )
+    return config
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set `stop` (the start of a graceful drain)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(
+    config: RouterConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    metrics_port: int | None = None,
+) -> None:
+    """Run in this one process until SIGINT or SIGTERM, then drain in-flight RPCs and
+    stop. `host`, `port` and `metrics_port` override the config's (`metrics_port` 0: no
+    metrics endpoint)."""
     app = await App.start(config, env=os.environ, host=host, port=port, metrics_port=metrics_port)
     log.info(
         "serving",
@@ -384,9 +399,7 @@ async def serve(
         emulated=app.emulator is not None,
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     try:
         await stop.wait()
     finally:

@@ -37,15 +37,19 @@ class GrpcServer:
         idle_connection_timeout_s: float = 300.0,
         max_client_connections: int | None = None,
         max_pending_calls: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: bind with SO_REUSEPORT, sharing the port with the other workers
+        (the kernel spreads connections among them); off, a taken port is an error."""
         options: list[tuple[str, int]] = [
             # The configured sizes are the transport's: a larger request is refused
             # before it is decoded, and no reply is built that a client cannot take.
             ("grpc.max_receive_message_length", limits.max_request_bytes),
             ("grpc.max_send_message_length", limits.max_response_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_connection_idle_ms", int(idle_connection_timeout_s * 1000)),
         ]
+        self._reuse_port = reuse_port
         if max_client_connections is not None:
             options.append(("grpc.max_allowed_incoming_connections", max_client_connections))
         if max_pending_calls is not None:
@@ -68,7 +72,8 @@ class GrpcServer:
     ) -> int:
         """Bind and serve (TLS with `credentials`); returns the bound port (useful with 0)."""
         address = f"{host}:{port}"
-        _check_not_in_use(host, port, address)
+        if not self._reuse_port:  # a worker's supervisor holds the port: it checked
+            check_not_in_use(host, port)
         try:
             if credentials is None:
                 self.port = self._server.add_insecure_port(address)
@@ -97,11 +102,12 @@ class GrpcServer:
         await self._server.wait_for_termination()
 
 
-def _check_not_in_use(host: str, port: int, address: str) -> None:
+def check_not_in_use(host: str, port: int) -> None:
     """Raise BindError when something already listens on the address. grpc would find out
     too, but only after logging a multi-line C-core error."""
     if port == 0:
         return
+    address = f"{host}:{port}"
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
