@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from modelrouter_server.config.security import (
     TENANT_NAME,
@@ -33,6 +33,10 @@ class LogFormat(enum.Enum):
     JSON = "json"
 
 
+MAX_WORKERS = 256
+"""More worker processes than this is a typo, not a deployment."""
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 50051
@@ -48,6 +52,9 @@ class ServerConfig(_Strict):
     """On SIGTERM, how long in-flight RPCs may run before they end with UNAVAILABLE."""
     idle_connection_timeout_s: PositiveFloat = 300.0
     """A client connection with no RPC for this long is closed (HTTP/2 GOAWAY)."""
+    workers: Annotated[StrictInt, Field(ge=0, le=MAX_WORKERS)] = 0
+    """Worker processes sharing the gRPC port (SO_REUSEPORT); 0: one per CPU core this
+    process may run on. 1 serves from this one process, with no supervisor."""
 
 
 class ProviderKind(enum.Enum):

@@ -1,7 +1,7 @@
 """Structured logs and metrics."""
 
 from modelrouter_server.observability.logging import configure_logging
-from modelrouter_server.observability.metrics import Metrics
+from modelrouter_server.observability.metrics import AggregatedMetrics, Metrics
 from modelrouter_server.observability.redaction import (
     Redactor,
     configured_secrets,
@@ -10,6 +10,7 @@ from modelrouter_server.observability.redaction import (
 from modelrouter_server.observability.summary import Answer, RequestSummary
 
 __all__ = [
+    "AggregatedMetrics",
     "Answer",
     "Metrics",
     "Redactor",

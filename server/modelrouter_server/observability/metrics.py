@@ -8,6 +8,10 @@ attempt), token gaps with `observe_inter_token`, and wraps a stream's lifetime i
 `start_http` serves `/metrics` from a daemon thread, so a scrape never waits on the event
 loop.
 
+With several workers (PROMETHEUS_MULTIPROC_DIR set by the supervisor) every worker's
+series go to files in that directory and `AggregatedMetrics`, in the supervisor, serves
+their sum: counters and histograms add up; each gauge says how (`multiprocess_mode`).
+
 The names, labels and meaning of every series are listed in docs/metrics.md.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -24,6 +30,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
     start_http_server,
 )
 
@@ -59,6 +66,10 @@ POOL_WAIT_BUCKETS_S: tuple[float, ...] = (
 ATTEMPT_BUCKETS_S: tuple[float, ...] = REQUEST_BUCKETS_S
 
 _MP = ("model", "provider")
+
+GaugeMode = Literal["livesum", "livemax", "mostrecent"]
+"""How a gauge's values from several workers combine (prometheus_client's
+`multiprocess_mode`; "live": only workers still running count)."""
 
 BREAKER_STATE_VALUES: dict[str, int] = {"closed": 0, "half-open": 1, "open": 2}
 """The value of `modelrouter_circuit_breaker_state` for each breaker state."""
@@ -100,8 +111,7 @@ class Metrics:
         self._declare_capacity()
         self._breaker_states: dict[tuple[str, str], str] = {}
         self._breaker_lock = threading.Lock()
-        self._http: WSGIServer | None = None
-        self._http_thread: threading.Thread | None = None
+        self._endpoint = _Endpoint()
 
     # Declaring -----------------------------------------------------------------------------
 
@@ -197,17 +207,20 @@ class Metrics:
 
     def _declare_capacity(self) -> None:
         """Breakers, open streams, connection pools."""
+        # Each worker has its own breakers: across workers, the most open one shows.
         self._breaker_state = self._gauge(
             "circuit_breaker_state",
             "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
-            "provider", "model",
+            "provider", "model", mode="livemax",
         )  # fmt: skip
         self._breaker_transitions = self._counter(
             "circuit_breaker_transitions",
             "Circuit breaker state changes per endpoint.",
             "provider", "model", "from_state", "to_state",
         )  # fmt: skip
-        self._inflight_streams = self._gauge("inflight_streams", "GenerateStream calls open now.")
+        self._inflight_streams = self._gauge(
+            "inflight_streams", "GenerateStream calls open now.", mode="livesum"
+        )
         self._pool_timeouts = self._counter(
             "upstream_pool_timeouts",
             "Provider calls that found no free pooled connection within pool_timeout_s.",
@@ -222,8 +235,10 @@ class Metrics:
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, labels, namespace=self._ns, registry=self.registry)
 
-    def _gauge(self, name: str, doc: str, *labels: str) -> Gauge:
-        return Gauge(name, doc, labels, namespace=self._ns, registry=self.registry)
+    def _gauge(self, name: str, doc: str, *labels: str, mode: GaugeMode) -> Gauge:
+        return Gauge(
+            name, doc, labels, namespace=self._ns, registry=self.registry, multiprocess_mode=mode
+        )
 
     def _histogram(
         self, name: str, doc: str, buckets: tuple[float, ...], *labels: str
@@ -335,19 +350,57 @@ class Metrics:
     def start_http(self, host: str, port: int) -> int:
         """Serve `/metrics` on `host:port` from a daemon thread; returns the bound port
         (useful with port 0). Raises `OSError` when the address cannot be bound."""
-        if self._http is not None:
-            raise RuntimeError("the metrics endpoint is already running")
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-        self._http, self._http_thread = server, thread
-        return int(server.server_port)
+        return self._endpoint.start(self.registry, host, port)
 
     def stop_http(self) -> None:
         """Stop the endpoint and close its socket; does nothing if it is not running."""
-        server, thread = self._http, self._http_thread
-        self._http = self._http_thread = None
+        self._endpoint.stop()
+
+
+class _Endpoint:
+    """`/metrics` served from a daemon thread, so a scrape never waits on the event loop."""
+
+    def __init__(self) -> None:
+        self._http: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, registry: CollectorRegistry, host: str, port: int) -> int:
+        if self._http is not None:
+            raise RuntimeError("the metrics endpoint is already running")
+        self._http, self._thread = start_http_server(port, addr=host, registry=registry)
+        return int(self._http.server_port)
+
+    def stop(self) -> None:
+        server, thread = self._http, self._thread
+        self._http = self._thread = None
         if server is None:
             return
         server.shutdown()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5.0)
+
+
+class AggregatedMetrics:
+    """The supervisor's `/metrics`: the sum of every worker's series, read from the
+    multiprocess `directory` at each scrape."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(self.registry, path=str(directory))  # type: ignore[no-untyped-call]
+        self._endpoint = _Endpoint()
+
+    def start_http(self, host: str, port: int) -> int:
+        """As `Metrics.start_http`."""
+        return self._endpoint.start(self.registry, host, port)
+
+    def stop_http(self) -> None:
+        self._endpoint.stop()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def worker_gone(self, pid: int) -> None:
+        """Drop a dead worker's "live" gauges (its counters keep counting in the sums)."""
+        multiprocess.mark_process_dead(pid, str(self.directory))  # type: ignore[no-untyped-call]

@@ -57,6 +57,8 @@ class TenantMetrics:
             ["tenant"],
             namespace=namespace,
             registry=registry,
+            # Every worker reads the same ledger: the latest reading is the answer.
+            multiprocess_mode="mostrecent",
         )
 
     def _label(self, tenant: str) -> str:

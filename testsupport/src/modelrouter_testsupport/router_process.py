@@ -94,11 +94,13 @@ def write_config(
     emulator_url: str | None = None,
     emulator_port: int = 0,
     overrides: Mapping[str, Mapping[str, object]] | None = None,
+    workers: int = 1,
 ) -> Path:
     """The built-in config with a memory store and `metrics_port`, served by the built-in
     emulator on `emulator_port`, or with every provider pointed at `emulator_url`.
     `provider_connections` sizes every provider's HTTP connection pool; `overrides`
-    replaces keys per section."""
+    replaces keys per section. With several `workers` the conversations and the ledger are
+    SQLite files in `directory` instead (workers share them; a memory store is refused)."""
     from modelrouter_server.config.loader import default_config_path
 
     config = tomllib.loads(default_config_path().read_text(encoding="utf-8"))
@@ -107,7 +109,13 @@ def write_config(
     config.setdefault("emulator", {}).update(
         mode="off" if emulator_url else "always", admin=not emulator_url, port=emulator_port
     )
-    config.setdefault("context", {})["store"] = "memory"
+    if workers == 1:
+        config.setdefault("context", {})["store"] = "memory"
+    else:
+        config.setdefault("context", {}).update(
+            store="sqlite", sqlite_path=str(directory / "conversations.db")
+        )
+        config.setdefault("ledger", {}).update(sqlite_path=str(directory / "ledger.db"))
     for provider in config.get("providers", {}).values():
         if provider_connections is not None:
             provider["max_connections"] = provider_connections
@@ -131,9 +139,12 @@ def start_router(
     emulator_url: str | None = None,
     overrides: Mapping[str, Mapping[str, object]] | None = None,
     timeout_s: float = 120.0,
+    workers: int = 1,
 ) -> RouterProcess:
-    """Start `modelrouter serve` in `directory` and wait until its health check says
-    SERVING. Raises RouterStartError (with the log) when it exits or times out first."""
+    """Start `modelrouter serve --workers N` in `directory` and wait until its health check
+    says SERVING. `workers` 1 (the default): one process, as the tests expect; more: a
+    supervisor and its workers (health answers once one serves). Raises RouterStartError
+    (with the log) when it exits or times out first."""
     # Absolute: the child runs in `directory` and is handed paths inside it.
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -148,6 +159,7 @@ def start_router(
         emulator_url=emulator_url,
         emulator_port=emulator_port,
         overrides=overrides,
+        workers=workers,
     )
     log_path = directory / "router.log"
     env = {k: v for k, v in os.environ.items() if k not in _PROVIDER_ENV}
@@ -155,7 +167,16 @@ def start_router(
         env.update(ANTHROPIC_API_KEY=_EMULATOR_KEY, OPENAI_API_KEY=_EMULATOR_KEY)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*modelrouter_command(), "serve", "--config", str(config_path), "--port", str(port)],
+            [
+                *modelrouter_command(),
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             cwd=directory,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -235,10 +256,10 @@ def stop_router(router: RouterProcess, *, grace_s: float = 10.0) -> int:
 
 @contextmanager
 def running_router(
-    directory: Path, *, metrics: bool = True, log_level: str = "info"
+    directory: Path, *, metrics: bool = True, log_level: str = "info", workers: int = 1
 ) -> Iterator[RouterProcess]:
     """`start_router` for the length of a `with` block."""
-    router = start_router(directory, metrics=metrics, log_level=log_level)
+    router = start_router(directory, metrics=metrics, log_level=log_level, workers=workers)
     try:
         yield router
     finally:
