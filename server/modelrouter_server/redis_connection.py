@@ -18,6 +18,8 @@ have been applied, and sending it again could apply it twice. Cluster redirectio
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
@@ -26,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 RedisClient = aioredis.Redis | RedisCluster
 """Either client: the commands the stores use exist on both."""
@@ -98,3 +100,25 @@ def open_client(url: str, *, connect_timeout_s: float, timeout_s: float) -> tupl
     kwargs = single.connection_pool.connection_kwargs
     where = f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
     return single, where
+
+
+class Script:
+    """A Lua script run by its SHA1, sent whole only to a node that does not have it yet.
+
+    redis-py's own script objects load a missing script with SCRIPT LOAD on every primary
+    of a cluster, which fails as long as any one of them is down, even for keys on a node
+    that is up. Sending the script with EVAL instead loads it on the one node that runs it;
+    retrying after NOSCRIPT is safe, as a refused EVALSHA ran nothing.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(
+        self, client: RedisClient, *, keys: Sequence[str], args: Sequence[str]
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)

@@ -214,7 +214,7 @@ class RedisClusterServers:
     """Three private redis-server processes joined into one Redis Cluster (no replicas):
     every hash slot has a node, so keys spread over three processes."""
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(self, directory: Path, *extra: str, nodes: int = 3) -> None:
         self.nodes = [
             RedisServer(
                 directory / f"node{i}",
@@ -225,6 +225,7 @@ class RedisClusterServers:
                 # Its own free port: the default (port + 10000) may be taken or past 65535.
                 "--cluster-port",
                 str(free_port()),
+                *extra,
             )
             for i in range(nodes)
         ]

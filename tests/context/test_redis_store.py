@@ -17,6 +17,7 @@ from modelrouter_server.context._records import image_hash
 from modelrouter_server.domain import ImagePart, Message, Role
 from modelrouter_server.errors import ConversationNotFound, StoreError
 from modelrouter_server.redis_connection import RedisClient
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .conftest import RedisClusterServers, RedisServer, free_port, raw_redis, requires_redis_server
@@ -368,3 +369,39 @@ async def test_a_delete_whose_tidying_up_fails_has_still_deleted(
         assert not {k for k in await keys_under(raw, keys) if created.id in k}
     finally:
         await store.aclose()
+
+
+@requires_redis_server
+async def test_a_cluster_node_that_goes_away_fails_only_its_own_slots(tmp_path: Path) -> None:
+    """Conversations on the other nodes still read and take turns; those on the stopped
+    node fail with a StoreError (not retried, not hung)."""
+    # Without full coverage, the other nodes keep serving their slots however long it takes.
+    cluster = RedisClusterServers(tmp_path, "--cluster-require-full-coverage", "no")
+    cluster.start()
+    keys = prefix()
+    store = await RedisStore.open(cluster.url, key_prefix=keys, **GUARDS)
+    raw = raw_redis(cluster.url)
+    try:
+        assert isinstance(raw, RedisCluster)
+        await raw.initialize()
+        by_port: dict[int, list[str]] = {}
+        for _ in range(100):  # ids are random: until two nodes hold a conversation
+            created = await store.create(OPENING, {})
+            slot = key_slot(f"{keys}conv:{{{created.id}}}".encode())
+            port = int(raw.nodes_manager.get_node_from_slot(slot).port)
+            by_port.setdefault(port, []).append(created.id)
+            if len(by_port) == 2:
+                break
+        gone, kept = by_port
+        next(node for node in cluster.nodes if node.port == gone).stop()
+
+        for conversation_id in by_port[gone]:
+            with pytest.raises(StoreError, match="failed"):
+                await store.get(conversation_id)
+        for conversation_id in by_port[kept]:
+            await store.append(conversation_id, turn(1))
+            assert (await store.get(conversation_id)).message_count == 3
+    finally:
+        await raw.aclose()
+        await store.aclose()
+        cluster.stop()

@@ -89,7 +89,7 @@ from modelrouter_server.context.store import (
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
-from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, open_client
+from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, Script, open_client
 
 log = structlog.get_logger(__name__)
 
@@ -224,8 +224,8 @@ class RedisStore:
         self._prefix = key_prefix
         self._where = where
         self._stamp = Stamps()
-        self._append = client.register_script(_APPEND)
-        self._delete = client.register_script(_DELETE)
+        self._append = Script(_APPEND)
+        self._delete = Script(_DELETE)
 
     @classmethod
     async def open(
@@ -442,7 +442,11 @@ class RedisStore:
         what = f"delete {quote(conversation_id)}"
         reply = await self._call(
             what,
-            self._delete(keys=[conv, msgs, by, self._request_key(conversation_id)], args=[owner]),
+            self._delete(
+                self._redis,
+                keys=[conv, msgs, by, self._request_key(conversation_id)],
+                args=[owner],
+            ),
         )
         if int(reply[0]) == 0:
             raise ConversationNotFound(conversation_id)
@@ -492,6 +496,7 @@ class RedisStore:
         reply = await self._call(
             f"append to {quote(conversation_id)}",
             self._append(
+                self._redis,
                 keys=[*self._keys(conversation_id), self._request_key(conversation_id)],
                 args=args,
             ),

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from modelrouter_server.errors import QuotaExceeded, StoreError
-from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, open_client
+from modelrouter_server.redis_connection import REDIS_ERRORS, RedisClient, Script, open_client
 from modelrouter_server.tenancy.ledger import (
     Clock,
     Limits,
@@ -145,8 +145,8 @@ class RedisLedger:
         self._prefix = key_prefix
         self._where = where
         self._clock = clock
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
+        self._reserve = Script(_RESERVE)
+        self._settle = Script(_SETTLE)
 
     @classmethod
     async def open(
@@ -207,6 +207,7 @@ class RedisLedger:
         refused = await self._call(
             "reserve",
             self._reserve(
+                self._redis,
                 keys=self._keys(tenant, day, month),
                 args=[
                     repr(now),
@@ -245,6 +246,7 @@ class RedisLedger:
         await self._call(
             "settle",
             self._settle(
+                self._redis,
                 keys=self._keys(r.tenant, r.day, r.month),
                 args=[
                     r.id,
