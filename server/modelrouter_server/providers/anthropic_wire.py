@@ -28,6 +28,7 @@ from modelrouter_server.providers.finish_reasons import (
 )
 from modelrouter_server.providers.openai_wire import mapping
 from modelrouter_server.providers.tool_wire import ToolCallAssembly
+from modelrouter_server.text_buffer import TextBuffer
 
 Json = Mapping[str, Any]
 
@@ -128,7 +129,7 @@ class StreamReading:
         self.stop_reason: str | None = None
         self.stop_details: object = None
         self.provider_model = ""
-        self.text: list[str] = []
+        self.text = TextBuffer()
         self.thought = False
         self.tools = ToolCallAssembly()
         self.tool_blocks: dict[int, int] = {}
@@ -200,7 +201,7 @@ class StreamReading:
         reason = anthropic_finish_reason(self.stop_reason)
         if self.answer_blocks and not self.tools and reason is FinishReason.TOOL_CALL:
             reason = FinishReason.STOP
-        answer = "".join(self.text)
+        answer = str(self.text)
         usage = self.tally.usage()
         return StreamEnd(
             reason,

@@ -430,7 +430,7 @@ def _stream_end(
     """The stream's last event, once the body ended with [DONE]."""
     refusal = refusal_of(None if answer.refused is None else "".join(answer.refused))
     reason = openai_finish_reason(answer.raw_reason, refusal)
-    text = "".join(answer.text)
+    text = str(answer.text)
     sent_usage = usage_of(answer.usage)
     try:
         tool_calls = answer.tools.calls()

@@ -24,6 +24,7 @@ from modelrouter_server.domain import (
 from modelrouter_server.providers.continuation import EchoedWhitespaceFilter
 from modelrouter_server.providers.finish_reasons import OPENAI_FINISH_REASONS, finish_reason
 from modelrouter_server.providers.tool_wire import ToolCallAssembly
+from modelrouter_server.text_buffer import TextBuffer
 
 Json = Mapping[str, Any]
 
@@ -76,7 +77,7 @@ class StreamedAnswer:
         self.raw_reason: str | None = None
         self.usage: Json | None = None
         self.provider_model = ""
-        self.text: list[str] = []
+        self.text = TextBuffer()
         self.refused: list[str] | None = None
         self.tools = ToolCallAssembly()
 

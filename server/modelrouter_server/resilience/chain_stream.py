@@ -70,6 +70,7 @@ from modelrouter_server.resilience.retry import RetryStopped, call_with_retries
 from modelrouter_server.resilience.run import ChainRun
 from modelrouter_server.resilience.stream_leg import StepExpired, StreamLeg
 from modelrouter_server.resilience.timing import bounded
+from modelrouter_server.text_buffer import TextBuffer
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,7 @@ class _Leg:
     held: list[RefusalChunk] | None
     """Refusal text held back until the model's verdict is known (refusal fallback on,
     nothing sent yet): shown only if no other candidate answers. None: pass it on."""
-    output: list[str] = dataclasses.field(default_factory=list)
+    output: TextBuffer = dataclasses.field(default_factory=TextBuffer)
     """Everything generated, for counting usage a provider did not report."""
 
 
@@ -135,8 +136,7 @@ class _Relay:
 
     def __init__(self, run: ChainRun) -> None:
         self.run = run
-        self.text: list[str] = []
-        self.text_chars = 0
+        self.text = TextBuffer()
         self.sent = False
         """Any chunk (thinking included) reached the client: failover is no longer
         transparent, only a continuation can follow."""
@@ -164,7 +164,7 @@ class _Relay:
         if request is None:
             return None
         if resuming:
-            request = continuation_request(request, "".join(self.text))
+            request = continuation_request(request, str(self.text))
         try:
             stream = await call_with_retries(
                 partial(run.open_stream, candidate, request),
@@ -194,7 +194,7 @@ class _Relay:
         """A new leg on `candidate`, announced as the start or as a resume."""
         announce: ChainStarted | ChainResumed = ChainStarted(candidate)
         if self.started:
-            announce = ChainResumed(candidate, at_char=self.text_chars, reason=self.broke)
+            announce = ChainResumed(candidate, at_char=len(self.text), reason=self.broke)
         held: list[RefusalChunk] | None = (
             [] if self.run.refusal_falls_back() and not self.sent else None
         )
@@ -215,7 +215,6 @@ class _Relay:
             self.started, leg.announce = True, None
         if isinstance(event, TextChunk):
             self.text.append(event.text)
-            self.text_chars += len(event.text)
         elif isinstance(event, ToolCallChunk):
             self.tool_call_sent = True
         self.sent = True
@@ -230,14 +229,14 @@ class _Relay:
         stream.failed(run.ledger, error)
         # The provider billed what it read and wrote before the break, but a cut stream
         # carries no usage: count it, or a resumed answer's cost would leave this leg out.
-        usage = await run.usage_of(candidate, request, None, "".join(leg.output))
+        usage = await run.usage_of(candidate, request, None, str(leg.output))
         run.ledger.bill(candidate, usage)
         self.broke = f"{candidate.model_id} {describe_error(error)}"
         log.warning(
             "stream_interrupted",
             **run.log_context(candidate),
             attempt=run.ledger.tries(candidate),
-            at_char=self.text_chars,
+            at_char=len(self.text),
             error_class=type(error).__name__,
             error=error.message,
         )
@@ -246,7 +245,7 @@ class _Relay:
                 f"the stream broke inside a tool call ({self.broke}); a tool call cannot be "
                 "continued, so the reply is incomplete: send the request again"
             ) from error
-        if self.text_chars == 0 and self.sent:
+        if len(self.text) == 0 and self.sent:
             raise run.failure(
                 f"the stream broke during thinking, before any answer text "
                 f"({self.broke}); thinking cannot be continued"
@@ -259,7 +258,7 @@ class _Relay:
         """The last events of an answer that ended cleanly, or None when it is a refusal
         held back while the next candidate is tried."""
         run, candidate = self.run, leg.candidate
-        usage = await run.usage_of(candidate, request, end.usage, "".join(leg.output))
+        usage = await run.usage_of(candidate, request, end.usage, str(leg.output))
         stream.succeeded(run.ledger, usage)
         finish = _finished(run, candidate, end, self.resumed_at)
         if end.finish_reason is FinishReason.REFUSAL and not self.sent and run.refusal_falls_back():
@@ -292,7 +291,7 @@ class _Relay:
                 )
             )
             return shown
-        context = f"the stream broke after {self.text_chars} characters and could not be continued"
+        context = f"the stream broke after {len(self.text)} characters and could not be continued"
         raise run.failure(context if self.sent else "")
 
 
