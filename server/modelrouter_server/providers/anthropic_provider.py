@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -29,13 +28,16 @@ from modelrouter_server.domain import (
     ResponseFormat,
     Role,
     StreamEvent,
+    TextChunk,
     TextPart,
+    ThinkingChunk,
     ToolCall,
+    ToolCallChunk,
     ToolChoiceMode,
     ToolResult,
     ToolSettings,
 )
-from modelrouter_server.errors import InterruptionKind, ProviderError
+from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.providers.anthropic_wire import (
     StreamReading,
     UsageTally,
@@ -50,11 +52,13 @@ from modelrouter_server.providers.continuation import (
 from modelrouter_server.providers.finish_reasons import finish_detail
 from modelrouter_server.providers.openai_wire import mapping
 from modelrouter_server.providers.sse import (
-    TRANSPORT_ERRORS,
     JSONDecodeError,
+    ServerSentEvent,
     SSEDecoder,
+    body_bytes,
     json_object,
     loads,
+    next_read,
 )
 from modelrouter_server.providers.tool_wire import (
     MalformedToolCall,
@@ -159,13 +163,18 @@ class AnthropicProvider:
         reading = StreamReading(
             EchoedWhitespaceFilter(call.stripped_prefill), format_tool=call.format_tool
         )
+        body, decoder = body_bytes(response), SSEDecoder()
         try:
-            async with aclosing(_events(response, errors, request_id)) as events:
-                async for event in events:
-                    if (chunk := reading.on_event(event)) is not None:
-                        yield chunk
-                    if reading.stopped:
-                        break
+            while not reading.stopped:
+                read = await next_read(body, decoder, errors, request_id)
+                if read is None:
+                    break
+                chunks, failure = _read_events(read, reading, response, errors, request_id)
+                # What the read carried before a failure still goes out first.
+                for chunk in chunks:
+                    yield chunk
+                if failure is not None:
+                    raise failure
         finally:
             # Runs on cancellation and aclose() too: closing the response closes the
             # connection, which is how the provider learns to stop generating.
@@ -422,44 +431,42 @@ def _input_object(raw: object) -> dict[str, object]:
     return dict(raw) if isinstance(raw, dict) else {}
 
 
-async def _events(
-    response: httpx2.Response, errors: UpstreamErrors, request_id: str | None
-) -> AsyncGenerator[Mapping[str, Any], None]:
-    """The body's events parsed, as the SDK would pass them on (no `ping`, no unnamed or
-    empty event); an `error` event, a transport failure or malformed JSON becomes
-    `StreamInterrupted`."""
-    decoder = SSEDecoder()
-    body = response.aiter_bytes()
-    while True:
+def _read_events(
+    read: list[ServerSentEvent],
+    reading: StreamReading,
+    response: httpx2.Response,
+    errors: UpstreamErrors,
+    request_id: str | None,
+) -> tuple[list[TextChunk | ThinkingChunk | ToolCallChunk], StreamInterrupted | None]:
+    """The chunks one network read carries, up to `message_stop`, and the failure that
+    cut it (an `error` event or malformed JSON, raised after the chunks before it).
+    Events are passed on as the SDK does: no `ping`, no unnamed or empty event."""
+    chunks: list[TextChunk | ThinkingChunk | ToolCallChunk] = []
+    for sse in read:
+        if sse.event is None or sse.event == b"ping":
+            continue
+        if sse.event == b"error":
+            return chunks, _error_event(sse.data, response, errors, request_id)
+        if not sse.data:
+            continue
         try:
-            chunk = await anext(body)
-        except StopAsyncIteration:
-            return
-        except httpx2.TimeoutException as exc:
-            raise errors.interrupted(
-                InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
-            ) from exc
-        except TRANSPORT_ERRORS as exc:
-            raise errors.interrupted(
-                InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
-            ) from exc
-        for sse in decoder.feed(chunk):
-            if sse.event is None or sse.event == b"ping" or not (sse.data or sse.event == b"error"):
-                continue
-            if sse.event == b"error":
-                _raise_error_event(sse.data, response, errors, request_id)
-            try:
-                event = json_object(sse.data)
-            except JSONDecodeError as exc:
-                raise errors.interrupted(
-                    InterruptionKind.ERROR_EVENT, f"malformed event: {exc}", request_id=request_id
-                ) from exc
-            yield event
+            event = json_object(sse.data)
+        except JSONDecodeError as exc:
+            failure = errors.interrupted(
+                InterruptionKind.ERROR_EVENT, f"malformed event: {exc}", request_id=request_id
+            )
+            failure.__cause__ = exc
+            return chunks, failure
+        if (chunk := reading.on_event(event)) is not None:
+            chunks.append(chunk)
+        if reading.stopped:
+            break
+    return chunks, None
 
 
-def _raise_error_event(
+def _error_event(
     data: bytes, response: httpx2.Response, errors: UpstreamErrors, request_id: str | None
-) -> NoReturn:
+) -> StreamInterrupted:
     """An SSE `error` event, read into the exception the SDK raises for it (a plain
     `APIStatusError` with the stream's 200 status) and described as before."""
     body: object
@@ -470,11 +477,13 @@ def _raise_error_event(
         body = data.decode("utf-8", errors="replace")
         summary = body or f"Error code: {response.status_code}"
     failure = anthropic.APIStatusError(summary, response=response, body=body)
-    raise errors.interrupted(
+    interrupted = errors.interrupted(
         InterruptionKind.ERROR_EVENT,
         _failure(failure).describe(),
         request_id=failure.request_id or request_id,
-    ) from failure
+    )
+    interrupted.__cause__ = failure
+    return interrupted
 
 
 def _completion(message: Mapping[str, Any], call: _Call) -> Completion:

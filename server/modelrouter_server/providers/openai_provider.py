@@ -4,8 +4,7 @@ OpenAI-compatible servers (vLLM, Ollama, llama.cpp) reached by base URL."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import httpx2
@@ -36,7 +35,7 @@ from modelrouter_server.domain import (
     ToolChoiceMode,
     ToolSettings,
 )
-from modelrouter_server.errors import InterruptionKind, ProviderError
+from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.providers.connection import Connection
 from modelrouter_server.providers.continuation import (
     EchoedWhitespaceFilter,
@@ -54,10 +53,12 @@ from modelrouter_server.providers.openai_wire import (
     usage_of,
 )
 from modelrouter_server.providers.sse import (
-    TRANSPORT_ERRORS,
     JSONDecodeError,
+    ServerSentEvent,
     SSEDecoder,
+    body_bytes,
     json_object,
+    next_read,
 )
 from modelrouter_server.providers.tool_wire import (
     MalformedToolCall,
@@ -193,16 +194,19 @@ class OpenAIProvider:
             raise _before_answer(exc, errors) from exc
         request_id = response.headers.get("x-request-id")
         answer = StreamedAnswer(EchoedWhitespaceFilter(stripped))
-        body = response.aiter_bytes()
+        body, decoder = body_bytes(response), SSEDecoder()
         done = False
         try:
-            async with aclosing(_chunk_data(body, errors, request_id)) as events:
-                async for data in events:
-                    if is_done_marker(data):
-                        done = True
-                        break
-                    for event in answer.feed(_chunk(data, response, errors, request_id)):
-                        yield event
+            while not done:
+                read = await next_read(body, decoder, errors, request_id)
+                if read is None:
+                    break
+                events, failure, done = _read_events(read, answer, response, errors, request_id)
+                # What the read carried before a failure still goes out first.
+                for event in events:
+                    yield event
+                if failure is not None:
+                    raise failure
             if done:
                 await drain_after_done(response, body)
         finally:
@@ -376,26 +380,25 @@ def _add_tools(params: CompletionCreateParamsBase, settings: ToolSettings) -> No
         params["parallel_tool_calls"] = settings.parallel
 
 
-async def _chunk_data(
-    body: AsyncIterator[bytes], errors: UpstreamErrors, request_id: str | None
-) -> AsyncGenerator[bytes, None]:
-    """The data of each event in the body; transport failures become `StreamInterrupted`."""
-    decoder = SSEDecoder()
-    while True:
+def _read_events(
+    read: list[ServerSentEvent],
+    answer: StreamedAnswer,
+    response: httpx2.Response,
+    errors: UpstreamErrors,
+    request_id: str | None,
+) -> tuple[list[StreamEvent], StreamInterrupted | None, bool]:
+    """The events one network read carries, the failure that cut it (an error chunk or
+    malformed JSON, raised after the events before it), and whether [DONE] came."""
+    events: list[StreamEvent] = []
+    for sse in read:
+        if is_done_marker(sse.data):
+            return events, None, True
         try:
-            chunk = await anext(body)
-        except StopAsyncIteration:
-            return
-        except httpx2.TimeoutException as exc:
-            raise errors.interrupted(
-                InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
-            ) from exc
-        except TRANSPORT_ERRORS as exc:
-            raise errors.interrupted(
-                InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
-            ) from exc
-        for sse in decoder.feed(chunk):
-            yield sse.data
+            chunk = _chunk(sse.data, response, errors, request_id)
+        except StreamInterrupted as failure:
+            return events, failure, False
+        events.extend(answer.feed(chunk))
+    return events, None, False
 
 
 def _chunk(

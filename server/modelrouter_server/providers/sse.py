@@ -16,12 +16,16 @@ ignored; an event not closed by a blank line when the body ends is dropped.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx2
 import orjson
+
+from modelrouter_server.errors import InterruptionKind
+from modelrouter_server.providers.upstream_errors import UpstreamErrors, transport_detail
 
 JSONDecodeError = orjson.JSONDecodeError
 """Raised by `loads` (a subclass of `json.JSONDecodeError`)."""
@@ -97,3 +101,35 @@ def json_object(data: bytes) -> dict[str, Any]:
     build their models without validation, so such an event carries nothing)."""
     value = loads(data)
     return value if isinstance(value, dict) else {}
+
+
+async def next_read(
+    body: AsyncIterator[bytes],
+    decoder: SSEDecoder,
+    errors: UpstreamErrors,
+    request_id: str | None,
+) -> list[ServerSentEvent] | None:
+    """The events completed by the body's next network read (often none, or several);
+    None once the body has ended. A failing connection becomes `StreamInterrupted`:
+    STALLED on a read timeout, DROPPED otherwise."""
+    try:
+        chunk = await anext(body)
+    except StopAsyncIteration:
+        return None
+    except httpx2.TimeoutException as exc:
+        raise errors.interrupted(
+            InterruptionKind.STALLED, transport_detail(exc), request_id=request_id
+        ) from exc
+    except TRANSPORT_ERRORS as exc:
+        raise errors.interrupted(
+            InterruptionKind.DROPPED, transport_detail(exc), request_id=request_id
+        ) from exc
+    return decoder.feed(chunk)
+
+
+def body_bytes(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The response body as it arrives: raw when it is not content-encoded (one layer of
+    httpx's generators fewer per read), else decoded."""
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.aiter_raw()
+    return response.aiter_bytes()
