@@ -17,7 +17,7 @@ the `{...}` hash tags decide the cluster slot of each key):
     <prefix>image:{<sha256>}       string: an image's bytes (base64), once for all messages
     <prefix>image:{<sha256>}:refs  set: the conversations whose messages carry the image
 
-Every script and MULTI touches the keys of one hash tag only (one conversation, or one
+Every script touches the keys of one hash tag only (one conversation, or one
 image), so each runs atomically on one cluster node. Appending runs as one Lua script,
 which Redis executes atomically across every client: it reads the list length as the first
 new seq and pushes the turn in the same step, so concurrent turns from any number of
@@ -146,6 +146,25 @@ redis.call('HSET', conv, 'updated_us', ARGV[1])
 return {base, summary_seq}
 """
 
+# Scripts, not MULTI, for the reads and writes of one conversation that must be one step:
+# redis-py's cluster MULTI blocks the event loop (it runs each queued command through
+# asyncio.run in a thread and joins it), and a script is one round trip either way.
+# ARGV: created_us, metadata, listing member, owner ('' = the default), then the messages.
+_CREATE = """
+local conv, msgs = KEYS[1], KEYS[2]
+redis.call('HSET', conv, 'created_us', ARGV[1], 'updated_us', ARGV[1], 'metadata', ARGV[2],
+  'member', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', conv, 'tenant', ARGV[4]) end
+for i = 5, #ARGV do redis.call('RPUSH', msgs, ARGV[i]) end
+return 1
+"""
+
+# The head, the messages and the summary links as one snapshot.
+_GET = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
+  redis.call('HGETALL', KEYS[3])}
+"""
+
 # Returns {0} (not found, or another owner's) or {1, listing member, the messages}: the
 # messages are read in the same step as they are deleted, so no turn appended meanwhile
 # can go without its images being released.
@@ -192,6 +211,11 @@ def _message_json(
     return json.dumps(fields, separators=(",", ":"))
 
 
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    """HGETALL's reply inside a script: field, value, field, value..."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def _parts_of(raw: str) -> str:
     """The stored parts JSON of one stored message ('' when it has none)."""
     fields = json.loads(raw)
@@ -224,6 +248,8 @@ class RedisStore:
         self._prefix = key_prefix
         self._where = where
         self._stamp = Stamps()
+        self._create = Script(_CREATE)
+        self._get = Script(_GET)
         self._append = Script(_APPEND)
         self._delete = Script(_DELETE)
 
@@ -336,37 +362,19 @@ class RedisStore:
         # Listed first: a failure before the conversation is written leaves a member that
         # `list` skips, never a conversation that no listing shows.
         await self._call("create", self._redis.zadd(self._index_of(owner), {member: 0}))
-        # One MULTI over the conversation's own keys (one slot).
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(
-            conv,
-            mapping={
-                "created_us": str(stamp),
-                "updated_us": str(stamp),
-                "metadata": metadata_json(metadata),
-                "member": member,
-            },
-        )
-        if owner:
-            pipe.hset(conv, "tenant", owner)
-        if messages:
-            pipe.rpush(
-                msgs,
-                *(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True)),
-            )
-        await self._call("create", pipe.execute())
+        args = [str(stamp), metadata_json(metadata), member, owner]
+        args.extend(_message_json(m, n, stamp, ()) for m, n in zip(messages, counts, strict=True))
+        await self._call("create", self._create(self._redis, keys=[conv, msgs], args=args))
         return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
 
     async def get(self, conversation_id: str, *, owner: str = "") -> Conversation:
         self._check_id(conversation_id)
         conv, msgs, by = self._keys(conversation_id)
-        # One MULTI/EXEC: the head, the messages and the summary links are one snapshot.
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(conv)
-        pipe.lrange(msgs, 0, -1)
-        pipe.hgetall(by)
         what = f"get {quote(conversation_id)}"
-        head, raw_messages, links = await self._call(what, pipe.execute())
+        flat_head, raw_messages, flat_links = await self._call(
+            what, self._get(self._redis, keys=[conv, msgs, by], args=[])
+        )
+        head, links = _pairs(flat_head), _pairs(flat_links)
         if not head or head.get("tenant", "") != owner:
             raise ConversationNotFound(conversation_id)
         try:

@@ -1,8 +1,8 @@
 """The shared ledger: Redis, for every worker and replica that uses the same server.
 
-Keys per tenant (the `{tenant}` hash tag keeps them in one cluster slot, so a script or
-MULTI may touch them all, on one server or a Redis Cluster: `redis+cluster://`; tenant names
-hold no braces, so the tag is always the whole name):
+Keys per tenant (the `{tenant}` hash tag keeps them in one cluster slot, so a script may
+touch them all, on one server or a Redis Cluster: `redis+cluster://`; tenant names hold no
+braces, so the tag is always the whole name):
 
     <prefix>ledger:{<tenant>}:rates           hash: rpm, tpm -> GCRA theoretical arrival time
     <prefix>ledger:{<tenant>}:holds           hash: reservation id -> "cost|day|month|stream"
@@ -132,6 +132,14 @@ return {}
 """
 
 
+# One snapshot of a tenant's holds and spend. A script rather than MULTI: redis-py's
+# cluster MULTI blocks the event loop (each queued command runs in a thread it joins).
+_USAGE = """
+return {redis.call('HGETALL', KEYS[2]), redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf'),
+  redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+"""
+
+
 def _arg(value: float | int | None) -> str:
     return "" if value is None else repr(value)
 
@@ -147,6 +155,7 @@ class RedisLedger:
         self._clock = clock
         self._reserve = Script(_RESERVE)
         self._settle = Script(_SETTLE)
+        self._usage = Script(_USAGE)
 
     @classmethod
     async def open(
@@ -263,16 +272,14 @@ class RedisLedger:
     async def usage(self, tenant: str) -> TenantUsage:
         now = self._clock()
         day, month = day_of(now), month_of(now)
-        _, holds_key, expiry_key, day_key, month_key = self._keys(tenant, day, month)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(holds_key)
-            pipe.zrangebyscore(expiry_key, f"({now!r}", "+inf")
-            pipe.hgetall(day_key)
-            pipe.hgetall(month_key)
-            holds, live, spent_day, spent_month = await self._call("usage", pipe.execute())
+        flat_holds, live, flat_day, flat_month = await self._call(
+            "usage",
+            self._usage(self._redis, keys=self._keys(tenant, day, month), args=[f"({now!r}"]),
+        )
+        spent_day, spent_month = _pairs(flat_day), _pairs(flat_month)
         live_ids = set(live)
         streams, held_day, held_month = 0, 0.0, 0.0
-        for hold_id, value in holds.items():
+        for hold_id, value in _pairs(flat_holds).items():
             if hold_id not in live_ids:
                 continue
             cost, hold_day, hold_month, stream = value.split("|")
@@ -288,6 +295,11 @@ class RedisLedger:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """HGETALL's reply inside a script: field, value, field, value..."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _period(period: str, spent: dict[str, str], held: float) -> PeriodUsage:
