@@ -68,7 +68,8 @@ from modelrouter_server.resilience.events import (
 from modelrouter_server.resilience.ledger import describe_error
 from modelrouter_server.resilience.retry import RetryStopped, call_with_retries
 from modelrouter_server.resilience.run import ChainRun
-from modelrouter_server.resilience.stream_leg import StepExpired, StreamLeg
+from modelrouter_server.resilience.stall_watch import StepExpired
+from modelrouter_server.resilience.stream_leg import StreamLeg
 from modelrouter_server.resilience.timing import bounded
 from modelrouter_server.text_buffer import TextBuffer
 

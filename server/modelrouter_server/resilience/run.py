@@ -37,12 +37,8 @@ from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
 from modelrouter_server.resilience.events import RequestBuilder
 from modelrouter_server.resilience.ledger import AttemptLedger
 from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, StopReason
-from modelrouter_server.resilience.stream_leg import (
-    StepExpired,
-    StreamLeg,
-    close_stream,
-    next_event,
-)
+from modelrouter_server.resilience.stall_watch import StepExpired
+from modelrouter_server.resilience.stream_leg import StreamLeg, close_stream, next_event
 from modelrouter_server.resilience.timing import Clock, Sleep, bounded, remaining_s
 from modelrouter_server.usage_counting import LocalCounter, usage_or_count
 

@@ -1,9 +1,10 @@
 """Reading one upstream stream: timed steps, closing, and the breaker/ledger bookkeeping.
 
-Each `__anext__` runs under its own `asyncio.timeout`, which is how a stall (no event for
-`inter_token_timeout_s`) or a slow first token is seen without a helper task. When the
-timeout fires, the provider's generator is cancelled at its await point, which closes the
-SDK's HTTP response; `close_stream` then makes sure of it on every other exit.
+The first `__anext__` runs under its own `asyncio.timeout` (a slow first token); the
+following ones under the leg's `StallWatch` (no event for `inter_token_timeout_s`), one
+timer per leg rather than one per token. Either way no helper task is needed, and when the
+timeout fires the provider's generator is cancelled at its await point, which closes its
+HTTP response; `close_stream` then makes sure of it on every other exit.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from modelrouter_server.domain import StreamEvent, Usage
 from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.resilience.breakers import Permit
 from modelrouter_server.resilience.ledger import AttemptLedger
-
-
-class StepExpired(Exception):
-    """Our own per-step timeout fired (as opposed to a `TimeoutError` from below)."""
+from modelrouter_server.resilience.stall_watch import StallWatch, StepExpired
 
 
 async def next_event(stream: AsyncIterator[StreamEvent], timeout_s: float) -> StreamEvent:
@@ -39,9 +37,13 @@ async def next_event(stream: AsyncIterator[StreamEvent], timeout_s: float) -> St
             raise StepExpired from None
         raise
     except StopAsyncIteration:
-        raise StreamInterrupted(
-            "the stream ended without its terminal event", kind=InterruptionKind.TRUNCATED
-        ) from None
+        raise _truncated() from None
+
+
+def _truncated() -> StreamInterrupted:
+    return StreamInterrupted(
+        "the stream ended without its terminal event", kind=InterruptionKind.TRUNCATED
+    )
 
 
 async def close_stream(stream: AsyncIterator[StreamEvent]) -> None:
@@ -75,10 +77,18 @@ class StreamLeg:
         self.first_at = first_at
         self._stream = stream
         self._permit = permit
+        self._watch: StallWatch | None = None
 
     async def next(self, timeout_s: float) -> StreamEvent:
         """The next event; raises `StepExpired` on a stall, `ProviderError` on a break."""
-        return await next_event(self._stream, timeout_s)
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = StallWatch()
+        try:
+            event: StreamEvent = await watch.step(self._stream, timeout_s)
+        except StopAsyncIteration:
+            raise _truncated() from None
+        return event
 
     def succeeded(self, ledger: AttemptLedger, usage: Usage) -> None:
         """The stream ended with its terminal event; `usage` is what the call is billed."""
@@ -118,6 +128,8 @@ class StreamLeg:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
+        if self._watch is not None:
+            self._watch.close()
         try:
             await close_stream(self._stream)
         finally:
