@@ -342,7 +342,9 @@ def _grpc_server(
     )
     # The boundary outermost: what the key check or admission refuses is logged and
     # counted too. The key check before admission: no key, no slot taken.
-    interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [ErrorBoundary(metrics)]
+    interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        ErrorBoundary(metrics, max_request_bytes=config.limits.max_request_bytes)
+    ]
     if config.auth.mode is AuthMode.API_KEY:
         interceptors.append(ApiKeyAuth(KeyRing(config.tenants)))
     interceptors.append(AdmissionInterceptor(admission))

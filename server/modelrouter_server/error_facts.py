@@ -37,6 +37,7 @@ from modelrouter_server.errors import (
     QuotaExceeded,
     RateLimited,
     RequestError,
+    RequestTooLarge,
     RouterError,
     ServerError,
     StoreError,
@@ -71,6 +72,10 @@ FACTS: Mapping[type[RouterError], ErrorFacts] = {
     RouterError: ErrorFacts(_S.INTERNAL, "error", "ROUTER_ERROR", "failed"),
     MalformedRequest: ErrorFacts(
         _S.INVALID_ARGUMENT, "info", "MALFORMED_REQUEST", "malformed request"
+    ),
+    # The status grpc's own receive limit gives: the limit is one of resources.
+    RequestTooLarge: ErrorFacts(
+        _S.RESOURCE_EXHAUSTED, "info", "REQUEST_TOO_LARGE", "request too large"
     ),
     RequestError: ErrorFacts(_S.INVALID_ARGUMENT, "info", "REQUEST_ERROR", "invalid request"),
     ModelNotFound: ErrorFacts(_S.NOT_FOUND, "info", "MODEL_NOT_FOUND", "unknown model"),

@@ -2,6 +2,7 @@
 
     RouterError
     ├── MalformedRequest        the request bytes are not a valid message of its type
+    ├── RequestTooLarge         the request bytes are over `limits.max_request_bytes`
     ├── RequestError            the caller's request is wrong (names the field)
     │   └── ModelNotFound           an unknown model id or alias
     ├── ConversationNotFound
@@ -55,6 +56,19 @@ class MalformedRequest(RouterError):
     def __init__(self, type_name: str) -> None:
         super().__init__(f"request is not a valid {type_name}")
         self.type_name = type_name
+
+
+class RequestTooLarge(RouterError):
+    """The serialized request is larger than `limits.max_request_bytes`; refused before it
+    is decoded."""
+
+    def __init__(self, type_name: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"request is {size} bytes, over max_request_bytes ({limit}) for a {type_name}"
+        )
+        self.type_name = type_name
+        self.size = size
+        self.limit = limit
 
 
 class RequestError(RouterError):

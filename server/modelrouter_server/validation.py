@@ -132,8 +132,8 @@ def check_thinking_budget(budget: int, max_output_tokens: int) -> None:
 
 
 # -- sizes ------------------------------------------------------------------------------------
-# Requests larger than `limits.max_request_bytes` never get here: the gRPC server refuses
-# them (RESOURCE_EXHAUSTED) before decoding.
+# Requests larger than `limits.max_request_bytes` never get here: the error boundary
+# refuses them (RESOURCE_EXHAUSTED) before decoding.
 
 
 def check_message_count(count: int, limits: LimitsConfig, *, field: str = "messages") -> None:

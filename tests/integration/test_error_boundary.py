@@ -105,7 +105,9 @@ def _counts(metrics: Metrics) -> dict[tuple[str, str], float]:
 async def served() -> AsyncIterator[Served]:
     metrics = Metrics()
     servicer = _Misbehaving()
-    server = grpc.aio.server(interceptors=[ErrorBoundary(metrics), _RefuseCountTokens()])
+    server = grpc.aio.server(
+        interceptors=[ErrorBoundary(metrics, max_request_bytes=8 << 20), _RefuseCountTokens()]
+    )
     pb_grpc.add_ModelRouterServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

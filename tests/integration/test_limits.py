@@ -81,13 +81,23 @@ async def test_a_message_over_the_byte_limit_names_its_content(
     assert (await router.generate("still serving")).text
 
 
-async def test_the_receive_limit_is_the_configured_request_size(
+async def test_a_request_over_max_request_bytes_is_refused_naming_the_limit(
     start_router: StartRouter,
 ) -> None:
     client = await start_router(limits={"max_request_bytes": 2 * MIB, "max_message_bytes": MIB})
     parts = [user("x" * (MIB - 100)), assistant("y" * (MIB - 100)), user("z" * 200_000)]
-    error = await refused(client.generate(parts))
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for call in (
+        client.generate(parts),
+        client._stub.GenerateStream(pb.GenerateStreamRequest(messages=parts)).read(),
+        client._stub.CreateConversation(pb.CreateConversationRequest(messages=parts)),
+    ):
+        error = await refused(call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = error.details() or ""
+        assert "max_request_bytes (2097152)" in details, details
+        assert "modelrouter.v1." in details and "Request" in details
+        (info,) = details_of(error, error_details_pb2.ErrorInfo)
+        assert info.metadata["limit"] == "max_request_bytes"
     # Just under the limit, a request is decoded and answered.
     under = pb.CountTokensRequest(messages=[*parts[:2], user("z")], model="gpt-4o-mini")
     assert under.ByteSize() > MIB

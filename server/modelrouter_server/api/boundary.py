@@ -6,7 +6,9 @@ as exactly one log line and one `Metrics.observe`, both from one `RequestSummary
 
 - requests are decoded here, not by grpc's default deserializer: bytes that are not a
   valid message of the RPC's type end as INVALID_ARGUMENT "request is not a valid
-  modelrouter.v1.<Type>" instead of UNKNOWN;
+  modelrouter.v1.<Type>" instead of UNKNOWN; bytes over `max_request_bytes` are not decoded
+  at all and end as RESOURCE_EXHAUSTED naming that limit (grpc's own receive limit sits a
+  little above it, so this check answers first, with a message the caller can act on);
 - a large request (`offload.OFF_LOOP_BYTES` or more) is decoded in a worker thread, and its
   reply encoded there too, so that no other RPC waits for either (grpc would do both on the
   loop thread); a handler whose reply is large for another reason says so with
@@ -41,7 +43,7 @@ from modelrouter_server.api.offload import OFF_LOOP_BYTES
 from modelrouter_server.api.status import to_status
 from modelrouter_server.attempts import NoCandidates
 from modelrouter_server.error_facts import facts_for
-from modelrouter_server.errors import MalformedRequest
+from modelrouter_server.errors import MalformedRequest, RequestTooLarge
 from modelrouter_server.observability import Metrics
 from modelrouter_server.observability.summary import Answer, RequestSummary
 
@@ -122,6 +124,13 @@ class _Undecoded:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _TooLarge:
+    """A request over `max_request_bytes`: never decoded, refused by the handler."""
+
+    size: int
+
+
 Parse = Callable[[bytes], Any]
 
 
@@ -132,10 +141,12 @@ def _parsed(parse: Parse, data: bytes) -> Any:
         return _UNDECODABLE
 
 
-def _decoder(parse: Parse | None) -> Callable[[bytes], Any]:
+def _decoder(parse: Parse | None, max_bytes: int) -> Callable[[bytes], Any]:
     def decode(data: bytes) -> Any:
         if parse is None:
             return data
+        if len(data) > max_bytes:
+            return _TooLarge(len(data))
         if len(data) >= OFF_LOOP_BYTES:
             return _Undecoded(data)
         return _parsed(parse, data)
@@ -143,12 +154,22 @@ def _decoder(parse: Parse | None) -> Callable[[bytes], Any]:
     return decode
 
 
-async def _decoded(request: Any, parse: Parse | None, call: _Call) -> Any:
-    """The request, decoded in a worker thread if the deserializer left it to the handler."""
+async def _decoded(
+    request: Any, parse: Parse | None, call: _Call, type_name: str, max_bytes: int
+) -> Any:
+    """The request, decoded in a worker thread if the deserializer left it to the handler;
+    raises MalformedRequest or RequestTooLarge for what the deserializer refused."""
+    if isinstance(request, _TooLarge):
+        raise RequestTooLarge(type_name, request.size, max_bytes)
+    if isinstance(request, _Undecodable):
+        raise MalformedRequest(type_name)
     if not isinstance(request, _Undecoded) or parse is None:
         return request
     call.large = True
-    return await asyncio.to_thread(_parsed, parse, request.data)
+    decoded = await asyncio.to_thread(_parsed, parse, request.data)
+    if isinstance(decoded, _Undecodable):
+        raise MalformedRequest(type_name)
+    return decoded
 
 
 def _encoder(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
@@ -167,8 +188,15 @@ def _encoder(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]
 class ErrorBoundary(_Interceptor):
     """Logs and counts every ModelRouterService RPC once and maps every error to a status."""
 
-    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        max_request_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._metrics = metrics
+        self._max_request_bytes = max_request_bytes
         self._clock = clock
 
     async def intercept_service(
@@ -195,7 +223,7 @@ class ErrorBoundary(_Interceptor):
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
             return handler
         parse = handler.request_deserializer
-        decode = _decoder(parse)
+        decode = _decoder(parse, self._max_request_bytes)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(rpc, type_name, cast(StreamBehavior, handler.unary_stream), parse),
@@ -221,9 +249,7 @@ class ErrorBoundary(_Interceptor):
             call = _Call(rpc=rpc, started=self._clock())
             _CURRENT.set(call)
             try:
-                request = await _decoded(request, parse, call)
-                if isinstance(request, _Undecodable):
-                    raise MalformedRequest(type_name)
+                request = await _decoded(request, parse, call, type_name, self._max_request_bytes)
                 response = await behavior(request, context)
                 if call.large and serialize is not None and response is not None:
                     response = await asyncio.to_thread(serialize, response)
@@ -243,9 +269,9 @@ class ErrorBoundary(_Interceptor):
             _CURRENT.set(call)
             try:
                 with self._metrics.track_stream():
-                    request = await _decoded(request, parse, call)
-                    if isinstance(request, _Undecodable):
-                        raise MalformedRequest(type_name)
+                    request = await _decoded(
+                        request, parse, call, type_name, self._max_request_bytes
+                    )
                     async with aclosing(behavior(request, context)) as responses:
                         async for response in responses:
                             self._timed(call, response)

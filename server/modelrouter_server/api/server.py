@@ -19,6 +19,12 @@ from modelrouter_server.config.schema import LimitsConfig
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouterService"].full_name
 
 
+def receive_limit(max_request_bytes: int) -> int:
+    """grpc's receive limit for a configured `max_request_bytes`: a quarter (at least
+    1 MiB) above it."""
+    return max_request_bytes + max(max_request_bytes // 4, 1024 * 1024)
+
+
 class BindError(OSError):
     """An address the server should listen on is taken or not available; the message names
     it, so start-up can end in one line instead of grpc's traceback."""
@@ -42,9 +48,11 @@ class GrpcServer:
         """`reuse_port`: bind with SO_REUSEPORT, sharing the port with the other workers
         (the kernel spreads connections among them); off, a taken port is an error."""
         options: list[tuple[str, int]] = [
-            # The configured sizes are the transport's: a larger request is refused
-            # before it is decoded, and no reply is built that a client cannot take.
-            ("grpc.max_receive_message_length", limits.max_request_bytes),
+            # Above the configured request size, so the error boundary's own check (which
+            # names `max_request_bytes`) answers first; grpc's refusal, which names
+            # nothing, is left for requests far over it. No reply is built that a client
+            # cannot take.
+            ("grpc.max_receive_message_length", receive_limit(limits.max_request_bytes)),
             ("grpc.max_send_message_length", limits.max_response_bytes),
             ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_connection_idle_ms", int(idle_connection_timeout_s * 1000)),

@@ -57,6 +57,8 @@ def to_status(exc: BaseException) -> status_pb2.Status:
         )
         status.details.append(_any(error_details_pb2.QuotaFailure(violations=[violation])))
         retry_after = exc.retry_after_s
+    elif isinstance(exc, errors.RequestTooLarge):
+        metadata.update(limit="max_request_bytes", max_bytes=str(exc.limit), bytes=str(exc.size))
     elif isinstance(exc, errors.ProviderError):
         metadata.update(provider=exc.provider, model=exc.model)
         retry_after = exc.retry_after_s
