@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ from modelrouter_client import pb, user
 from modelrouter_testsupport import emulator_admin
 from modelrouter_testsupport.router_process import free_port, modelrouter_command, write_config
 from prometheus_client.parser import text_string_to_metric_families
+
+from .test_metrics_documented import documented_series
 
 Event = dict[str, Any]
 WAIT_S = 120.0  # generous: worker start-up imports the whole stack, on a loaded machine
@@ -147,6 +150,10 @@ def test_two_workers_serve_add_up_their_metrics_and_outlive_a_killed_one(
     )
     assert scrape[durations] == calls
     assert scrape["modelrouter_inflight_streams{}"] == 0
+    # Multiprocess mode serves the documented series, and nothing undocumented.
+    docs = documented_series()
+    served = {name.partition("{")[0] for name in scrape}
+    assert not {n for n in served if re.sub(r"_(count|sum|bucket)$", "", n) not in docs}
 
     killed = router.worker_pids()[0]
     os.kill(killed, signal.SIGKILL)
