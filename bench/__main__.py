@@ -1,294 +1,180 @@
-"""`python -m bench [--out DIR] [--quick]`: run every benchmark and write the report.
+"""`python -m bench [--out DIR] [--quick]`: modelrouter side by side with the `openai` SDK
+called directly and with LiteLLM proxy, against one stand-in upstream; writes REPORT.md.
 
-The emulator runs as its own process and `modelrouter serve` points its providers at it,
-so the router's process does only the router's work. Steps: ghz unary load; SDK-direct
-against router latency; a burst of 1,000 concurrent streams while a probe times first
-tokens and the router's in-flight gauge is sampled; a stream relay-capacity run; then the
-plots and REPORT.md.
+Every system calls the same stand-in (bench/standin.py, its own process): the direct SDK
+and LiteLLM are driven by the same Python SDK client (bench/sdk_load.py), modelrouter by
+ghz. Each system runs alone, in turn: warm-up, unary at each concurrency, 200-token
+streams, then 1,000 concurrent slow streams with a cancel probe beside them. Each router
+(1 worker, N workers) then holds 10,000 open streams in a fresh process, for memory per
+stream. Plots and bench/out/REPORT.md last.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import os
+import resource
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
-from modelrouter_testsupport import emulator_admin
-from modelrouter_testsupport.router_process import RouterProcess, start_router, stop_router
-
-from bench import plots
-from bench.emulator_process import EmulatorProcess, start_emulator, stop_emulator
-from bench.ghz import GHZ, GhzRun, run_ghz
-from bench.machine import describe_machine, process_cpu_s
-from bench.probes import (
-    LoadProbe,
-    OverheadSamples,
-    measure_overhead,
-    probe_ttft_until,
-    sample_gauge_until,
-)
-from bench.report import BenchResults, Phase, render
-from bench.settings import BenchSettings, StreamLoad
+from bench import litellm_proxy, router_process
+from bench.drivers import GhzDriver, SdkDriver
+from bench.figures import draw_figures
+from bench.ghz import GHZ
+from bench.machine import describe_machine
+from bench.report import BenchReport, render
+from bench.rows import SystemResult, hold_streams, measure, warm_up
+from bench.settings import BenchSettings
+from bench.standin_process import StandInProcess, start_standin, stop_standin
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = {"messages": [{"role": "ROLE_USER", "content": "Hello"}]}
-LOAD_MODEL = "gpt-4o-mini-2024-07-18"
-PROBE_MODEL = "claude-3-7-sonnet-20250219"
-
-T = TypeVar("T")
+MODEL = router_process.MODEL
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _timed(router: RouterProcess, action: Callable[[], T]) -> tuple[T, float, float]:
-    """Run `action`; returns its result, the wall seconds and the router's CPU seconds."""
-    cpu = process_cpu_s(router.process.pid)
-    started = time.monotonic()
-    result = action()
-    return result, time.monotonic() - started, process_cpu_s(router.process.pid) - cpu
+def _raise_nofile() -> None:
+    """ghz and the probes are children of this process: 10,000 streams need the descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _stream_ghz(router: RouterProcess, name: str, load: StreamLoad, out: Path) -> GhzRun:
-    return run_ghz(
-        name,
-        router.target,
-        method="GenerateStream",
-        data={**HELLO, "model": LOAD_MODEL, "max_output_tokens": load.tokens},
-        concurrency=load.concurrency,
-        connections=load.connections,
-        total=load.total,
-        duration_s=load.duration_s,
-        timeout_s=120.0,
-        save_to=out / f"ghz_{name}.json",
-    )
+def _direct(standin: StandInProcess, settings: BenchSettings, out: Path) -> SystemResult:
+    result = SystemResult("direct", "openai SDK called directly")
+    log("direct SDK")
+    driver = SdkDriver(standin.base_url, MODEL, _dir(out, "direct"))
+    measure(driver, settings, standin, result, log)
+    return result
 
 
-async def _burst_with_probes(
-    router: RouterProcess, load: StreamLoad, out: Path
-) -> tuple[GhzRun, LoadProbe, list[tuple[float, float]]]:
-    stop = asyncio.Event()
-    probe_task = asyncio.create_task(probe_ttft_until(router.target, PROBE_MODEL, stop))
-    gauge_task = asyncio.create_task(
-        sample_gauge_until(router.scrape_metrics, "modelrouter_inflight_streams", stop)
-    )
+def _router(
+    standin: StandInProcess, settings: BenchSettings, out: Path, workers: int
+) -> SystemResult:
+    key = "router1" if workers == 1 else "routerN"
+    result = SystemResult(key, f"modelrouter, {workers} worker{'s' if workers > 1 else ''}")
+    flag: int | None = workers
+    if not router_process.supports_workers():
+        if workers > 1:
+            result.unavailable = "not available: `modelrouter serve --workers` is not in this build"
+            log(f"{result.label}: {result.unavailable}")
+            return result
+        flag = None
+    log(result.label)
+    directory = _dir(out, key)
+    router = router_process.start(directory / "main", standin.base_url, workers=flag)
     try:
-        run = await asyncio.to_thread(_stream_ghz, router, "burst", load, out)
+        driver = GhzDriver(router.target, MODEL, directory, server_cpu_s=router.cpu_s)
+        measure(driver, settings, standin, result, log)
     finally:
-        stop.set()
-    return run, await probe_task, await gauge_task
-
-
-def max_open(run: GhzRun) -> int:
-    """The most calls open at once, from each call's start and end."""
-    events = sorted([(c.start_s, 1) for c in run.calls] + [(c.end_s, -1) for c in run.calls])
-    peak = current = 0
-    for _, step in events:
-        current += step
-        peak = max(peak, current)
-    return peak
-
-
-def _router_counters(router: RouterProcess) -> list[str]:
+        router_process.stop(router)
+    # A fresh process, so the memory the other rows left behind is not counted as free.
+    router = router_process.start(directory / "hold", standin.base_url, workers=flag)
     try:
-        text = router.scrape_metrics()
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.startswith("modelrouter_requests_total")]
+        driver = GhzDriver(router.target, MODEL, directory, server_cpu_s=router.cpu_s)
+        warm_up(driver, settings)
+        result.hold = asyncio.run(hold_streams(driver, settings.hold, standin, router.rss_bytes))
+        log(
+            f"  hold: {result.hold.run.ok}/{result.hold.run.count} OK, peak "
+            f"{result.hold.peak_open} open, {result.hold.bytes_per_stream / 1024:.1f} KiB each"
+        )
+    finally:
+        router_process.stop(router)
+    return result
 
 
-def _script_load(emulator: EmulatorProcess, load: StreamLoad) -> None:
-    emulator_admin.set_behavior(
-        emulator.base_url,
-        {"tokens_per_second": load.tokens_per_second, "output_tokens": load.tokens},
-        model=LOAD_MODEL,
-    )
+def _litellm(standin: StandInProcess, settings: BenchSettings, out: Path) -> SystemResult:
+    result = SystemResult("litellm", "LiteLLM proxy, 1 worker")
+    try:
+        proxy = litellm_proxy.start(_dir(out, "litellm"), standin.base_url)
+    except litellm_proxy.LiteLLMUnavailable as exc:
+        result.unavailable = f"LiteLLM {exc}"
+        log(result.unavailable)
+        return result
+    result.label = f"LiteLLM proxy {proxy.version}, 1 worker"
+    log(result.label)
+    try:
+        driver = SdkDriver(
+            proxy.base_url,
+            MODEL,
+            _dir(out, "litellm"),
+            api_key=proxy.master_key,
+            server_cpu_s=proxy.cpu_s,
+        )
+        measure(driver, settings, standin, result, log)
+    finally:
+        litellm_proxy.stop(proxy)
+    return result
 
 
-@dataclasses.dataclass(frozen=True)
-class _Measured:
-    """Everything measured against the running router, before plotting."""
+def _dir(out: Path, name: str) -> Path:
+    path = out / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
-    unary: Phase
-    overhead: OverheadSamples
-    burst: Phase
-    probe: LoadProbe
-    inflight: list[tuple[float, float]]
-    relay: Phase
-    counters: list[str]
+
+def _guarded(result_key: str, label: str, action: Callable[[], SystemResult]) -> SystemResult:
+    """Run one system; a failure is reported in its column, and the others still run."""
+    try:
+        return action()
+    except Exception as exc:
+        log(f"{label} failed: {exc}")
+        return SystemResult(result_key, label, unavailable=f"failed: {str(exc)[:300]}")
 
 
 def run(out: Path, settings: BenchSettings) -> Path:
-    """Run the benchmarks; returns the report's path."""
+    """Run every system in turn; returns the report's path."""
     started = time.monotonic()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    emulator = start_emulator(out / "emulator.log")
-    # The default pool (200 connections per provider) would hold most of the concurrent
-    # streams back before they reach the emulator; an operator expecting this load sizes it.
-    connections = max(settings.burst.concurrency, settings.relay.concurrency) + 100
+    _raise_nofile()
+    machine = describe_machine(ROOT)
+    cores = os.cpu_count() or 1
+    standin = start_standin(out / "standin.log")
     try:
-        router = start_router(
-            out / "router",
-            metrics=True,
-            emulator_url=emulator.base_url,
-            provider_connections=connections,
-        )
-    except BaseException:
-        stop_emulator(emulator)
-        raise
-    try:
-        log(f"router at {router.target}, emulator at {emulator.base_url} (own process)")
-        measured = _measure(router, emulator, settings, out)
+        log(f"stand-in upstream at {standin.base_url}")
+        results = [
+            _guarded("direct", "openai SDK", lambda: _direct(standin, settings, out)),
+            _guarded("router1", "modelrouter", lambda: _router(standin, settings, out, 1)),
+            _guarded("routerN", "modelrouter", lambda: _router(standin, settings, out, cores)),
+            _guarded("litellm", "LiteLLM", lambda: _litellm(standin, settings, out)),
+        ]
+        standin_cpu = standin.cpu_s()
     finally:
-        stop_router(router)
-        stop_emulator(emulator)
-
+        stop_standin(standin)
     log("plotting")
-    results = BenchResults(
-        machine=describe_machine(ROOT),
+    report = BenchReport(
+        machine=machine,
         settings=settings,
-        unary=measured.unary,
-        burst=measured.burst,
-        relay=measured.relay,
-        burst_max_open=max_open(measured.burst.run),
-        burst_max_router_inflight=max((v for _, v in measured.inflight), default=None),
-        burst_probe=measured.probe,
-        overhead=measured.overhead,
-        router_counters=measured.counters,
-        figures=_figures(measured, settings, out),
+        cores=cores,
+        systems={r.key: r for r in results},
+        standin_cpu_s=standin_cpu,
         elapsed_s=time.monotonic() - started,
+        figures={},
     )
-    report = out / "REPORT.md"
-    report.write_text(render(results, out), encoding="utf-8")
-    log(f"report: {report} ({results.elapsed_s:.0f} s)")
-    return report
-
-
-def _measure(
-    router: RouterProcess, emulator: EmulatorProcess, settings: BenchSettings, out: Path
-) -> _Measured:
-    """Warm-up, then each phase in turn: unary, overhead, burst, relay."""
-    log("warm-up: 200 unary calls")
-    run_ghz("warmup", router.target, method="Generate", data=HELLO, concurrency=20, total=200)
-
-    log(f"unary: concurrency {settings.unary_concurrency} for {settings.unary_duration_s:g} s")
-    unary = Phase(
-        *_timed(
-            router,
-            lambda: run_ghz(
-                "unary",
-                router.target,
-                method="Generate",
-                data=HELLO,
-                concurrency=settings.unary_concurrency,
-                duration_s=settings.unary_duration_s,
-                save_to=out / "ghz_unary.json",
-            ),
-        )
-    )
-    log(f"unary: {unary.run.rps:.0f} calls/s, {unary.run.ok}/{unary.run.count} OK")
-
-    log(f"overhead: {settings.overhead_calls} calls per path, SDK direct vs router")
-    overhead = asyncio.run(
-        measure_overhead(router.target, emulator.openai_base_url, calls=settings.overhead_calls)
-    )
-
-    burst_load = settings.burst
-    _script_load(emulator, burst_load)
-    log(
-        f"burst: {burst_load.total} streams at concurrency {burst_load.concurrency}, "
-        f"ideal {burst_load.ideal_s:.1f} s each"
-    )
-    (burst_run, probe, inflight), wall, cpu = _timed(
-        router, lambda: asyncio.run(_burst_with_probes(router, burst_load, out))
-    )
-    log(f"burst: {burst_run.ok}/{burst_run.count} OK, peak open {max_open(burst_run)}")
-
-    relay_load = settings.relay
-    _script_load(emulator, relay_load)
-    log(f"relay: concurrency {relay_load.concurrency} for {relay_load.duration_s:g} s")
-    relay = Phase(*_timed(router, lambda: _stream_ghz(router, "relay", relay_load, out)))
-    log(f"relay: {relay.run.ok}/{relay.run.count} OK")
-    return _Measured(
-        unary=unary,
-        overhead=overhead,
-        burst=Phase(burst_run, wall, cpu),
-        probe=probe,
-        inflight=inflight,
-        relay=relay,
-        counters=_router_counters(router),
-    )
-
-
-def _figures(measured: _Measured, settings: BenchSettings, out: Path) -> dict[str, Path]:
-    """The report's plots, by the key `render` links them with."""
-    unary, burst, relay, overhead = (
-        measured.unary,
-        measured.burst,
-        measured.relay,
-        measured.overhead,
-    )
-    return {
-        "unary_latency": plots.latency_histogram(
-            unary.run.calls, "Generate latency (ghz)", out / "unary_latency.png"
-        ),
-        "unary_throughput": plots.throughput_over_time(
-            unary.run.calls, "Generate throughput", out / "unary_throughput.png"
-        ),
-        "burst_open": plots.open_streams_over_time(
-            burst.run.calls,
-            f"{settings.burst.concurrency} streams opened at once",
-            out / "burst_open.png",
-            server_inflight=measured.inflight,
-        ),
-        "burst_latency": plots.latency_histogram(
-            burst.run.calls, "GenerateStream duration, burst", out / "burst_latency.png"
-        ),
-        "relay_throughput": plots.throughput_over_time(
-            relay.run.calls, "GenerateStream completions, relay run", out / "relay_throughput.png"
-        ),
-        "overhead": plots.cdf_comparison(
-            {
-                "unary latency": {
-                    "SDK direct": overhead.unary_direct,
-                    "via router": overhead.unary_router,
-                },
-                "time to first token": {
-                    "SDK direct": overhead.ttft_direct,
-                    "via router": overhead.ttft_router,
-                },
-            },
-            "Router vs SDK direct (same emulator)",
-            out / "overhead.png",
-        ),
-    }
+    report.figures.update(draw_figures(report, out))
+    path = out / "REPORT.md"
+    path.write_text(render(report, out), encoding="utf-8")
+    log(f"report: {path} ({report.elapsed_s:.0f} s)")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--quick", action="store_true", help="a small run (checks the bench)")
-    parser.add_argument(
-        "--burst", type=int, default=None, metavar="N", help="streams opened at once"
-    )
     args = parser.parse_args(argv)
     if not GHZ.exists():
         print(f"bench: {GHZ} not found: run 'make tools'", file=sys.stderr)
         return 2
-    settings = BenchSettings.quick() if args.quick else BenchSettings()
-    if args.burst:
-        burst = dataclasses.replace(settings.burst, concurrency=args.burst, total=args.burst)
-        settings = dataclasses.replace(settings, burst=burst)
-    run(args.out, settings)
+    run(args.out, BenchSettings.quick() if args.quick else BenchSettings())
     return 0
 
 

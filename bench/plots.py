@@ -10,11 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a server or in CI
 
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from bench.ghz import Call
-from bench.stats import percentile
 
 _DPI = 110
 
@@ -26,98 +22,22 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def _mark_percentiles(ax: Axes, samples_ms: Sequence[float]) -> None:
-    for q, style in ((50, "--"), (99, ":")):
-        value = percentile(samples_ms, q)
-        ax.axvline(value, color="black", linestyle=style, linewidth=1)
-        ax.annotate(
-            f"p{q} {value:.0f} ms",
-            (value, 1),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
-            textcoords="offset points",
-            fontsize=8,
-        )
-
-
-def latency_histogram(calls: Sequence[Call], title: str, path: Path) -> Path:
-    """Distribution of call latencies (successful calls), with p50 and p99 marked."""
-    samples_ms = [c.latency_s * 1000 for c in calls if c.status == "OK"]
-    figure, ax = plt.subplots(figsize=(7, 3.6))
-    ax.hist(samples_ms, bins=60, color="#4878d0")
-    if samples_ms:
-        _mark_percentiles(ax, samples_ms)
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("calls")
-    ax.set_title(title)
-    return _save(figure, path)
-
-
-def _bins(calls: Sequence[Call], width_s: float) -> tuple[float, int]:
-    origin = min(c.start_s for c in calls)
-    end = max(c.end_s for c in calls)
-    return origin, int((end - origin) / width_s) + 1
-
-
-def throughput_over_time(
-    calls: Sequence[Call], title: str, path: Path, *, width_s: float = 0.5
+def grouped_bars(
+    values: Mapping[str, Mapping[int, float]], title: str, ylabel: str, path: Path
 ) -> Path:
-    """Completed calls per second (and failures), in `width_s` bins from the run's start."""
-    figure, ax = plt.subplots(figsize=(7, 3.2))
-    if calls:
-        origin, count = _bins(calls, width_s)
-        ok = [0] * count
-        failed = [0] * count
-        for call in calls:
-            index = int((call.end_s - origin) / width_s)
-            (ok if call.status == "OK" else failed)[index] += 1
-        times = [i * width_s for i in range(count)]
-        ax.plot(times, [n / width_s for n in ok], color="#4878d0", label="OK")
-        if any(failed):
-            ax.plot(times, [n / width_s for n in failed], color="#d65f5f", label="errors")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("completed calls / s")
+    """One group of bars per x key (a concurrency), one bar per series (a system)."""
+    keys = sorted({k for series in values.values() for k in series})
+    figure, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / max(len(values), 1)
+    for i, (label, series) in enumerate(values.items()):
+        xs = [j + i * width for j in range(len(keys))]
+        ax.bar(xs, [series.get(k, 0.0) for k in keys], width, label=label)
+    ax.set_xticks([j + width * (len(values) - 1) / 2 for j in range(len(keys))])
+    ax.set_xticklabels([f"concurrency {k}" for k in keys])
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.set_ylim(bottom=0)
-    return _save(figure, path)
-
-
-def open_streams_over_time(
-    calls: Sequence[Call],
-    title: str,
-    path: Path,
-    *,
-    server_inflight: Sequence[tuple[float, float]] = (),
-    width_s: float = 0.25,
-) -> Path:
-    """Streams open at each moment as the client saw them (from each call's start and end),
-    with the router's own in-flight gauge when it was scraped, and completions per second."""
-    figure, ax = plt.subplots(figsize=(7, 3.4))
-    if calls:
-        origin, count = _bins(calls, width_s)
-        times = [i * width_s for i in range(count)]
-        open_at = [sum(c.start_s <= origin + t < c.end_s for c in calls) for t in times]
-        ax.plot(times, open_at, color="#4878d0", label="open (client)")
-        if server_inflight:
-            ax.plot(
-                [t - origin for t, _ in server_inflight],
-                [v for _, v in server_inflight],
-                color="#6acc64",
-                linestyle="--",
-                label="in flight (router gauge)",
-            )
-        done = [0] * count
-        for call in calls:
-            done[int((call.end_s - origin) / width_s)] += 1
-        twin = ax.twinx()
-        twin.plot(times, [n / width_s for n in done], color="#ee854a", alpha=0.6)
-        twin.set_ylabel("completed streams / s", color="#ee854a")
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("open streams")
-    ax.set_title(title)
-    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return _save(figure, path)
 
 
@@ -125,7 +45,7 @@ def cdf_comparison(
     series: Mapping[str, Mapping[str, Sequence[float]]], title: str, path: Path
 ) -> Path:
     """One panel per measure, each with the CDF of every path (samples in seconds)."""
-    figure, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(series), figsize=(6 * len(series), 3.6), squeeze=False)
     for ax, (measure, paths) in zip(axes[0], series.items(), strict=True):
         for label, samples in paths.items():
             ordered = sorted(s * 1000 for s in samples)
@@ -134,9 +54,27 @@ def cdf_comparison(
             fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
             ax.plot(ordered, fractions, label=label)
         ax.set_xlabel(f"{measure} (ms)")
-        ax.set_ylabel("fraction of calls")
+        ax.set_ylabel("fraction")
+        ax.set_xscale("log")
         ax.set_title(measure, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     figure.suptitle(title)
+    return _save(figure, path)
+
+
+def hold_over_time(series: Mapping[str, Sequence[tuple[float, int, int]]], path: Path) -> Path:
+    """Per system: streams open at the upstream and the server's RSS, over time."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True)
+    for label, samples in series.items():
+        times = [t for t, _, _ in samples]
+        top.plot(times, [n for _, n, _ in samples], label=label)
+        bottom.plot(times, [rss / 2**20 for _, _, rss in samples], label=label)
+    top.set_ylabel("streams open upstream")
+    bottom.set_ylabel("router RSS (MiB)")
+    bottom.set_xlabel("seconds since the streams were opened")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    top.set_title("Open streams held")
     return _save(figure, path)

@@ -1,227 +1,263 @@
-"""The Markdown report (bench/out/REPORT.md) from one run's results."""
+"""bench/out/REPORT.md: issue 13's table, with each target beside the figures and the
+ratios of modelrouter to the direct SDK and to LiteLLM, then the details and plots."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ghz import GhzRun
+from bench.loadrun import LoadRun
 from bench.machine import Machine
-from bench.probes import LoadProbe, OverheadSamples
-from bench.settings import BenchSettings, StreamLoad
-from bench.stats import Summary, ms
+from bench.rows import CancelResult, HoldResult, SystemResult
+from bench.settings import BenchSettings
+from bench.stats import Summary
+
+COLUMNS = ("direct", "router1", "routerN", "litellm")
+# Issue 13's baseline: modelrouter relayed ~5,200 tokens/s on one core (one process).
+BASELINE_TOKENS_PER_CORE = 5200.0
 
 
-@dataclass(frozen=True)
-class Phase:
-    """One ghz load, with the wall time it took and the CPU the router used meanwhile."""
-
-    run: GhzRun
-    wall_s: float
-    router_cpu_s: float
-
-    @property
-    def router_cores(self) -> float:
-        return self.router_cpu_s / self.wall_s if self.wall_s else 0.0
-
-
-@dataclass(frozen=True)
-class BenchResults:
+@dataclass
+class BenchReport:
     machine: Machine
     settings: BenchSettings
-    unary: Phase
-    burst: Phase
-    relay: Phase
-    burst_max_open: int
-    burst_max_router_inflight: float | None
-    burst_probe: LoadProbe
-    overhead: OverheadSamples
-    router_counters: Sequence[str]
-    figures: dict[str, Path]
+    cores: int
+    systems: dict[str, SystemResult]
+    standin_cpu_s: float
     elapsed_s: float
+    figures: dict[str, Path]
+
+    def system(self, key: str) -> SystemResult:
+        return self.systems.get(key) or SystemResult(key, key, unavailable="not run")
 
 
-def _summary(run: GhzRun) -> Summary:
-    return Summary.of([c.latency_s for c in run.calls if c.status == "OK"])
+def _ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.2f} ms"
 
 
-def _row(label: str, summary: Summary) -> str:
+def _s(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds:.1f} s"
+
+
+def _ratio(a: float, b: float, style: str = "%") -> str:
+    if not b or math.isnan(a) or math.isnan(b) or a == 0:
+        return "-"
+    return f"{a / b:.0%}" if style == "%" else f"{a / b:.1f}x"
+
+
+def _unary_cell(run: LoadRun, with_p50: bool) -> str:
+    lat = run.latency
+    text = f"{run.rate:,.0f} calls/s"
+    if with_p50:
+        text += f", p50 {_ms(lat.p50)}"
+    text += f", p99 {_ms(lat.p99)}"
+    return text + _failed(run)
+
+
+def _failed(run: LoadRun) -> str:
+    failed = run.count - run.ok
+    return f" ({failed:,} failed)" if failed else ""
+
+
+def _stream_cell(run: LoadRun, cores: float | None) -> str:
+    text = f"{run.rate:,.1f} streams/s ({run.chunk_rate:,.0f} chunks/s)"
+    if cores:
+        text += f", {run.chunks / cores:,.0f} tokens/s per core used"
+    return text + _failed(run)
+
+
+def _burst_cell(run: LoadRun, ideal_s: float) -> str:
+    lat = run.latency
     return (
-        f"| {label} | {summary.count} | {ms(summary.p50)} | {ms(summary.p90)} "
-        f"| {ms(summary.p99)} | {ms(summary.max)} |"
+        f"{run.ok:,}/{run.count:,} OK; p50 {_s(lat.p50)} ({lat.p50 / ideal_s:.2f}x ideal), "
+        f"p99 {_s(lat.p99)} ({lat.p99 / ideal_s:.2f}x)"
     )
 
 
-def _errors(run: GhzRun) -> str:
-    return ", ".join(f"{v} x {k}" for k, v in run.errors.items()) or "none"
+def _cancel_cell(cancel: CancelResult) -> str:
+    summary = Summary.of(cancel.delays_s)
+    text = f"p50 {_ms(summary.p50)}, p99 {_ms(summary.p99)} (n={summary.count})"
+    if cancel.not_closed:
+        text += f", {cancel.not_closed} never closed"
+    return text
 
 
-def _stream_table(phase: Phase, load: StreamLoad) -> list[str]:
-    run = phase.run
-    tokens = load.tokens * run.ok
-    return [
-        "| streams | OK | errors | streams/s | tokens/s relayed | router CPU |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| {run.count} | {run.ok} | {_errors(run)} | {run.rps:.1f} "
-        f"| {tokens / phase.wall_s:.0f} | {phase.router_cores:.2f} cores |",
-    ]
+def _hold_cell(hold: HoldResult) -> str:
+    return (
+        f"{hold.run.ok:,}/{hold.run.count:,} OK, {hold.peak_open:,} open upstream at "
+        f"peak; {hold.bytes_per_stream / 1024:.1f} KiB RSS per open stream"
+    )
 
 
-def render(results: BenchResults, out: Path) -> str:
-    """The report as Markdown; figure links are relative to `out`."""
-
-    def figure(key: str, alt: str) -> str:
-        path = results.figures.get(key)
-        return f"![{alt}]({path.relative_to(out)})" if path else ""
-
-    lines = [
-        *_header(results),
-        *_unary_section(results, figure),
-        *_overhead_section(results, figure),
-        *_burst_section(results, figure),
-        *_relay_section(results, figure),
-        "## The router's own counters after the run",
-        "",
-        "```",
-        *(results.router_counters or ["(the router exported no modelrouter_requests_total)"]),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+Cell = Callable[[SystemResult], str | None]
 
 
-Figure = Callable[[str, str], str]
-"""(figure key, alt text) -> the Markdown image link, or "" when the figure is missing."""
+def _cells(report: BenchReport, cell: Cell) -> list[str]:
+    out = []
+    for key in COLUMNS:
+        system = report.system(key)
+        if system.unavailable:
+            out.append("not available" if key == "routerN" else "n/a")
+            continue
+        out.append(cell(system) or "")
+    return out
 
 
-def _header(results: BenchResults) -> list[str]:
-    return [
-        "# modelrouter benchmark",
-        "",
-        "`modelrouter serve` (one process) with its providers pointed at the provider "
-        "emulator (another process), driven by ghz and Python clients on the same machine. "
-        "The load generators, the emulator and the router share the CPUs, so these "
-        "figures are a floor for the router.",
-        "",
-        "| machine | |",
-        "| --- | --- |",
-        results.machine.markdown().rstrip(),
-        f"| run time | {results.elapsed_s:.0f} s |",
-        "",
-    ]
+def _unary_row(report: BenchReport, concurrency: int) -> list[str]:
+    def cell(s: SystemResult) -> str | None:
+        run = s.unary.get(concurrency)
+        return _unary_cell(run, concurrency == 1) if run else None
 
-
-def _unary_section(results: BenchResults, figure: Figure) -> list[str]:
-    unary = results.unary
-    u = _summary(unary.run)
-    unary_cpu_ms = unary.router_cpu_s / max(unary.run.count, 1) * 1000
-    return [
-        "## Unary throughput and latency",
-        "",
-        f"ghz, `Generate` on `gpt-4o-mini` (the emulator answers at once with 24 tokens), "
-        f"concurrency {unary.run.concurrency}, {results.settings.unary_duration_s:g} s.",
-        "",
-        "| calls | OK | errors | throughput | p50 ms | p90 ms | p99 ms | max ms | router CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| {unary.run.count} | {unary.run.ok} | {_errors(unary.run)} "
-        f"| {unary.run.rps:.0f} calls/s | {ms(u.p50)} | {ms(u.p90)} | {ms(u.p99)} "
-        f"| {ms(u.max)} | {unary.router_cores:.2f} cores, {unary_cpu_ms:.1f} ms per call |",
-        "",
-        figure("unary_latency", "unary latency distribution"),
-        figure("unary_throughput", "unary throughput over time"),
-        "",
-    ]
-
-
-def _overhead_section(results: BenchResults, figure: Figure) -> list[str]:
-    o = results.overhead
-    rows = []
-    for measure, direct, router in (
-        ("unary call", o.unary_direct, o.unary_router),
-        ("stream: time to first token", o.ttft_direct, o.ttft_router),
-        ("stream: whole reply (24 tokens)", o.stream_direct, o.stream_router),
-    ):
-        d, r = Summary.of(direct), Summary.of(router)
-        rows.append(
-            f"| {measure} | {ms(d.p50)} / {ms(d.p99)} | {ms(r.p50)} / {ms(r.p99)} "
-            f"| {ms(r.p50 - d.p50)} | {ms(r.p99 - d.p99)} |"
+    runs = {k: report.system(k).unary.get(concurrency) for k in COLUMNS}
+    rate = {k: r.rate if r else math.nan for k, r in runs.items()}
+    direct, one = runs["direct"], runs["router1"]
+    if concurrency == 1:
+        target = "added p50 <= 0.5 ms, p99 <= 2 ms over direct"
+        added = ""
+        if direct and one:
+            added = (
+                f"; 1w added p50 {_ms(one.latency.p50 - direct.latency.p50)}, "
+                f"p99 {_ms(one.latency.p99 - direct.latency.p99)}"
+            )
+        met = _met(
+            direct is not None
+            and one is not None
+            and one.latency.p50 - direct.latency.p50 <= 0.0005
+            and one.latency.p99 - direct.latency.p99 <= 0.002
         )
+    else:
+        target = "1w >= 75%, Nw >= 100% of direct; 1w >= 5x LiteLLM"
+        added = ""
+        met = _met(
+            rate["router1"] >= 0.75 * rate["direct"]
+            and rate["routerN"] >= rate["direct"]
+            and rate["router1"] >= 5 * rate["litellm"]
+        )
+    ratios = _ratios(rate) + added
+    return [f"unary, concurrency {concurrency}", target, *_cells(report, cell), ratios, met]
+
+
+def _ratios(value: dict[str, float], style: str = "%") -> str:
+    return (
+        f"1w/direct {_ratio(value['router1'], value['direct'], style)}, "
+        f"Nw/direct {_ratio(value['routerN'], value['direct'], style)}, "
+        f"1w/LiteLLM {_ratio(value['router1'], value['litellm'], 'x')}"
+    )
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _stream_row(report: BenchReport) -> list[str]:
+    row = report.settings.stream
+
+    def cell(s: SystemResult) -> str | None:
+        if s.stream is None:
+            return None
+        cores = s.stream.server_cpu_s if s.key.startswith("router") else None
+        return _stream_cell(s.stream, cores)
+
+    runs = {k: report.system(k).stream for k in COLUMNS}
+    rate = {k: r.rate if r else math.nan for k, r in runs.items()}
+    target_per_core = 3 * BASELINE_TOKENS_PER_CORE
+    per_core = [
+        r.chunks / r.server_cpu_s
+        for k, r in runs.items()
+        if r and k.startswith("router") and r.server_cpu_s
+    ]
     return [
-        "## Latency the router adds",
-        "",
-        f"The same emulator called directly through the official `openai` SDK, and through "
-        f"the router with the Python client: {len(o.unary_direct)} calls on each path, one "
-        "at a time, alternating, after a warm-up. Same model, prompt and emulator behaviour "
-        "(an immediate 24-token answer).",
-        "",
-        "| measure | SDK direct p50 / p99 ms | via router p50 / p99 ms | added p50 ms "
-        "| added p99 ms |",
-        "| --- | --- | --- | --- | --- |",
-        *rows,
-        "",
-        figure("overhead", "router vs direct latency CDFs"),
-        "",
+        f"streams of {row.tokens} tokens, concurrency {row.concurrency}",
+        f"relayed tokens/s per core >= {target_per_core:,.0f} (3x issue baseline)",
+        *_cells(report, cell),
+        _ratios(rate),
+        _met(bool(per_core) and min(per_core) >= target_per_core),
     ]
 
 
-def _burst_section(results: BenchResults, figure: Figure) -> list[str]:
-    burst, load = results.burst, results.settings.burst
-    inflight = (
-        f"{results.burst_max_router_inflight:.0f}"
-        if results.burst_max_router_inflight is not None
-        else "not exported"
+def _burst_row(report: BenchReport) -> list[str]:
+    row = report.settings.burst
+
+    def cell(s: SystemResult) -> str | None:
+        return _burst_cell(s.burst, row.ideal_s) if s.burst else None
+
+    p99 = {k: (b.latency.p99 if (b := report.system(k).burst) else math.nan) for k in COLUMNS}
+    routers = [report.system(k) for k in ("router1", "routerN")]
+    bursts = [r.burst for r in routers if not r.unavailable]
+    met = bool(bursts) and all(
+        b is not None and b.ok == b.count and b.latency.p99 <= 1.1 * row.ideal_s for b in bursts
     )
     return [
-        f"## {load.concurrency:,} concurrent streams",
-        "",
-        f"ghz opens {load.total:,} `GenerateStream` calls at once (concurrency "
-        f"{load.concurrency} over {load.connections} connections). Each answer is "
-        f"{load.tokens} tokens at {load.tokens_per_second:g} tokens/s, "
-        f"{load.ideal_s:.0f} s with no queueing, so every stream is still open when the "
-        "last one starts. Each provider's connection pool is sized above the concurrency "
-        "(`max_connections`; the default, 200, would hold the rest back).",
-        "",
-        *_stream_table(burst, load),
-        "",
-        "| most open at once (client) | most in flight (router's gauge) |",
-        "| --- | --- |",
-        f"| {results.burst_max_open} | {inflight} |",
-        "",
-        "| | n | p50 ms | p90 ms | p99 ms | max ms |",
-        "| --- | --- | --- | --- | --- | --- |",
-        _row(f"stream duration (ideal {load.ideal_s * 1000:.0f} ms)", _summary(burst.run)),
-        _row(
-            "time to first token of a probe stream opened during the burst",
-            Summary.of(results.burst_probe.ttft),
-        ),
-        "",
-        f"The probe opens one stream at a time on `claude-3-7-sonnet` (answered at once) "
-        f"and cancels it at its first token; {results.burst_probe.failures} probe(s) failed.",
-        "",
-        figure("burst_open", "open streams over time"),
-        figure("burst_latency", "stream duration distribution"),
-        "",
+        f"{row.total:,} concurrent streams of {row.tokens} tokens at "
+        f"{1000 / row.delay_ms:g} token/s (ideal {row.ideal_s:g} s)",
+        f"all OK, p99 <= {1.1 * row.ideal_s:g} s (ideal + 10%)",
+        *_cells(report, cell),
+        "p99 " + _ratios(p99, style="x"),
+        _met(met),
     ]
 
 
-def _relay_section(results: BenchResults, figure: Figure) -> list[str]:
-    relay, load = results.relay, results.settings.relay
+def _hold_row(report: BenchReport) -> list[str]:
+    row = report.settings.hold
+
+    def cell(s: SystemResult) -> str | None:
+        if not s.key.startswith("router"):
+            return "not measured"
+        return _hold_cell(s.hold) if s.hold else s.hold_unavailable or None
+
+    holds = [h for k in ("router1", "routerN") if (h := report.system(k).hold)]
+    met = bool(holds) and all(
+        h.run.ok == row.total and h.bytes_per_stream <= 30 * 1024 for h in holds
+    )
     return [
-        "## Stream relay capacity",
+        f"{row.total:,} concurrent open streams, slow upstream",
+        "all held; <= 30 KB RSS per open stream",
+        *_cells(report, cell),
         "",
-        f"ghz keeps {load.concurrency} `GenerateStream` calls open for "
-        f"{load.duration_s:g} s; each answer is {load.tokens} tokens at "
-        f"{load.tokens_per_second:g} tokens/s ({load.ideal_s:.1f} s with no "
-        "queueing). Tokens relayed per second at this load show what one router process "
-        "sustains.",
-        "",
-        *_stream_table(relay, load),
-        "",
-        "| | n | p50 ms | p90 ms | p99 ms | max ms |",
-        "| --- | --- | --- | --- | --- | --- |",
-        _row(f"stream duration (ideal {load.ideal_s * 1000:.0f} ms)", _summary(relay.run)),
-        "",
-        figure("relay_throughput", "relay completions over time"),
-        "",
+        _met(met),
     ]
+
+
+def _cancel_row(report: BenchReport) -> list[str]:
+    def cell(s: SystemResult) -> str | None:
+        return _cancel_cell(s.cancel) if s.cancel else None
+
+    p99 = [
+        Summary.of(c.delays_s).p99
+        for k in ("router1", "routerN")
+        if (c := report.system(k).cancel) is not None
+    ]
+    return [
+        f"client cancel -> upstream closed, under the {report.settings.burst.total:,}-stream load",
+        "p99 <= 20 ms",
+        *_cells(report, cell),
+        "",
+        _met(bool(p99) and all(p <= 0.020 for p in p99)),
+    ]
+
+
+def _table(report: BenchReport) -> list[str]:
+    heads = [report.system(k).label for k in COLUMNS]
+    heads[2] = f"modelrouter, {report.cores} workers"
+    rows = [
+        *(_unary_row(report, c) for c in report.settings.unary_concurrency),
+        _stream_row(report),
+        _burst_row(report),
+        _hold_row(report),
+        _cancel_row(report),
+    ]
+    lines = [
+        "| measure | target | " + " | ".join(heads) + " | ratios | target met |",
+        "|" + " --- |" * (len(heads) + 4),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+def render(report: BenchReport, out: Path) -> str:
+    """The report as Markdown; figure links are relative to `out`."""
+    from bench.report_details import details, header
+
+    return "\n".join([*header(report), *_table(report), "", *details(report, out), ""])

@@ -1,4 +1,4 @@
-"""What one benchmark run does: loads, sizes and emulator behaviors."""
+"""What one `make bench` run does: the loads of each row, the same for every system."""
 
 from __future__ import annotations
 
@@ -6,52 +6,49 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class StreamLoad:
-    """One ghz GenerateStream load: the emulator answers `tokens` tokens at
-    `tokens_per_second`; ghz keeps `concurrency` streams open over `connections`."""
+class StreamRow:
+    """Streams of `tokens` tokens, each sent `delay_ms` after the one before (0: all at
+    once), `concurrency` at a time, for `duration_s` or `total` streams in all."""
 
     concurrency: int
-    connections: int
     tokens: int
-    tokens_per_second: float
-    total: int | None = None
-    """Streams in all; None runs for `duration_s` instead."""
+    delay_ms: float = 0.0
     duration_s: float | None = None
+    total: int | None = None
+
+    @property
+    def prompt(self) -> str:
+        return f"tokens={self.tokens} delay_ms={self.delay_ms:g}"
 
     @property
     def ideal_s(self) -> float:
-        """How long one stream takes with no queueing anywhere (the first token is
-        immediate, each further one waits 1/rate)."""
-        return (self.tokens - 1) / self.tokens_per_second
+        """One stream's duration with no queueing anywhere: every token waits its delay."""
+        return self.tokens * self.delay_ms / 1000
 
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """Every knob of `python -m bench`; the defaults keep a full run near 2.5 minutes."""
+    """Every knob of `python -m bench`; the defaults keep a full run near 7 minutes on
+    2 cores."""
 
-    unary_duration_s: float = 20.0
-    unary_concurrency: int = 50
-    overhead_calls: int = 200
-    # 1,000 streams opened at once, each a slow 18-second answer: holding them is the test.
-    burst: StreamLoad = StreamLoad(
-        concurrency=1000, connections=10, tokens=10, tokens_per_second=0.5, total=1000
-    )
-    # Fast answers at a concurrency the router can start: how many tokens/s it relays.
-    relay: StreamLoad = StreamLoad(
-        concurrency=200, connections=4, tokens=100, tokens_per_second=20.0, duration_s=15.0
-    )
+    unary_concurrency: tuple[int, ...] = (1, 16, 50)
+    unary_duration_s: float = 6.0
+    unary_tokens: int = 16
+    stream: StreamRow = StreamRow(concurrency=16, tokens=200, duration_s=6.0)
+    # 1,000 streams opened at once, 12 tokens at 1 token/s: ideal 12 s each.
+    burst: StreamRow = StreamRow(concurrency=1000, tokens=12, delay_ms=1000, total=1000)
+    # Open streams held on a slow upstream (a token every 20 s), for memory per stream.
+    hold: StreamRow = StreamRow(concurrency=10_000, tokens=2, delay_ms=20_000, total=10_000)
+    warmup_calls: int = 200
 
     @classmethod
     def quick(cls) -> BenchSettings:
-        """A small run to check the benchmark itself works (about 30 seconds)."""
+        """A small run of every code path, to check the bench itself (about a minute)."""
         return cls(
-            unary_duration_s=3.0,
-            unary_concurrency=10,
-            overhead_calls=20,
-            burst=StreamLoad(
-                concurrency=50, connections=2, tokens=5, tokens_per_second=5.0, total=50
-            ),
-            relay=StreamLoad(
-                concurrency=20, connections=2, tokens=20, tokens_per_second=20.0, duration_s=3.0
-            ),
+            unary_concurrency=(1, 16),
+            unary_duration_s=1.0,
+            stream=StreamRow(concurrency=4, tokens=50, duration_s=1.0),
+            burst=StreamRow(concurrency=50, tokens=3, delay_ms=500, total=50),
+            hold=StreamRow(concurrency=200, tokens=2, delay_ms=4000, total=200),
+            warmup_calls=20,
         )
