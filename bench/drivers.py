@@ -30,6 +30,7 @@ class Driver(Protocol):
         duration_s: float | None = None,
         total: int | None = None,
         tokens_per_stream: int = 0,
+        opened_per_s: int | None = None,
     ) -> LoadRun: ...
 
     async def cancel_probe(self, stop: asyncio.Event) -> CancelProbe: ...
@@ -40,7 +41,9 @@ def _zero() -> float:
 
 
 class SdkDriver:
-    """The `openai` SDK (AsyncOpenAI) in one process against `base_url`."""
+    """The `openai` SDK (AsyncOpenAI) in one process against `base_url`. It starts all
+    `concurrency` calls at once: `opened_per_s` (the held-streams row, run through ghz
+    only) is not taken."""
 
     def __init__(
         self,
@@ -67,6 +70,7 @@ class SdkDriver:
         duration_s: float | None = None,
         total: int | None = None,
         tokens_per_stream: int = 0,
+        opened_per_s: int | None = None,
     ) -> LoadRun:
         out = self._out / f"{name}.json"
         command = [sys.executable, "-m", "bench.sdk_load", "--name", name]
@@ -122,6 +126,7 @@ class GhzDriver:
         duration_s: float | None = None,
         total: int | None = None,
         tokens_per_stream: int = 0,
+        opened_per_s: int | None = None,
     ) -> LoadRun:
         data = {
             "model": self._model,
@@ -140,6 +145,7 @@ class GhzDriver:
             connections=connections,
             total=total,
             duration_s=duration_s,
+            rps=opened_per_s,
             timeout_s=120.0,
             save_to=self._out / f"ghz_{name}.json",
         )

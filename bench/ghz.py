@@ -121,12 +121,13 @@ def run_ghz(
     total: int | None = None,
     duration_s: float | None = None,
     connections: int = 1,
+    rps: int | None = None,
     timeout_s: float = 60.0,
     ghz: Path = GHZ,
     save_to: Path | None = None,
 ) -> GhzRun:
-    """Run ghz against `target` calling `modelrouter.v1.ModelRouterService/<method>`; `save_to`
-    keeps ghz's JSON report."""
+    """Run ghz against `target` calling `modelrouter.v1.ModelRouterService/<method>`; `rps`
+    caps how many calls start per second; `save_to` keeps ghz's JSON report."""
     command = [
         str(ghz),
         "--insecure",
@@ -147,6 +148,8 @@ def run_ghz(
         "--format",
         "json",
     ]
+    if rps is not None:
+        command += ["--rps", str(rps)]
     if duration_s is not None:
         # "wait": calls in flight when the time is up finish and are counted.
         command += ["-z", f"{duration_s:g}s", "--duration-stop", "wait"]

@@ -115,6 +115,7 @@ def run_streams(driver: Driver, name: str, row: StreamRow) -> LoadRun:
         duration_s=row.duration_s,
         total=row.total,
         tokens_per_stream=row.tokens,
+        opened_per_s=row.opened_per_s,
     )
 
 

@@ -29,7 +29,15 @@ import time
 from dataclasses import dataclass, field
 
 DEFAULT_TOKENS = 16
-TOKEN = "tok "
+# Distinct words in turn: LiteLLM fails a stream whose chunks repeat one text too often
+# ("The model is repeating the same chunk").
+WORDS = tuple(f"w{i} " for i in range(16))
+
+
+def answer_text(tokens: int) -> str:
+    return "".join(WORDS[i % len(WORDS)] for i in range(tokens))
+
+
 _MAX_HEAD = 64 * 1024
 
 _TOKENS = re.compile(rb"tokens=(\d+)")
@@ -110,7 +118,7 @@ class Replies:
 
     def __init__(self) -> None:
         self._unary: dict[tuple[str, int], bytes] = {}
-        self._chunks: dict[str, tuple[bytes, bytes, bytes]] = {}
+        self._chunks: dict[str, tuple[bytes, tuple[bytes, ...]]] = {}
         self._tails: dict[tuple[str, int], bytes] = {}
 
     def unary(self, model: str, tokens: int) -> bytes:
@@ -124,7 +132,7 @@ class Replies:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": TOKEN * tokens},
+                        "message": {"role": "assistant", "content": answer_text(tokens)},
                         "finish_reason": "stop",
                     }
                 ],
@@ -133,18 +141,18 @@ class Replies:
             self._unary[key] = _response("200 OK", json.dumps(body).encode())
         return self._unary[key]
 
-    def stream_parts(self, model: str, tokens: int) -> tuple[bytes, bytes, bytes]:
-        """(headers plus the role chunk, one token chunk, the finish + usage + [DONE] tail),
-        each already in HTTP/1.1 chunked framing."""
+    def stream_parts(self, model: str, tokens: int) -> tuple[bytes, tuple[bytes, ...], bytes]:
+        """(headers plus the role chunk, the token chunks to send in turn, the finish +
+        usage + [DONE] tail), each already in HTTP/1.1 chunked framing."""
         if model not in self._chunks:
             head = (
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                 b"transfer-encoding: chunked\r\nx-request-id: req_standin\r\n\r\n"
             )
             role = _event(model, {"role": "assistant", "content": ""}, None)
-            token = _event(model, {"content": TOKEN}, None)
-            self._chunks[model] = (head + _chunked(role), _chunked(token), b"")
-        head, token, _ = self._chunks[model]
+            words = tuple(_chunked(_event(model, {"content": w}, None)) for w in WORDS)
+            self._chunks[model] = (head + _chunked(role), words)
+        head, words = self._chunks[model]
         key = (model, tokens)
         if key not in self._tails:
             finish = _event(model, {}, "stop")
@@ -159,7 +167,7 @@ class Replies:
                 }
             )
             self._tails[key] = _chunked(finish + usage + b"data: [DONE]\n\n") + b"0\r\n\r\n"
-        return head, token, self._tails[key]
+        return head, words, self._tails[key]
 
 
 def _sse(payload: dict[str, object]) -> bytes:
@@ -278,25 +286,28 @@ class _Connection(asyncio.Protocol):
         counters.open_streams += 1
         counters.peak_open_streams = max(counters.peak_open_streams, counters.open_streams)
         self._stream_tag = ask.tag
-        head, token, tail = self._server.replies.stream_parts(ask.model, ask.tokens)
+        head, words, tail = self._server.replies.stream_parts(ask.model, ask.tokens)
         assert self._transport is not None
         if ask.delay_s <= 0:
             # Nothing to wait for: the whole answer in one write.
-            self._transport.write(head + token * ask.tokens + tail)
+            body = b"".join(words[i % len(words)] for i in range(ask.tokens))
+            self._transport.write(head + body + tail)
             counters.open_streams -= 1
             counters.streams_done += 1
             return
         self._transport.write(head)
         self._streaming = asyncio.get_running_loop().create_task(
-            self._paced(token, tail, ask.tokens, ask.delay_s)
+            self._paced(words, tail, ask.tokens, ask.delay_s)
         )
 
-    async def _paced(self, token: bytes, tail: bytes, tokens: int, delay_s: float) -> None:
+    async def _paced(
+        self, words: tuple[bytes, ...], tail: bytes, tokens: int, delay_s: float
+    ) -> None:
         transport = self._transport
         assert transport is not None
-        for _ in range(tokens):
+        for i in range(tokens):
             await asyncio.sleep(delay_s)
-            transport.write(token)
+            transport.write(words[i % len(words)])
         transport.write(tail)
         self._streaming = None
         counters = self._server.counters
