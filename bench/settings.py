@@ -55,6 +55,6 @@ class BenchSettings:
             unary_duration_s=1.0,
             stream=StreamRow(concurrency=4, tokens=50, duration_s=1.0),
             burst=StreamRow(concurrency=50, tokens=3, delay_ms=500, total=50),
-            hold=StreamRow(concurrency=200, tokens=2, delay_ms=4000, total=200, opened_per_s=100),
+            hold=StreamRow(concurrency=200, tokens=2, delay_ms=2000, total=200, opened_per_s=200),
             warmup_calls=20,
         )
