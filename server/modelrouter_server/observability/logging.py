@@ -101,6 +101,12 @@ def configure_logging(
             ],
         )
     )
+    # Nothing renders a record's caller, thread or process, which the stdlib would
+    # otherwise look up for every line (the logging HOWTO's "Optimization" switches).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.name == HANDLER_NAME]:
         root.removeHandler(old)
