@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -33,6 +33,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.domain import CountMethod
@@ -104,6 +105,7 @@ class Metrics:
     def __init__(self, *, namespace: str = "modelrouter") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._ns = namespace
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
         self._declare_requests()
         self._declare_spend()
         self._declare_resilience()
@@ -232,6 +234,16 @@ class Metrics:
             POOL_WAIT_BUCKETS_S, "provider",
         )  # fmt: skip
 
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: prometheus_client checks and converts the label
+        values on every `labels` call, and these are called per request and per token."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            # Two threads may both miss: `labels` hands both the same child.
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, labels, namespace=self._ns, registry=self.registry)
 
@@ -257,10 +269,10 @@ class Metrics:
         are counted; every attempt, also of a failed request, is counted by outcome.
         """
         model, provider = _label(summary.model), _label(summary.provider)
-        self._requests.labels(summary.rpc, model, provider, summary.code.name).inc()
-        self._request_duration.labels(summary.rpc, model).observe(summary.latency_s)
+        self._child(self._requests, summary.rpc, model, provider, summary.code.name).inc()
+        self._child(self._request_duration, summary.rpc, model).observe(summary.latency_s)
         if summary.ttft_s is not None:
-            self._ttft.labels(model).observe(summary.ttft_s)
+            self._child(self._ttft, model).observe(summary.ttft_s)
         usage = summary.usage
         for series, amount in (
             (self._input_tokens, usage.input_tokens),
@@ -269,11 +281,11 @@ class Metrics:
             (self._cost, summary.cost_usd),
         ):
             if amount:
-                series.labels(model, provider).inc(amount)
+                self._child(series, model, provider).inc(amount)
         if summary.fallback:
-            self._fallbacks.labels(model, provider).inc()
+            self._child(self._fallbacks, model, provider).inc()
         if summary.resumed:
-            self._resumed.labels(model, provider).inc()
+            self._child(self._resumed, model, provider).inc()
         if summary.finish_reason is not None:
             self._observe_finish(summary, model, provider)
         for attempt, retry in zip(summary.attempts, summary.retries(), strict=True):
@@ -282,32 +294,32 @@ class Metrics:
     def _observe_finish(self, summary: RequestSummary, model: str, provider: str) -> None:
         """How one answer ended, and how its usage was counted when the provider sent none."""
         assert summary.finish_reason is not None
-        self._finishes.labels(model, provider, summary.finish_reason.value).inc()
+        self._child(self._finishes, model, provider, summary.finish_reason.value).inc()
         if summary.refusal is not None:
-            self._refusals.labels(model, provider).inc()
+            self._child(self._refusals, model, provider).inc()
         if summary.usage.method is not CountMethod.PROVIDER:
-            self._local_usage.labels(model, provider, summary.usage.method.value).inc()
+            self._child(self._local_usage, model, provider, summary.usage.method.value).inc()
 
     def _observe_attempt(self, attempt: AttemptRecord, *, retry: bool) -> None:
         model, provider = _label(attempt.model), _label(attempt.provider)
         outcome = attempt.outcome.value
-        self._attempts.labels(model, provider, outcome, attempt_status(attempt).name).inc()
+        self._child(self._attempts, model, provider, outcome, attempt_status(attempt).name).inc()
         if not outcome.startswith("skipped"):
-            self._attempt_duration.labels(model, provider).observe(attempt.latency_ms / 1000)
+            self._child(self._attempt_duration, model, provider).observe(attempt.latency_ms / 1000)
         if retry:
-            self._retries.labels(model, provider).inc()
+            self._child(self._retries, model, provider).inc()
 
     def observe_pool_timeout(self, provider: str) -> None:
         """A provider call waited `pool_timeout_s` for a connection and gave up."""
-        self._pool_timeouts.labels(_label(provider)).inc()
+        self._child(self._pool_timeouts, _label(provider)).inc()
 
     def observe_pool_wait(self, provider: str, seconds: float) -> None:
         """A provider call got a pooled connection after waiting `seconds`."""
-        self._pool_wait.labels(_label(provider)).observe(seconds)
+        self._child(self._pool_wait, _label(provider)).observe(seconds)
 
     def observe_inter_token(self, model: str, seconds: float) -> None:
         """Record the gap between two consecutive answer deltas of a stream."""
-        self._inter_token.labels(_label(model)).observe(seconds)
+        self._child(self._inter_token, _label(model)).observe(seconds)
 
     def set_breaker_state(
         self, provider: str, model: str, state: str, *, previous: str | None = None
