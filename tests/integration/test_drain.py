@@ -1,7 +1,7 @@
 """Graceful drain of a real `modelrouter serve` process on SIGTERM: health turns
 NOT_SERVING at once, a new call is refused with UNAVAILABLE (the port stays open), a stream
-in flight finishes within the grace; past the grace it ends with UNAVAILABLE and its
-conversation turn is not stored."""
+in flight finishes within the grace; past the grace it ends with UNAVAILABLE (also when its
+client stopped reading) and its conversation turn is not stored."""
 
 from __future__ import annotations
 
@@ -113,3 +113,41 @@ async def test_a_stream_past_the_grace_ends_unavailable_and_its_turn_is_not_stor
     finally:
         await store.aclose()
     assert [m.message.content for m in stored.messages] == ["Be brief."]
+
+
+async def test_a_stream_whose_client_stopped_reading_ends_unavailable_at_the_grace(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # A long answer at full speed: the router fills the client's 64 KB window and then
+    # waits inside grpc's send, not in its own code, when the grace runs out.
+    emulator.set_behavior("*", Behavior(output_tokens=60_000, thinking_tokens=0))
+    router = await _start(tmp_path, emulator, server={"shutdown_grace_s": 1.0})
+    try:
+        options = [("grpc.http2.bdp_probe", 0)]  # the window stays 64 KB
+        async with (
+            grpc.aio.insecure_channel(router.target, options=options) as channel,
+            AsyncModelRouterClient(channel=channel) as client,
+        ):
+            stream = client.stream(
+                "Write a very long answer.",
+                model="claude-3-7-sonnet",
+                max_output_tokens=60_000,
+                disable_fallback=True,
+                timeout=60,
+            )
+            assert (await anext(stream)).WhichOneof("event") == "start"
+
+            router.process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(router.process.wait, 30) == 0
+
+            # The client reads only now: what the window held, then the status.
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in stream:
+                    pass
+            # grpc's words, not ours: the trailers of a stream cannot pass its unread
+            # messages, so the stream ends when the server stops.
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    finally:
+        await asyncio.to_thread(stop_router, router)
+    (done,) = [line for line in router.log().splitlines() if "request_done" in line]
+    assert "code=UNAVAILABLE" in done and "shut down before the call finished" in done

@@ -86,6 +86,10 @@ class _Call:
     in_handler: bool = False
     """True while the task waits inside the handler's own code (not in grpc's send), where
     a cancel unwinds through our code and can be reported as UNAVAILABLE."""
+    context: _Context | None = None
+
+
+_ENDED_BY_DRAIN = "the server shut down before the call finished; retry on another replica"
 
 
 def refusal_status(refusal: Refusal, message: str, retry_after_s: float) -> status_pb2.Status:
@@ -135,14 +139,14 @@ class Admission:
             return Refusal.STREAM_LIMIT
         return None
 
-    def _enter(self, method: str, stream: bool) -> _Call | Refusal:
+    def _enter(self, method: str, stream: bool, context: _Context) -> _Call | Refusal:
         refusal = self._check(stream)
         if refusal is not None:
             self.refused[refusal] += 1
             return refusal
         tenant = self._tenant() if self.limits.tenant_max_rpcs else ""
         self._check_tenant(tenant)
-        call = _Call(method, stream, asyncio.current_task(), tenant=tenant)
+        call = _Call(method, stream, asyncio.current_task(), tenant=tenant, context=context)
         self._calls.add(call)
         self._streams += stream
         self._per_tenant[tenant] = self._per_tenant.get(tenant, 0) + 1
@@ -206,6 +210,13 @@ class Admission:
             call.expired = True
             if call.task is not None:
                 call.caller_gone = call.task.cancelling() > 0
+                if not call.caller_gone and call.context is not None:
+                    # A stream waiting in grpc's send (its client stopped reading) cannot
+                    # be aborted: its trailers would queue behind the unread messages. It
+                    # ends when the server stops, UNAVAILABLE "Cancelling all calls" at the
+                    # client; set here, the code is what the log and metrics count too.
+                    call.context.set_code(grpc.StatusCode.UNAVAILABLE)
+                    call.context.set_details(_ENDED_BY_DRAIN)
                 call.task.cancel("drain grace expired")
         return len(calls)
 
@@ -237,18 +248,17 @@ class Admission:
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
-        message = "the server shut down before the call finished; retry on another replica"
-        status = refusal_status(Refusal.DRAINING, message, self.limits.retry_after_s)
+        status = refusal_status(Refusal.DRAINING, _ENDED_BY_DRAIN, self.limits.retry_after_s)
         log.info("rpc_ended_by_drain", rpc=call.method.removeprefix(_SERVICE_PREFIX))
         await context.abort(
             grpc.StatusCode.UNAVAILABLE,
-            message,
+            _ENDED_BY_DRAIN,
             trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
         )
 
     def guard_unary(self, method: str, behavior: _Unary) -> _Unary:
         async def guarded(request: Any, context: _Context) -> Any:
-            entered = self._enter(method, stream=False)
+            entered = self._enter(method, stream=False, context=context)
             if isinstance(entered, Refusal):
                 await self._refuse(context, entered, method)
                 return None  # pragma: no cover  # abort raises
@@ -267,7 +277,7 @@ class Admission:
 
     def guard_stream(self, method: str, behavior: _Streaming) -> _Streaming:
         async def guarded(request: Any, context: _Context) -> AsyncIterator[Any]:
-            entered = self._enter(method, stream=True)
+            entered = self._enter(method, stream=True, context=context)
             if isinstance(entered, Refusal):
                 await self._refuse(context, entered, method)
                 return

@@ -310,7 +310,8 @@ class ErrorBoundary(_Interceptor):
         """Log and count a failed RPC; abort it with its status unless it already ended
         (cancelled, or aborted by an inner interceptor: then the caller re-raises)."""
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self._finish(call, _ended_by(context))
+            code = _ended_by(context)
+            self._finish(call, code, error="" if code is _CANCELLED else context.details() or "")
             return
         if isinstance(exc, grpc.aio.AbortError):
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -367,9 +368,16 @@ class ErrorBoundary(_Interceptor):
 _DEADLINE_SLACK_S = 0.05
 
 
+_CANCELLED = grpc.StatusCode.CANCELLED
+
+
 def _ended_by(context: Context) -> grpc.StatusCode:
-    """How a call that stopped under us ended: its deadline passed (as the caller sees it),
+    """How a call that stopped under us ended: the code an inner interceptor set before
+    cancelling it (the drain: UNAVAILABLE), its deadline passed (as the caller sees it),
     or the caller really cancelled it."""
+    set_code = context.code()
+    if set_code is not None and set_code is not grpc.StatusCode.OK:
+        return set_code
     remaining = context.time_remaining()
     if remaining is not None and remaining <= _DEADLINE_SLACK_S:
         return grpc.StatusCode.DEADLINE_EXCEEDED

@@ -6,7 +6,10 @@
 3. the RPCs in flight get `grace_s` to finish;
 4. those still running then end with UNAVAILABLE: their work is cancelled, which closes
    the provider request, and a conversation turn is stored only once its answer is whole,
-   so nothing is half-stored;
+   so nothing is half-stored. A stream whose client stopped reading cannot be given our
+   status (grpc queues trailers behind the unread messages, and aborts from outside the
+   call fail): it ends at step 5 with grpc's UNAVAILABLE "Cancelling all calls", logged
+   and counted as UNAVAILABLE;
 5. the grpc server stops.
 """
 
