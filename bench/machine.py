@@ -19,6 +19,9 @@ class Machine:
     python: str
     grpcio: str
     revision: str
+    load_average: str
+    """/proc/loadavg's 1, 5 and 15-minute figures when the run started: on a shared
+    machine, how much else was running."""
 
     def markdown(self) -> str:
         return (
@@ -27,6 +30,7 @@ class Machine:
             f"| kernel | {self.kernel} |\n"
             f"| Python / grpcio | {self.python} / {self.grpcio} |\n"
             f"| revision | {self.revision} |\n"
+            f"| load average at start (1/5/15 min) | {self.load_average} |\n"
         )
 
 
@@ -70,7 +74,15 @@ def describe_machine(root: Path) -> Machine:
         python=platform.python_version(),
         grpcio=metadata.version("grpcio"),
         revision=_revision(root),
+        load_average=_load_average(),
     )
+
+
+def _load_average() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def process_cpu_s(pid: int) -> float:

@@ -142,8 +142,11 @@ def details(report: BenchReport, out: Path) -> list[str]:
         "",
         "## Open streams held",
         "",
-        f"{hold.total:,} streams opened at once through a fresh router (after a warm-up), "
-        f"each answered with a token every {hold.delay_ms / 1000:g} s; resident memory "
+        f"{hold.total:,} streams opened through a fresh router (after a warm-up), "
+        + (f"{hold.opened_per_s:,} a second" if hold.opened_per_s else "all at once")
+        + f"; each answered with {hold.tokens} tokens, the first at once, then one every "
+        f"{hold.delay_ms / 1000:g} s, so all are open together at the end of the ramp. "
+        "Resident memory "
         "(all the router's processes) sampled with the stand-in's count of open streams. "
         "Per stream: (RSS at the peak - RSS before) / streams open at the peak.",
         "",

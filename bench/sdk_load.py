@@ -102,9 +102,10 @@ async def run_load(name: str, load: SdkLoad) -> LoadRun:
             chunks += received
 
     try:
-        # Up to 100 calls at once: connections open before the clock starts, as in a
-        # client that has been running (ghz connects its up to 100 before its first call).
-        warm = dataclasses.replace(load, prompt="tokens=1", stream=False)
+        # Up to 100 calls of the same kind at once: connections open and the SDK's lazy
+        # set-up for streams done before the clock starts, as in a client that has been
+        # running (ghz connects its up to 100 before its first call).
+        warm = dataclasses.replace(load, prompt="tokens=1")
         await asyncio.gather(*(_one(client, warm) for _ in range(min(load.concurrency, 100))))
         started = time.monotonic()
         if load.duration_s:

@@ -10,7 +10,8 @@ replies assembled from pre-encoded bytes. It answers `POST /v1/chat/completions`
   before (the first too), then a finish chunk, a usage chunk and `[DONE]`.
 
 What to answer rides in the prompt, so every caller passes it through unchanged: the text
-may hold `tokens=N`, `delay_ms=D` and `tag=NAME`. A tagged stream whose client goes away
+may hold `tokens=N`, `delay_ms=D`, `first_ms=F` (the first token's own delay; default D)
+and `tag=NAME`. A tagged stream whose client goes away
 before its end is recorded with the time (`time.monotonic()`, one clock for every process
 on the machine) its connection was seen to close: the cancel -> upstream-closed figure.
 
@@ -42,6 +43,7 @@ _MAX_HEAD = 64 * 1024
 
 _TOKENS = re.compile(rb"tokens=(\d+)")
 _DELAY = re.compile(rb"delay_ms=(\d+(?:\.\d+)?)")
+_FIRST = re.compile(rb"first_ms=(\d+(?:\.\d+)?)")
 _TAG = re.compile(rb"tag=([A-Za-z0-9_.-]+)")
 _STREAM = re.compile(rb'"stream"\s*:\s*true')
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
@@ -81,6 +83,7 @@ class Ask:
     stream: bool
     tokens: int
     delay_s: float
+    first_s: float
     tag: str
 
 
@@ -91,11 +94,14 @@ def parse_ask(body: bytes) -> Ask:
     tokens = _TOKENS.search(body)
     delay = _DELAY.search(body)
     tag = _TAG.search(body)
+    first = _FIRST.search(body)
+    delay_s = float(delay.group(1)) / 1000 if delay else 0.0
     return Ask(
         model=model.group(1).decode() if model else "standin",
         stream=_STREAM.search(body) is not None,
         tokens=int(tokens.group(1)) if tokens else DEFAULT_TOKENS,
-        delay_s=float(delay.group(1)) / 1000 if delay else 0.0,
+        delay_s=delay_s,
+        first_s=float(first.group(1)) / 1000 if first else delay_s,
         tag=tag.group(1).decode() if tag else "",
     )
 
@@ -296,17 +302,13 @@ class _Connection(asyncio.Protocol):
             counters.streams_done += 1
             return
         self._transport.write(head)
-        self._streaming = asyncio.get_running_loop().create_task(
-            self._paced(words, tail, ask.tokens, ask.delay_s)
-        )
+        self._streaming = asyncio.get_running_loop().create_task(self._paced(words, tail, ask))
 
-    async def _paced(
-        self, words: tuple[bytes, ...], tail: bytes, tokens: int, delay_s: float
-    ) -> None:
+    async def _paced(self, words: tuple[bytes, ...], tail: bytes, ask: Ask) -> None:
         transport = self._transport
         assert transport is not None
-        for i in range(tokens):
-            await asyncio.sleep(delay_s)
+        for i in range(ask.tokens):
+            await asyncio.sleep(ask.first_s if i == 0 else ask.delay_s)
             transport.write(words[i % len(words)])
         transport.write(tail)
         self._streaming = None
