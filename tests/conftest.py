@@ -1,4 +1,6 @@
-"""Suite-wide: no API key in any test's output.
+"""Suite-wide: no API key in any test's output; one private redis-server and one
+three-node Redis Cluster for every directory's tests (defined here, so that the context
+and the tenancy tests share them instead of each starting their own).
 
 Every key the tests make comes from `tenancy.new_key` and has its shape; after each test
 (at teardown, when the output of all its phases is in), what it printed and logged (stdout,
@@ -9,9 +11,11 @@ holds one errors, whatever else it asserted, and the key is blanked in what is r
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+import shutil
+from collections.abc import Generator, Iterator
 
 import pytest
+from context.conftest import RedisClusterServers, RedisServer
 
 _KEY = re.compile(r"mr_[A-Za-z0-9_-]{43}")
 
@@ -33,3 +37,25 @@ def pytest_runtest_makereport(
     elif report.longrepr is not None:
         report.longrepr = _KEY.sub("mr_<key>", str(report.longrepr))
     return report
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """One three-node Redis Cluster for the session; each test uses its own key prefix."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; each test uses its own key prefix."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from context.conftest import RedisClusterServers, RedisServer, redis_cluster, redis_server
+from context.conftest import RedisClusterServers, RedisServer
 from modelrouter_server.tenancy import Ledger, RedisLedger, SQLiteLedger
 
-__all__ = ["FakeClock", "redis_cluster", "redis_server"]
+__all__ = ["FakeClock"]
 
 # 2026-12-01 12:00:00 UTC: mid-day, mid-month, so no period ends during a test by accident.
 NOON = 1_796_126_400.0
