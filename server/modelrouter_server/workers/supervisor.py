@@ -115,11 +115,13 @@ class Supervisor:
             started = loop.time()
             first = self._first[index]
             code, pid = await self._run_once(index)
-            if not first.done():  # its first start failed
-                first.set_result(code)
-                return
             if self._stopping.is_set():
                 log.info("worker_stopped", worker=index, pid=pid, code=code)
+            elif not first.done():
+                log.error("worker_failed_to_start", worker=index, pid=pid, code=code)
+            if not first.done():  # it never served: `run` hears of its status
+                first.set_result(code)
+            if self._stopping.is_set() or first.result() is not None:
                 return
             failures = failures + 1 if loop.time() - started < _STABLE_S else 1
             delay = min(_MAX_BACKOFF_S, _FIRST_BACKOFF_S * 2 ** (failures - 1))
