@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from context.conftest import RedisServer, requires_redis_server
+from context.conftest import RedisServer
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -48,6 +49,18 @@ def tenants(**alice: Any) -> dict[str, Any]:
             "bob": {"api_key_sha256": [key_digest(new_key()), key_digest(BOB)]},
         },
     }
+
+
+@pytest.fixture
+def own_redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of the test's own, so tenant usage and limits start from nothing
+    (the module's shared one would carry them over from other tests)."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    redis = RedisServer(tmp_path)
+    redis.start()
+    yield redis.url
+    redis.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -171,19 +184,13 @@ async def test_two_tenants_cannot_see_each_others_conversations_sqlite(
     await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
 
 
-@requires_redis_server
 async def test_two_tenants_cannot_see_each_others_conversations_redis(
     start_router: StartRouter,
     connect: Callable[[str, str | None], AsyncModelRouterClient],
-    tmp_path: Path,
+    own_redis_url: str,
 ) -> None:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    try:
-        plain = await start_router(context={"store": "redis", "redis_url": redis.url}, **tenants())
-        await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
-    finally:
-        redis.stop()
+    plain = await start_router(context={"store": "redis", "redis_url": own_redis_url}, **tenants())
+    await _isolation(connect(plain.target, ALICE), connect(plain.target, BOB))
 
 
 async def _isolation(alice: AsyncModelRouterClient, bob: AsyncModelRouterClient) -> None:
@@ -230,19 +237,13 @@ async def test_conversations_from_before_auth_belong_to_the_default_tenant_sqlit
     await _before_and_after_auth(emulator, connect, context, ledger)
 
 
-@requires_redis_server
 async def test_conversations_from_before_auth_belong_to_the_default_tenant_redis(
     emulator: Emulator,
     connect: Callable[[str, str | None], AsyncModelRouterClient],
-    tmp_path: Path,
+    own_redis_url: str,
 ) -> None:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    try:
-        context = {"store": "redis", "redis_url": redis.url}
-        await _before_and_after_auth(emulator, connect, context, {})
-    finally:
-        redis.stop()
+    context = {"store": "redis", "redis_url": own_redis_url}
+    await _before_and_after_auth(emulator, connect, context, {})
 
 
 async def _before_and_after_auth(
@@ -442,22 +443,17 @@ async def test_a_stream_broken_after_a_tool_call_piece_is_charged_its_bound(
 async def test_limits_hold_across_two_replicas_on_one_redis(
     start_router: StartRouter,
     connect: Callable[[str, str | None], AsyncModelRouterClient],
-    tmp_path: Path,
+    own_redis_url: str,
 ) -> None:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    try:
-        context = {"store": "redis", "redis_url": redis.url}
-        first = await start_router(context=context, **tenants(requests_per_minute=5))
-        second = await start_router(context=context, **tenants(requests_per_minute=5))
-        replicas = [connect(first.target, ALICE), connect(second.target, ALICE)]
-        codes = [await _status(replicas[i % 2].generate("Hi")) for i in range(8)]
-        assert codes == [grpc.StatusCode.OK] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
-        # Both replicas report the same usage: it lives in Redis.
-        usages = [await r.get_usage() for r in replicas]
-        assert [u.day.requests for u in usages] == [5, 5]
-    finally:
-        redis.stop()
+    context = {"store": "redis", "redis_url": own_redis_url}
+    first = await start_router(context=context, **tenants(requests_per_minute=5))
+    second = await start_router(context=context, **tenants(requests_per_minute=5))
+    replicas = [connect(first.target, ALICE), connect(second.target, ALICE)]
+    codes = [await _status(replicas[i % 2].generate("Hi")) for i in range(8)]
+    assert codes == [grpc.StatusCode.OK] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+    # Both replicas report the same usage: it lives in Redis.
+    usages = [await r.get_usage() for r in replicas]
+    assert [u.day.requests for u in usages] == [5, 5]
 
 
 async def test_usage_is_the_tenants_own(

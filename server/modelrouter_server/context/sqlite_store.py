@@ -54,6 +54,7 @@ from modelrouter_server.context.store import (
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
+from modelrouter_server.sqlite_thread import open_on_thread
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -241,30 +242,13 @@ class SQLiteStore:
         """Open (creating if needed) the database at `path`; `StoreError` if it is not a
         usable conversation database."""
         where = str(path)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-
-        def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
-            try:
-                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if where != ":memory:" and str(mode).lower() != "wal":
-                    raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA foreign_keys=ON")
-                _migrate(db)
-            except BaseException:
-                db.close()
-                raise
-            return db
-
-        try:
-            db = await asyncio.get_running_loop().run_in_executor(executor, connect)
-        except sqlite3.Error as exc:
-            executor.shutdown(wait=False)
-            raise StoreError(f"sqlite store {where}: cannot open: {exc}") from exc
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
+        executor, db = await open_on_thread(
+            where,
+            what="sqlite store",
+            thread_name="sqlite-store",
+            busy_timeout_s=busy_timeout_s,
+            prepare=_prepare,
+        )
         return cls(where, executor, db)
 
     async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -524,6 +508,11 @@ def _conversation(
         )
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         raise _Corrupt(f"conversation {quote(conversation_id)}: {exc}") from exc
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA foreign_keys=ON")
+    _migrate(db)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

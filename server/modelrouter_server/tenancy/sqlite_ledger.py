@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from modelrouter_server.errors import QuotaExceeded, StoreError
+from modelrouter_server.sqlite_thread import open_on_thread
 from modelrouter_server.tenancy.ledger import (
     BUDGET_EPSILON_USD,
     WINDOW_S,
@@ -163,24 +164,13 @@ class SQLiteLedger:
         cls, path: str | Path, *, clock: Clock = time.time, busy_timeout_s: float = 10.0
     ) -> SQLiteLedger:
         where = str(path)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ledger")
-
-        def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            return db
-
-        try:
-            db = await asyncio.get_running_loop().run_in_executor(executor, connect)
-        except sqlite3.Error as exc:
-            executor.shutdown(wait=False)
-            raise StoreError(f"sqlite ledger {where}: cannot open: {exc}") from exc
+        executor, db = await open_on_thread(
+            where,
+            what="sqlite ledger",
+            thread_name="sqlite-ledger",
+            busy_timeout_s=busy_timeout_s,
+            prepare=_create_schema,
+        )
         return cls(where, executor, db, clock)
 
     async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -303,3 +293,7 @@ class SQLiteLedger:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
         finally:
             self._executor.shutdown(wait=False)
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
