@@ -95,7 +95,9 @@ def open_client(url: str, *, connect_timeout_s: float, timeout_s: float) -> tupl
     }
     if target.cluster:
         node = urlsplit(target.url)
-        return RedisCluster.from_url(target.url, **options), f"cluster {node.hostname}:{node.port}"
+        return RedisCluster.from_url(
+            target.url, **options
+        ), f"cluster {node.hostname}:{node.port or 6379}"
     single = aioredis.Redis.from_url(target.url, **options)
     kwargs = single.connection_pool.connection_kwargs
     where = f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
