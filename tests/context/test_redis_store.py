@@ -405,3 +405,25 @@ async def test_a_cluster_node_that_goes_away_fails_only_its_own_slots(tmp_path: 
         await raw.aclose()
         await store.aclose()
         cluster.stop()
+
+
+async def test_an_image_shared_with_a_conversation_being_deleted_is_never_lost(
+    redis_url: str, raw: RedisClient
+) -> None:
+    """One conversation is deleted while another takes a turn with the same image, twenty
+    times over: however the steps interleave, the image outlives the delete."""
+    keys = prefix()
+    store = await RedisStore.open(redis_url, key_prefix=keys, **GUARDS)
+    try:
+        kept = await store.create(OPENING, {})
+        for i in range(20):
+            image = PNG + bytes([i])
+            going = await store.create((with_image("mine", image),), {})
+            await asyncio.gather(
+                store.delete(going.id), store.append(kept.id, (with_image(f"too {i}", image),))
+            )
+            assert images_of(await store.get(kept.id))[-1] == image
+        refs = f"{keys}image:{{{image_hash(PNG + bytes([0]))}}}:refs"
+        assert await raw.smembers(refs) == {kept.id}
+    finally:
+        await store.aclose()
