@@ -26,7 +26,8 @@ from bench.drivers import GhzDriver, SdkDriver
 from bench.figures import draw_figures
 from bench.ghz import GHZ
 from bench.machine import describe_machine
-from bench.report import BenchReport, render
+from bench.report import render
+from bench.results import BenchReport
 from bench.rows import SystemResult, hold_streams, measure, warm_up
 from bench.settings import BenchSettings
 from bench.standin_process import StandInProcess, start_standin, stop_standin

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench import plots
-
-if TYPE_CHECKING:
-    from bench.report import BenchReport
+from bench.results import BenchReport
 
 _ORDER = ("direct", "router1", "routerN", "litellm")
 

@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.loadrun import LoadRun
-from bench.machine import Machine
+from bench.report_details import details, header
+from bench.results import BenchReport
 from bench.rows import CancelResult, HoldResult, SystemResult
-from bench.settings import BenchSettings
 from bench.stats import Summary
 
 COLUMNS = ("direct", "router1", "routerN", "litellm")
 # Issue 13's baseline: modelrouter relayed ~5,200 tokens/s on one core (one process).
 BASELINE_TOKENS_PER_CORE = 5200.0
-
-
-@dataclass
-class BenchReport:
-    machine: Machine
-    settings: BenchSettings
-    cores: int
-    systems: dict[str, SystemResult]
-    standin_cpu_s: float
-    elapsed_s: float
-    figures: dict[str, Path]
-
-    def system(self, key: str) -> SystemResult:
-        return self.systems.get(key) or SystemResult(key, key, unavailable="not run")
 
 
 def _ms(seconds: float) -> str:
@@ -258,6 +243,4 @@ def _table(report: BenchReport) -> list[str]:
 
 def render(report: BenchReport, out: Path) -> str:
     """The report as Markdown; figure links are relative to `out`."""
-    from bench.report_details import details, header
-
     return "\n".join([*header(report), *_table(report), "", *details(report, out), ""])

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench.loadrun import LoadRun
-
-if TYPE_CHECKING:
-    from bench.report import BenchReport
+from bench.results import BenchReport
 
 _ORDER = ("direct", "router1", "routerN", "litellm")
 
@@ -144,9 +141,8 @@ def details(report: BenchReport, out: Path) -> list[str]:
         "",
         f"{hold.total:,} streams opened through a fresh router (after a warm-up), "
         + (f"{hold.opened_per_s:,} a second" if hold.opened_per_s else "all at once")
-        + f"; each answered with {hold.tokens} tokens, the first at once, then one every "
-        f"{hold.delay_ms / 1000:g} s, so all are open together at the end of the ramp. "
-        "Resident memory "
+        + f"; each answered with {hold.tokens} tokens in {hold.ideal_s:g} s ({hold.prompt}), "
+        "long enough for all to be open together at the end of the ramp. Resident memory "
         "(all the router's processes) sampled with the stand-in's count of open streams. "
         "Per stream: (RSS at the peak - RSS before) / streams open at the peak.",
         "",

@@ -1,6 +1,6 @@
 # `make bench`: modelrouter side by side with the `openai` SDK called directly and with
 # LiteLLM proxy, all against one stand-in upstream (bench/standin.py); writes
-# bench/out/REPORT.md with PNG plots. About 7 minutes on 2 CPUs.
+# bench/out/REPORT.md with PNG plots. About 10 minutes on 2 (shared) CPUs.
 # `make bench-quick` runs the same code paths with small loads (~1 minute): a self-check.
 # Needs: the venv (plus the bench extra, installed here), ghz from `make tools` (Go), and
 # LiteLLM in its own virtualenv (installed here from bench/litellm-requirements.txt; when
