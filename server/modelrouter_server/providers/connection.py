@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 import httpx2
 
 from modelrouter_server.providers.pool import PoolObserver, PoolWatch
+from modelrouter_server.providers.sharded import (
+    SHARD_CONNECTIONS,
+    ShardedTransport,
+    keepalive_socket_options,
+    proxies_configured,
+    shard_sizes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,8 @@ class Connection:
     http1: bool = True
     http2: bool = False
     """With `http1` too: HTTP/2 when TLS negotiates it (ALPN). Alone: prior knowledge."""
+    shard_connections: int = SHARD_CONNECTIONS
+    """An HTTP/1.1 pool larger than this is split into shards of at most this many."""
 
     def pool_watch(self, provider: str) -> PoolWatch:
         """What times and reports the pool waits of `provider`'s calls."""
@@ -37,12 +46,24 @@ class Connection:
     ) -> httpx2.AsyncClient:
         """The HTTP client of an SDK, built by the SDK's own default class (`sdk_client`, so
         it keeps its TCP keep-alive settings) with this pool, protocols and `watch`."""
+        hooks = {"request": [watch.on_request]}
+        if self.http2 or self.max_connections <= self.shard_connections or proxies_configured():
+            return sdk_client(
+                timeout=self.timeout,
+                limits=self.limits,
+                http1=self.http1,
+                http2=self.http2,
+                event_hooks=hooks,
+            )
+        shards = [
+            httpx2.AsyncHTTPTransport(
+                limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
+                socket_options=keepalive_socket_options(),
+            )
+            for size in shard_sizes(self.max_connections, self.shard_connections)
+        ]
         return sdk_client(
-            timeout=self.timeout,
-            limits=self.limits,
-            http1=self.http1,
-            http2=self.http2,
-            event_hooks={"request": [watch.on_request]},
+            timeout=self.timeout, transport=ShardedTransport(shards), event_hooks=hooks
         )
 
     @property
