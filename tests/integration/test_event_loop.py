@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from modelrouter_client import AsyncModelRouterClient, assistant, user
+from modelrouter_client import AsyncModelRouterClient, assistant, pb, user
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Emulator
 
@@ -67,3 +67,26 @@ async def test_list_models_answers_while_a_huge_conversation_is_created(app: App
         assert not huge.done(), "the huge request finished before ListModels was answered"
         conversation = await huge
         assert conversation.messages[0].message.content == _HUGE
+
+
+async def test_large_texts_encoded_in_slices_read_back_whole_and_paged(app: App) -> None:
+    # Multi-byte text past the size from which replies are encoded in slices.
+    large = "é€ü" * 200_000 + "end"
+    big, _ = await _clients(app)
+    async with big:
+        opening = [user("first"), assistant(large), user(large + "!"), assistant("ok")]
+        created = await big.create_conversation(opening, metadata={"k": "v"})
+        assert [m.message.content for m in created.messages] == ["first", large, large + "!", "ok"]
+        got = await big.get_conversation(created.id)
+        assert got == created
+        stub = big._stub
+        first = await stub.GetConversation(
+            pb.GetConversationRequest(id=created.id, message_page_size=2)
+        )
+        assert [m.seq for m in first.conversation.messages] == [0, 1]
+        token = first.conversation.next_message_page_token
+        rest = await stub.GetConversation(
+            pb.GetConversationRequest(id=created.id, message_page_token=token)
+        )
+        assert [m.message.content for m in rest.conversation.messages] == [large + "!", "ok"]
+        assert rest.conversation.metadata == {"k": "v"} and rest.conversation.message_count == 4

@@ -12,7 +12,8 @@ as exactly one log line and one `Metrics.observe`, both from one `RequestSummary
 - a large request (`offload.OFF_LOOP_BYTES` or more) is decoded in a worker thread, and its
   reply encoded there too, so that no other RPC waits for either (grpc would do both on the
   loop thread); a handler whose reply is large for another reason says so with
-  `report_large_reply`;
+  `report_large_reply`, or hands grpc the reply already encoded (bytes, passed on as they
+  are);
 - a `RouterError` leaves with its status and details from `error_facts.FACTS`; anything else
   is a bug: INTERNAL "internal error" to the caller, the traceback in the log only;
 - an RPC whose deadline passed is DEADLINE_EXCEEDED, as its caller sees it; one the
@@ -172,6 +173,11 @@ async def _decoded(
     return decoded
 
 
+def _unencoded(response: Any) -> bool:
+    """A reply grpc still has to serialize (a handler may hand over bytes it encoded)."""
+    return response is not None and not isinstance(response, bytes)
+
+
 def _encoder(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
     """grpc's serializer, passing on a reply the handler already encoded off the loop."""
     if serialize is None:
@@ -251,7 +257,7 @@ class ErrorBoundary(_Interceptor):
             try:
                 request = await _decoded(request, parse, call, type_name, self._max_request_bytes)
                 response = await behavior(request, context)
-                if call.large and serialize is not None and response is not None:
+                if call.large and serialize is not None and _unencoded(response):
                     response = await asyncio.to_thread(serialize, response)
             except BaseException as exc:
                 await self._failed(call, exc, context)

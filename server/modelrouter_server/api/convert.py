@@ -427,10 +427,12 @@ def conversation_to_pb(
     first_seq: int = 0,
     page_size: int | None = None,
     max_bytes: int | None = None,
+    unsized: Mapping[int, int] | None = None,
 ) -> pb.Conversation:
     """The conversation with its messages from `first_seq`: at most `page_size` of them and
     a serialized size under `max_bytes` (None: no limit), but always at least one, with
-    `next_message_page_token` set when messages remain."""
+    `next_message_page_token` set when messages remain. `unsized` (seq -> bytes): what
+    the reply will carry for a message beyond its size here (its text, encoded apart)."""
     out = pb.Conversation(
         id=conversation.id,
         created_at=_timestamp(conversation.created_at),
@@ -447,7 +449,7 @@ def conversation_to_pb(
             break
         item = stored_message_to_pb(message)
         if budget is not None:
-            size = item.ByteSize() + _FRAMING_BYTES
+            size = item.ByteSize() + _FRAMING_BYTES + (unsized or {}).get(message.seq, 0)
             if out.messages and size > budget:
                 out.next_message_page_token = encode_message_page_token(message.seq)
                 break

@@ -9,12 +9,13 @@ and who answered (`report_request_id`, `report_answer`).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from modelrouter.v1 import modelrouter_pb2 as pb
@@ -24,10 +25,10 @@ from modelrouter_server.api.auth import current_tenant
 from modelrouter_server.api.boundary import (
     large_request,
     report_answer,
-    report_large_reply,
     report_request_id,
 )
 from modelrouter_server.api.offload import OFF_LOOP_BYTES, off_loop_if, text_size
+from modelrouter_server.api.reply_encoding import encode_conversation_reply
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import Conversation, ConversationService, TokenCounter
 from modelrouter_server.domain import GenerateOptions, TextChunk
@@ -264,19 +265,22 @@ async def _conversation_reply(
     page_size: int,
     max_bytes: int,
 ) -> _Reply:
-    """The reply carrying a page of `conversation`, built off the loop thread when its text
-    is large (and then encoded there too, by the boundary)."""
-    large = text_size(m.message for m in conversation.messages) >= OFF_LOOP_BYTES
-    if large:
-        report_large_reply()
-
-    def build() -> _Reply:
-        page = convert.conversation_to_pb(
-            conversation, first_seq=first_seq, page_size=page_size, max_bytes=max_bytes
+    """The reply carrying a page of `conversation`. When its text is large, the reply is
+    encoded off the loop thread, its large texts in slices (`reply_encoding`), and handed
+    to grpc as bytes, which the boundary's serializer passes on."""
+    if text_size(m.message for m in conversation.messages) >= OFF_LOOP_BYTES:
+        encoded = await asyncio.to_thread(
+            encode_conversation_reply,
+            conversation,
+            first_seq=first_seq,
+            page_size=page_size,
+            max_bytes=max_bytes,
         )
-        return reply(conversation=page)
-
-    return await off_loop_if(large, build)
+        return cast(_Reply, encoded)
+    page = convert.conversation_to_pb(
+        conversation, first_seq=first_seq, page_size=page_size, max_bytes=max_bytes
+    )
+    return reply(conversation=page)
 
 
 def _streamed_answer(finished: ChainFinished) -> Answer:
