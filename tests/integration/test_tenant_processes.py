@@ -3,6 +3,7 @@ several workers on one host share them."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 import tomllib
@@ -14,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelrouter_client import ModelRouterClient
 from modelrouter_server.config.loader import default_config_path
-from modelrouter_server.tenancy import key_digest, new_key
+from modelrouter_server.tenancy import SQLiteLedger, key_digest, new_key
 from modelrouter_testsupport.router_process import free_port, modelrouter_command
 from modelrouter_testsupport.toml_writer import dump_toml
 
@@ -93,3 +94,40 @@ def test_a_rate_limit_holds_across_two_worker_processes(two_workers: list[str]) 
     finally:
         for client in clients:
             client.close()
+
+
+def test_usage_of_a_tenant_without_limits_survives_a_graceful_shutdown(tmp_path: Path) -> None:
+    """Such use is written in batches (not per request): stopping the process writes the
+    last batch."""
+    config = tomllib.loads(_config(tmp_path).read_text(encoding="utf-8"))
+    del config["auth"], config["tenants"]  # no auth: every call is the default tenant's
+    path = tmp_path / "open.toml"
+    path.write_text(dump_toml(config), encoding="utf-8")
+    port, log = free_port(), tmp_path / "router.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*modelrouter_command(), "serve", "--config", str(path), "--port", str(port)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _healthy(f"127.0.0.1:{port}", process, log)
+        with ModelRouterClient(f"127.0.0.1:{port}", default_timeout=30) as client:
+            replies = [client.generate("Hi", max_output_tokens=20) for _ in range(3)]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0, log.read_text(errors="replace")
+
+    async def usage_on_file() -> tuple[int, int, float]:
+        ledger = await SQLiteLedger.open(tmp_path / "ledger.db")
+        try:
+            day = (await ledger.usage("default")).day
+            return day.requests, day.tokens, day.cost_usd
+        finally:
+            await ledger.aclose()
+
+    requests, tokens, cost = asyncio.run(usage_on_file())
+    assert requests == 3
+    assert tokens == sum(r.usage.input_tokens + r.usage.output_tokens for r in replies)
+    assert cost == pytest.approx(sum(r.usage.cost_usd for r in replies))

@@ -221,3 +221,43 @@ async def test_sqlite_spend_survives_a_restart(tmp_path: Path, clock: FakeClock)
             )
     finally:
         await again.aclose()
+
+
+async def test_a_tenant_without_limits_has_its_holds_streams_and_spend_counted(
+    ledger: Ledger,
+) -> None:
+    """Nothing is checked for it, but its use is still the ledger's to report (SQLite keeps
+    such holds in memory and writes such spend in batches; `usage` sees both)."""
+    streaming = await _reserve(ledger, Limits(), cost=0.5, stream=True, tenant="open")
+    unary = await _reserve(ledger, Limits(), cost=0.25, tenant="open")
+    usage = await ledger.usage("open")
+    assert (usage.streams, usage.day.held_usd, usage.month.held_usd) == (1, 0.75, 0.75)
+    await ledger.settle(streaming, tokens=30, cost_usd=0.125)
+    await ledger.settle(unary, tokens=10, cost_usd=0.0625)
+    usage = await ledger.usage("open")
+    assert (usage.streams, usage.day.held_usd) == (0, 0.0)
+    assert (usage.day.requests, usage.day.tokens, usage.day.cost_usd) == (2, 40, 0.1875)
+    assert (usage.month.requests, usage.month.tokens) == (2, 40)
+    assert (await ledger.usage("alice")).day.requests == 0
+
+
+async def test_sqlite_writes_spend_of_tenants_without_limits_for_other_processes(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Another worker on the file sees it once written: at the latest after `FLUSH_S`,
+    here at once by `flush` (what `usage` and `aclose` do first)."""
+    writer = await SQLiteLedger.open(tmp_path / "ledger.db", clock=clock)
+    reader = await SQLiteLedger.open(tmp_path / "ledger.db", clock=clock)
+    try:
+        for _ in range(3):
+            held = await _reserve(writer, Limits(), cost=0.5)
+            await writer.settle(held, tokens=7, cost_usd=0.25)
+        await writer.flush()
+        day = (await reader.usage("alice")).day
+        assert (day.requests, day.tokens, day.cost_usd) == (3, 21, 0.75)
+        # A budget on the same file counts that spend.
+        with pytest.raises(QuotaExceeded):
+            await _reserve(reader, Limits(budget_usd_per_day=1.0), cost=0.3)
+    finally:
+        await writer.aclose()
+        await reader.aclose()

@@ -5,17 +5,28 @@ reading, so a check and the write that follows it are atomic across threads and 
 a refused reservation rolls back and has taken nothing. The connection lives on one worker
 thread so the event loop never waits on the disk. Spend is in the file, so it survives a
 restart.
+
+A tenant without limits has nothing to check, so its requests do not touch the file one by
+one: its holds are kept in this process's memory (GetUsage on this process shows them) and
+its settled use is summed in memory and written in one transaction at most `FLUSH_S` later,
+or once `FLUSH_REQUESTS` requests have settled, before every `usage` read by this process,
+and at `aclose`. What a crash can lose is that window: at most `FLUSH_S` of the use of
+tenants without limits; a tenant with limits has every reservation and settlement written
+before its request goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+import structlog
 
 from modelrouter_server.errors import QuotaExceeded, StoreError
 from modelrouter_server.sqlite_thread import open_on_thread
@@ -36,8 +47,18 @@ from modelrouter_server.tenancy.ledger import (
     seconds_to_next_day,
     seconds_to_next_month,
 )
+from modelrouter_server.tenancy.spend_batch import SpendBatch, SpendRow
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+FLUSH_S = 1.0
+"""The longest the use of a tenant without limits waits in memory before it is written."""
+FLUSH_REQUESTS = 512
+"""Settled requests (of tenants without limits) that are written at once, without waiting."""
+
+_NO_LIMITS = Limits()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rates (
@@ -158,6 +179,11 @@ class SQLiteLedger:
         self._db = db
         self._clock = clock
         self._closed = False
+        self._local_holds: dict[str, Reservation] = {}
+        """Reservations of tenants without limits, by id: in memory only."""
+        self._batch = SpendBatch()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -192,6 +218,8 @@ class SQLiteLedger:
         lease_s: float,
     ) -> Reservation:
         reservation_id = new_reservation_id()
+        if limits == _NO_LIMITS:
+            return self._reserve_locally(reservation_id, tenant, tokens, cost_usd, stream)
 
         def work(db: sqlite3.Connection) -> Reservation:
             def admit() -> Reservation:
@@ -230,6 +258,14 @@ class SQLiteLedger:
 
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         r = reservation
+        if self._local_holds.pop(r.id, None) is not None:
+            self._batch.add(r.tenant, ("d:" + r.day, "m:" + r.month), tokens, cost_usd)
+            if self._batch.requests >= FLUSH_REQUESTS:
+                self._start_write()
+            elif self._flush_timer is None:
+                loop = asyncio.get_running_loop()
+                self._flush_timer = loop.call_later(FLUSH_S, self._start_write)
+            return
 
         def work(db: sqlite3.Connection) -> None:
             def record() -> None:
@@ -255,6 +291,22 @@ class SQLiteLedger:
         await self._run("settle", work)
 
     async def usage(self, tenant: str) -> TenantUsage:
+        await self.flush()
+        usage = await self._read_usage(tenant)
+        local = [r for r in self._local_holds.values() if r.tenant == tenant]
+        if not local:
+            return usage
+        day, month = usage.day, usage.month
+        day_held = sum(r.cost_usd for r in local if r.day == day.period)
+        month_held = sum(r.cost_usd for r in local if r.month == month.period)
+        return TenantUsage(
+            tenant,
+            dataclasses.replace(day, held_usd=day.held_usd + day_held),
+            dataclasses.replace(month, held_usd=month.held_usd + month_held),
+            usage.streams + sum(1 for r in local if r.stream),
+        )
+
+    async def _read_usage(self, tenant: str) -> TenantUsage:
         def work(db: sqlite3.Connection) -> TenantUsage:
             def read() -> TenantUsage:
                 now = self._clock()
@@ -288,11 +340,72 @@ class SQLiteLedger:
     async def aclose(self) -> None:
         if self._closed:
             return
+        try:
+            await self.flush()
+        except StoreError as exc:
+            log.error("ledger_flush_failed", error=str(exc))
         self._closed = True
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
         finally:
             self._executor.shutdown(wait=False)
+
+    # -- tenants without limits ------------------------------------------------------------
+
+    def _reserve_locally(
+        self, reservation_id: str, tenant: str, tokens: int, cost_usd: float, stream: bool
+    ) -> Reservation:
+        """Nothing to check: the hold lives in memory, for `usage` and `settle`."""
+        now = self._clock()
+        reservation = Reservation(
+            tenant, reservation_id, tokens, cost_usd, stream, day_of(now), month_of(now), None
+        )
+        self._local_holds[reservation_id] = reservation
+        return reservation
+
+    def _start_write(self) -> None:
+        """Write the batch now, in the background (the next `flush` waits for it)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._batch or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._write(self._batch.take()))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, rows: list[SpendRow]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            def record() -> None:
+                db.executemany(
+                    "INSERT INTO spend (tenant, period, cost_usd, tokens, requests)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, period) DO UPDATE SET"
+                    " cost_usd = cost_usd + excluded.cost_usd,"
+                    " tokens = tokens + excluded.tokens,"
+                    " requests = requests + excluded.requests",
+                    rows,
+                )
+
+            _transaction(db, record)
+
+        try:
+            await self._run("write spend", work)
+        except StoreError as exc:
+            # Kept for the next write; only a process that never writes again loses it.
+            self._batch.restore(rows)
+            log.error("ledger_flush_failed", error=str(exc))
+            if self._flush_timer is None and not self._closed:
+                loop = asyncio.get_running_loop()
+                self._flush_timer = loop.call_later(FLUSH_S, self._start_write)
+
+    async def flush(self) -> None:
+        """Write the use of tenants without limits settled so far (`StoreError` if it
+        cannot be written; it is then kept for the next try)."""
+        self._start_write()
+        while self._writes:
+            await asyncio.gather(*self._writes)
+        if self._batch:
+            raise StoreError(f"sqlite ledger {self._path}: cannot write the settled spend")
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
