@@ -119,8 +119,8 @@ def test_start_up_refuses_a_config_that_needs_more_descriptors_than_the_hard_lim
         ensure_descriptors(config)
     message = str(caught.value)
     assert "\n" not in message
-    # Each provider's pool is sized from the admission limit unless it sets its own.
-    pools = len(config.providers) * config.admission.max_concurrent_rpcs
+    # Pools sized from the admission limit share it: counted once between them.
+    pools = config.admission.max_concurrent_rpcs
     assert f"may open {hard + 1 + pools + 128} file descriptors" in message
     assert "ulimit -n" in message
     # A config that fits is accepted, with the soft limit raised to cover it.
@@ -135,7 +135,11 @@ def test_a_provider_pool_holds_one_connection_per_admitted_rpc_unless_set() -> N
     explicit = provider.model_copy(update={"max_connections": 7})
     assert config.pool_size(explicit) == 7
     budget = needed_descriptors(config)
-    assert budget == config.admission.max_client_connections + 321 * len(config.providers) + 128
+    assert budget == config.admission.max_client_connections + 321 + 128
+    # A provider with a pool of its own adds it; the others still share the admission limit.
+    name = next(iter(config.providers))
+    sized = config.model_copy(update={"providers": {**config.providers, name: explicit}})
+    assert needed_descriptors(sized) == config.admission.max_client_connections + 7 + 321 + 128
 
 
 @pytest.mark.load

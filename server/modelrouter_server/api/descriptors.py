@@ -23,9 +23,18 @@ class DescriptorBudget:
 
 
 def needed_descriptors(config: RouterConfig) -> int:
-    """Client connections + every provider pool + the reserve for everything else."""
+    """Client connections + the provider pools + the reserve for everything else.
+
+    Pools sized by the admission limit (no `max_connections`) are counted once between
+    them: the server admits at most `max_concurrent_rpcs` calls, each holding one upstream
+    connection at a time (idle keep-alive connections close after httpx's 5 s expiry).
+    Counting each would make a default config with two providers need 4,176 descriptors
+    and refuse to start under a common hard limit of 4,096."""
     admission = config.admission
-    pools = sum(config.pool_size(p) for p in config.providers.values())
+    providers = config.providers.values()
+    pools = sum(p.max_connections for p in providers if p.max_connections is not None)
+    if any(p.max_connections is None for p in providers):
+        pools += admission.max_concurrent_rpcs
     return admission.max_client_connections + pools + admission.reserved_file_descriptors
 
 
@@ -44,8 +53,9 @@ def ensure_descriptors(config: RouterConfig) -> DescriptorBudget:
     if soft != resource.RLIM_INFINITY and soft < needed:
         raise DescriptorBudgetError(
             f"admission: the configuration may open {needed} file descriptors "
-            f"(admission.max_client_connections + providers.*.max_connections, by default "
-            f"admission.max_concurrent_rpcs each, + admission.reserved_file_descriptors) "
+            f"(admission.max_client_connections + providers.*.max_connections, or "
+            f"admission.max_concurrent_rpcs once for the providers without one, + "
+            f"admission.reserved_file_descriptors) "
             f"but the process limit is {soft} "
             f"(hard {hard}); lower them or raise `ulimit -n`"
         )
