@@ -39,6 +39,10 @@ MAX_STOP_SEQUENCES = 4
 """OpenAI's limit; Anthropic takes more, but one rule for every model keeps fallbacks open."""
 
 
+def _role_path(field: str, index: int) -> str:
+    return f"{field}[{index}].role"
+
+
 def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | None:
     """System messages first, then user and assistant strictly alternating from a user
     turn, where an assistant message with tool calls is followed by ROLE_TOOL messages
@@ -48,19 +52,24 @@ def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | 
     open_calls: dict[str, None] = {}
     """Ids of the last assistant message's tool calls still without a result."""
     for i, m in enumerate(messages):
-        path = f"{field}[{i + offset}].role"
         if m.role is Role.SYSTEM:
             if seen_turn:
-                raise RequestError(path, "a system message must come before every user turn")
+                raise RequestError(
+                    _role_path(field, i + offset),
+                    "a system message must come before every user turn",
+                )
             continue
         if not seen_turn and m.role is not Role.USER:
-            raise RequestError(path, "the first non-system message must be ROLE_USER")
+            raise RequestError(
+                _role_path(field, i + offset), "the first non-system message must be ROLE_USER"
+            )
         if m.role is Role.TOOL:
             if previous not in (Role.ASSISTANT, Role.TOOL) or not (
                 open_calls or previous is Role.TOOL
             ):
                 raise RequestError(
-                    path, "a ROLE_TOOL message must follow a ROLE_ASSISTANT message with tool calls"
+                    _role_path(field, i + offset),
+                    "a ROLE_TOOL message must follow a ROLE_ASSISTANT message with tool calls",
                 )
             for k, part in enumerate(m.parts):
                 if isinstance(part, ToolResult):
@@ -75,13 +84,14 @@ def _walk_roles(messages: Sequence[Message], field: str, offset: int) -> Role | 
             continue
         if open_calls:
             raise RequestError(
-                path,
+                _role_path(field, i + offset),
                 "tool calls " + ", ".join(repr(c) for c in open_calls) + " have no result: "
                 "ROLE_TOOL messages answering every call must come first",
             )
         if m.role is previous:
             raise RequestError(
-                path, f"two {m.role.value} messages in a row; user and assistant must alternate"
+                _role_path(field, i + offset),
+                f"two {m.role.value} messages in a row; user and assistant must alternate",
             )
         if m.role is Role.ASSISTANT:
             open_calls = dict.fromkeys(c.id for c in m.tool_calls)

@@ -24,6 +24,8 @@ from modelrouter_server.config.security import TenantConfig
 from modelrouter_server.context import Conversation, StoredMessage
 from modelrouter_server.domain import (
     DEFAULT_FORMAT_NAME,
+    NO_TOOLS,
+    TEXT_FORMAT,
     ContextReport,
     CountMethod,
     FinishReason,
@@ -227,6 +229,8 @@ _FORMAT_TYPES = {
 
 
 def _response_format(request: AnyGenerateRequest) -> ResponseFormat:
+    if not request.HasField("response_format"):
+        return TEXT_FORMAT  # most calls: no Struct to convert
     raw = request.response_format
     kind = _FORMAT_TYPES.get(raw.type)
     if kind is None:
@@ -240,6 +244,10 @@ def _response_format(request: AnyGenerateRequest) -> ResponseFormat:
 
 
 def _tool_settings(request: AnyGenerateRequest) -> ToolSettings:
+    if not (
+        request.tools or request.HasField("tool_choice") or request.HasField("parallel_tool_calls")
+    ):
+        return NO_TOOLS  # most calls: nothing to convert
     tools = tuple(
         Tool(t.name, t.description, struct_to_dict(t.input_schema)) for t in request.tools
     )
@@ -303,7 +311,8 @@ def options_from_pb(request: AnyGenerateRequest, limits: LimitsConfig) -> Genera
         thinking_budget_tokens=request.thinking_budget_tokens,
         stop=tuple(request.stop),
         request_id=request.request_id or uuid.uuid4().hex,
-        metadata=dict(request.metadata),
+        # A map, even an empty one, is slow to copy through the Mapping protocol.
+        metadata=dict(request.metadata) if request.metadata else {},
         disable_fallback=request.disable_fallback,
         max_cost_usd=request.max_cost_usd,
         conversation_id=request.conversation_id,
