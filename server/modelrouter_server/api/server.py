@@ -18,6 +18,12 @@ from modelrouter_server.config.schema import LimitsConfig
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRouterService"].full_name
 
+# How long grpc holds a call the event loop has not taken up yet; past it grpc ends the call
+# CANCELLED before any handler (or admission) runs, so it cannot carry a RetryInfo. grpc.aio
+# takes up one call per loop round trip, about 100-150 new streams/s here while the loop
+# starts other streams: a burst of thousands waits in this queue. grpc's default, stated.
+PENDING_CALL_MAX_WAIT_S = 30
+
 
 def receive_limit(max_request_bytes: int) -> int:
     """grpc's receive limit for a configured `max_request_bytes`: a quarter (at least
@@ -65,6 +71,7 @@ class GrpcServer:
             # keep that queue far above what admission refuses with RESOURCE_EXHAUSTED.
             options.append(("grpc.server.max_pending_requests", max_pending_calls))
             options.append(("grpc.server.max_pending_requests_hard_limit", max_pending_calls))
+        options.append(("grpc.server_max_unrequested_time_in_server", PENDING_CALL_MAX_WAIT_S))
         # No `maximum_concurrent_rpcs`: admission control (api/admission.py) answers
         # overload with RESOURCE_EXHAUSTED and a RetryInfo, and must be the only one to shed.
         self._server = grpc.aio.server(interceptors=interceptors, options=options)
