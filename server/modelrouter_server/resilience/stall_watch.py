@@ -38,7 +38,7 @@ class StallWatch:
         """`stream`'s next item within `timeout_s`, else `StepExpired`."""
         task = asyncio.current_task()
         if task is None:  # not in a task: nothing to cancel, so time it the usual way
-            return await _plain_step(stream, timeout_s)
+            return await timed_step(stream, timeout_s)
         self._deadline = deadline = self._loop.time() + timeout_s
         handle = self._handle
         if handle is None or handle.when() > deadline:
@@ -87,7 +87,13 @@ class StallWatch:
             self._handle = self._loop.call_at(self._deadline, self._check)
 
 
-async def _plain_step(stream: AsyncIterator[Any], timeout_s: float) -> Any:
+async def timed_step(stream: AsyncIterator[Any], timeout_s: float) -> Any:
+    """`stream`'s next item within `timeout_s` under its own `asyncio.timeout`, else
+    `StepExpired` (a `TimeoutError` from below passes through unchanged).
+
+    For a single step (a stream's first event) or outside a task; a run of steps uses
+    `StallWatch`, which shares one timer among them.
+    """
     scope = asyncio.timeout(timeout_s)
     try:
         async with scope:

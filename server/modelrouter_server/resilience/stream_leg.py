@@ -9,7 +9,6 @@ HTTP response; `close_stream` then makes sure of it on every other exit.
 
 from __future__ import annotations
 
-import asyncio
 import types
 from collections.abc import AsyncIterator
 
@@ -19,7 +18,7 @@ from modelrouter_server.domain import StreamEvent, Usage
 from modelrouter_server.errors import InterruptionKind, ProviderError, StreamInterrupted
 from modelrouter_server.resilience.breakers import Permit
 from modelrouter_server.resilience.ledger import AttemptLedger
-from modelrouter_server.resilience.stall_watch import StallWatch, StepExpired
+from modelrouter_server.resilience.stall_watch import StallWatch, timed_step
 
 
 async def next_event(stream: AsyncIterator[StreamEvent], timeout_s: float) -> StreamEvent:
@@ -28,16 +27,11 @@ async def next_event(stream: AsyncIterator[StreamEvent], timeout_s: float) -> St
     A stream that ends without its `StreamEnd` is a truncated answer; providers report it
     themselves, and this makes sure of it for any that does not.
     """
-    scope = asyncio.timeout(timeout_s)
     try:
-        async with scope:
-            return await anext(stream)
-    except TimeoutError:
-        if scope.expired():
-            raise StepExpired from None
-        raise
+        event: StreamEvent = await timed_step(stream, timeout_s)
     except StopAsyncIteration:
         raise _truncated() from None
+    return event
 
 
 def _truncated() -> StreamInterrupted:
