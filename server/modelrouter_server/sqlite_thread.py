@@ -1,5 +1,5 @@
 """One SQLite connection on a thread of its own: how both SQLite stores (conversations and
-the tenant ledger) open their database.
+the tenant ledger) open, use and close their database.
 
 sqlite3 blocks, so every call runs on a one-thread executor; the connection is made there
 too, since a connection may only be used on the thread that made it.
@@ -11,8 +11,11 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from modelrouter_server.errors import StoreError
+
+T = TypeVar("T")
 
 
 async def open_on_thread(
@@ -61,3 +64,25 @@ async def open_on_thread(
 def _close_opened(opened: Future[sqlite3.Connection]) -> None:
     if not opened.cancelled() and opened.exception() is None:
         opened.result().close()
+
+
+def in_transaction(db: sqlite3.Connection, work: Callable[[], T], *, write: bool) -> T:
+    """`work()` in one transaction (on the connection's thread): committed when it returns,
+    rolled back when it raises."""
+    # IMMEDIATE takes the write lock up front: values read inside are not stale when written.
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        result = work()
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+async def close_on_thread(executor: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
+    """Close a connection `open_on_thread` made, on its thread, then let the thread go."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(executor, db.close)
+    finally:
+        executor.shutdown(wait=False)

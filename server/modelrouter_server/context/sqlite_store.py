@@ -54,7 +54,7 @@ from modelrouter_server.context.store import (
 from modelrouter_server.domain import Message
 from modelrouter_server.errors import ConversationNotFound, StoreError, TurnAlreadyRecorded
 from modelrouter_server.quoting import quote
-from modelrouter_server.sqlite_thread import open_on_thread
+from modelrouter_server.sqlite_thread import close_on_thread, in_transaction, open_on_thread
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -214,18 +214,6 @@ def _images_of(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> dict[st
     return {str(digest): bytes(data) for digest, data in found}
 
 
-def _in_transaction(db: sqlite3.Connection, work: Callable[[], T], *, write: bool) -> T:
-    # IMMEDIATE takes the write lock up front: seqs read inside are not stale when written.
-    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    try:
-        result = work()
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return result
-
-
 class SQLiteStore:
     """`ConversationStore` in one SQLite file. Open with `await SQLiteStore.open(path)`."""
 
@@ -284,7 +272,7 @@ class SQLiteStore:
                 for seq, (message, n) in enumerate(zip(messages, counts, strict=True)):
                     _insert_message(db, conversation_id, seq, message, n, stamp)
 
-            _in_transaction(db, insert, write=True)
+            in_transaction(db, insert, write=True)
 
         await self._run("create", work)
         return new_conversation(conversation_id, messages, counts, metadata, from_us(stamp))
@@ -308,7 +296,7 @@ class SQLiteStore:
                 messages = [_message_row(r, images) for r in rows]
                 return _conversation(conversation_id, head, messages)
 
-            return _in_transaction(db, read, write=False)
+            return in_transaction(db, read, write=False)
 
         found = await self._run(f"get {quote(conversation_id)}", work)
         if found is None:
@@ -383,7 +371,7 @@ class SQLiteStore:
                         )
                 return cursor.rowcount
 
-            return _in_transaction(db, remove, write=True)
+            return in_transaction(db, remove, write=True)
 
         if await self._run(f"delete {quote(conversation_id)}", work) == 0:
             raise ConversationNotFound(conversation_id)
@@ -428,7 +416,7 @@ class SQLiteStore:
                 )
                 return base, summary_seq
 
-            return _in_transaction(db, add, write=True)
+            return in_transaction(db, add, write=True)
 
         allocated = await self._run(f"append to {quote(conversation_id)}", work)
         if allocated is None:
@@ -451,10 +439,7 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
-        finally:
-            self._executor.shutdown(wait=False)
+        await close_on_thread(self._executor, self._db)
 
 
 def _turn_recorded(db: sqlite3.Connection, conversation_id: str, request_id: str) -> bool:

@@ -29,7 +29,7 @@ from typing import TypeVar
 import structlog
 
 from modelrouter_server.errors import QuotaExceeded, StoreError
-from modelrouter_server.sqlite_thread import open_on_thread
+from modelrouter_server.sqlite_thread import close_on_thread, in_transaction, open_on_thread
 from modelrouter_server.tenancy.ledger import (
     BUDGET_EPSILON_USD,
     WINDOW_S,
@@ -156,17 +156,6 @@ def _check_budgets(
             raise budget_refusal(tenant, limit, budget, spent + float(held), cost_usd, wait)
 
 
-def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work()
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return result
-
-
 class SQLiteLedger:
     """`Ledger` in one SQLite file. Open with `await SQLiteLedger.open(path)`."""
 
@@ -252,7 +241,7 @@ class SQLiteLedger:
                     tokens_per_minute=limits.tokens_per_minute,
                 )
 
-            return _transaction(db, admit)
+            return in_transaction(db, admit, write=True)
 
         return await self._run("reserve", work)
 
@@ -286,7 +275,7 @@ class SQLiteLedger:
                         (shift, r.tenant, "tokens_per_minute"),
                     )
 
-            _transaction(db, record)
+            in_transaction(db, record, write=True)
 
         await self._run("settle", work)
 
@@ -333,7 +322,7 @@ class SQLiteLedger:
                 ).fetchone()
                 return TenantUsage(tenant, periods[0], periods[1], int(streams))
 
-            return _transaction(db, read)
+            return in_transaction(db, read, write=True)
 
         return await self._run("usage", work)
 
@@ -345,10 +334,7 @@ class SQLiteLedger:
         except StoreError as exc:
             log.error("ledger_flush_failed", error=str(exc))
         self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
-        finally:
-            self._executor.shutdown(wait=False)
+        await close_on_thread(self._executor, self._db)
 
     # -- tenants without limits ------------------------------------------------------------
 
@@ -386,7 +372,7 @@ class SQLiteLedger:
                     rows,
                 )
 
-            _transaction(db, record)
+            in_transaction(db, record, write=True)
 
         try:
             await self._run("write spend", work)
