@@ -7,7 +7,6 @@ emulator's work.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrouter_testsupport.child_process import terminate
 from modelrouter_testsupport.router_process import free_port
 
 
@@ -56,11 +56,4 @@ def start_emulator(log_path: Path, *, timeout_s: float = 20.0) -> EmulatorProces
 
 
 def stop_emulator(emulator: EmulatorProcess) -> None:
-    process = emulator.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(emulator.process, grace_s=10)

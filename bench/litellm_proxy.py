@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import time
 import urllib.error
@@ -17,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelrouter_testsupport.child_process import terminate
 from modelrouter_testsupport.router_process import free_port
 
 from bench.machine import tree_cpu_s, tree_rss_bytes
@@ -132,11 +132,4 @@ def _wait_alive(proxy: LiteLLMProxy, timeout_s: float) -> None:
 
 
 def stop(proxy: LiteLLMProxy) -> None:
-    process = proxy.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(proxy.process, grace_s=15)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
 import time
 import tomllib
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from modelrouter_testsupport.child_process import terminate
 from modelrouter_testsupport.router_process import free_port, modelrouter_command
 from modelrouter_testsupport.toml_writer import dump_toml
 
@@ -142,11 +142,4 @@ def _wait_listening(router: BenchRouter, port: int, *, timeout_s: float) -> None
 
 def stop(router: BenchRouter, *, grace_s: float = 15.0) -> None:
     """SIGTERM (the router drains), SIGKILL after `grace_s`."""
-    process = router.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(router.process, grace_s=grace_s)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from modelrouter_testsupport.child_process import terminate
 
 from bench.machine import process_cpu_s
 
@@ -62,11 +63,4 @@ def start_standin(log_path: Path) -> StandInProcess:
 
 
 def stop_standin(standin: StandInProcess) -> None:
-    process = standin.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(standin.process, grace_s=10)

@@ -18,6 +18,7 @@ from modelrouter_server.emulator import DEFAULT_MODELS, EmulatedModel, Emulator
 from modelrouter_server.providers.base import Provider
 from modelrouter_server.providers.factory import build_providers
 from modelrouter_server.redis_connection import RedisClient, parse_redis_url
+from modelrouter_testsupport.child_process import terminate
 from redis.asyncio.cluster import RedisCluster
 
 GPT = "gpt-4o-mini-2024-07-18"
@@ -202,12 +203,7 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, grace_s=10)
 
 
 class RedisClusterServers:

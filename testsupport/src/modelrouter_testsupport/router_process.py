@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from modelrouter_testsupport.child_process import terminate
 from modelrouter_testsupport.toml_writer import dump_toml
 
 # Variables that would point the child at a real provider.
@@ -243,15 +243,7 @@ def _wait_healthy(router: RouterProcess, timeout_s: float) -> None:
 
 def stop_router(router: RouterProcess, *, grace_s: float = 10.0) -> int:
     """SIGTERM (the router drains in-flight RPCs), then SIGKILL after `grace_s`."""
-    process = router.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return terminate(router.process, grace_s=grace_s)
 
 
 @contextmanager
