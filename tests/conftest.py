@@ -11,11 +11,15 @@ holds one errors, whatever else it asserted, and the key is blanked in what is r
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Generator, Iterator
 
 import pytest
-from context.conftest import RedisClusterServers, RedisServer
+from context.conftest import (
+    RedisClusterServers,
+    RedisServer,
+    running_redis,
+    running_redis_cluster,
+)
 
 _KEY = re.compile(r"mr_[A-Za-z0-9_-]{43}")
 
@@ -42,20 +46,12 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
     """One three-node Redis Cluster for the session; each test uses its own key prefix."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    with running_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session; each test uses its own key prefix."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server

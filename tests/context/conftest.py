@@ -8,7 +8,8 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -267,7 +268,29 @@ def raw_redis(url: str) -> RedisClient:
     return aioredis.Redis.from_url(target.url, decode_responses=True)
 
 
-requires_redis_server = pytest.mark.skipif(
-    shutil.which("redis-server") is None,
-    reason="redis-server is not installed (apt-get install redis-server); CI installs it",
-)
+_NO_REDIS = "redis-server is not installed (apt-get install redis-server); CI installs it"
+
+requires_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason=_NO_REDIS)
+
+
+@contextmanager
+def running_redis(directory: Path) -> Iterator[RedisServer]:
+    """A started `RedisServer` for a fixture's `with` block; skips the test when
+    redis-server is not installed."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(_NO_REDIS)
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.stop()
+
+
+@contextmanager
+def running_redis_cluster(directory: Path) -> Iterator[RedisClusterServers]:
+    """`running_redis` for a three-node Redis Cluster."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(_NO_REDIS)
+    cluster = RedisClusterServers(directory)
+    cluster.start()
+    yield cluster
+    cluster.stop()

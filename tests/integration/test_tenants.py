@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from context.conftest import RedisServer
+from context.conftest import running_redis
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -55,12 +54,8 @@ def tenants(**alice: Any) -> dict[str, Any]:
 def own_redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of the test's own, so tenant usage and limits start from nothing
     (the module's shared one would carry them over from other tests)."""
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    redis = RedisServer(tmp_path)
-    redis.start()
-    yield redis.url
-    redis.stop()
+    with running_redis(tmp_path) as redis:
+        yield redis.url
 
 
 @pytest.fixture(autouse=True)
