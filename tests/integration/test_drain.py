@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -23,14 +24,20 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def _start(
+@asynccontextmanager
+async def _running(
     directory: Path, emulator: Emulator, **sections: Mapping[str, object]
-) -> RouterProcess:
+) -> AsyncIterator[RouterProcess]:
+    """A router for the `async with` block, stopped at its end whatever the test did."""
     overrides = {"resilience": {"inter_token_timeout_s": 600.0}, **sections}
     # In a thread: the emulator the router calls runs on this test's event loop.
-    return await asyncio.to_thread(
+    router = await asyncio.to_thread(
         start_router, directory, emulator_url=emulator.base_url, overrides=overrides
     )
+    try:
+        yield router
+    finally:
+        await asyncio.to_thread(stop_router, router)
 
 
 async def _open_stream(
@@ -54,8 +61,7 @@ async def test_sigterm_refuses_new_calls_and_lets_the_stream_in_flight_finish(
 ) -> None:
     # About 3 s of answer: long enough to be in flight when the signal arrives.
     emulator.set_behavior("*", Behavior(output_tokens=30, tokens_per_second=10))
-    router = await _start(tmp_path, emulator, server={"shutdown_grace_s": 60.0})
-    try:
+    async with _running(tmp_path, emulator, server={"shutdown_grace_s": 60.0}) as router:
         async with (
             grpc.aio.insecure_channel(router.target) as channel,
             AsyncModelRouterClient(channel=channel) as client,
@@ -76,8 +82,6 @@ async def test_sigterm_refuses_new_calls_and_lets_the_stream_in_flight_finish(
             rest = [event async for event in stream]
             assert rest[-1].WhichOneof("event") == "finish"
         assert await asyncio.to_thread(router.process.wait, 30) == 0
-    finally:
-        await asyncio.to_thread(stop_router, router)
 
 
 async def test_a_stream_past_the_grace_ends_unavailable_and_its_turn_is_not_stored(
@@ -86,13 +90,12 @@ async def test_a_stream_past_the_grace_ends_unavailable_and_its_turn_is_not_stor
     # One token, then the upstream stalls: the stream cannot finish within the grace.
     emulator.set_behavior("*", Behavior(output_tokens=30, stall_after_tokens=1, stall_s=3600))
     database = tmp_path / "conversations.db"
-    router = await _start(
+    async with _running(
         tmp_path,
         emulator,
         server={"shutdown_grace_s": 0.5},
         context={"store": "sqlite", "sqlite_path": str(database)},
-    )
-    try:
+    ) as router:
         async with AsyncModelRouterClient(router.target) as client:
             conversation = await client.create_conversation([system("Be brief.")], timeout=10)
             stream = await _open_stream(client, conversation.id)
@@ -105,8 +108,6 @@ async def test_a_stream_past_the_grace_ends_unavailable_and_its_turn_is_not_stor
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
             assert "shut down before the call finished" in (caught.value.details() or "")
         assert await asyncio.to_thread(router.process.wait, 30) == 0
-    finally:
-        await asyncio.to_thread(stop_router, router)
     store = await SQLiteStore.open(database)
     try:
         stored = await store.get(conversation.id)
@@ -121,8 +122,7 @@ async def test_a_stream_whose_client_stopped_reading_ends_unavailable_at_the_gra
     # A long answer at full speed: the router fills the client's 64 KB window and then
     # waits inside grpc's send, not in its own code, when the grace runs out.
     emulator.set_behavior("*", Behavior(output_tokens=60_000, thinking_tokens=0))
-    router = await _start(tmp_path, emulator, server={"shutdown_grace_s": 1.0})
-    try:
+    async with _running(tmp_path, emulator, server={"shutdown_grace_s": 1.0}) as router:
         options = [("grpc.http2.bdp_probe", 0)]  # the window stays 64 KB
         async with (
             grpc.aio.insecure_channel(router.target, options=options) as channel,
@@ -147,7 +147,5 @@ async def test_a_stream_whose_client_stopped_reading_ends_unavailable_at_the_gra
             # grpc's words, not ours: the trailers of a stream cannot pass its unread
             # messages, so the stream ends when the server stops.
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE, caught.value.details()
-    finally:
-        await asyncio.to_thread(stop_router, router)
     (done,) = [line for line in router.log().splitlines() if "request_done" in line]
     assert "code=UNAVAILABLE" in done and "shut down before the call finished" in done
