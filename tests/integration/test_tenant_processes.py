@@ -35,6 +35,20 @@ def _config(directory: Path) -> Path:
     return path
 
 
+def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`modelrouter serve` with `config` (run in its directory) on a free port, its output
+    to `log`; returns the process and its target, without waiting for it to serve."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*modelrouter_command(), "serve", "--config", str(config), "--port", str(port)],
+            cwd=config.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"127.0.0.1:{port}"
+
+
 def _healthy(target: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     with grpc.insecure_channel(target) as channel:
@@ -58,18 +72,11 @@ def two_workers(tmp_path: Path) -> Iterator[list[str]]:
     targets = []
     try:
         for i in range(2):
-            port = free_port()
             log = tmp_path / f"router-{i}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [*modelrouter_command(), "serve", "--config", str(config), "--port", str(port)],
-                    cwd=tmp_path,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            process, target = _serve(config, log)
             processes.append(process)
-            _healthy(f"127.0.0.1:{port}", process, log)
-            targets.append(f"127.0.0.1:{port}")
+            _healthy(target, process, log)
+            targets.append(target)
         yield targets
     finally:
         for process in processes:
@@ -103,17 +110,11 @@ def test_usage_of_a_tenant_without_limits_survives_a_graceful_shutdown(tmp_path:
     del config["auth"], config["tenants"]  # no auth: every call is the default tenant's
     path = tmp_path / "open.toml"
     path.write_text(dump_toml(config), encoding="utf-8")
-    port, log = free_port(), tmp_path / "router.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*modelrouter_command(), "serve", "--config", str(path), "--port", str(port)],
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    log = tmp_path / "router.log"
+    process, target = _serve(path, log)
     try:
-        _healthy(f"127.0.0.1:{port}", process, log)
-        with ModelRouterClient(f"127.0.0.1:{port}", default_timeout=30) as client:
+        _healthy(target, process, log)
+        with ModelRouterClient(target, default_timeout=30) as client:
             replies = [client.generate("Hi", max_output_tokens=20) for _ in range(3)]
     finally:
         process.terminate()
