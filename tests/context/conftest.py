@@ -8,9 +8,10 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -273,24 +274,25 @@ _NO_REDIS = "redis-server is not installed (apt-get install redis-server); CI in
 requires_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason=_NO_REDIS)
 
 
+_Servers = TypeVar("_Servers", RedisServer, RedisClusterServers)
+
+
 @contextmanager
-def running_redis(directory: Path) -> Iterator[RedisServer]:
+def _started(make: Callable[[Path], _Servers], directory: Path) -> Iterator[_Servers]:
+    if shutil.which("redis-server") is None:
+        pytest.skip(_NO_REDIS)
+    servers = make(directory)
+    servers.start()
+    yield servers
+    servers.stop()
+
+
+def running_redis(directory: Path) -> AbstractContextManager[RedisServer]:
     """A started `RedisServer` for a fixture's `with` block; skips the test when
     redis-server is not installed."""
-    if shutil.which("redis-server") is None:
-        pytest.skip(_NO_REDIS)
-    server = RedisServer(directory)
-    server.start()
-    yield server
-    server.stop()
+    return _started(RedisServer, directory)
 
 
-@contextmanager
-def running_redis_cluster(directory: Path) -> Iterator[RedisClusterServers]:
+def running_redis_cluster(directory: Path) -> AbstractContextManager[RedisClusterServers]:
     """`running_redis` for a three-node Redis Cluster."""
-    if shutil.which("redis-server") is None:
-        pytest.skip(_NO_REDIS)
-    cluster = RedisClusterServers(directory)
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    return _started(RedisClusterServers, directory)
