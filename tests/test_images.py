@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import zlib
 
 import pytest
 from modelrouter_server.domain import ImagePart
@@ -15,23 +14,7 @@ from modelrouter_server.images import (
     image_size,
     openai_image_tokens,
 )
-
-
-def png(width: int, height: int) -> bytes:
-    """A real (tiny-bodied) PNG of the given size: signature, IHDR, an IDAT, IEND."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
+from modelrouter_testsupport.images import png
 
 
 def gif(width: int, height: int) -> bytes:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from context.conftest import raw_redis
 from modelrouter_client import AsyncModelRouterClient, assistant, pb
+from modelrouter_testsupport.images import png
 
 from .conftest import StartRouter
 from .redis_fixture import redis_cluster_url, redis_url  # noqa: F401  # fixtures, used by name
-from .test_images import png
 
 CLAUDE = "claude-3-7-sonnet-20250219"
 # A size no other test uses, so the hash is this test's own.

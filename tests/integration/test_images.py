@@ -5,32 +5,17 @@ vision skipped, and bad images refused naming the part."""
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 from typing import Any
 
 import pytest
 from modelrouter_client import AsyncModelRouterClient, pb
 from modelrouter_client.errors import InvalidArgumentError
 from modelrouter_server.emulator import Emulator
+from modelrouter_testsupport.images import png
 
 GPT = "gpt-4o-mini-2024-07-18"
 CLAUDE = "claude-3-7-sonnet-20250219"
 O3 = "o3-mini-2025-01-31"
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
 
 
 def with_image(image: pb.Image, text: str = "What is in this picture?") -> list[pb.Message]:
