@@ -200,16 +200,21 @@ class Session:
             totals.underestimates += 1
 
 
-async def replay_agent_conversation(args: argparse.Namespace) -> None:
-    config = bench_config(args.api, args.window, args.output, agent=True)
-    summarizer_id = config.resolve(config.context.summarizer_model)
-    assert summarizer_id is not None
-    emulated = EmulatedModel(
+def emulated_bench_model(args: argparse.Namespace) -> EmulatedModel:
+    """The emulator's stand-in for the benchmarked model, with the window under test."""
+    return EmulatedModel(
         id=BENCH_MODEL,
         api="openai" if args.api == "openai" else "anthropic",
         context_window=args.window,
         max_output_tokens=args.output,
     )
+
+
+async def replay_agent_conversation(args: argparse.Namespace) -> None:
+    config = bench_config(args.api, args.window, args.output, agent=True)
+    summarizer_id = config.resolve(config.context.summarizer_model)
+    assert summarizer_id is not None
+    emulated = emulated_bench_model(args)
     async with Emulator((*DEFAULT_MODELS, emulated)) as emulator:
         emulator.set_behavior(summarizer_id, Behavior(output_tokens=150))
         providers = build_providers(config, env={}, emulator_base_url=emulator.base_url)
@@ -248,12 +253,7 @@ async def replay(args: argparse.Namespace) -> None:
     model = config.models[BENCH_MODEL]
     summarizer_id = config.resolve(config.context.summarizer_model)
     assert summarizer_id is not None
-    emulated = EmulatedModel(
-        id=BENCH_MODEL,
-        api="openai" if args.api == "openai" else "anthropic",
-        context_window=args.window,
-        max_output_tokens=args.output,
-    )
+    emulated = emulated_bench_model(args)
     rng = random.Random(args.seed)
 
     async with Emulator((*DEFAULT_MODELS, emulated)) as emulator:
