@@ -11,9 +11,8 @@ as exactly one log line and one `Metrics.observe`, both from one `RequestSummary
   little above it, so this check answers first, with a message the caller can act on);
 - a large request (`offload.OFF_LOOP_BYTES` or more) is decoded in a worker thread, and its
   reply encoded there too, so that no other RPC waits for either (grpc would do both on the
-  loop thread); a handler whose reply is large for another reason says so with
-  `report_large_reply`, or hands grpc the reply already encoded (bytes, passed on as they
-  are);
+  loop thread); a handler whose reply is large for another reason hands grpc the reply
+  already encoded (bytes, passed on as they are);
 - a `RouterError` leaves with its status and details from `error_facts.FACTS`; anything else
   is a bug: INTERNAL "internal error" to the caller, the traceback in the log only;
 - an RPC whose deadline passed is DEADLINE_EXCEEDED, as its caller sees it; one the
@@ -95,13 +94,6 @@ def large_request() -> bool:
     proportional to its size belongs off the loop too."""
     call = _CURRENT.get()
     return call is not None and call.large
-
-
-def report_large_reply() -> None:
-    """The reply of the unary RPC being handled is large: encode it off the loop thread."""
-    call = _CURRENT.get()
-    if call is not None:
-        call.large = True
 
 
 def report_answer(answer: Answer) -> None:
