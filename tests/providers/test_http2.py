@@ -181,8 +181,9 @@ async def test_https_providers_negotiate_http2(tls_stand_in: StandIn) -> None:
 
 
 async def test_http2_false_keeps_an_https_provider_on_http1(tls_stand_in: StandIn) -> None:
-    await _ask_both(_config(tls_stand_in.base_url, http2=False))
+    recorder = await _ask_both(_config(tls_stand_in.base_url, http2=False))
     assert tls_stand_in.versions == ["1.1", "1.1"]
+    assert recorder.wait_s == [0.0, 0.0]  # the HTTP/1.1 transport times its waits too
 
 
 async def test_plaintext_stays_http1_unless_http2_is_asked_for(plain_stand_in: StandIn) -> None:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx2
 
+from modelrouter_server.providers.aiohttp_transport import AiohttpTransport
 from modelrouter_server.providers.pool import PoolObserver, PoolWatch
-from modelrouter_server.providers.sharded import (
-    SHARD_CONNECTIONS,
-    ShardedTransport,
-    keepalive_socket_options,
-    proxies_configured,
-    shard_sizes,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +29,6 @@ class Connection:
     http1: bool = True
     http2: bool = False
     """With `http1` too: HTTP/2 when TLS negotiates it (ALPN). Alone: prior knowledge."""
-    shard_connections: int = SHARD_CONNECTIONS
-    """An HTTP/1.1 pool larger than this is split into shards of at most this many."""
 
     def pool_watch(self, provider: str) -> PoolWatch:
         """What times and reports the pool waits of `provider`'s calls."""
@@ -44,27 +37,34 @@ class Connection:
     def http_client(
         self, sdk_client: Callable[..., httpx2.AsyncClient], watch: PoolWatch
     ) -> httpx2.AsyncClient:
-        """The HTTP client of an SDK, built by the SDK's own default class (`sdk_client`, so
-        it keeps its TCP keep-alive settings) with this pool, protocols and `watch`."""
-        hooks = {"request": [watch.on_request]}
-        if self.http2 or self.max_connections <= self.shard_connections or proxies_configured():
+        """The HTTP client of an SDK, built by the SDK's own default class (`sdk_client`).
+
+        HTTP/1.1 goes over aiohttp (`AiohttpTransport`: a third of the CPU per call). HTTP/2
+        and a provider behind an environment-configured proxy keep httpx's own transport,
+        with the SDK's TCP keep-alive settings: aiohttp speaks no HTTP/2, and the proxy
+        variables are honoured by the SDK's client only.
+        """
+        if self.http2 or urllib.request.getproxies():
             return sdk_client(
                 timeout=self.timeout,
                 limits=self.limits,
                 http1=self.http1,
                 http2=self.http2,
-                event_hooks=hooks,
+                event_hooks={"request": [watch.on_request]},
             )
-        shards = [
-            httpx2.AsyncHTTPTransport(
-                limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
-                socket_options=keepalive_socket_options(),
-            )
-            for size in shard_sizes(self.max_connections, self.shard_connections)
-        ]
-        return sdk_client(
-            timeout=self.timeout, transport=ShardedTransport(shards), event_hooks=hooks
+        transport = AiohttpTransport(
+            max_connections=self.max_connections,
+            keepalive_expiry_s=self.limits.keepalive_expiry,
+            watch=watch,
+            # httpx's trust store, so TLS verifies against what the SDKs' own clients use.
+            ssl_context=httpx2.create_ssl_context() if self._tls else None,
         )
+        return sdk_client(timeout=self.timeout, transport=transport)
+
+    @property
+    def _tls(self) -> bool:
+        # No base URL: the SDK's default, the provider's https API.
+        return self.base_url is None or self.base_url.startswith("https:")
 
     @property
     def timeout(self) -> httpx2.Timeout:

@@ -73,10 +73,15 @@ class PoolWatch:
     observer: PoolObserver | None = None
 
     async def on_request(self, request: httpx2.Request) -> None:
-        """httpx's request hook: start timing the wait for a connection."""
+        """httpx's request hook (httpcore pools): start timing the wait for a connection."""
         if self.observer is not None and _TRACE not in request.extensions:
             extensions = request.extensions
             extensions[_TRACE] = _WaitTimer(self.observer, self.provider, extensions)
+
+    def waited(self, seconds: float) -> None:
+        """A call got its connection after `seconds` (the aiohttp transport's report)."""
+        if self.observer is not None:
+            self.observer.observe_pool_wait(self.provider, seconds)
 
     def exhausted(self, exc: BaseException, *, model: str) -> bool:
         """True (after logging and reporting it) when `exc` is a wait for a pooled

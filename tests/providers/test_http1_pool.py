@@ -1,0 +1,85 @@
+"""A provider's HTTP/1.1 pool (aiohttp): connections come back when responses close, and
+every call's wait for one is reported, a wait that ran out as a pool timeout only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import pytest
+from modelrouter_server.domain import Message, Role, StreamEvent
+from modelrouter_server.emulator import Behavior, Emulator
+from modelrouter_server.errors import ProviderTimeout
+from modelrouter_server.providers import Connection
+from modelrouter_server.providers.anthropic_provider import AnthropicProvider
+
+from .support import CLAUDE, request
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.wait_s: list[float] = []
+        self.timeouts = 0
+
+    def observe_pool_wait(self, provider: str, seconds: float) -> None:
+        self.wait_s.append(seconds)
+
+    def observe_pool_timeout(self, provider: str) -> None:
+        self.timeouts += 1
+
+
+def _provider(emulator: Emulator, recorder: _Recorder, *, connections: int) -> AnthropicProvider:
+    connection = Connection(
+        api_key="emulator",
+        base_url=emulator.base_url,
+        max_connections=connections,
+        pool_timeout_s=0.3,
+        pool_observer=recorder,
+    )
+    return AnthropicProvider("anthropic", connection, emulated=True)
+
+
+async def _hold(provider: AnthropicProvider, count: int) -> list[AsyncGenerator[StreamEvent]]:
+    """`count` streams, each stalled after its first event: each holds a connection."""
+    held = []
+    for _ in range(count):
+        stream = provider.stream(request(CLAUDE, Message(Role.USER, "Hi.")))
+        assert isinstance(stream, AsyncGenerator)
+        held.append(stream)
+        await anext(stream)
+    return held
+
+
+async def test_closed_streams_give_their_connections_back(emulator: Emulator) -> None:
+    emulator.set_behavior(CLAUDE, Behavior(stall_after_tokens=1, stall_s=30.0))
+    recorder = _Recorder()
+    provider = _provider(emulator, recorder, connections=3)
+    try:
+        for _ in range(2):  # the second round needs the first round's connections back
+            held = await _hold(provider, 3)
+            with pytest.raises(ProviderTimeout, match="no free connection in the pool"):
+                await provider.complete(request(CLAUDE, Message(Role.USER, "Again.")))
+            for stream in held:
+                await stream.aclose()
+    finally:
+        await provider.aclose()
+    # Six calls got a connection at once; the two that found none count as timeouts only.
+    assert recorder.wait_s == [0.0] * 6
+    assert recorder.timeouts == 2
+
+
+async def test_a_call_that_queued_reports_its_wait(emulator: Emulator) -> None:
+    # The holder's upstream pauses briefly, then finishes and frees the one connection.
+    emulator.set_behavior(CLAUDE, Behavior(output_tokens=3, stall_after_tokens=1, stall_s=0.1))
+    recorder = _Recorder()
+    provider = _provider(emulator, recorder, connections=1)
+    try:
+        (holder,) = await _hold(provider, 1)
+        emulator.set_behavior(CLAUDE, Behavior(output_tokens=3))
+        completion = await provider.complete(request(CLAUDE, Message(Role.USER, "Next.")))
+        assert completion.text
+        await holder.aclose()
+    finally:
+        await provider.aclose()
+    assert recorder.wait_s[0] == 0.0
+    assert 0.0 < recorder.wait_s[1] < 0.3
+    assert recorder.timeouts == 0
