@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 import httpx2
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
 from openai.types import ReasoningEffort as OpenAIReasoningEffort
 from openai.types.chat import (
     ChatCompletionContentPartParam,
@@ -52,6 +53,7 @@ from modelrouter_server.providers.openai_wire import (
     text_field,
     usage_of,
 )
+from modelrouter_server.providers.sdk_endpoint import SdkEndpoint
 from modelrouter_server.providers.sse import (
     JSONDecodeError,
     ServerSentEvent,
@@ -90,6 +92,9 @@ _EFFORTS: Mapping[ReasoningEffort, OpenAIReasoningEffort] = {
 _OPENAI_KINDS = frozenset({ProviderKind.OPENAI, ProviderKind.OPENAI_COMPATIBLE})
 
 _SDK_FAILURES = (openai.APIError, httpx2.RequestError)
+
+# What `chat.completions.create` passes for every call: without it the client sends no key.
+_CREATE_OPTIONS: openai.RequestOptions = {"security": {"bearer_auth": True}}
 
 _STREAM_ERROR = "An error occurred during streaming"
 """The SDK's message for an error chunk whose error has none."""
@@ -131,6 +136,11 @@ class OpenAIProvider:
             max_retries=0,
             http_client=connection.http_client(openai.DefaultAsyncHttpxClient, self._pool),
         )
+        # Chat Completions through the client's `post`, the body sent as built here:
+        # `create` would first walk it against its TypedDicts (see providers.sdk_endpoint).
+        self._completions = SdkEndpoint(
+            self._client, "/chat/completions", RAW_RESPONSE_HEADER, _CREATE_OPTIONS
+        )
 
     @property
     def name(self) -> str:
@@ -146,8 +156,8 @@ class OpenAIProvider:
         # The SDK sends the call (and raises its status errors); the body is parsed here,
         # without building the SDK's models.
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(
-                **params, timeout=self._connection.call_timeout(request.timeout_s)
+            raw = await self._completions.call(
+                params, timeouts=self._connection.call_timeout(request.timeout_s)
             )
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
@@ -185,11 +195,10 @@ class OpenAIProvider:
         params["stream_options"] = {"include_usage": True}
         # The SDK sends the call (and raises its status errors); the body is read here,
         # without a model per chunk: see providers.sse.
-        opening = self._client.chat.completions.with_streaming_response.create(
-            **params, stream=True, timeout=self._connection.call_timeout(request.timeout_s)
-        )
         try:
-            response = (await opening.__aenter__()).http_response
+            response = await self._completions.open_stream(
+                params, timeouts=self._connection.call_timeout(request.timeout_s)
+            )
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         request_id = response.headers.get("x-request-id")
