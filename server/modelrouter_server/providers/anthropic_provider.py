@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import anthropic
 import httpx2
+from anthropic._constants import RAW_RESPONSE_HEADER
 from anthropic.types import (
     CacheControlEphemeralParam,
     ContentBlockParam,
@@ -51,6 +52,7 @@ from modelrouter_server.providers.continuation import (
 )
 from modelrouter_server.providers.finish_reasons import finish_detail
 from modelrouter_server.providers.openai_wire import mapping
+from modelrouter_server.providers.sdk_endpoint import SdkEndpoint
 from modelrouter_server.providers.sse import (
     JSONDecodeError,
     ServerSentEvent,
@@ -88,10 +90,9 @@ _COUNT_TOKENS_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    """One request in the SDK's terms."""
+    """One request in the Messages API's terms."""
 
-    params: MessageCreateParamsBase
-    extra_body: dict[str, object] | None
+    body: Mapping[str, object]
     stripped_prefill: str
     """Whitespace removed from the end of a trailing assistant message."""
     format_tool: str | None = None
@@ -115,6 +116,13 @@ class AnthropicProvider:
             # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
             http_client=connection.http_client(anthropic.DefaultAsyncHttpxClient, self._pool),
         )
+        # The Messages API through the client's `post`, the body sent as built here (see
+        # providers.sdk_endpoint). `create` would add nothing we need: its header
+        # parameters are ones we never set, its own timeout is only for calls given none,
+        # and the OpenTelemetry span it names (through `post` there is none) records and
+        # sends trace headers only where a tracer provider is set up, which the router
+        # never does.
+        self._messages = SdkEndpoint(self._client, "/v1/messages", RAW_RESPONSE_HEADER)
 
     @property
     def name(self) -> str:
@@ -130,16 +138,13 @@ class AnthropicProvider:
         # The SDK sends the call (and raises its status errors); the body is parsed here,
         # without building the SDK's models.
         try:
-            raw = await self._client.messages.with_raw_response.create(
-                **call.params,
-                extra_body=call.extra_body,
-                timeout=self._connection.call_timeout(request.timeout_s),
+            raw = await self._messages.call(
+                call.body, timeouts=self._connection.call_timeout(request.timeout_s)
             )
-            body = await raw.read()
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         try:
-            message = json_object(body)
+            message = json_object(raw.content)
         except JSONDecodeError as exc:
             raise errors.unexpected(f"malformed body: {exc}", status_code=200) from exc
         return _completion(message, call)
@@ -149,14 +154,10 @@ class AnthropicProvider:
         errors = self._errors(request.model)
         # The SDK sends the call (and raises its status errors); the body is read here,
         # without a model per event: see providers.sse.
-        opening = self._client.messages.with_streaming_response.create(
-            **call.params,
-            stream=True,
-            extra_body=call.extra_body,
-            timeout=self._connection.call_timeout(request.timeout_s),
-        )
         try:
-            response = (await opening.__aenter__()).http_response
+            response = await self._messages.open_stream(
+                call.body, timeouts=self._connection.call_timeout(request.timeout_s)
+            )
         except _SDK_FAILURES as exc:
             raise _before_answer(exc, errors) from exc
         request_id = response.headers.get("request-id")
@@ -230,24 +231,21 @@ def _call(request: ProviderRequest) -> _Call:
     _add_tools(params, request.tools, fmt)
     if request.prompt_cache:
         _add_cache_breakpoints(params)
-    extra_body: dict[str, object] | None = None
     prefilling = bool(turns) and turns[-1]["role"] == "assistant"
     # The API refuses thinking together with a prefilled answer, and continuing a partial
     # answer needs no fresh thinking, so a continuation runs without it.
     # Nor with structured output: the API refuses thinking while a tool use is forced.
-    if request.thinking_budget_tokens and not prefilling and not fmt.is_json:
-        thinking: ThinkingConfigEnabledParam = {
-            "type": "enabled",
-            "budget_tokens": request.thinking_budget_tokens,
-        }
+    budget = None if prefilling or fmt.is_json else request.thinking_budget_tokens
+    if budget:
+        thinking: ThinkingConfigEnabledParam = {"type": "enabled", "budget_tokens": budget}
         params["thinking"] = thinking
-    elif request.temperature is not None:
-        # anthropic 2.14's create() has no temperature argument; the API still takes it.
-        # With thinking on, the API requires the default temperature, so none is sent.
-        extra_body = {"temperature": request.temperature}
+    body: dict[str, object] = dict(params)
+    # With thinking on, the API requires the default temperature, so none is sent.
+    if request.temperature is not None and not budget:
+        # anthropic 2.14's params have no temperature (nor has create()); the API takes it.
+        body["temperature"] = request.temperature
     return _Call(
-        params=params,
-        extra_body=extra_body,
+        body=body,
         stripped_prefill=stripped,
         format_tool=fmt.name if fmt.is_json else None,
     )
