@@ -32,6 +32,13 @@ from modelrouter_server.providers.pool import PoolWatch
 
 _HTTP11 = {"http_version": b"HTTP/1.1"}
 
+READ_BUFFER_BYTES = 16 * 1024
+"""aiohttp's read buffer per response. aiohttp reads a socket as data arrives and stops
+only when a response's unread body passes twice this (or 1/16 of it in HTTP chunks), so
+this bounds what a stream whose gRPC client stopped reading holds in the router. At
+aiohttp's default (64 KiB) 200 such streams of a fast upstream held +650 MiB
+(`python -m bench.load.overload --only backpressure --no-bdp`); at 16 KiB, +93 MiB."""
+
 
 def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     """A socket with TCP keep-alive as the Anthropic SDK's default client sets it (probe an
@@ -205,6 +212,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                         allow_redirects=False,
                         timeout=timeout,
                         trace_request_ctx=wait,
+                        read_bufsize=READ_BUFFER_BYTES,
                         server_hostname=request.extensions.get("sni_hostname"),
                     )
         except TimeoutError as exc:
