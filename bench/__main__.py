@@ -47,11 +47,18 @@ def _raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _direct(standin: StandInProcess, settings: BenchSettings, out: Path) -> SystemResult:
-    result = SystemResult("direct", "openai SDK called directly")
-    log("direct SDK")
-    driver = SdkDriver(standin.base_url, MODEL, _dir(out, "direct"))
-    measure(driver, settings, standin, result, log)
+def _direct(
+    standin: StandInProcess, settings: BenchSettings, out: Path, *, http: str
+) -> SystemResult:
+    """The SDK as most callers use it (httpx), or on the aiohttp transport it ships, which
+    is what modelrouter's HTTP/1.1 calls run on: the second is unary and stream rows only."""
+    if http == "httpx":
+        result = SystemResult("direct", "openai SDK called directly")
+    else:
+        result = SystemResult("direct_aiohttp", "openai SDK called directly, aiohttp transport")
+    log(result.label)
+    driver = SdkDriver(standin.base_url, MODEL, _dir(out, result.key), http=http)
+    measure(driver, settings, standin, result, log, burst=http == "httpx")
     return result
 
 
@@ -142,7 +149,12 @@ def run(out: Path, settings: BenchSettings) -> Path:
     try:
         log(f"stand-in upstream at {standin.base_url}")
         results = [
-            _guarded("direct", "openai SDK", lambda: _direct(standin, settings, out)),
+            _guarded("direct", "openai SDK", lambda: _direct(standin, settings, out, http="httpx")),
+            _guarded(
+                "direct_aiohttp",
+                "openai SDK, aiohttp",
+                lambda: _direct(standin, settings, out, http="aiohttp"),
+            ),
             _guarded("router1", "modelrouter", lambda: _router(standin, settings, out, 1)),
             _guarded("routerN", "modelrouter", lambda: _router(standin, settings, out, cores)),
             _guarded("litellm", "LiteLLM", lambda: _litellm(standin, settings, out)),

@@ -53,7 +53,9 @@ class SdkDriver:
         *,
         api_key: str = "bench-not-a-key",
         server_cpu_s: Callable[[], float] = _zero,
+        http: str = "httpx",
     ) -> None:
+        self._http = http
         self._base_url = base_url
         self._model = model
         self._out = out
@@ -75,7 +77,7 @@ class SdkDriver:
         out = self._out / f"{name}.json"
         command = [sys.executable, "-m", "bench.sdk_load", "--name", name]
         command += ["--base-url", self._base_url, "--model", self._model, "--prompt", prompt]
-        command += ["--concurrency", str(concurrency), "--out", str(out)]
+        command += ["--concurrency", str(concurrency), "--out", str(out), "--http", self._http]
         command += ["--stream"] if stream else []
         command += ["--duration", f"{duration_s:g}"] if duration_s else []
         command += ["--total", str(total)] if total else []

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import plots
-from bench.results import BenchReport
-
-_ORDER = ("direct", "router1", "routerN", "litellm")
+from bench.results import SYSTEMS, BenchReport
 
 
 def draw_figures(report: BenchReport, out: Path) -> dict[str, Path]:
     """Every figure that has data, by the key the report links it with."""
-    systems = [s for k in _ORDER if not (s := report.system(k)).unavailable]
+    systems = [s for k in SYSTEMS if not (s := report.system(k)).unavailable]
     figures: dict[str, Path] = {}
     rates = {s.label: {c: r.rate for c, r in s.unary.items()} for s in systems if s.unary}
     if rates:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from bench.loadrun import LoadRun
 from bench.report_details import details, header
-from bench.results import BenchReport
+from bench.results import SYSTEMS, BenchReport
 from bench.rows import CancelResult, HoldResult, SystemResult
 from bench.stats import Summary
 
-COLUMNS = ("direct", "router1", "routerN", "litellm")
 # Issue 13's baseline: modelrouter relayed ~5,200 tokens/s on one core (one process).
 BASELINE_TOKENS_PER_CORE = 5200.0
 
@@ -81,7 +80,7 @@ Cell = Callable[[SystemResult], str | None]
 
 def _cells(report: BenchReport, cell: Cell) -> list[str]:
     out = []
-    for key in COLUMNS:
+    for key in SYSTEMS:
         system = report.system(key)
         if system.unavailable:
             out.append("not available" if key == "routerN" else "n/a")
@@ -95,7 +94,7 @@ def _unary_row(report: BenchReport, concurrency: int) -> list[str]:
         run = s.unary.get(concurrency)
         return _unary_cell(run, concurrency == 1) if run else None
 
-    runs = {k: report.system(k).unary.get(concurrency) for k in COLUMNS}
+    runs = {k: report.system(k).unary.get(concurrency) for k in SYSTEMS}
     rate = {k: r.rate if r else math.nan for k, r in runs.items()}
     direct, one = runs["direct"], runs["router1"]
     if concurrency == 1:
@@ -125,11 +124,14 @@ def _unary_row(report: BenchReport, concurrency: int) -> list[str]:
 
 
 def _ratios(value: dict[str, float], style: str = "%") -> str:
-    return (
-        f"1w/direct {_ratio(value['router1'], value['direct'], style)}, "
-        f"Nw/direct {_ratio(value['routerN'], value['direct'], style)}, "
-        f"1w/LiteLLM {_ratio(value['router1'], value['litellm'], 'x')}"
-    )
+    parts = [
+        f"1w/direct {_ratio(value['router1'], value['direct'], style)}",
+        f"Nw/direct {_ratio(value['routerN'], value['direct'], style)}",
+    ]
+    if not math.isnan(value["direct_aiohttp"]):
+        parts.append(f"Nw/direct on aiohttp {_ratio(value['routerN'], value['direct_aiohttp'])}")
+    parts.append(f"1w/LiteLLM {_ratio(value['router1'], value['litellm'], 'x')}")
+    return ", ".join(parts)
 
 
 def _met(ok: bool) -> str:
@@ -145,7 +147,7 @@ def _stream_row(report: BenchReport) -> list[str]:
         cores = s.stream.server_cpu_s if s.key.startswith("router") else None
         return _stream_cell(s.stream, cores)
 
-    runs = {k: report.system(k).stream for k in COLUMNS}
+    runs = {k: report.system(k).stream for k in SYSTEMS}
     rate = {k: r.rate if r else math.nan for k, r in runs.items()}
     target_per_core = 3 * BASELINE_TOKENS_PER_CORE
     per_core = [
@@ -168,7 +170,7 @@ def _burst_row(report: BenchReport) -> list[str]:
     def cell(s: SystemResult) -> str | None:
         return _burst_cell(s.burst, row.ideal_s) if s.burst else None
 
-    p99 = {k: (b.latency.p99 if (b := report.system(k).burst) else math.nan) for k in COLUMNS}
+    p99 = {k: (b.latency.p99 if (b := report.system(k).burst) else math.nan) for k in SYSTEMS}
     routers = [report.system(k) for k in ("router1", "routerN")]
     bursts = [r.burst for r in routers if not r.unavailable]
     met = bool(bursts) and all(
@@ -224,8 +226,8 @@ def _cancel_row(report: BenchReport) -> list[str]:
 
 
 def _table(report: BenchReport) -> list[str]:
-    heads = [report.system(k).label for k in COLUMNS]
-    heads[2] = f"modelrouter, {report.cores} workers"
+    heads = [report.system(k).label for k in SYSTEMS]
+    heads[SYSTEMS.index("routerN")] = f"modelrouter, {report.cores} workers"
     rows = [
         *(_unary_row(report, c) for c in report.settings.unary_concurrency),
         _stream_row(report),

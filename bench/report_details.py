@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.loadrun import LoadRun
-from bench.results import BenchReport
-
-_ORDER = ("direct", "router1", "routerN", "litellm")
+from bench.results import SYSTEMS, BenchReport
 
 
 def header(report: BenchReport) -> list[str]:
     s = report.settings
-    notes = [f"- {r.label}: {r.unavailable}" for k in _ORDER if (r := report.system(k)).unavailable]
+    systems = [report.system(k) for k in SYSTEMS]
+    notes = [f"- {r.label}: {r.unavailable}" for r in systems if r.unavailable]
     return [
         "# modelrouter side by side: the openai SDK, modelrouter, LiteLLM",
         "",
@@ -20,7 +19,10 @@ def header(report: BenchReport) -> list[str]:
         "(`bench/standin.py`, an OpenAI-compatible asyncio server in its own process), one "
         "system at a time. The direct SDK and LiteLLM are driven by the same Python client "
         "(`openai.AsyncOpenAI` in one process, `bench/sdk_load.py`); modelrouter by ghz over "
-        "gRPC. Clients, stand-in and system under test share the machine's cores, so every "
+        "gRPC. The SDK is measured twice: on its default HTTP client (httpx, the baseline of "
+        "the targets) and on the aiohttp transport it ships (`openai.DefaultAioHttpClient`), "
+        "which modelrouter's own HTTP/1.1 calls to providers run on. Clients, stand-in and "
+        "system under test share the machine's cores, so every "
         "figure is a floor; compare them side by side, as ratios.",
         "",
         "| machine | |",
@@ -59,7 +61,7 @@ def _runs_table(report: BenchReport) -> list[str]:
         "| server cores used |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for key in _ORDER:
+    for key in SYSTEMS:
         system = report.system(key)
         runs: list[tuple[str, LoadRun]] = [
             (f"unary c{c}", r) for c, r in sorted(system.unary.items())
@@ -76,7 +78,7 @@ def _runs_table(report: BenchReport) -> list[str]:
 
 def _errors(report: BenchReport) -> list[str]:
     lines = []
-    for key in _ORDER:
+    for key in SYSTEMS:
         system = report.system(key)
         runs = [*system.unary.values(), system.stream, system.burst]
         runs.append(system.hold.run if system.hold else None)
@@ -111,7 +113,7 @@ def details(report: BenchReport, out: Path) -> list[str]:
     hold = report.settings.hold
     cancel_counts = [
         f"{report.system(k).label}: {len(c.delays_s)} cancels, {c.failures} probe failures"
-        for k in _ORDER
+        for k in SYSTEMS
         if (c := report.system(k).cancel) is not None
     ]
     return [

@@ -9,6 +9,9 @@ from bench.machine import Machine
 from bench.rows import SystemResult
 from bench.settings import BenchSettings
 
+SYSTEMS = ("direct", "direct_aiohttp", "router1", "routerN", "litellm")
+"""Every system the bench measures, in the order the report shows them."""
+
 
 @dataclass
 class BenchReport:

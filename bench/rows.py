@@ -80,10 +80,16 @@ def warm_up(driver: Driver, settings: BenchSettings) -> None:
 
 
 def measure(
-    driver: Driver, settings: BenchSettings, standin: StandInProcess, result: SystemResult, log: Log
+    driver: Driver,
+    settings: BenchSettings,
+    standin: StandInProcess,
+    result: SystemResult,
+    log: Log,
+    *,
+    burst: bool = True,
 ) -> None:
-    """Warm-up, then the unary rows, the stream row and the burst (with the cancel probe),
-    filling `result` as they finish."""
+    """Warm-up, then the unary rows, the stream row and (unless not `burst`) the burst with
+    the cancel probe, filling `result` as they finish."""
     warm_up(driver, settings)
     prompt = f"tokens={settings.unary_tokens}"
     for concurrency in settings.unary_concurrency:
@@ -99,6 +105,8 @@ def measure(
     row = settings.stream
     result.stream = run_streams(driver, "stream", row)
     log(f"  streams c{row.concurrency}: {result.stream.rate:.1f} streams/s")
+    if not burst:
+        return
     result.burst, result.cancel = asyncio.run(burst_with_cancels(driver, settings.burst, standin))
     log(
         f"  burst: {result.burst.ok}/{result.burst.count} OK, "

@@ -40,16 +40,21 @@ class SdkLoad:
     """Or: exactly this many calls in all."""
     timeout_s: float = 120.0
     api_key: str = "bench-not-a-key"
+    http: str = "httpx"
+    """The SDK's HTTP client: its default (httpx) or its own aiohttp transport."""
 
 
 def _client(load: SdkLoad) -> openai.AsyncOpenAI:
     # The SDK's default pool (1,000 connections, 100 kept alive) would cap or churn a
     # load of more concurrent calls than that.
     connections = load.concurrency + 16
-    http = openai.DefaultAsyncHttpxClient(
-        limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
-        timeout=load.timeout_s,
-    )
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    if load.http == "aiohttp":
+        http: httpx2.AsyncClient = openai.DefaultAioHttpClient(
+            limits=limits, timeout=load.timeout_s
+        )
+    else:
+        http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=load.timeout_s)
     return openai.AsyncOpenAI(
         base_url=load.base_url,
         api_key=load.api_key,
@@ -134,6 +139,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None)
     parser.add_argument("--total", type=int, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--http", choices=("httpx", "aiohttp"), default="httpx")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -145,6 +151,7 @@ def main() -> None:
         stream=args.stream,
         duration_s=args.duration,
         total=args.total,
+        http=args.http,
         # From the environment, not argv: LiteLLM's is a (throwaway) master key.
         api_key=os.environ.get("BENCH_API_KEY", "bench-not-a-key"),
     )
