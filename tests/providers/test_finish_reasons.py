@@ -62,8 +62,8 @@ def test_an_unknown_reason_is_logged_once_and_passed_on_as_unknown(raw: str | No
 
 def test_finish_detail_explains_a_length_stop_with_no_text() -> None:
     spent = Usage(input_tokens=10, output_tokens=64, reasoning_tokens=64)
-    assert "reasoning used 64 of 64" in finish_detail(FinishReason.LENGTH, "", spent)
-    assert "thinking" in finish_detail(FinishReason.LENGTH, " ", None, thought=True)
-    assert finish_detail(FinishReason.LENGTH, "", None) != ""
-    assert finish_detail(FinishReason.LENGTH, "some text", spent) == ""
-    assert finish_detail(FinishReason.STOP, "", spent) == ""
+    assert "reasoning used 64 of 64" in finish_detail(FinishReason.LENGTH, False, spent)
+    assert "thinking" in finish_detail(FinishReason.LENGTH, False, None, thought=True)
+    assert finish_detail(FinishReason.LENGTH, False, None) != ""
+    assert finish_detail(FinishReason.LENGTH, True, spent) == ""
+    assert finish_detail(FinishReason.STOP, False, spent) == ""

@@ -511,7 +511,7 @@ def _completion(message: Mapping[str, Any], call: _Call) -> Completion:
         thinking=thinking,
         refusal=refusal_of(reason, text, message.get("stop_details")),
         provider_model=message.get("model") or "",
-        finish_detail=finish_detail(reason, text, usage, thought=bool(thinking)),
+        finish_detail=finish_detail(reason, bool(text.strip()), usage, thought=bool(thinking)),
         tool_calls=tool_calls,
     )
 

@@ -208,6 +208,6 @@ class StreamReading:
             usage,
             refusal=refusal_of(reason, answer, self.stop_details),
             provider_model=self.provider_model,
-            finish_detail=finish_detail(reason, answer, usage, thought=self.thought),
+            finish_detail=finish_detail(reason, bool(answer.strip()), usage, thought=self.thought),
             tool_calls=self.tools.calls(),
         )

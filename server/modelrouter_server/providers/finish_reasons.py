@@ -58,15 +58,17 @@ def finish_reason(api: str, table: Mapping[str, FinishReason], raw: str | None) 
 
 
 def finish_detail(
-    reason: FinishReason, text: str, usage: Usage | None, *, thought: bool = False
+    reason: FinishReason, visible_text: bool, usage: Usage | None, *, thought: bool = False
 ) -> str:
     """Words for a finish the reason alone would leave puzzling, else "".
+
+    `visible_text`: the answer has some text other than whitespace.
 
     A reasoning model (o3-mini, or Claude with extended thinking) can spend the whole
     output budget before writing a word: the reply is then LENGTH with no text, which
     reads like an empty answer unless it is said.
     """
-    if reason is not FinishReason.LENGTH or text.strip():
+    if reason is not FinishReason.LENGTH or visible_text:
         return ""
     if usage is not None and usage.reasoning_tokens:
         return (

@@ -184,7 +184,7 @@ class OpenAIProvider:
             usage=usage,
             refusal=refusal,
             provider_model=completion.get("model") or "",
-            finish_detail=finish_detail(reason, text, usage),
+            finish_detail=finish_detail(reason, bool(text.strip()), usage),
             tool_calls=tool_calls,
         )
 
@@ -442,7 +442,6 @@ def _stream_end(
     """The stream's last event, once the body ended with [DONE]."""
     refusal = refusal_of(None if answer.refused is None else "".join(answer.refused))
     reason = openai_finish_reason(answer.raw_reason, refusal)
-    text = str(answer.text)
     sent_usage = usage_of(answer.usage)
     try:
         tool_calls = answer.tools.calls()
@@ -455,7 +454,7 @@ def _stream_end(
         sent_usage,
         refusal=refusal,
         provider_model=answer.provider_model,
-        finish_detail=finish_detail(reason, text, sent_usage),
+        finish_detail=finish_detail(reason, answer.visible_text, sent_usage),
         tool_calls=tool_calls,
     )
 

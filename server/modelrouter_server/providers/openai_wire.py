@@ -24,7 +24,6 @@ from modelrouter_server.domain import (
 from modelrouter_server.providers.continuation import EchoedWhitespaceFilter
 from modelrouter_server.providers.finish_reasons import OPENAI_FINISH_REASONS, finish_reason
 from modelrouter_server.providers.tool_wire import ToolCallAssembly
-from modelrouter_server.text_buffer import TextBuffer
 
 Json = Mapping[str, Any]
 
@@ -70,14 +69,25 @@ def openai_finish_reason(reason: str | None, refusal: Refusal | None) -> FinishR
 class StreamedAnswer:
     """What one streamed answer has said so far, fed chunk by chunk."""
 
-    __slots__ = ("_echo", "provider_model", "raw_reason", "refused", "text", "tools", "usage")
+    __slots__ = (
+        "_echo",
+        "provider_model",
+        "raw_reason",
+        "refused",
+        "tools",
+        "usage",
+        "visible_text",
+    )
 
     def __init__(self, echo: EchoedWhitespaceFilter) -> None:
         self._echo = echo
         self.raw_reason: str | None = None
         self.usage: Json | None = None
         self.provider_model = ""
-        self.text = TextBuffer()
+        # Only whether any text other than whitespace came (for `finish_detail`), not the
+        # text itself: the chain keeps what was relayed, and a second copy here was what
+        # a stream whose client stopped reading held twice.
+        self.visible_text = False
         self.refused: list[str] | None = None
         self.tools = ToolCallAssembly()
 
@@ -93,7 +103,7 @@ class StreamedAnswer:
             delta = mapping(choice.get("delta"))
             content = delta.get("content")
             if content and (piece := self._echo.feed(content)):
-                self.text.append(piece)
+                self.visible_text = self.visible_text or not piece.isspace()
                 yield TextChunk(piece)
             # The first refusal chunk carries "": it already marks the answer.
             refusal = delta.get("refusal")
