@@ -71,7 +71,6 @@ from modelrouter_server.resilience import (
 from modelrouter_server.routing import Router
 from modelrouter_server.structured import violation
 from modelrouter_server.tenancy.gate import Hold, TenantGate
-from modelrouter_server.text_buffer import TextBuffer
 from modelrouter_server.validation import check_role_order
 
 log = structlog.get_logger(__name__)
@@ -440,7 +439,6 @@ class Generation:
             yield prepared
             return
         request, plan = prepared
-        text = TextBuffer()
         # Thinking, a refusal or a tool call is output as much as text is: once any has
         # come, a stream that ends without its finish is charged its bound.
         output_began = False
@@ -453,16 +451,14 @@ class Generation:
                 async for event in events:
                     if isinstance(event, TextChunk | ThinkingChunk | RefusalChunk | ToolCallChunk):
                         output_began = True
-                    if isinstance(event, TextChunk):
-                        text.append(event.text)
-                    elif isinstance(event, ChainFinished):
+                    if isinstance(event, ChainFinished):
                         finished = event
                         if hold is not None:
                             used = event.usage.input_tokens + event.usage.output_tokens
                             await hold.settle(used, event.cost_usd)
                         # The text has gone out: a stream cannot ask another model, so
                         # an invalid reply ends it with the violation instead of a finish.
-                        problem = _stream_format_problem(options, event, str(text))
+                        problem = _stream_format_problem(options, event, event.text)
                         if problem is not None:
                             raise InvalidStructuredOutput(
                                 "the reply does not match response_format: "
@@ -480,7 +476,7 @@ class Generation:
         fitted = request.fits.get(finished.candidate.model_id)
         if request.turn is not None:
             reply = stored_reply(
-                str(text), finished.finish_reason, finished.refusal, finished.tool_calls
+                finished.text, finished.finish_reason, finished.refusal, finished.tool_calls
             )
             await self._conversations.record_turn(
                 request.turn, reply, model_id=finished.candidate.model_id, fitted=fitted

@@ -125,8 +125,52 @@ class _Leg:
     held: list[RefusalChunk] | None
     """Refusal text held back until the model's verdict is known (refusal fallback on,
     nothing sent yet): shown only if no other candidate answers. None: pass it on."""
-    output: TextBuffer = dataclasses.field(default_factory=TextBuffer)
+    output: _LegOutput
     """Everything generated, for counting usage a provider did not report."""
+
+
+class _LegOutput:
+    """Everything one leg generated, in order: its text chunks, thinking, refusals and
+    tool-call arguments, for counting usage a provider did not report.
+
+    The leg's text chunks are in the relay's text already (from `start` on, legs being
+    one after another), so only the other pieces are kept here, with the order of the
+    runs of each kind. A second copy of the text was, with the relay's, what a stream
+    whose client stopped reading held twice.
+    """
+
+    __slots__ = ("_other", "_runs", "_start")
+
+    def __init__(self, start: int) -> None:
+        self._start = start
+        self._other = TextBuffer()
+        self._runs: list[tuple[bool, int]] = []
+        """(relayed text or not, characters), consecutive pieces of a kind merged."""
+
+    def append(self, piece: str, *, relayed_text: bool) -> None:
+        """One piece; a `relayed_text` one must also be appended to the relay's text."""
+        if not piece:
+            return
+        if not relayed_text:
+            self._other.append(piece)
+        if self._runs and self._runs[-1][0] is relayed_text:
+            self._runs[-1] = (relayed_text, self._runs[-1][1] + len(piece))
+        else:
+            self._runs.append((relayed_text, len(piece)))
+
+    def joined(self, relayed: str) -> str:
+        """The leg's output as generated, given the relay's text so far."""
+        other = str(self._other)
+        parts: list[str] = []
+        at_text, at_other = self._start, 0
+        for relayed_text, chars in self._runs:
+            if relayed_text:
+                parts.append(relayed[at_text : at_text + chars])
+                at_text += chars
+            else:
+                parts.append(other[at_other : at_other + chars])
+                at_other += chars
+        return "".join(parts)
 
 
 class _Relay:
@@ -199,14 +243,14 @@ class _Relay:
         held: list[RefusalChunk] | None = (
             [] if self.run.refusal_falls_back() and not self.sent else None
         )
-        return _Leg(candidate, announce, held)
+        return _Leg(candidate, announce, held, _LegOutput(len(self.text)))
 
     def passed_on(
         self, leg: _Leg, event: TextChunk | ThinkingChunk | RefusalChunk | ToolCallChunk
     ) -> list[ChainEvent]:
         """What the client is sent for one chunk: nothing (held), or the chunk, preceded
         by the leg's announcement if it is the leg's first."""
-        leg.output.append(event.text)
+        leg.output.append(event.text, relayed_text=isinstance(event, TextChunk))
         if isinstance(event, RefusalChunk) and leg.held is not None:
             leg.held.append(event)
             return []
@@ -230,7 +274,7 @@ class _Relay:
         stream.failed(run.ledger, error)
         # The provider billed what it read and wrote before the break, but a cut stream
         # carries no usage: count it, or a resumed answer's cost would leave this leg out.
-        usage = await run.usage_of(candidate, request, None, str(leg.output))
+        usage = await run.usage_of(candidate, request, None, leg.output.joined(str(self.text)))
         run.ledger.bill(candidate, usage)
         self.broke = f"{candidate.model_id} {describe_error(error)}"
         log.warning(
@@ -259,9 +303,10 @@ class _Relay:
         """The last events of an answer that ended cleanly, or None when it is a refusal
         held back while the next candidate is tried."""
         run, candidate = self.run, leg.candidate
-        usage = await run.usage_of(candidate, request, end.usage, str(leg.output))
+        relayed = str(self.text)
+        usage = await run.usage_of(candidate, request, end.usage, leg.output.joined(relayed))
         stream.succeeded(run.ledger, usage)
-        finish = _finished(run, candidate, end, self.resumed_at)
+        finish = _finished(run, candidate, end, self.resumed_at, relayed)
         if end.finish_reason is FinishReason.REFUSAL and not self.sent and run.refusal_falls_back():
             run.passed_over_refusal(candidate)
             self.refused = _HeldRefusal(leg.announce, tuple(leg.held or ()), finish)
@@ -322,7 +367,7 @@ def _announced(
 
 
 def _finished(
-    run: ChainRun, candidate: Candidate, end: StreamEnd, resumed_at: list[int]
+    run: ChainRun, candidate: Candidate, end: StreamEnd, resumed_at: list[int], text: str
 ) -> ChainFinished:
     return ChainFinished(
         finish_reason=end.finish_reason,
@@ -336,6 +381,7 @@ def _finished(
         provider_model=end.provider_model,
         finish_detail=end.finish_detail,
         tool_calls=end.tool_calls,
+        text=text,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelrouter_server.attempts import AttemptRecord
 from modelrouter_server.candidates import Candidate
@@ -80,6 +80,9 @@ class ChainFinished:
     provider_model: str = ""
     finish_detail: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    text: str = field(default="", repr=False, compare=False)
+    """The answer's text as relayed, every leg's: the chain keeps it for resuming, so the
+    caller storing the turn need not keep a copy of its own."""
 
 
 ChainEvent = (
