@@ -1,18 +1,22 @@
-"""A provider's HTTP/1.1 pool (aiohttp): connections come back when responses close, and
-every call's wait for one is reported, a wait that ran out as a pool timeout only."""
+"""A provider's HTTP/1.1 pool (aiohttp): connections come back when responses close,
+every call's wait for one is reported (a wait that ran out as a pool timeout only), and a
+failing connection is named for the phase it failed in."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
 from collections.abc import AsyncGenerator
 
 import pytest
 from modelrouter_server.domain import Message, Role, StreamEvent
 from modelrouter_server.emulator import Behavior, Emulator
-from modelrouter_server.errors import ProviderTimeout
-from modelrouter_server.providers import Connection
+from modelrouter_server.errors import ProviderTimeout, RouterError
+from modelrouter_server.providers import Connection, OpenAIProvider
 from modelrouter_server.providers.anthropic_provider import AnthropicProvider
 
-from .support import CLAUDE, request
+from .support import CLAUDE, GPT_4O_MINI, request
 
 
 class _Recorder:
@@ -83,3 +87,48 @@ async def test_a_call_that_queued_reports_its_wait(emulator: Emulator) -> None:
     assert recorder.wait_s[0] == 0.0
     assert 0.0 < recorder.wait_s[1] < 0.3
     assert recorder.timeouts == 0
+
+
+async def _reset_after_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Take a whole request, then reset the connection without answering."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_a_connection_lost_after_the_request_went_out_is_not_a_connect_error() -> None:
+    # The provider may have taken the request (and billed it): "ConnectError" would say
+    # it never got there.
+    server = await asyncio.start_server(_reset_after_request, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = Connection(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1")
+    provider = OpenAIProvider("local", connection, models={})
+    try:
+        with pytest.raises(RouterError) as caught:
+            await provider.complete(request(GPT_4O_MINI, Message(Role.USER, "Hi.")))
+    finally:
+        await provider.aclose()
+        server.close()
+        await server.wait_closed()
+    assert "ReadError" in str(caught.value)
+    assert "ConnectError" not in str(caught.value)
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as unused:  # bound, never listening: connecting to it is refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        connection = Connection(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1")
+        provider = OpenAIProvider("local", connection, models={})
+        try:
+            with pytest.raises(RouterError, match="ConnectError"):
+                await provider.complete(request(GPT_4O_MINI, Message(Role.USER, "Hi.")))
+        finally:
+            await provider.aclose()

@@ -53,15 +53,18 @@ def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     return sock
 
 
-class _PoolWait:
-    """One call's time in aiohttp's queue for a connection, bounded by `pool_timeout_s`.
+class _CallTrace:
+    """What aiohttp's trace events tell of one call: its time in the pool's queue for a
+    connection, bounded by `pool_timeout_s`, and whether its request has gone out.
 
     aiohttp's own `connect` timeout would cover the wait and the connect together; the
     router keeps them apart (`pool_timeout_s`, `connect_timeout_s`), as httpx does, so the
-    queue gets its own deadline on the call's `asyncio.timeout`.
+    queue gets its own deadline on the call's `asyncio.timeout`. A connection that fails
+    once the request is out is a read error, not a connect error, as with httpx: the
+    provider may have taken the request.
     """
 
-    __slots__ = ("deadline", "limit_s", "queued", "scope", "since", "waited_s")
+    __slots__ = ("deadline", "limit_s", "queued", "scope", "sent", "since", "waited_s")
 
     scope: asyncio.Timeout
     """The call's timeout scope (set by the transport as it opens it)."""
@@ -72,6 +75,7 @@ class _PoolWait:
         self.since = 0.0
         self.waited_s = 0.0
         self.queued = False
+        self.sent = False
 
     def start(self) -> None:
         self.queued = True
@@ -95,17 +99,23 @@ async def _queued_end(_: object, context: SimpleNamespace, __: object) -> None:
     context.trace_request_ctx.end()
 
 
-def _pool_tracing() -> aiohttp.TraceConfig:
+async def _headers_sent(_: object, context: SimpleNamespace, __: object) -> None:
+    context.trace_request_ctx.sent = True
+
+
+def _call_tracing() -> aiohttp.TraceConfig:
     tracing = aiohttp.TraceConfig()
     tracing.on_connection_queued_start.append(_queued_start)
     tracing.on_connection_queued_end.append(_queued_end)
+    tracing.on_request_headers_sent.append(_headers_sent)
     tracing.freeze()
     return tracing
 
 
 @contextmanager
-def _as_httpx_errors(request: httpx2.Request, *, connecting: bool) -> Iterator[None]:
-    """aiohttp's failures as the httpx exceptions the SDKs (and `providers.sse`) expect."""
+def _as_httpx_errors(request: httpx2.Request, trace: _CallTrace | None) -> Iterator[None]:
+    """aiohttp's failures as the httpx exceptions the SDKs (and `providers.sse`) expect.
+    `trace`: the call's, while its response has not begun (None: reading the body)."""
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
@@ -121,7 +131,7 @@ def _as_httpx_errors(request: httpx2.Request, *, connecting: bool) -> Iterator[N
     except aiohttp.ClientResponseError as exc:  # a malformed status line or header
         raise httpx2.RemoteProtocolError(exc.message, request=request) from exc
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        error = httpx2.ConnectError if connecting else httpx2.ReadError
+        error = httpx2.ConnectError if trace is not None and not trace.sent else httpx2.ReadError
         raise error(str(exc) or type(exc).__name__, request=request) from exc
 
 
@@ -136,7 +146,7 @@ class _Body(httpx2.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors(self._request, connecting=False):
+        with _as_httpx_errors(self._request, None):
             async for chunk in self._response.content.iter_any():
                 yield chunk
 
@@ -179,7 +189,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,  # httpx decodes, by the response's headers
             trust_env=False,  # a proxied provider keeps the SDK's own client (connection.py)
-            trace_configs=[_pool_tracing()],
+            trace_configs=[_call_tracing()],
         )
         return self._session
 
@@ -189,7 +199,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         connect_s, pool_s = timeouts.get("connect"), timeouts.get("pool")
         timeout = aiohttp.ClientTimeout(
             total=None,
-            # Only a backstop: the queue has its own deadline (_PoolWait) and the connect
+            # Only a backstop: the queue has its own deadline (_CallTrace) and the connect
             # its `sock_connect`; this also bounds a DNS look-up.
             connect=None if connect_s is None or pool_s is None else connect_s + pool_s,
             sock_connect=connect_s,
@@ -200,10 +210,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if url.userinfo:
             # httpx has already turned URL credentials into headers; aiohttp refuses both.
             url = url.copy_with(username=None, password=None)
-        wait = _PoolWait(pool_s)
+        wait = _CallTrace(pool_s)
         try:
             async with asyncio.timeout(None) as wait.scope:
-                with _as_httpx_errors(request, connecting=True):
+                with _as_httpx_errors(request, wait):
                     response = await session.request(
                         request.method,
                         URL(str(url), encoded=True),
