@@ -40,16 +40,19 @@ aiohttp's default (64 KiB) 200 such streams of a fast upstream held +650 MiB
 (`python -m bench.load.overload --only backpressure --no-bdp`); at 16 KiB, +93 MiB."""
 
 
+_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5))
+
+
 def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     """A socket with TCP keep-alive as the Anthropic SDK's default client sets it (probe an
     idle connection after 60 s, every 60 s, 5 times), so a dead upstream is noticed."""
     family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
     sock = socket.socket(family=family, type=kind, proto=proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"):
-        option = getattr(socket, name, None)
+    for name, value in _KEEPALIVE:
+        option = getattr(socket, name, None)  # not every platform has all three
         if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, 5 if name == "TCP_KEEPCNT" else 60)
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
     return sock
 
 
