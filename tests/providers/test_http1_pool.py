@@ -1,6 +1,7 @@
 """A provider's HTTP/1.1 pool (aiohttp): connections come back when responses close,
-every call's wait for one is reported (a wait that ran out as a pool timeout only), and a
-failing connection is named for the phase it failed in."""
+every call's wait for one is reported (a wait that ran out as a pool timeout only), a
+failing connection is named for the phase it failed in, and a body is read in bounded
+pieces."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import socket
 import struct
 from collections.abc import AsyncGenerator
 
+import httpx2
 import pytest
 from modelrouter_server.domain import Message, Role, StreamEvent
 from modelrouter_server.emulator import Behavior, Emulator
 from modelrouter_server.errors import ProviderTimeout, RouterError
 from modelrouter_server.providers import Connection, OpenAIProvider
+from modelrouter_server.providers.aiohttp_transport import READ_BUFFER_BYTES, AiohttpTransport
 from modelrouter_server.providers.anthropic_provider import AnthropicProvider
+from modelrouter_server.providers.pool import PoolWatch
 
 from .support import CLAUDE, GPT_4O_MINI, request
 
@@ -132,3 +136,35 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
                 await provider.complete(request(GPT_4O_MINI, Message(Role.USER, "Hi.")))
         finally:
             await provider.aclose()
+
+
+async def _one_big_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    body = b"x" * (1024 * 1024)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_fast_body_is_read_in_bounded_pieces() -> None:
+    # What a stream whose caller stopped reading holds in the router is bounded by this.
+    server = await asyncio.start_server(_one_big_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = AiohttpTransport(
+        max_connections=1,
+        keepalive_expiry_s=None,
+        watch=PoolWatch(provider="local", max_connections=1, pool_timeout_s=5.0),
+    )
+    pieces: list[int] = []
+    try:
+        async with (
+            httpx2.AsyncClient(transport=transport) as client,
+            client.stream("GET", f"http://127.0.0.1:{port}/") as response,
+        ):
+            async for piece in response.aiter_raw():
+                pieces.append(len(piece))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sum(pieces) == 1024 * 1024
+    assert max(pieces) <= READ_BUFFER_BYTES

@@ -33,11 +33,14 @@ from modelrouter_server.providers.pool import PoolWatch
 _HTTP11 = {"http_version": b"HTTP/1.1"}
 
 READ_BUFFER_BYTES = 16 * 1024
-"""aiohttp's read buffer per response. aiohttp reads a socket as data arrives and stops
-only when a response's unread body passes twice this (or 1/16 of it in HTTP chunks), so
-this bounds what a stream whose gRPC client stopped reading holds in the router. At
-aiohttp's default (64 KiB) 200 such streams of a fast upstream held +650 MiB
-(`python -m bench.load.overload --only backpressure --no-bdp`); at 16 KiB, +93 MiB."""
+"""The most a response reads from its socket at once, buffers unread, and hands out per
+read. aiohttp reads a socket as data arrives: it stops only once a response's unread body
+passes twice its buffer, and each socket read takes up to 256 KiB, so with a fast upstream
+a stream whose gRPC client stopped reading holds that much in the router, then about as
+much again as parsed events. 200 such clients of 64k-token streams
+(`python -m bench.load.overload --only backpressure`): at aiohttp's defaults the router
+grew by 650 MiB; with a 16 KiB buffer alone by 128 MiB; with socket reads and parsed
+batches bounded too, by 65 MiB (40 MiB for clients without BDP)."""
 
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5))
@@ -138,6 +141,16 @@ def _as_httpx_errors(request: httpx2.Request, trace: _CallTrace | None) -> Itera
         raise error(str(exc) or type(exc).__name__, request=request) from exc
 
 
+def _bound_socket_reads(response: aiohttp.ClientResponse) -> None:
+    """Each read of the response's socket takes at most READ_BUFFER_BYTES. asyncio's
+    selector transport reads `max_size` bytes (256 KiB) at a time and has no public setter;
+    a transport without the attribute (TLS, another loop) is left as it is."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = READ_BUFFER_BYTES  # type: ignore[attr-defined]
+
+
 class _Body(httpx2.AsyncByteStream):
     """A response body, read as the bytes arrive. Closing it before its end closes the
     connection, which is how an upstream learns that the call was cancelled."""
@@ -150,7 +163,7 @@ class _Body(httpx2.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _as_httpx_errors(self._request, None):
-            async for chunk in self._response.content.iter_any():
+            async for chunk in self._response.content.iter_chunked(READ_BUFFER_BYTES):
                 yield chunk
 
     async def aclose(self) -> None:
@@ -238,6 +251,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         finally:
             if not wait.queued:
                 self._watch.waited(wait.waited_s)
+        _bound_socket_reads(response)
         extensions = dict(_HTTP11)
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
