@@ -10,6 +10,7 @@ from typing import Any, cast
 import anthropic
 import httpx2
 from anthropic._constants import RAW_RESPONSE_HEADER
+from anthropic._models import FinalRequestOptions
 from anthropic.types import (
     CacheControlEphemeralParam,
     ContentBlockParam,
@@ -107,22 +108,29 @@ class AnthropicProvider:
         self._emulated = emulated
         self._connection = connection
         self._pool = connection.pool_watch(name)
+        # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
+        http = connection.http_client(anthropic.DefaultAsyncHttpxClient, self._pool)
         self._client = anthropic.AsyncAnthropic(
             api_key=connection.api_key,
             base_url=connection.base_url,
             timeout=connection.timeout,
             # The router has the one retry loop; a second one here would multiply attempts.
             max_retries=0,
-            # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
-            http_client=connection.http_client(anthropic.DefaultAsyncHttpxClient, self._pool),
+            http_client=http,
         )
-        # The Messages API through the client's `post`, the body sent as built here (see
-        # providers.sdk_endpoint). `create` would add nothing we need: its header
+        # The Messages API as the client builds the request, the body sent as built here
+        # (see providers.sdk_endpoint). `create` would add nothing we need: its header
         # parameters are ones we never set, its own timeout is only for calls given none,
-        # and the OpenTelemetry span it names (through `post` there is none) records and
-        # sends trace headers only where a tracer provider is set up, which the router
-        # never does.
-        self._messages = SdkEndpoint(self._client, "/v1/messages", RAW_RESPONSE_HEADER)
+        # and the OpenTelemetry span it names records and sends trace headers only where a
+        # tracer provider is set up, which the router never does.
+        self._messages = SdkEndpoint(
+            self._client,
+            "/v1/messages",
+            http=http,
+            request_options=FinalRequestOptions,
+            errors=anthropic,
+            raw_response_header=RAW_RESPONSE_HEADER,
+        )
 
     @property
     def name(self) -> str:

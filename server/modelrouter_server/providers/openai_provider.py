@@ -10,6 +10,7 @@ from typing import Any, Literal, cast
 import httpx2
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
+from openai._models import FinalRequestOptions
 from openai.types import ReasoningEffort as OpenAIReasoningEffort
 from openai.types.chat import (
     ChatCompletionContentPartParam,
@@ -128,18 +129,25 @@ class OpenAIProvider:
         self._emulated = emulated
         self._connection = connection
         self._pool = connection.pool_watch(name)
+        http = connection.http_client(openai.DefaultAsyncHttpxClient, self._pool)
         self._client = openai.AsyncOpenAI(
             api_key=connection.api_key,
             base_url=connection.base_url,
             timeout=connection.timeout,
             # The router has the one retry loop; a second one here would multiply attempts.
             max_retries=0,
-            http_client=connection.http_client(openai.DefaultAsyncHttpxClient, self._pool),
+            http_client=http,
         )
-        # Chat Completions through the client's `post`, the body sent as built here:
+        # Chat Completions as the client builds the request, the body sent as built here:
         # `create` would first walk it against its TypedDicts (see providers.sdk_endpoint).
         self._completions = SdkEndpoint(
-            self._client, "/chat/completions", RAW_RESPONSE_HEADER, _CREATE_OPTIONS
+            self._client,
+            "/chat/completions",
+            http=http,
+            request_options=FinalRequestOptions,
+            errors=openai,
+            raw_response_header=RAW_RESPONSE_HEADER,
+            options=_CREATE_OPTIONS,
         )
 
     @property
