@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from modelrouter_server.api.servicer import ModelRouterServicer, ServicerDeps
 from modelrouter_server.api.tls import server_credentials
 from modelrouter_server.config import (
     AuthMode,
+    LogFormat,
     ProviderKind,
     RouterConfig,
     check_exposure,
@@ -361,13 +363,19 @@ def _grpc_server(
     return server, admission
 
 
+def _json_logs(log_format: LogFormat) -> bool:
+    if log_format is LogFormat.AUTO:
+        return not sys.stderr.isatty()
+    return log_format is LogFormat.JSON
+
+
 def load_serving_config(config_path: Path | None) -> RouterConfig:
     """The config `modelrouter serve` runs with (`config_path`, else $MODELROUTER_CONFIG,
     else the built-in one), with logging set up as it asks. `ConfigError` when invalid."""
     path = config_path or (Path(p) if (p := os.environ.get("MODELROUTER_CONFIG")) else None)
     config = load_config(path)
     configure_logging(
-        json=config.server.log_format.value == "json",
+        json=_json_logs(config.server.log_format),
         level=config.server.log_level,
         secrets=configured_secrets(config, os.environ),
     )

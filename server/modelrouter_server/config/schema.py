@@ -29,6 +29,8 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class LogFormat(enum.Enum):
+    AUTO = "auto"
+    """Console lines on a terminal, JSON otherwise (a service manager, a file, a pipe)."""
     CONSOLE = "console"
     JSON = "json"
 
@@ -46,7 +48,7 @@ class ServerConfig(_Strict):
     """The metrics endpoint's own address, so exposing gRPC does not expose metrics."""
     reflection: bool = True
     tls: TlsConfig | None = None
-    log_format: LogFormat = LogFormat.CONSOLE
+    log_format: LogFormat = LogFormat.AUTO
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: NonNegFloat = 30.0
     """On SIGTERM, how long in-flight RPCs may run before they end with UNAVAILABLE."""

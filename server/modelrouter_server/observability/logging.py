@@ -10,11 +10,13 @@ any key-named field and finally scrubs the rendered line with a `Redactor` (see
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import IO, Any
 
+import orjson
 import structlog
 from structlog.stdlib import ProcessorFormatter
 
@@ -54,6 +56,15 @@ def _drop_secret_fields(
     return event
 
 
+def _json_line(event: Any, default: Callable[[Any], Any]) -> str:
+    """`event` as one JSON object: orjson (a quarter of the stdlib encoder's time per
+    line); a value it refuses (an int over 64 bits) falls back to the stdlib encoder."""
+    try:
+        return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return stdlib_json.dumps(event, default=default)
+
+
 class _ScrubbedRenderer:
     """The renderer, then the redactor over the whole line: nested values, tracebacks
     and stdlib messages are all text by then."""
@@ -84,7 +95,7 @@ def configure_logging(
     ]
     out = stream if stream is not None else sys.stderr
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(_json_line)
         if json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
