@@ -40,6 +40,9 @@ class _Server:
 
     status: int = 200
     answer: bytes = b'{"ok": true}'
+    extra_headers: bytes = b""
+    silent: bool = False
+    """Takes requests and never answers."""
     requests: list[_Recorded] = field(default_factory=list)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,9 +56,13 @@ class _Server:
             length = next(int(v) for k, v in headers if k.lower() == b"content-length")
             body = await reader.readexactly(length)
             self.requests.append(_Recorded(line, [(k.lower(), v) for k, v in headers], body))
+            if self.silent:
+                continue
             writer.write(
-                b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                 % (self.status, len(self.answer))
+                + self.extra_headers
+                + b"\r\n"
                 + self.answer
             )
             await writer.drain()
@@ -186,3 +193,48 @@ async def test_a_refused_connection_raises_the_sdk_connection_error(sdk: _Sdk) -
         with pytest.raises(sdk.module.APIConnectionError) as caught:
             await endpoint.call(BODY, timeouts=TIMEOUTS)
     assert isinstance(caught.value.__cause__, httpx2.ConnectError)
+
+
+@pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
+async def test_a_stream_sends_what_the_sdk_client_sends(sdk: _Sdk) -> None:
+    server = _Server()
+    async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, client):
+        response = await endpoint.open_stream(BODY, timeouts=TIMEOUTS)
+        await response.aclose()
+        await client.post(
+            sdk.path,
+            cast_to=httpx2.Response,
+            body={**BODY, "stream": True},
+            options={**sdk.extra, "timeout": TIMEOUTS},
+        )
+    ours, theirs = server.requests
+    assert sorted(ours.headers) == sorted(theirs.headers)
+    assert ours.body == theirs.body
+
+
+@pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
+async def test_a_cookie_the_upstream_set_goes_back_as_the_sdk_client_sends_it(sdk: _Sdk) -> None:
+    # A balancer's affinity cookie, say.
+    server = _Server(extra_headers=b"Set-Cookie: aff=node7; Path=/\r\n")
+    async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, client):
+        await endpoint.call(BODY, timeouts=TIMEOUTS)
+        await endpoint.call(BODY, timeouts=TIMEOUTS)
+        await client.post(
+            sdk.path,
+            cast_to=httpx2.Response,
+            body=BODY,
+            options={**sdk.extra, "timeout": TIMEOUTS},
+        )
+    first, ours, theirs = server.requests
+    assert (b"cookie", b"aff=node7") not in first.headers
+    assert (b"cookie", b"aff=node7") in ours.headers
+    assert sorted(ours.headers) == sorted(theirs.headers)
+
+
+@pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
+async def test_a_read_timeout_raises_the_sdk_timeout_error(sdk: _Sdk) -> None:
+    server = _Server(silent=True)
+    async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, _):
+        with pytest.raises(sdk.module.APITimeoutError) as caught:
+            await endpoint.call(BODY, timeouts=httpx2.Timeout(0.2, connect=5.0))
+    assert isinstance(caught.value.__cause__, httpx2.ReadTimeout)

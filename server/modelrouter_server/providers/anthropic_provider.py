@@ -130,6 +130,8 @@ class AnthropicProvider:
             request_options=FinalRequestOptions,
             errors=anthropic,
             raw_response_header=RAW_RESPONSE_HEADER,
+            # What the client's own loop turns into a connection error: any failure to send.
+            connection_failures=(Exception,),
         )
 
     @property

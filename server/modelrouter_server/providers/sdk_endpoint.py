@@ -21,11 +21,12 @@ through the client's own httpx client, raising what the client's loop would rais
 non-2xx status, the `APIStatusError` subclass its `_make_status_error_from_response`
 makes of the read body.
 
-A client whose credentials are per call (a custom httpx `Auth`, as OpenAI's workload
-identity and Anthropic's token credentials install) goes through the client's `post` on
-every call instead, the SDKs' "undocumented endpoints" API: it sends a body unchanged and
-keeps everything else the client does for a request. The router's clients authenticate
-with one fixed API key (`Connection`).
+A client whose credentials can change between calls goes through the client's `post` on
+every call instead (the SDKs' "undocumented endpoints" API, which sends a body unchanged
+and keeps everything else the client does for a request): a custom httpx `Auth`, an API
+key given as a function, OpenAI's workload identity and provider runtimes, Anthropic's
+token credentials. The router's clients authenticate with one fixed API key
+(`Connection`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,15 @@ class SdkErrors(Protocol):
     def APIConnectionError(self) -> Callable[..., Exception]: ...
 
 
+_PER_CALL_CREDENTIALS = (
+    "_api_key_provider",
+    "workload_identity",
+    "_provider_runtime",
+    "_token_cache",
+)
+"""A client's members that, when set, make its auth headers per call (openai's first three,
+anthropic's last); `custom_auth` besides."""
+
 _TIMEOUT_MARK = 8191.5
 """The read timeout the request is built with once: the headers that carry it
 (`x-stainless-read-timeout`, and anthropic's `x-stainless-timeout`) are each call's."""
@@ -90,6 +100,8 @@ class SdkEndpoint:
     __slots__ = (
         "_client",
         "_errors",
+        "_extensions",
+        "_failures",
         "_headers",
         "_http",
         "_options",
@@ -109,6 +121,7 @@ class SdkEndpoint:
         errors: SdkErrors,
         raw_response_header: str,
         options: Mapping[str, object] | None = None,
+        connection_failures: tuple[type[Exception], ...] = TRANSPORT_ERRORS,
     ) -> None:
         self._client = client
         self._http = http
@@ -119,7 +132,9 @@ class SdkEndpoint:
         self._url: httpx2.URL | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._timed: list[bytes] = []
-        if client.custom_auth is None:
+        self._extensions: dict[str, Any] = {}
+        self._failures = connection_failures
+        if _fixed_credentials(client):
             template = client._build_request(
                 request_options.construct(
                     method="post",
@@ -130,6 +145,7 @@ class SdkEndpoint:
                 )
             )
             self._url = template.url
+            self._extensions = dict(template.extensions)  # anthropic's sni_hostname, say
             mark = str(_TIMEOUT_MARK).encode()
             for name, value in template.headers.raw:
                 if value == mark:
@@ -190,16 +206,29 @@ class SdkEndpoint:
             self._url,
             headers=headers,
             content=orjson.dumps(body),
-            extensions={"timeout": timeouts.as_dict()},
+            extensions={**self._extensions, "timeout": timeouts.as_dict()},
         )
+        cookies = self._http.cookies
+        if cookies:  # what an upstream set (a balancer's affinity), as httpx would send it
+            cookies.set_cookie_header(request)
         try:
             response = await self._http.send(request, stream=stream)
         except httpx2.TimeoutException as exc:
             raise self._errors.APITimeoutError(request=request) from exc
-        except TRANSPORT_ERRORS as exc:
+        except self._failures as exc:
             raise self._errors.APIConnectionError(request=request) from exc
         if not response.is_success:
-            if not response.is_closed:
-                await response.aread()
+            try:
+                if not response.is_closed:
+                    await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
             raise self._client._make_status_error_from_response(response) from None
         return response
+
+
+def _fixed_credentials(client: SdkClient) -> bool:
+    if client.custom_auth is not None:
+        return False
+    return all(getattr(client, name, None) is None for name in _PER_CALL_CREDENTIALS)
