@@ -6,6 +6,7 @@ client stopped reading) and its conversation turn is not stored."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -148,4 +149,6 @@ async def test_a_stream_whose_client_stopped_reading_ends_unavailable_at_the_gra
             # messages, so the stream ends when the server stops.
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE, caught.value.details()
     (done,) = [line for line in router.log().splitlines() if "request_done" in line]
-    assert "code=UNAVAILABLE" in done and "shut down before the call finished" in done
+    event = json.loads(done)  # the log is a file: JSON lines
+    assert event["code"] == "UNAVAILABLE"
+    assert "shut down before the call finished" in event["error"]
