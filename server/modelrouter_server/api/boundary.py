@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
@@ -254,7 +255,7 @@ class ErrorBoundary(_Interceptor):
             except BaseException as exc:
                 await self._failed(call, exc, context)
                 raise
-            self._succeeded(call, context)
+            self._succeeded(call, context, deferred=True)
             return response
 
         return handle
@@ -298,11 +299,17 @@ class ErrorBoundary(_Interceptor):
                 self._metrics.observe_inter_token(call.model, now - call.last_token)
             call.last_token = now
 
-    def _succeeded(self, call: _Call, context: Context) -> None:
+    def _succeeded(self, call: _Call, context: Context, *, deferred: bool = False) -> None:
+        """Log and count an RPC that returned. `deferred`: once the event loop has sent
+        the response, which grpc starts when the handler returns; the caller waits for
+        neither the line nor the metrics (a tenth of a unary call's CPU)."""
         # A handler may set a status without raising; then that is how the RPC ended.
         code = context.code() or grpc.StatusCode.OK
         error = "" if code is grpc.StatusCode.OK else context.details() or ""
-        self._finish(call, code, error=error)
+        if deferred:
+            asyncio.get_running_loop().call_soon(partial(self._finish, call, code, error=error))
+        else:
+            self._finish(call, code, error=error)
 
     async def _failed(self, call: _Call, exc: BaseException, context: Context) -> None:
         """Log and count a failed RPC; abort it with its status unless it already ended
