@@ -138,17 +138,23 @@ async def _endpoint(sdk: _Sdk, port: int) -> AsyncIterator[tuple[SdkEndpoint, An
 TIMEOUTS = httpx2.Timeout(30.0, connect=5.0)
 
 
+async def _sdk_post(client: Any, sdk: _Sdk, body: dict[str, object]) -> httpx2.Response:
+    """The same call through the SDK client's own request loop."""
+    response: httpx2.Response = await client.post(
+        sdk.path,
+        cast_to=httpx2.Response,
+        body=body,
+        options={**sdk.extra, "timeout": TIMEOUTS},
+    )
+    return response
+
+
 @pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
 async def test_a_call_sends_what_the_sdk_client_sends(sdk: _Sdk) -> None:
     server = _Server()
     async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, client):
         await endpoint.call(BODY, timeouts=TIMEOUTS)
-        await client.post(
-            sdk.path,
-            cast_to=httpx2.Response,
-            body=BODY,
-            options={**sdk.extra, "timeout": TIMEOUTS},
-        )
+        await _sdk_post(client, sdk, BODY)
     ours, theirs = server.requests
     assert ours.line == theirs.line
     assert sorted(ours.headers) == sorted(theirs.headers)
@@ -177,7 +183,7 @@ async def test_an_error_status_raises_what_the_sdk_client_raises(sdk: _Sdk, open
         with pytest.raises(sdk.module.RateLimitError) as ours:
             await send(BODY, timeouts=TIMEOUTS)
         with pytest.raises(sdk.module.RateLimitError) as theirs:
-            await client.post(sdk.path, cast_to=httpx2.Response, body=BODY, options=sdk.extra)
+            await _sdk_post(client, sdk, BODY)
     assert str(ours.value) == str(theirs.value)
     assert "slow down" in str(ours.value)
     assert ours.value.status_code == theirs.value.status_code == 429
@@ -201,12 +207,7 @@ async def test_a_stream_sends_what_the_sdk_client_sends(sdk: _Sdk) -> None:
     async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, client):
         response = await endpoint.open_stream(BODY, timeouts=TIMEOUTS)
         await response.aclose()
-        await client.post(
-            sdk.path,
-            cast_to=httpx2.Response,
-            body={**BODY, "stream": True},
-            options={**sdk.extra, "timeout": TIMEOUTS},
-        )
+        await _sdk_post(client, sdk, {**BODY, "stream": True})
     ours, theirs = server.requests
     assert sorted(ours.headers) == sorted(theirs.headers)
     assert ours.body == theirs.body
@@ -219,12 +220,7 @@ async def test_a_cookie_the_upstream_set_goes_back_as_the_sdk_client_sends_it(sd
     async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, client):
         await endpoint.call(BODY, timeouts=TIMEOUTS)
         await endpoint.call(BODY, timeouts=TIMEOUTS)
-        await client.post(
-            sdk.path,
-            cast_to=httpx2.Response,
-            body=BODY,
-            options={**sdk.extra, "timeout": TIMEOUTS},
-        )
+        await _sdk_post(client, sdk, BODY)
     first, ours, theirs = server.requests
     assert (b"cookie", b"aff=node7") not in first.headers
     assert (b"cookie", b"aff=node7") in ours.headers
