@@ -157,14 +157,7 @@ class SdkEndpoint:
         self, body: Mapping[str, object], *, timeouts: httpx2.Timeout
     ) -> httpx2.Response:
         """The response to `body`, read whole; an error status raises the SDK's error."""
-        if self._url is None or timeouts.read is None:
-            return await self._client.post(
-                self._path,
-                cast_to=httpx2.Response,
-                body=body,
-                options={**self._options, "timeout": timeouts},
-            )
-        return await self._send(body, timeouts.read, timeouts, stream=False)
+        return await self._send(body, timeouts, stream=False)
 
     async def open_stream(
         self, body: Mapping[str, object], *, timeouts: httpx2.Timeout
@@ -172,31 +165,22 @@ class SdkEndpoint:
         """The streamed response to `body`, its body not read yet: the caller reads and
         closes it. Both APIs stream when the body says `"stream": true`. An error status
         raises the SDK's error, whose body has been read first."""
-        body = {**body, "stream": True}
-        if self._url is None or timeouts.read is None:
-            return await self._client.post(
-                self._path,
-                cast_to=httpx2.Response,
-                body=body,
-                options={
-                    **self._options,
-                    "headers": {self._raw: "stream"},
-                    "timeout": timeouts,
-                },
-            )
-        return await self._send(body, timeouts.read, timeouts, stream=True)
+        return await self._send({**body, "stream": True}, timeouts, stream=True)
 
     async def _send(
-        self,
-        body: Mapping[str, object],
-        read_s: float,
-        timeouts: httpx2.Timeout,
-        *,
-        stream: bool,
+        self, body: Mapping[str, object], timeouts: httpx2.Timeout, *, stream: bool
     ) -> httpx2.Response:
-        assert self._url is not None
+        if self._url is None or timeouts.read is None:
+            # The client's own request loop: credentials per call, or no read timeout (the
+            # template's timeout headers would not fit).
+            options: dict[str, object] = {**self._options, "timeout": timeouts}
+            if stream:
+                options["headers"] = {self._raw: "stream"}
+            return await self._client.post(
+                self._path, cast_to=httpx2.Response, body=body, options=options
+            )
         headers = self._headers.copy()
-        read = str(read_s).encode()
+        read = str(timeouts.read).encode()
         headers += [(name, read) for name in self._timed]
         if self._client._idempotency_header:
             key = self._client._idempotency_key()

@@ -2,10 +2,10 @@
 
 The hot path of a streamed answer: the SDKs' own iterators build a pydantic-style model per
 event (type introspection for every field, about 100 us per chunk), which is most of what a
-router spends relaying a token. The providers instead open the call through the SDK
-client's `post` (`providers.sdk_endpoint`: configuration, auth, headers and the error
-classes of a non-2xx reply stay the SDK's) and read the body here: one `bytes.split` per
-network read, one `orjson.loads` per event, plain dicts out.
+router spends relaying a token. The providers instead open the call as the SDK client
+builds it (`providers.sdk_endpoint`: configuration, auth, headers and the error classes of
+a non-2xx reply stay the SDK's) and read the body here: one `bytes.split` per network
+read, one `orjson.loads` per event, plain dicts out.
 
 Framing follows the SSE spec as the SDKs apply it: lines end in LF, CRLF or CR; a blank line
 dispatches the event; `:` starts a comment; one space after the field's colon is dropped;
