@@ -98,7 +98,7 @@ run "GenerateStream" "${g[@]}" \
   -d '{"messages":[{"role":"ROLE_USER","content":"Hello"}],"model":"claude-3-7-sonnet"}' \
   "$target" modelrouter.v1.ModelRouterService/GenerateStream
 expect_status 0 && expect_json '"start" in docs[0] and docs[0]["start"]["model"]
-  and sum("delta" in d for d in docs) >= 2
+  and sum("delta" in d for d in docs) >= 1
   and all("delta" in d or "thinking_delta" in d or "resume" in d for d in docs[1:-1])
   and "finish" in docs[-1] and int(docs[-1]["finish"]["usage"]["output_tokens"]) > 0
   and docs[-1]["finish"]["finish_reason"] == "FINISH_REASON_STOP"' && pass

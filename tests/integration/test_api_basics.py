@@ -49,8 +49,10 @@ async def test_generate_returns_text_model_usage_and_one_successful_attempt(
 
 
 async def test_stream_sends_start_deltas_and_finish_matching_the_unary_answer(
-    router: AsyncModelRouterClient,
+    router: AsyncModelRouterClient, emulator: Emulator
 ) -> None:
+    # Paced, so that tokens arrive one by one: those that arrive together are joined.
+    emulator.set_behavior("*", Behavior(tokens_per_second=200))
     for model in (CLAUDE, GPT, O3):
         unary = await router.generate("Tell me a story.", model=model)
         kinds: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 from modelrouter_client import AsyncModelRouterClient, pb, system, user
 from modelrouter_server.app import emulated_models
 from modelrouter_server.config import RouterConfig, default_config_path
-from modelrouter_server.emulator import Emulator
+from modelrouter_server.emulator import Behavior, Emulator
 
 from .conftest import TEST_OVERRIDES, StartRouter
 
@@ -25,11 +25,12 @@ async def test_generate_on_a_conversation_sends_its_history_and_appends_the_turn
         metadata={"agent": "test"},
     )
     first = await router.generate("Hello", conversation_id=created.id, model="gpt-4o-mini")
-    second = await router.stream(
-        "And again", conversation_id=created.id, model="gpt-4o-mini"
-    ).__anext__()
+    # A long reply, abandoned after its first event: nothing of it is stored.
+    emulator.enqueue("*", Behavior(tokens_per_second=5, output_tokens=2000))
+    stream = router.stream("And again", conversation_id=created.id, model="gpt-4o-mini")
+    second = await anext(stream)
     assert second.WhichOneof("event") == "start"
-    # The stream above was abandoned after its first event: nothing of it is stored.
+    await stream.aclose()
     third = await router.generate("Once more", conversation_id=created.id, model="gpt-4o-mini")
 
     sent = emulator.requests[-1].body

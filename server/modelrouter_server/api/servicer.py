@@ -28,6 +28,7 @@ from modelrouter_server.api.boundary import (
     report_request_id,
 )
 from modelrouter_server.api.offload import OFF_LOOP_BYTES, off_loop_if, text_size
+from modelrouter_server.api.read_ahead import END, ReadAhead
 from modelrouter_server.api.reply_encoding import encode_conversation_reply
 from modelrouter_server.config.schema import RouterConfig
 from modelrouter_server.context import Conversation, ConversationService, TokenCounter
@@ -121,33 +122,39 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         report_request_id(options.request_id)
         events = self._d.generation.stream(options, deadline=self._deadline(context))
         finished: ChainFinished | None = None
-        # One message for every text delta, refilled: grpc.aio serializes a yielded
+        # One message for the text deltas at hand, refilled: grpc.aio serializes a yielded
         # message before it asks this generator for the next (the interceptors in front
         # pass it straight through), so refilling it afterwards is safe and saves two
-        # protobuf objects per token.
+        # protobuf objects per message.
         text_delta = pb.GenerateStreamResponse(delta=pb.TextDelta())
+        ahead = ReadAhead(events)
         async with aclosing(events):
-            async for event in events:
-                if type(event) is TextChunk:
-                    text_delta.delta.text = event.text
-                    yield text_delta
-                elif isinstance(event, ReplayedTurn):
-                    report_answer(Answer(replayed=True))
-                    for replayed in convert.replayed_stream_pb(
-                        event.request_id, event.text, event.tool_calls
-                    ):
-                        yield replayed
-                elif isinstance(event, ChainFinished):
-                    # The finish goes out after StreamClosed, once the turn is stored.
-                    finished = event
-                elif isinstance(event, StreamClosed):
-                    if finished is not None:
-                        report_answer(_streamed_answer(finished))
-                        yield convert.stream_finish_to_pb(finished, event)
-                else:
-                    response = convert.stream_event_to_pb(event, options.request_id)
-                    if response is not None:
-                        yield response
+            try:
+                while (event := await ahead.next()) is not END:
+                    if type(event) is TextChunk:
+                        text_delta.delta.text = _joined_text(event.text, ahead)
+                        await ahead.before_write()
+                        with ahead.writing():
+                            yield text_delta
+                    elif isinstance(event, ReplayedTurn):
+                        report_answer(Answer(replayed=True))
+                        for replayed in convert.replayed_stream_pb(
+                            event.request_id, event.text, event.tool_calls
+                        ):
+                            yield replayed
+                    elif isinstance(event, ChainFinished):
+                        # The finish goes out after StreamClosed, once the turn is stored.
+                        finished = event
+                    elif isinstance(event, StreamClosed):
+                        if finished is not None:
+                            report_answer(_streamed_answer(finished))
+                            yield convert.stream_finish_to_pb(finished, event)
+                    else:
+                        response = convert.stream_event_to_pb(event, options.request_id)
+                        if response is not None:
+                            yield response
+            finally:
+                await ahead.close()
 
     # -- models and tokens --------------------------------------------------------------
 
@@ -281,6 +288,23 @@ async def _conversation_reply(
         conversation, first_seq=first_seq, page_size=page_size, max_bytes=max_bytes
     )
     return reply(conversation=page)
+
+
+def _joined_text(text: str, ahead: ReadAhead[Any]) -> str:
+    """`text` and the text deltas right behind it that need no wait; the first other
+    event is put back for the loop."""
+    event = ahead.take_ready()
+    if type(event) is not TextChunk:
+        if event is not None:
+            ahead.put_back(event)
+        return text
+    parts = [text]
+    while type(event) is TextChunk:
+        parts.append(event.text)
+        event = ahead.take_ready()
+    if event is not None:
+        ahead.put_back(event)
+    return "".join(parts)
 
 
 def _streamed_answer(finished: ChainFinished) -> Answer:

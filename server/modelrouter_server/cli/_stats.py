@@ -38,7 +38,9 @@ class ReplyMeter:
     """Timing of one streamed reply, fed with each piece of answer text as it arrives.
 
     Until the reply finishes its token count is the number of deltas seen (providers send
-    about one token per delta); `finish` replaces it with the billed figure.
+    about one token per delta; the router joins those that arrive together); `finish`
+    replaces it with the billed figure, and ends the span the rate is taken over, so a
+    reply that came in one delta still has a rate.
     """
 
     clock: Clock = time.monotonic
@@ -62,6 +64,8 @@ class ReplyMeter:
         # Hidden reasoning is produced before the first visible token, so it is left out of
         # the rate at which the answer streamed.
         self.output_tokens = max(usage.output_tokens - usage.reasoning_tokens, 0)
+        if self.first_token_at is not None:
+            self.last_token_at = self.clock()
 
     @property
     def ttft_s(self) -> float | None:

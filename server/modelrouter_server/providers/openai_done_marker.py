@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import httpx2
 
 from modelrouter_server.providers.sse import TRANSPORT_ERRORS
+from modelrouter_server.stream_steps import timed_wait
 
 _DONE = b"[DONE]"
 _DRAIN_TIMEOUT_S = 0.1
@@ -39,8 +40,9 @@ async def drain_after_done(response: httpx2.Response, body: AsyncIterator[bytes]
     if response.is_closed or response.http_version != "HTTP/1.1":
         return
     try:
-        async with asyncio.timeout(_DRAIN_TIMEOUT_S):
-            async for _ in body:
-                pass
+        with timed_wait():  # its timer cancels the task: no write may overlap it
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                async for _ in body:
+                    pass
     except _DRAIN_ENDS:
         pass

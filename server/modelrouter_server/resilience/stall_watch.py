@@ -8,6 +8,10 @@ deadline, cancels the waiting task when a step outlives it. The cancellation rea
 provider's generator at its await point exactly as `asyncio.timeout`'s does (so its HTTP
 response is closed), and is taken back (`Task.uncancel`) before `StepExpired` is raised,
 unless someone else cancelled the task too.
+
+A step may stay suspended while the servicer writes the text before it to the client
+(`stream_steps`): the watch registers itself for the step and is paused during the write,
+so the cancellation can only reach the step's own wait.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+
+from modelrouter_server import stream_steps
 
 
 class StepExpired(Exception):
@@ -24,7 +30,7 @@ class StepExpired(Exception):
 class StallWatch:
     """Times the steps of one stream; `close` it when the stream is done."""
 
-    __slots__ = ("_deadline", "_fired", "_handle", "_loop", "_task")
+    __slots__ = ("_deadline", "_fired", "_handle", "_loop", "_paused_at", "_task", "overlappable")
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -33,6 +39,9 @@ class StallWatch:
         self._task: asyncio.Task[Any] | None = None
         """The task waiting for a step; None between steps."""
         self._fired = False
+        self._paused_at: float | None = None
+        """When the write that the step overlaps began; None: not paused."""
+        self.overlappable = True
 
     async def step(self, stream: AsyncIterator[Any], timeout_s: float) -> Any:
         """`stream`'s next item within `timeout_s`, else `StepExpired`."""
@@ -45,6 +54,7 @@ class StallWatch:
             self._arm(deadline)
         cancelling = task.cancelling()
         self._task = task
+        stream_steps.timing(self)
         try:
             item = await anext(stream)
         except asyncio.CancelledError:
@@ -53,10 +63,22 @@ class StallWatch:
             raise
         finally:
             self._task = None
+            self._paused_at = None
+            stream_steps.timing(None)
         # The step finished although the timer fired (the cancellation was swallowed
         # below): our request must not hit the caller later.
         self._took_back(task, cancelling)
         return item
+
+    def pause(self) -> None:
+        """The step's task writes to its client from now on: the clock stops."""
+        self._paused_at = self._loop.time()
+
+    def resume(self) -> None:
+        """The write is over: the deadline moves on by its length."""
+        if self._paused_at is not None:
+            self._deadline += self._loop.time() - self._paused_at
+            self._paused_at = None
 
     def close(self) -> None:
         if self._handle is not None:
@@ -80,7 +102,12 @@ class StallWatch:
         task = self._task
         if task is None:
             return  # between steps: the next step arms the timer again
-        if self._loop.time() >= self._deadline:
+        now = self._loop.time()
+        if self._paused_at is not None:
+            # A cancellation now would hit the write: look again when the deadline, moved
+            # by the pause so far, comes.
+            self._handle = self._loop.call_at(self._deadline + now - self._paused_at, self._check)
+        elif now >= self._deadline:
             self._fired = True
             task.cancel()
         else:
