@@ -175,6 +175,22 @@ async def test_a_stream_asks_for_one(sdk: _Sdk) -> None:
 
 
 @pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
+async def test_an_open_stream_no_longer_holds_the_body_it_sent(sdk: _Sdk) -> None:
+    # The response keeps its request while the answer streams: a long prompt must not be
+    # held that long. What was sent is whole; sending it again fails instead of sending
+    # nothing.
+    server = _Server()
+    async with _serving(server) as port, _endpoint(sdk, port) as (endpoint, _):
+        response = await endpoint.open_stream(BODY, timeouts=TIMEOUTS)
+        with pytest.raises(httpx2.StreamConsumed):
+            [part async for part in response.request.stream]  # type: ignore[union-attr]
+        await response.aclose()
+    (sent,) = server.requests
+    assert json.loads(sent.body) == {**BODY, "stream": True}
+    assert (b"content-length", str(len(sent.body)).encode()) in sent.headers
+
+
+@pytest.mark.parametrize("sdk", SDKS, ids=["openai", "anthropic"])
 @pytest.mark.parametrize("opening", ["call", "open_stream"])
 async def test_an_error_status_raises_what_the_sdk_client_raises(sdk: _Sdk, opening: str) -> None:
     server = _Server(status=429, answer=b'{"error": {"message": "slow down", "type": "rate"}}')

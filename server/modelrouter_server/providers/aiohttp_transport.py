@@ -151,6 +151,16 @@ def _bound_socket_reads(response: aiohttp.ClientResponse) -> None:
         transport.max_size = READ_BUFFER_BYTES  # type: ignore[attr-defined]
 
 
+async def _sent_body(request: httpx2.Request) -> bytes | None:
+    """The request's body, read from its stream rather than `request.content`: a body sent
+    once (SdkEndpoint's) is not kept on the request, which its response holds while the
+    answer streams."""
+    stream = request.stream
+    if not isinstance(stream, httpx2.AsyncByteStream):
+        raise TypeError("an async transport needs an async request body")
+    return b"".join([part async for part in stream]) or None
+
+
 class _Body(httpx2.AsyncByteStream):
     """A response body, read as the bytes arrive. Closing it before its end closes the
     connection, which is how an upstream learns that the call was cancelled."""
@@ -221,7 +231,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             sock_connect=connect_s,
             sock_read=timeouts.get("read"),
         )
-        body = request.content if request.content else None
+        body = await _sent_body(request)
         url = request.url
         if url.userinfo:
             # httpx has already turned URL credentials into headers; aiohttp refuses both.

@@ -31,7 +31,7 @@ token credentials. The router's clients authenticate with one fixed API key
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import httpx2
@@ -185,11 +185,13 @@ class SdkEndpoint:
         if self._client._idempotency_header:
             key = self._client._idempotency_key()
             headers.append((self._client._idempotency_header.encode(), key.encode()))
+        payload = _exact(orjson.dumps(body))
+        headers.append((b"content-length", str(len(payload)).encode()))
         request = httpx2.Request(
             "POST",
             self._url,
             headers=headers,
-            content=_exact(orjson.dumps(body)),
+            stream=_SentOnce(payload),
             extensions={**self._extensions, "timeout": timeouts.as_dict()},
         )
         cookies = self._http.cookies
@@ -210,6 +212,24 @@ class SdkEndpoint:
                 raise
             raise self._client._make_status_error_from_response(response) from None
         return response
+
+
+class _SentOnce(httpx2.AsyncByteStream):
+    """A request body that lets go of its bytes once they are handed to the transport.
+    The response keeps its request for as long as the answer streams: a long prompt held
+    that long, once per open stream, is most of what such a stream costs. Sending it a
+    second time (a 307 redirect) raises `StreamConsumed` instead of sending nothing."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body, self._body = self._body, None
+        if body is None:
+            raise httpx2.StreamConsumed()
+        yield body
 
 
 def _exact(encoded: bytes) -> bytes:
