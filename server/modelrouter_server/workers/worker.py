@@ -16,7 +16,7 @@ import socket
 
 import structlog
 
-from modelrouter_server.app import App, stop_on_signals
+from modelrouter_server.app import App, freeze_startup_heap, stop_on_signals
 from modelrouter_server.config import RouterConfig
 from modelrouter_server.workers.plan import WorkerSpec, per_worker
 
@@ -41,6 +41,7 @@ async def serve_worker(config: RouterConfig, spec: WorkerSpec, *, host: str, por
             emulator_url=spec.emulator_url,
             reuse_port=True,
         )
+        freeze_startup_heap()
         stop = asyncio.Event()
         stop_on_signals(stop)
         loop = asyncio.get_running_loop()
