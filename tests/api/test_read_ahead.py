@@ -9,17 +9,31 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 from modelrouter_server.api.read_ahead import END, ReadAhead
 from modelrouter_server.resilience.stall_watch import StallWatch, StepExpired
-from modelrouter_server.stream_steps import timed_wait
+from modelrouter_server.stream_steps import overlappable_read, pass_turn, timed_wait
 
 
 async def _source(
-    first: list[str], gate: asyncio.Event, then: list[str], closed: asyncio.Event | None = None
+    first: list[str],
+    gate: asyncio.Event,
+    then: list[str],
+    closed: asyncio.Event | None = None,
+    *,
+    plain_read: bool = True,
 ) -> AsyncGenerator[str, None]:
-    """`first` at once, then a wait on `gate`, then `then`."""
+    """`first` in one read, then a wait on `gate`, then `then`. `plain_read`: the reads
+    are marked as the aiohttp transport marks its own (False: as httpx's transport, which
+    holds a lock across a read)."""
     try:
+        if plain_read:  # the read that brought `first`
+            with overlappable_read():
+                await asyncio.sleep(0)
         for item in first:
             yield item
-        await gate.wait()
+        if plain_read:
+            with overlappable_read():
+                await gate.wait()
+        else:
+            await gate.wait()
         for item in then:
             yield item
     finally:
@@ -27,13 +41,15 @@ async def _source(
             closed.set()
 
 
-async def _watched(stream: AsyncIterator[str], timeout_s: float) -> AsyncGenerator[str, None]:
+async def _watched(
+    stream: AsyncIterator[str], timeout_s: float, *, by_deadline: bool = False
+) -> AsyncGenerator[str, None]:
     """Every step of `stream` under one StallWatch, as a stream leg reads its provider."""
     watch = StallWatch()
     try:
         while True:
             try:
-                yield await watch.step(stream, timeout_s)
+                yield await watch.step(stream, timeout_s, pausable=not by_deadline)
             except StopAsyncIteration:
                 return
     finally:
@@ -42,7 +58,7 @@ async def _watched(stream: AsyncIterator[str], timeout_s: float) -> AsyncGenerat
 
 async def test_what_is_there_is_taken_at_once_and_a_wait_is_resumed() -> None:
     gate = asyncio.Event()
-    ahead = ReadAhead(_source(["a", "b", "c"], gate, ["d"]))
+    ahead = ReadAhead(_watched(_source(["a", "b", "c"], gate, ["d"]), timeout_s=30))
     assert await ahead.next() == "a"
     assert [ahead.take_ready(), ahead.take_ready()] == ["b", "c"]
     # "d" needs the gate: the step is left suspended, and nothing else is taken meanwhile.
@@ -58,7 +74,7 @@ async def test_what_is_there_is_taken_at_once_and_a_wait_is_resumed() -> None:
 async def test_an_event_put_back_comes_next() -> None:
     gate = asyncio.Event()
     gate.set()
-    ahead = ReadAhead(_source(["a", "b"], gate, ["c"]))
+    ahead = ReadAhead(_watched(_source(["a", "b"], gate, ["c"]), timeout_s=30))
     assert await ahead.next() == "a"
     event = ahead.take_ready()
     assert event == "b"
@@ -68,14 +84,70 @@ async def test_an_event_put_back_comes_next() -> None:
 
 async def test_an_error_behind_the_text_is_raised_after_it() -> None:
     async def breaks() -> AsyncGenerator[str, None]:
+        with overlappable_read():
+            await asyncio.sleep(0)  # one read first, so the leg is known to read plainly
         yield "a"
         raise ValueError("upstream broke")
 
-    ahead = ReadAhead(breaks())
+    ahead = ReadAhead(_watched(breaks(), timeout_s=30))
     assert await ahead.next() == "a"
     assert ahead.take_ready() is None  # the text before the error still goes out first
     with pytest.raises(ValueError, match="upstream broke"):
         await ahead.next()
+
+
+async def test_a_leg_whose_reads_hold_a_lock_is_not_read_ahead() -> None:
+    # httpx's HTTP/2 transport holds the connection's read lock across a read: a step
+    # suspended there would hold up every other stream on the connection.
+    gate = asyncio.Event()
+    ahead = ReadAhead(_watched(_source(["a", "b"], gate, ["c"], plain_read=False), 30))
+    assert await ahead.next() == "a"
+    assert ahead.take_ready() is None  # "b" is there, but no step is even started
+    assert await ahead.next() == "b"
+    gate.set()
+    assert [await ahead.next(), await ahead.next()] == ["c", END]
+
+
+async def test_a_step_bounded_by_the_deadline_gets_no_time_back_for_the_write() -> None:
+    # It may overlap the write, but a pause must not stretch the caller's deadline: run
+    # out during the write, it expires as the write ends, before "b" comes 20 ms later.
+    gate = asyncio.Event()
+    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.05, by_deadline=True))
+    assert await ahead.next() == "a"
+    assert ahead.take_ready() is None
+    await ahead.before_write()
+    loop = asyncio.get_running_loop()
+    written = loop.create_future()
+    loop.call_later(0.2, written.set_result, None)
+    with ahead.writing():
+        await written
+    loop.call_later(0.02, gate.set)
+    with pytest.raises(StepExpired):
+        await ahead.next()
+
+
+async def test_text_goes_out_before_slow_work_that_passes_its_turn() -> None:
+    # As the chain does before failing over after a break, or before a stream's
+    # accounting: the text already there is written first, not after that work.
+    gate = asyncio.Event()
+
+    async def then_slow_work() -> AsyncGenerator[str, None]:
+        with overlappable_read():
+            await asyncio.sleep(0)
+        yield "a"
+        await pass_turn()
+        await gate.wait()  # the next model's first token, say: no read of this leg
+        yield "b"
+
+    ahead = ReadAhead(_watched(then_slow_work(), timeout_s=30))
+    assert await ahead.next() == "a"
+    assert ahead.take_ready() is None
+    asyncio.get_running_loop().call_later(0.2, gate.set)
+    await ahead.before_write()
+    assert not gate.is_set()  # it did not wait for the slow work
+    with ahead.writing():
+        pass
+    assert await ahead.next() == "b"
 
 
 async def test_a_watched_read_overlaps_a_write_longer_than_its_timeout() -> None:

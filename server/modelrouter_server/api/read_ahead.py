@@ -9,9 +9,10 @@ Nothing waits for a batch: the first event that needs the upstream ends it, its 
 suspended while the batch is written, and resumed afterwards (`next`).
 
 A step left suspended is still the handler task's: a timer inside it that cancels the
-task would hit the write. `stream_steps` says which steps may overlap a write: a plain
-read timed by its `StallWatch`, whose clock stops during the write. Any other step is
-finished before the write (`before_write`).
+task would hit the write, and a lock it holds would hold up other streams. `stream_steps`
+says which steps may overlap a write: a read of the aiohttp transport timed by its
+`StallWatch`, whose clock stops during the write. Any other step is finished before the
+write (`before_write`); a leg on another transport is not read ahead at all.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class ReadAhead(Generic[T]):
         wait stays suspended for `next`, and an end or an error is kept for it."""
         if self._held is not None or self._error is not None or self._step is not None:
             return None
+        timer = current_timer()
+        if timer is None or not timer.safe_reads:
+            return None  # not a leg whose step may be left suspended (stream_steps)
         step = self._events.__anext__()
         try:
             waiting = step.send(None)
@@ -99,7 +103,7 @@ class ReadAhead(Generic[T]):
         if self._step is None:
             return
         timer = current_timer()
-        if timer is not None and timer.overlappable:
+        if timer is not None and timer.overlappable():
             self._timer = timer
             return
         try:
@@ -127,11 +131,16 @@ class ReadAhead(Generic[T]):
         step, self._step = self._step, None
         if step is None:
             return
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         try:
             waiting = step.throw(asyncio.CancelledError())
             await _resume(step, waiting)
-        except (StopIteration, StopAsyncIteration, asyncio.CancelledError, Exception):
-            pass
+        except asyncio.CancelledError:
+            if task is not None and task.cancelling() > cancelling:
+                raise  # the task was cancelled meanwhile, not only the step
+        except (StopIteration, StopAsyncIteration, Exception):
+            pass  # the stream's own ending, of no interest once the call is over
 
 
 @types.coroutine

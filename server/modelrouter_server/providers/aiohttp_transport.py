@@ -29,6 +29,7 @@ import httpx2
 from yarl import URL
 
 from modelrouter_server.providers.pool import PoolWatch
+from modelrouter_server.stream_steps import overlappable_read
 
 _HTTP11 = {"http_version": b"HTTP/1.1"}
 
@@ -172,8 +173,15 @@ class _Body(httpx2.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
         with _as_httpx_errors(self._request, None):
-            async for chunk in self._response.content.iter_chunked(READ_BUFFER_BYTES):
+            while True:
+                # The wait holds no lock and arms no timer: a stream's step suspended
+                # here may overlap the write of the text before it (stream_steps).
+                with overlappable_read():
+                    chunk = await content.read(READ_BUFFER_BYTES)
+                if not chunk:
+                    return
                 yield chunk
 
     async def aclose(self) -> None:

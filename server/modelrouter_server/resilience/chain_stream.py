@@ -71,6 +71,7 @@ from modelrouter_server.resilience.run import ChainRun
 from modelrouter_server.resilience.stall_watch import StepExpired
 from modelrouter_server.resilience.stream_leg import StreamLeg
 from modelrouter_server.resilience.timing import bounded
+from modelrouter_server.stream_steps import pass_turn
 from modelrouter_server.text_buffer import TextBuffer
 
 log = structlog.get_logger(__name__)
@@ -102,8 +103,10 @@ async def stream_chain(run: ChainRun) -> AsyncGenerator[ChainEvent, None]:
                         yield shown
                     event = await _next_or_stall(run, stream)
             except ProviderError as error:
+                await pass_turn()  # the text before the break goes out first
                 await relay.broke_off(leg, stream, request, error)
                 continue
+            await pass_turn()  # and the last text before the stream's accounting
             ending = await relay.ended(leg, stream, request, event)
             if ending is None:
                 continue  # a refusal, held while the next candidate is tried
@@ -389,7 +392,7 @@ async def _next_or_stall(run: ChainRun, leg: StreamLeg) -> StreamEvent:
     """The leg's next event, with the inter-token timeout turned into a stall."""
     limit, by_deadline = bounded(run.settings.policy.inter_token_timeout_s, run.remaining())
     try:
-        return await leg.next(limit)
+        return await leg.next(limit, by_deadline=by_deadline)
     except StepExpired:
         if by_deadline:
             leg.abandoned(run.ledger, "deadline exceeded mid-stream")

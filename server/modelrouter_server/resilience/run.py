@@ -37,7 +37,7 @@ from modelrouter_server.resilience.breakers import BreakerRegistry, CircuitOpen
 from modelrouter_server.resilience.events import RequestBuilder
 from modelrouter_server.resilience.ledger import AttemptLedger
 from modelrouter_server.resilience.retry import RetryPolicy, RetryStopped, StopReason
-from modelrouter_server.resilience.stall_watch import StepExpired
+from modelrouter_server.resilience.stall_watch import StallWatch, StepExpired
 from modelrouter_server.resilience.stream_leg import StreamLeg, close_stream, next_event
 from modelrouter_server.resilience.timing import Clock, Sleep, bounded, remaining_s
 from modelrouter_server.usage_counting import LocalCounter, usage_or_count
@@ -264,36 +264,45 @@ class ChainRun:
         started = clock()
         ttft_limit = candidate.config.ttft_timeout_s or self.settings.policy.ttft_timeout_s
         limit, by_deadline = bounded(ttft_limit, timeout_s)
+        # The leg's timer exists before its first read, which tells it what the transport
+        # is (stream_steps); a leg that fails to open closes it.
+        watch = StallWatch()
         stream: AsyncIterator[StreamEvent] = self.provider(candidate).stream(
             dataclasses.replace(request, timeout_s=timeout_s)
         )
         try:
-            first = await next_event(stream, limit)
-        except StepExpired:
-            await close_stream(stream)
-            if by_deadline:
-                permit.release()
-                self.ledger.tried(
-                    candidate, Outcome.ERROR, started=started, note="deadline exceeded"
+            try:
+                first = await next_event(stream, limit)
+            except StepExpired:
+                await close_stream(stream)
+                if by_deadline:
+                    permit.release()
+                    self.ledger.tried(
+                        candidate, Outcome.ERROR, started=started, note="deadline exceeded"
+                    )
+                    raise DeadlineExceeded("deadline exceeded before the first token") from None
+                error = ProviderTimeout(
+                    f"no first token within {limit:.2f}s",
+                    provider=candidate.provider,
+                    model=candidate.model_id,
                 )
-                raise DeadlineExceeded("deadline exceeded before the first token") from None
-            error = ProviderTimeout(
-                f"no first token within {limit:.2f}s",
-                provider=candidate.provider,
-                model=candidate.model_id,
-            )
-            permit.failure(error)
-            self.ledger.tried(candidate, Outcome.ERROR, started=started, error=error)
-            raise RetryStopped(error, StopReason.FIRST_TOKEN_TIMEOUT, tries) from None
-        except ProviderError as error:
-            await close_stream(stream)
-            permit.failure(error)
-            self.ledger.tried(candidate, Outcome.ERROR, started=started, error=error)
-            raise
+                permit.failure(error)
+                self.ledger.tried(candidate, Outcome.ERROR, started=started, error=error)
+                raise RetryStopped(error, StopReason.FIRST_TOKEN_TIMEOUT, tries) from None
+            except ProviderError as error:
+                await close_stream(stream)
+                permit.failure(error)
+                self.ledger.tried(candidate, Outcome.ERROR, started=started, error=error)
+                raise
+            except BaseException:
+                # Cancelled (or a bug): close the upstream request and free the breaker slot.
+                await close_stream(stream)
+                permit.release()
+                raise
         except BaseException:
-            # Cancelled (or a bug): close the upstream request and free the breaker slot.
-            await close_stream(stream)
-            permit.release()
+            watch.close()
             raise
         permit.first_token()
-        return StreamLeg(candidate, stream, first, permit, started=started, first_at=clock())
+        return StreamLeg(
+            candidate, stream, first, permit, started=started, first_at=clock(), watch=watch
+        )

@@ -10,8 +10,8 @@ response is closed), and is taken back (`Task.uncancel`) before `StepExpired` is
 unless someone else cancelled the task too.
 
 A step may stay suspended while the servicer writes the text before it to the client
-(`stream_steps`): the watch registers itself for the step and is paused during the write,
-so the cancellation can only reach the step's own wait.
+(`stream_steps`): the watch is its leg's `StepTimer`, and is paused during such a write
+so that its cancellation can only reach the step's own wait.
 """
 
 from __future__ import annotations
@@ -30,7 +30,19 @@ class StepExpired(Exception):
 class StallWatch:
     """Times the steps of one stream; `close` it when the stream is done."""
 
-    __slots__ = ("_deadline", "_fired", "_handle", "_loop", "_paused_at", "_task", "overlappable")
+    __slots__ = (
+        "_deadline",
+        "_fired",
+        "_handle",
+        "_loop",
+        "_pausable",
+        "_paused_at",
+        "_task",
+        "reading",
+        "safe_reads",
+        "timed_waits",
+        "turn_passed",
+    )
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -41,10 +53,19 @@ class StallWatch:
         self._fired = False
         self._paused_at: float | None = None
         """When the write that the step overlaps began; None: not paused."""
-        self.overlappable = True
+        self._pausable = True
+        self.safe_reads = False
+        self.reading = False
+        self.timed_waits = 0
+        self.turn_passed = False
+        stream_steps.timing(self)  # one watch per leg, made when the leg opens
 
-    async def step(self, stream: AsyncIterator[Any], timeout_s: float) -> Any:
-        """`stream`'s next item within `timeout_s`, else `StepExpired`."""
+    async def step(
+        self, stream: AsyncIterator[Any], timeout_s: float, *, pausable: bool = True
+    ) -> Any:
+        """`stream`'s next item within `timeout_s`, else `StepExpired`. `pausable`: False
+        when `timeout_s` is what is left of a deadline, which a write must not stretch
+        (the step may still overlap one; it just does not get its length back)."""
         task = asyncio.current_task()
         if task is None:  # not in a task: nothing to cancel, so time it the usual way
             return await timed_step(stream, timeout_s)
@@ -54,6 +75,7 @@ class StallWatch:
             self._arm(deadline)
         cancelling = task.cancelling()
         self._task = task
+        self._pausable = pausable
         stream_steps.timing(self)
         try:
             item = await anext(stream)
@@ -64,26 +86,37 @@ class StallWatch:
         finally:
             self._task = None
             self._paused_at = None
-            stream_steps.timing(None)
         # The step finished although the timer fired (the cancellation was swallowed
         # below): our request must not hit the caller later.
         self._took_back(task, cancelling)
         return item
+
+    def overlappable(self) -> bool:
+        if self.turn_passed:
+            return True
+        return self._task is not None and self.reading and not self.timed_waits
 
     def pause(self) -> None:
         """The step's task writes to its client from now on: the clock stops."""
         self._paused_at = self._loop.time()
 
     def resume(self) -> None:
-        """The write is over: the deadline moves on by its length."""
-        if self._paused_at is not None:
+        """The write is over: the deadline moves on by its length, unless it is what is
+        left of the caller's deadline (a step that runs out meanwhile expires now)."""
+        if self._paused_at is None:
+            return
+        if self._pausable:
             self._deadline += self._loop.time() - self._paused_at
-            self._paused_at = None
+        self._paused_at = None
+        if self._handle is None and self._task is not None:
+            self._arm(self._deadline)  # it came due during the pause
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if stream_steps.current_timer() is self:
+            stream_steps.timing(None)
 
     def _took_back(self, task: asyncio.Task[Any], cancelling: int) -> bool:
         """True when our timer cancelled the task and no one else did."""
@@ -102,12 +135,9 @@ class StallWatch:
         task = self._task
         if task is None:
             return  # between steps: the next step arms the timer again
-        now = self._loop.time()
         if self._paused_at is not None:
-            # A cancellation now would hit the write: look again when the deadline, moved
-            # by the pause so far, comes.
-            self._handle = self._loop.call_at(self._deadline + now - self._paused_at, self._check)
-        elif now >= self._deadline:
+            return  # a cancellation now would hit the write: `resume` arms it again
+        if self._loop.time() >= self._deadline:
             self._fired = True
             task.cancel()
         else:

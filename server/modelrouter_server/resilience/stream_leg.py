@@ -64,6 +64,7 @@ class StreamLeg:
         *,
         started: float,
         first_at: float,
+        watch: StallWatch | None = None,
     ) -> None:
         self.candidate = candidate
         self.first = first
@@ -71,15 +72,17 @@ class StreamLeg:
         self.first_at = first_at
         self._stream = stream
         self._permit = permit
-        self._watch: StallWatch | None = None
+        self._watch = watch
+        """The leg's stall timer; made at the first step when not given."""
 
-    async def next(self, timeout_s: float) -> StreamEvent:
-        """The next event; raises `StepExpired` on a stall, `ProviderError` on a break."""
+    async def next(self, timeout_s: float, *, by_deadline: bool = False) -> StreamEvent:
+        """The next event; raises `StepExpired` on a stall, `ProviderError` on a break.
+        `by_deadline`: `timeout_s` is what is left of the caller's deadline."""
         watch = self._watch
         if watch is None:
             watch = self._watch = StallWatch()
         try:
-            event: StreamEvent = await watch.step(self._stream, timeout_s)
+            event: StreamEvent = await watch.step(self._stream, timeout_s, pausable=not by_deadline)
         except StopAsyncIteration:
             raise _truncated() from None
         return event
