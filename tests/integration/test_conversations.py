@@ -30,7 +30,7 @@ async def test_generate_on_a_conversation_sends_its_history_and_appends_the_turn
     stream = router.stream("And again", conversation_id=created.id, model="gpt-4o-mini")
     second = await anext(stream)
     assert second.WhichOneof("event") == "start"
-    await stream.aclose()
+    await stream.aclose()  # type: ignore[attr-defined]  # an async generator
     third = await router.generate("Once more", conversation_id=created.id, model="gpt-4o-mini")
 
     sent = emulator.requests[-1].body
