@@ -49,6 +49,12 @@ func TestUnaryGenerate(t *testing.T) {
 
 func TestStreamAccumulates(t *testing.T) {
 	client, ctx := dial(t), testContext(t)
+	// Paced, so that tokens arrive one by one: the router joins those that arrive together.
+	emulator(t, "behavior", map[string]any{
+		"model":    "claude-3-7-sonnet-20250219",
+		"behavior": map[string]any{"tokens_per_second": 200},
+		"enqueue":  true,
+	}, nil)
 	var deltas []string
 	reply, err := client.Stream(ctx, &modelrouterv1.GenerateStreamRequest{
 		Messages: []*modelrouterv1.Message{mrclient.User("Explain backoff with jitter.")},

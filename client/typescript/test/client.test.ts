@@ -43,6 +43,12 @@ describe("TypeScript client against a live modelrouter", () => {
   });
 
   test("stream: deltas accumulate into the reply, with start and finish", async () => {
+    // Paced, so that tokens arrive one by one: the router joins those that arrive together.
+    await emulator(router, "behavior", {
+      model: "claude-3-7-sonnet-20250219",
+      behavior: { tokens_per_second: 200 },
+      enqueue: true,
+    });
     const deltas: string[] = [];
     const reply = await accumulate(
       client.stream({ messages: [user("Explain backoff with jitter.")], model: "claude-3-7-sonnet" }),
