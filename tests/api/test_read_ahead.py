@@ -42,14 +42,15 @@ async def _source(
 
 
 async def _watched(
-    stream: AsyncIterator[str], timeout_s: float, *, by_deadline: bool = False
+    stream: AsyncIterator[str], timeout_s: float, *, within_s: float | None = None
 ) -> AsyncGenerator[str, None]:
-    """Every step of `stream` under one StallWatch, as a stream leg reads its provider."""
+    """Every step of `stream` under one StallWatch, as a stream leg reads its provider;
+    `within_s`: the caller's deadline, from each step's start."""
     watch = StallWatch()
     try:
         while True:
             try:
-                yield await watch.step(stream, timeout_s, pausable=not by_deadline)
+                yield await watch.step(stream, timeout_s, within_s=within_s)
             except StopAsyncIteration:
                 return
     finally:
@@ -112,7 +113,7 @@ async def test_a_step_bounded_by_the_deadline_gets_no_time_back_for_the_write() 
     # It may overlap the write, but a pause must not stretch the caller's deadline: run
     # out during the write, it expires as the write ends, before "b" comes 20 ms later.
     gate = asyncio.Event()
-    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.05, by_deadline=True))
+    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.05, within_s=0.05))
     assert await ahead.next() == "a"
     assert ahead.take_ready() is None
     await ahead.before_write()
@@ -122,6 +123,25 @@ async def test_a_step_bounded_by_the_deadline_gets_no_time_back_for_the_write() 
     with ahead.writing():
         await written
     loop.call_later(0.02, gate.set)
+    with pytest.raises(StepExpired):
+        await ahead.next()
+
+
+async def test_the_time_given_back_for_a_write_stops_at_the_callers_deadline() -> None:
+    # The stall limit (0.2 s) is nearer than the deadline (0.3 s) when the step starts; a
+    # 0.25 s write must not carry the step past the deadline: it expires at 0.3 s, before
+    # "b" comes at 0.35 s (with the whole write given back it would wait until 0.45 s).
+    gate = asyncio.Event()
+    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.2, within_s=0.3))
+    assert await ahead.next() == "a"
+    assert ahead.take_ready() is None
+    await ahead.before_write()
+    loop = asyncio.get_running_loop()
+    written = loop.create_future()
+    loop.call_later(0.25, written.set_result, None)
+    with ahead.writing():
+        await written
+    loop.call_later(0.1, gate.set)
     with pytest.raises(StepExpired):
         await ahead.next()
 
@@ -203,6 +223,35 @@ async def test_a_step_under_another_timer_is_finished_before_the_write() -> None
     loop.call_later(0.2, written.set_result, None)
     with ahead.writing():
         await written  # outlasts the drain's timeout, which is no longer armed
+    assert await ahead.next() == "b"
+
+
+async def test_a_drain_is_waited_for_but_not_the_accounting_behind_it() -> None:
+    # The read that brought the last text also brought [DONE]; the drain of the rest of
+    # the body runs under its own timer, so the write waits for it, but no longer.
+    drained, accounted = asyncio.Event(), asyncio.Event()
+
+    async def last_read() -> AsyncGenerator[str, None]:
+        with overlappable_read():
+            await asyncio.sleep(0)
+        yield "a"
+        with timed_wait():
+            async with asyncio.timeout(5):
+                await drained.wait()
+        await pass_turn()
+        await accounted.wait()  # the stream's accounting, slow here
+        yield "b"
+
+    ahead = ReadAhead(_watched(last_read(), timeout_s=30))
+    assert await ahead.next() == "a"
+    assert ahead.take_ready() is None
+    loop = asyncio.get_running_loop()
+    loop.call_soon(drained.set)
+    loop.call_later(0.2, accounted.set)
+    await ahead.before_write()
+    assert drained.is_set() and not accounted.is_set()
+    with ahead.writing():
+        pass
     assert await ahead.next() == "b"
 
 

@@ -99,19 +99,29 @@ class ReadAhead(Generic[T]):
         self._held = event
 
     async def before_write(self) -> None:
-        """Finish a suspended step that may not overlap a write (see the module doc)."""
-        if self._step is None:
-            return
-        timer = current_timer()
-        if timer is not None and timer.overlappable():
-            self._timer = timer
-            return
-        try:
-            event = await self.next()
-        except Exception as error:
-            self._error = error
-            return
-        self._held = event
+        """Carry a suspended step on until it may overlap a write (see the module doc):
+        one that waits under a timer of its own (a drain) is run past that wait, to the
+        read or the turn it passes next, not to its end."""
+        while self._step is not None:
+            timer = current_timer()
+            if timer is not None and timer.overlappable():
+                self._timer = timer
+                return
+            try:
+                done, value = await _advance(self._step, self._waiting)
+            except StopAsyncIteration:
+                self._step, self._held = None, END
+                return
+            except Exception as error:  # raised by `next`, after the write
+                self._step, self._error = None, error
+                return
+            except BaseException:
+                self._step = None  # ended by the cancellation thrown into it
+                raise
+            if done:
+                self._step, self._held = None, value
+            else:
+                self._waiting = value
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -160,3 +170,21 @@ def _resume(step: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any,
                 waiting = step.send(sent)
             except StopIteration as done:
                 return done.value
+
+
+@types.coroutine
+def _advance(step: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, tuple[bool, Any]]:
+    """One turn of `step`, suspended on `waiting`, in the current task: wait for that,
+    then run the step to its next wait. (True, its result) when it finished, else (False,
+    what it waits on now)."""
+    try:
+        sent = yield waiting
+    except BaseException as exc:
+        try:
+            return False, step.throw(exc)
+        except StopIteration as done:
+            return True, done.value
+    try:
+        return False, step.send(sent)
+    except StopIteration as done:
+        return True, done.value

@@ -390,9 +390,10 @@ def _finished(
 
 async def _next_or_stall(run: ChainRun, leg: StreamLeg) -> StreamEvent:
     """The leg's next event, with the inter-token timeout turned into a stall."""
-    limit, by_deadline = bounded(run.settings.policy.inter_token_timeout_s, run.remaining())
+    left = run.remaining()
+    limit, by_deadline = bounded(run.settings.policy.inter_token_timeout_s, left)
     try:
-        return await leg.next(limit, by_deadline=by_deadline)
+        return await leg.next(limit, within_s=left)
     except StepExpired:
         if by_deadline:
             leg.abandoned(run.ledger, "deadline exceeded mid-stream")

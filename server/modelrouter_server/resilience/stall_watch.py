@@ -31,11 +31,11 @@ class StallWatch:
     """Times the steps of one stream; `close` it when the stream is done."""
 
     __slots__ = (
+        "_cap",
         "_deadline",
         "_fired",
         "_handle",
         "_loop",
-        "_pausable",
         "_paused_at",
         "_task",
         "reading",
@@ -53,7 +53,8 @@ class StallWatch:
         self._fired = False
         self._paused_at: float | None = None
         """When the write that the step overlaps began; None: not paused."""
-        self._pausable = True
+        self._cap: float | None = None
+        """The caller's deadline, in loop time, for the step in progress (None: none)."""
         self.safe_reads = False
         self.reading = False
         self.timed_waits = 0
@@ -61,21 +62,22 @@ class StallWatch:
         stream_steps.timing(self)  # one watch per leg, made when the leg opens
 
     async def step(
-        self, stream: AsyncIterator[Any], timeout_s: float, *, pausable: bool = True
+        self, stream: AsyncIterator[Any], timeout_s: float, *, within_s: float | None = None
     ) -> Any:
-        """`stream`'s next item within `timeout_s`, else `StepExpired`. `pausable`: False
-        when `timeout_s` is what is left of a deadline, which a write must not stretch
-        (the step may still overlap one; it just does not get its length back)."""
+        """`stream`'s next item within `timeout_s`, else `StepExpired`. `within_s`: what is
+        left of the caller's deadline, which the time given back for a write (`resume`)
+        never passes."""
         task = asyncio.current_task()
         if task is None:  # not in a task: nothing to cancel, so time it the usual way
             return await timed_step(stream, timeout_s)
-        self._deadline = deadline = self._loop.time() + timeout_s
+        now = self._loop.time()
+        self._deadline = deadline = now + timeout_s
         handle = self._handle
         if handle is None or handle.when() > deadline:
             self._arm(deadline)
         cancelling = task.cancelling()
         self._task = task
-        self._pausable = pausable
+        self._cap = None if within_s is None else now + within_s
         stream_steps.timing(self)
         try:
             item = await anext(stream)
@@ -101,12 +103,13 @@ class StallWatch:
         self._paused_at = self._loop.time()
 
     def resume(self) -> None:
-        """The write is over: the deadline moves on by its length, unless it is what is
-        left of the caller's deadline (a step that runs out meanwhile expires now)."""
+        """The write is over: the step's deadline moves on by its length, but never past
+        the caller's deadline (a step that runs out meanwhile expires now, or returns what
+        came in the meantime)."""
         if self._paused_at is None:
             return
-        if self._pausable:
-            self._deadline += self._loop.time() - self._paused_at
+        moved = self._deadline + self._loop.time() - self._paused_at
+        self._deadline = moved if self._cap is None else min(moved, self._cap)
         self._paused_at = None
         if self._handle is None and self._task is not None:
             self._arm(self._deadline)  # it came due during the pause

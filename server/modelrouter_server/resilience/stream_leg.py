@@ -75,14 +75,14 @@ class StreamLeg:
         self._watch = watch
         """The leg's stall timer; made at the first step when not given."""
 
-    async def next(self, timeout_s: float, *, by_deadline: bool = False) -> StreamEvent:
+    async def next(self, timeout_s: float, *, within_s: float | None = None) -> StreamEvent:
         """The next event; raises `StepExpired` on a stall, `ProviderError` on a break.
-        `by_deadline`: `timeout_s` is what is left of the caller's deadline."""
+        `within_s`: what is left of the caller's deadline (None: no deadline)."""
         watch = self._watch
         if watch is None:
             watch = self._watch = StallWatch()
         try:
-            event: StreamEvent = await watch.step(self._stream, timeout_s, pausable=not by_deadline)
+            event: StreamEvent = await watch.step(self._stream, timeout_s, within_s=within_s)
         except StopAsyncIteration:
             raise _truncated() from None
         return event
