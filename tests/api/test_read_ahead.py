@@ -69,7 +69,7 @@ async def test_what_is_there_is_taken_at_once_and_a_wait_is_resumed() -> None:
     assert await ahead.next() == "d"
     assert ahead.take_ready() is None
     assert await ahead.next() is END
-    await ahead.close()
+    await ahead.aclose()
 
 
 async def test_an_event_put_back_comes_next() -> None:
@@ -261,6 +261,7 @@ async def test_closing_ends_a_pending_step_as_a_cancellation() -> None:
     ahead = ReadAhead(events)
     assert await ahead.next() == "a"
     assert ahead.take_ready() is None
-    await ahead.close()
+    await ahead.aclose()
     assert closed.is_set()  # the source was closed at its wait
-    await events.aclose()  # and the stream can be closed: no step is left running
+    with pytest.raises(StopAsyncIteration):  # and the stream itself is closed
+        await anext(events)

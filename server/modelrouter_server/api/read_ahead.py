@@ -38,7 +38,8 @@ END: Final = _End.END
 
 
 class ReadAhead(Generic[T]):
-    """Reads `events` for one servicer; `close` it when the RPC ends."""
+    """Reads `events` for one servicer; `aclose` it (and with it `events`) when the RPC
+    ends."""
 
     __slots__ = ("_error", "_events", "_held", "_step", "_timer", "_waiting")
 
@@ -136,8 +137,15 @@ class ReadAhead(Generic[T]):
         finally:
             timer.resume()
 
-    async def close(self) -> None:
-        """End a suspended step as a cancellation would have, so the stream can close."""
+    async def aclose(self) -> None:
+        """Close the stream, first ending a suspended step as a cancellation would have
+        (a generator cannot be closed while one of its steps is under way)."""
+        try:
+            await self._end_step()
+        finally:
+            await self._events.aclose()
+
+    async def _end_step(self) -> None:
         step, self._step = self._step, None
         if step is None:
             return
@@ -153,23 +161,14 @@ class ReadAhead(Generic[T]):
             pass  # the stream's own ending, of no interest once the call is over
 
 
-@types.coroutine
-def _resume(step: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
-    """Carry on `step`, suspended on `waiting`, in the current task: what the task sends or
-    throws in goes to the step, as when a coroutine awaits another."""
+async def _resume(step: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """Carry on `step`, suspended on `waiting`, in the current task to its end: what the
+    task sends or throws in goes to the step, as when a coroutine awaits another."""
     while True:
-        try:
-            sent = yield waiting
-        except BaseException as exc:
-            try:
-                waiting = step.throw(exc)
-            except StopIteration as done:
-                return done.value
-        else:
-            try:
-                waiting = step.send(sent)
-            except StopIteration as done:
-                return done.value
+        done, value = await _advance(step, waiting)
+        if done:
+            return value
+        waiting = value
 
 
 @types.coroutine

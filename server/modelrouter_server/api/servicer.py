@@ -127,34 +127,30 @@ class ModelRouterServicer(pb_grpc.ModelRouterServiceServicer):
         # pass it straight through), so refilling it afterwards is safe and saves two
         # protobuf objects per message.
         text_delta = pb.GenerateStreamResponse(delta=pb.TextDelta())
-        ahead = ReadAhead(events)
-        async with aclosing(events):
-            try:
-                while (event := await ahead.next()) is not END:
-                    if type(event) is TextChunk:
-                        text_delta.delta.text = _joined_text(event.text, ahead)
-                        await ahead.before_write()
-                        with ahead.writing():
-                            yield text_delta
-                    elif isinstance(event, ReplayedTurn):
-                        report_answer(Answer(replayed=True))
-                        for replayed in convert.replayed_stream_pb(
-                            event.request_id, event.text, event.tool_calls
-                        ):
-                            yield replayed
-                    elif isinstance(event, ChainFinished):
-                        # The finish goes out after StreamClosed, once the turn is stored.
-                        finished = event
-                    elif isinstance(event, StreamClosed):
-                        if finished is not None:
-                            report_answer(_streamed_answer(finished))
-                            yield convert.stream_finish_to_pb(finished, event)
-                    else:
-                        response = convert.stream_event_to_pb(event, options.request_id)
-                        if response is not None:
-                            yield response
-            finally:
-                await ahead.close()
+        async with aclosing(ReadAhead(events)) as ahead:
+            while (event := await ahead.next()) is not END:
+                if type(event) is TextChunk:
+                    text_delta.delta.text = _joined_text(event.text, ahead)
+                    await ahead.before_write()
+                    with ahead.writing():
+                        yield text_delta
+                elif isinstance(event, ReplayedTurn):
+                    report_answer(Answer(replayed=True))
+                    for replayed in convert.replayed_stream_pb(
+                        event.request_id, event.text, event.tool_calls
+                    ):
+                        yield replayed
+                elif isinstance(event, ChainFinished):
+                    # The finish goes out after StreamClosed, once the turn is stored.
+                    finished = event
+                elif isinstance(event, StreamClosed):
+                    if finished is not None:
+                        report_answer(_streamed_answer(finished))
+                        yield convert.stream_finish_to_pb(finished, event)
+                else:
+                    response = convert.stream_event_to_pb(event, options.request_id)
+                    if response is not None:
+                        yield response
 
     # -- models and tokens --------------------------------------------------------------
 
@@ -293,18 +289,12 @@ async def _conversation_reply(
 def _joined_text(text: str, ahead: ReadAhead[Any]) -> str:
     """`text` and the text deltas right behind it that need no wait; the first other
     event is put back for the loop."""
-    event = ahead.take_ready()
-    if type(event) is not TextChunk:
-        if event is not None:
-            ahead.put_back(event)
-        return text
     parts = [text]
-    while type(event) is TextChunk:
+    while type(event := ahead.take_ready()) is TextChunk:
         parts.append(event.text)
-        event = ahead.take_ready()
     if event is not None:
         ahead.put_back(event)
-    return "".join(parts)
+    return "".join(parts)  # one part: `text` itself, not a copy
 
 
 def _streamed_answer(finished: ChainFinished) -> Answer:

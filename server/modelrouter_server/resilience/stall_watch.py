@@ -78,7 +78,6 @@ class StallWatch:
         cancelling = task.cancelling()
         self._task = task
         self._cap = None if within_s is None else now + within_s
-        stream_steps.timing(self)
         try:
             item = await anext(stream)
         except asyncio.CancelledError:
