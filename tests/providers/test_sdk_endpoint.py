@@ -116,10 +116,7 @@ SDKS = [
 @asynccontextmanager
 async def _endpoint(sdk: _Sdk, port: int) -> AsyncIterator[tuple[SdkEndpoint, Any]]:
     connection = Connection(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}{sdk.base}")
-    http = connection.http_client(sdk.http, connection.pool_watch("p"))
-    client = sdk.client(
-        api_key=API_KEY, base_url=connection.base_url, max_retries=0, http_client=http
-    )
+    client, http = connection.sdk_client(sdk.client, sdk.http, connection.pool_watch("p"))
     endpoint = SdkEndpoint(
         client,
         sdk.path,

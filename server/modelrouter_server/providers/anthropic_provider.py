@@ -109,14 +109,8 @@ class AnthropicProvider:
         self._connection = connection
         self._pool = connection.pool_watch(name)
         # The SDK's default client keeps its TCP keep-alive settings; only the pool changes.
-        http = connection.http_client(anthropic.DefaultAsyncHttpxClient, self._pool)
-        self._client = anthropic.AsyncAnthropic(
-            api_key=connection.api_key,
-            base_url=connection.base_url,
-            timeout=connection.timeout,
-            # The router has the one retry loop; a second one here would multiply attempts.
-            max_retries=0,
-            http_client=http,
+        self._client, http = connection.sdk_client(
+            anthropic.AsyncAnthropic, anthropic.DefaultAsyncHttpxClient, self._pool
         )
         # The Messages API as the client builds the request, the body sent as built here
         # (see providers.sdk_endpoint). `create` would add nothing we need: its header

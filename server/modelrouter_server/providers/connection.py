@@ -5,11 +5,14 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx2
 
 from modelrouter_server.providers.aiohttp_transport import AiohttpTransport
 from modelrouter_server.providers.pool import PoolObserver, PoolWatch
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,25 @@ class Connection:
     def pool_watch(self, provider: str) -> PoolWatch:
         """What times and reports the pool waits of `provider`'s calls."""
         return PoolWatch(provider, self.max_connections, self.pool_timeout_s, self.pool_observer)
+
+    def sdk_client(
+        self,
+        client_class: Callable[..., C],
+        http_class: Callable[..., httpx2.AsyncClient],
+        watch: PoolWatch,
+    ) -> tuple[C, httpx2.AsyncClient]:
+        """An SDK's client (`client_class`) over its HTTP client (`http_class`, as
+        `http_client` builds it), and that HTTP client, which `SdkEndpoint` sends through."""
+        http = self.http_client(http_class, watch)
+        client = client_class(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            # The router has the one retry loop; a second one here would multiply attempts.
+            max_retries=0,
+            http_client=http,
+        )
+        return client, http
 
     def http_client(
         self, sdk_client: Callable[..., httpx2.AsyncClient], watch: PoolWatch

@@ -129,14 +129,8 @@ class OpenAIProvider:
         self._emulated = emulated
         self._connection = connection
         self._pool = connection.pool_watch(name)
-        http = connection.http_client(openai.DefaultAsyncHttpxClient, self._pool)
-        self._client = openai.AsyncOpenAI(
-            api_key=connection.api_key,
-            base_url=connection.base_url,
-            timeout=connection.timeout,
-            # The router has the one retry loop; a second one here would multiply attempts.
-            max_retries=0,
-            http_client=http,
+        self._client, http = connection.sdk_client(
+            openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient, self._pool
         )
         # Chat Completions as the client builds the request, the body sent as built here:
         # `create` would first walk it against its TypedDicts (see providers.sdk_endpoint).
