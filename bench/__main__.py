@@ -4,7 +4,8 @@ called directly and with LiteLLM proxy, against one stand-in upstream; writes RE
 Every system calls the same stand-in (bench/standin.py, its own process): the direct SDK
 and LiteLLM are driven by the same Python SDK client (bench/sdk_load.py), modelrouter by
 ghz. Each system runs alone, in turn: warm-up, unary at each concurrency, 200-token
-streams, then 1,000 concurrent slow streams with a cancel probe beside them. Each router
+streams, paced streams for the gaps between tokens (a Python client for every system),
+then 1,000 concurrent slow streams with a cancel probe beside them. Each router
 (1 worker, N workers) then holds 10,000 open streams in a fresh process, for memory per
 stream. Plots and bench/out/REPORT.md last.
 """

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.cancel_probe import CancelProbe, probe_router, probe_sdk
+from bench.gap_probe import Gaps, gaps_router, gaps_sdk
 from bench.ghz import run_ghz
 from bench.loadrun import LoadRun, from_ghz
+from bench.settings import StreamRow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +36,8 @@ class Driver(Protocol):
     ) -> LoadRun: ...
 
     async def cancel_probe(self, stop: asyncio.Event) -> CancelProbe: ...
+
+    async def gap_probe(self, row: StreamRow) -> Gaps: ...
 
 
 def _zero() -> float:
@@ -106,6 +110,9 @@ class SdkDriver:
     async def cancel_probe(self, stop: asyncio.Event) -> CancelProbe:
         return await probe_sdk(self._base_url, self._model, self._api_key, stop)
 
+    async def gap_probe(self, row: StreamRow) -> Gaps:
+        return await gaps_sdk(self._base_url, self._model, self._api_key, row)
+
 
 class GhzDriver:
     """ghz against modelrouter's `Generate` / `GenerateStream`."""
@@ -159,3 +166,6 @@ class GhzDriver:
 
     async def cancel_probe(self, stop: asyncio.Event) -> CancelProbe:
         return await probe_router(self._target, self._model, stop)
+
+    async def gap_probe(self, row: StreamRow) -> Gaps:
+        return await gaps_router(self._target, self._model, row)

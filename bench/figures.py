@@ -22,6 +22,11 @@ def draw_figures(report: BenchReport, out: Path) -> dict[str, Path]:
         figures["unary_c1"] = plots.cdf_comparison(
             {"unary latency, concurrency 1": c1}, "Unary latency", out / "unary_c1.png"
         )
+    gaps = {s.label: s.gaps.gaps_s for s in systems if s.gaps and s.gaps.gaps_s}
+    if gaps:
+        figures["gaps"] = plots.cdf_comparison(
+            {"gap between tokens": gaps}, "Paced streams", out / "gaps.png"
+        )
     burst = {s.label: [c.latency_s for c in s.burst.calls] for s in systems if s.burst}
     if burst:
         figures["burst"] = plots.cdf_comparison(

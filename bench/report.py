@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.gap_probe import Gaps
 from bench.loadrun import LoadRun
 from bench.report_details import details, header
 from bench.results import SYSTEMS, BenchReport
@@ -50,6 +51,12 @@ def _stream_cell(run: LoadRun, cores: float | None) -> str:
     if cores:
         text += f", {run.chunks / cores:,.0f} tokens/s per core used"
     return text + _failed(run)
+
+
+def _gaps_cell(gaps: Gaps) -> str:
+    summary = Summary.of(gaps.gaps_s)
+    text = f"p50 {_ms(summary.p50)}, p99 {_ms(summary.p99)} ({summary.count:,} gaps)"
+    return text + (f" ({gaps.failures} streams failed)" if gaps.failures else "")
 
 
 def _burst_cell(run: LoadRun, ideal_s: float) -> str:
@@ -164,6 +171,33 @@ def _stream_row(report: BenchReport) -> list[str]:
     ]
 
 
+def _gaps_row(report: BenchReport) -> list[str]:
+    row = report.settings.paced
+
+    def cell(s: SystemResult) -> str | None:
+        return _gaps_cell(s.gaps) if s.gaps else None
+
+    p99 = {
+        k: Summary.of(g.gaps_s).p99 if (g := report.system(k).gaps) else math.nan for k in SYSTEMS
+    }
+    added = {k: p99[k] - p99["direct"] for k in ("router1", "routerN", "litellm")}
+    routers = {
+        k: report.system(k).gaps for k in ("router1", "routerN") if not report.system(k).unavailable
+    }
+    met = bool(routers) and all(
+        g is not None and not g.failures and added[k] <= 0.002 for k, g in routers.items()
+    )
+    return [
+        f"gaps between tokens, {row.concurrency} streams at a time of {row.tokens} tokens, "
+        f"a token every {row.delay_ms:g} ms",
+        "added p99 <= 2 ms over direct",
+        *_cells(report, cell),
+        f"added p99: 1w {_ms(added['router1'])}, Nw {_ms(added['routerN'])}, "
+        f"LiteLLM {_ms(added['litellm'])}",
+        _met(met),
+    ]
+
+
 def _burst_row(report: BenchReport) -> list[str]:
     row = report.settings.burst
 
@@ -231,6 +265,7 @@ def _table(report: BenchReport) -> list[str]:
     rows = [
         *(_unary_row(report, c) for c in report.settings.unary_concurrency),
         _stream_row(report),
+        _gaps_row(report),
         _burst_row(report),
         _hold_row(report),
         _cancel_row(report),

@@ -110,7 +110,7 @@ def details(report: BenchReport, out: Path) -> list[str]:
         path = report.figures.get(key)
         return f"![{alt}]({path.relative_to(out)})" if path else ""
 
-    hold = report.settings.hold
+    hold, paced = report.settings.hold, report.settings.paced
     cancel_counts = [
         f"{report.system(k).label}: {len(c.delays_s)} cancels, {c.failures} probe failures"
         for k in SYSTEMS
@@ -127,6 +127,18 @@ def details(report: BenchReport, out: Path) -> list[str]:
         "",
         figure("unary_rates", "unary calls per second by system and concurrency"),
         figure("unary_c1", "unary latency at concurrency 1"),
+        "",
+        "## Gaps between tokens",
+        "",
+        f"{paced.total} streams, {paced.concurrency} at a time, of {paced.tokens} tokens "
+        f"sent {paced.delay_ms:g} ms apart by the stand-in ({paced.prompt}), read by a "
+        "Python client in the bench's process (the SDK on its default client for the "
+        "OpenAI-compatible endpoints, `modelrouter_client` for modelrouter) that notes when "
+        "each token arrives. The first token of each stream is left out (its wait is the "
+        "stream's setup); a delta carrying several tokens counts the rest after a gap of 0. "
+        "Added p99: a system's p99 gap minus the direct SDK's.",
+        "",
+        figure("gaps", "gaps between tokens of paced streams"),
         "",
         "## Slow streams and cancels",
         "",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.drivers import Driver
+from bench.gap_probe import Gaps
 from bench.loadrun import LoadRun
 from bench.settings import BenchSettings, StreamRow
 from bench.standin_process import StandInProcess
@@ -66,6 +67,7 @@ class SystemResult:
     note: str = ""
     unary: dict[int, LoadRun] = field(default_factory=dict)
     stream: LoadRun | None = None
+    gaps: Gaps | None = None
     burst: LoadRun | None = None
     cancel: CancelResult | None = None
     hold: HoldResult | None = None
@@ -88,8 +90,8 @@ def measure(
     *,
     burst: bool = True,
 ) -> None:
-    """Warm-up, then the unary rows, the stream row and (unless not `burst`) the burst with
-    the cancel probe, filling `result` as they finish."""
+    """Warm-up, then the unary rows, the stream row and (unless not `burst`) the paced
+    streams' gaps and the burst with the cancel probe, filling `result` as they finish."""
     warm_up(driver, settings)
     prompt = f"tokens={settings.unary_tokens}"
     for concurrency in settings.unary_concurrency:
@@ -107,6 +109,8 @@ def measure(
     log(f"  streams c{row.concurrency}: {result.stream.rate:.1f} streams/s")
     if not burst:
         return
+    result.gaps = asyncio.run(driver.gap_probe(settings.paced))
+    log(f"  paced streams: {result.gaps.streams} read, {len(result.gaps.gaps_s):,} gaps")
     result.burst, result.cancel = asyncio.run(burst_with_cancels(driver, settings.burst, standin))
     log(
         f"  burst: {result.burst.ok}/{result.burst.count} OK, "

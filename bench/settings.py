@@ -41,6 +41,8 @@ class BenchSettings:
     unary_duration_s: float = 6.0
     unary_tokens: int = 16
     stream: StreamRow = StreamRow(concurrency=16, tokens=200, duration_s=6.0)
+    # Paced streams for the inter-token gaps: 16 at a time, a token every 10 ms.
+    paced: StreamRow = StreamRow(concurrency=16, tokens=100, delay_ms=10, total=96)
     # 1,000 streams opened at once, 12 tokens at 1 token/s: ideal 12 s each.
     burst: StreamRow = StreamRow(concurrency=1000, tokens=12, delay_ms=1000, total=1000)
     # Open streams held on a slow upstream, for memory per stream: the first token at
@@ -66,6 +68,7 @@ class BenchSettings:
             unary_concurrency=(1, 16),
             unary_duration_s=1.0,
             stream=StreamRow(concurrency=4, tokens=50, duration_s=1.0),
+            paced=StreamRow(concurrency=4, tokens=20, delay_ms=10, total=8),
             burst=StreamRow(concurrency=50, tokens=3, delay_ms=500, total=50),
             hold=StreamRow(
                 concurrency=200, tokens=3, delay_ms=2000, first_ms=0, total=200, opened_per_s=200
