@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import grpc
-import httpx2
 import openai
 from modelrouter.v1 import modelrouter_pb2 as pb
 from modelrouter_client import AsyncModelRouterClient
+
+from bench.sdk_client import sdk_client
 
 # Long enough that no probe stream ends by itself before it is cancelled.
 _PROMPT = "tokens=100000 delay_ms=20 tag={tag}"
@@ -125,15 +126,7 @@ async def probe_sdk(
 ) -> CancelProbe:
     """Cancel SDK streams (direct or through an OpenAI-compatible proxy) until `stop`."""
     probe = CancelProbe()
-    client = openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key,
-        max_retries=0,
-        timeout=60,
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx2.Limits(max_connections=parallel + 4), timeout=60
-        ),
-    )
+    client = sdk_client(base_url, api_key, connections=parallel + 4, timeout_s=60)
     try:
         await asyncio.gather(
             *(

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
-import httpx2
 import openai
 from modelrouter_client import AsyncModelRouterClient
 
+from bench.sdk_client import sdk_client
 from bench.settings import StreamRow
 
 
@@ -90,15 +90,7 @@ async def gaps_router(target: str, model: str, row: StreamRow) -> Gaps:
 async def gaps_sdk(base_url: str, model: str, api_key: str, row: StreamRow) -> Gaps:
     """The row's streams through an OpenAI-compatible endpoint, with the SDK's default
     (httpx) client: the stand-in directly, or a proxy."""
-    client = openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key,
-        max_retries=0,
-        timeout=120,
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx2.Limits(max_connections=row.concurrency + 4), timeout=120
-        ),
-    )
+    client = sdk_client(base_url, api_key, connections=row.concurrency + 4, timeout_s=120)
 
     async def texts() -> AsyncIterator[str]:
         stream = await client.chat.completions.create(

@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from bench.ghz import Call
 from bench.loadrun import LoadRun
+from bench.sdk_client import sdk_client
 
 
 @dataclass(frozen=True)
@@ -45,22 +45,12 @@ class SdkLoad:
 
 
 def _client(load: SdkLoad) -> openai.AsyncOpenAI:
-    # The SDK's default pool (1,000 connections, 100 kept alive) would cap or churn a
-    # load of more concurrent calls than that.
-    connections = load.concurrency + 16
-    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
-    if load.http == "aiohttp":
-        http: httpx2.AsyncClient = openai.DefaultAioHttpClient(
-            limits=limits, timeout=load.timeout_s
-        )
-    else:
-        http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=load.timeout_s)
-    return openai.AsyncOpenAI(
-        base_url=load.base_url,
-        api_key=load.api_key,
-        max_retries=0,
-        timeout=load.timeout_s,
-        http_client=http,
+    return sdk_client(
+        load.base_url,
+        load.api_key,
+        connections=load.concurrency + 16,
+        timeout_s=load.timeout_s,
+        http=load.http,
     )
 
 
