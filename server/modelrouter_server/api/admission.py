@@ -234,15 +234,12 @@ class Admission:
         message = self._message(refusal)
         status = refusal_status(refusal, message, self.limits.retry_after_s)
         log.info("rpc_refused", rpc=method.removeprefix(_SERVICE_PREFIX), reason=refusal.value)
-        await context.abort(
-            grpc.StatusCode(
-                grpc.StatusCode.UNAVAILABLE
-                if refusal is Refusal.DRAINING
-                else grpc.StatusCode.RESOURCE_EXHAUSTED
-            ),
-            message,
-            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        code = (
+            grpc.StatusCode.UNAVAILABLE
+            if refusal is Refusal.DRAINING
+            else grpc.StatusCode.RESOURCE_EXHAUSTED
         )
+        await _abort(context, code, message, status)
 
     async def _expired(self, context: _Context, call: _Call) -> None:
         task = asyncio.current_task()
@@ -250,17 +247,7 @@ class Admission:
             task.uncancel()
         status = refusal_status(Refusal.DRAINING, _ENDED_BY_DRAIN, self.limits.retry_after_s)
         log.info("rpc_ended_by_drain", rpc=call.method.removeprefix(_SERVICE_PREFIX))
-        try:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                _ENDED_BY_DRAIN,
-                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
-            )
-        except grpc.aio.InternalError:
-            # grpc fails the status when its core ended the call first: the caller left
-            # and the event loop had not yet told this handler. The call ends with the
-            # code `expire` set, not as a bug of ours (INTERNAL).
-            raise asyncio.CancelledError("the call ended before its drain status") from None
+        await _abort(context, grpc.StatusCode.UNAVAILABLE, _ENDED_BY_DRAIN, status)
 
     def guard_unary(self, method: str, behavior: _Unary) -> _Unary:
         async def guarded(request: Any, context: _Context) -> Any:
@@ -311,6 +298,26 @@ class Admission:
                     self._leave(entered)
 
         return guarded
+
+
+async def _abort(
+    context: _Context, code: grpc.StatusCode, message: str, status: status_pb2.Status
+) -> None:
+    """End the call with `code` and its rich `status`; raises AbortError, as
+    `context.abort` does, or CancelledError when the caller had already left."""
+    try:
+        await context.abort(
+            code,
+            message,
+            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        )
+    except grpc.aio.InternalError as exc:
+        # grpc fails the status when its core ended the call first: the caller left and
+        # the event loop had not yet cancelled this handler. Nobody got our status: the
+        # call ended as cancelled, not as a bug of ours (INTERNAL).
+        log.info("rpc_status_not_sent", code=code.name, reason=str(exc))
+        context.set_code(grpc.StatusCode.CANCELLED)
+        raise asyncio.CancelledError("the caller left before its status was sent") from None
 
 
 @dataclass(slots=True)
