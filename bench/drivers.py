@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.cancel_probe import CancelProbe, probe_router, probe_sdk
-from bench.gap_probe import Gaps, gaps_router, gaps_sdk
+from bench.gap_probe import Gaps, gaps_router, gaps_sse
 from bench.ghz import run_ghz
 from bench.loadrun import LoadRun, from_ghz
 from bench.settings import StreamRow
@@ -111,7 +111,7 @@ class SdkDriver:
         return await probe_sdk(self._base_url, self._model, self._api_key, stop)
 
     async def gap_probe(self, row: StreamRow) -> Gaps:
-        return await gaps_sdk(self._base_url, self._model, self._api_key, row)
+        return await gaps_sse(self._base_url, self._model, self._api_key, row)
 
 
 class GhzDriver:

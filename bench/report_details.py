@@ -132,11 +132,12 @@ def details(report: BenchReport, out: Path) -> list[str]:
         "",
         f"{paced.total} streams, {paced.concurrency} at a time, of {paced.tokens} tokens "
         f"sent {paced.delay_ms:g} ms apart by the stand-in ({paced.prompt}), read by a "
-        "Python client in the bench's process (the SDK on its default client for the "
-        "OpenAI-compatible endpoints, `modelrouter_client` for modelrouter) that notes when "
-        "each token arrives. The first token of each stream is left out (its wait is the "
-        "stream's setup); a delta carrying several tokens counts the rest after a gap of 0. "
-        "Added p99: a system's p99 gap minus the direct SDK's.",
+        "lean Python client in the bench's process that notes when each token arrives: SSE "
+        "lines over httpx for the OpenAI-compatible endpoints (the SDK's own parsing would "
+        "add its cost to the baseline), `modelrouter_client` for modelrouter. The first "
+        "token of each stream is left out (its wait is the stream's setup); a delta carrying "
+        "several tokens counts the rest after a gap of 0. Added p99: a system's p99 gap "
+        "minus that of the stand-in called directly.",
         "",
         figure("gaps", "gaps between tokens of paced streams"),
         "",

@@ -42,7 +42,7 @@ class BenchSettings:
     unary_tokens: int = 16
     stream: StreamRow = StreamRow(concurrency=16, tokens=200, duration_s=6.0)
     # Paced streams for the inter-token gaps: 16 at a time, a token every 10 ms.
-    paced: StreamRow = StreamRow(concurrency=16, tokens=100, delay_ms=10, total=96)
+    paced: StreamRow = StreamRow(concurrency=16, tokens=100, delay_ms=10, total=160)
     # 1,000 streams opened at once, 12 tokens at 1 token/s: ideal 12 s each.
     burst: StreamRow = StreamRow(concurrency=1000, tokens=12, delay_ms=1000, total=1000)
     # Open streams held on a slow upstream, for memory per stream: the first token at
