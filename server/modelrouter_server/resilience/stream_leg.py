@@ -64,7 +64,7 @@ class StreamLeg:
         *,
         started: float,
         first_at: float,
-        watch: StallWatch | None = None,
+        watch: StallWatch,
     ) -> None:
         self.candidate = candidate
         self.first = first
@@ -73,16 +73,13 @@ class StreamLeg:
         self._stream = stream
         self._permit = permit
         self._watch = watch
-        """The leg's stall timer; made at the first step when not given."""
+        """The leg's stall timer, made before its first read (see `ChainRun.open_stream`)."""
 
     async def next(self, timeout_s: float, *, within_s: float | None = None) -> StreamEvent:
         """The next event; raises `StepExpired` on a stall, `ProviderError` on a break.
         `within_s`: what is left of the caller's deadline (None: no deadline)."""
-        watch = self._watch
-        if watch is None:
-            watch = self._watch = StallWatch()
         try:
-            event: StreamEvent = await watch.step(self._stream, timeout_s, within_s=within_s)
+            event: StreamEvent = await self._watch.step(self._stream, timeout_s, within_s=within_s)
         except StopAsyncIteration:
             raise _truncated() from None
         return event
@@ -125,8 +122,7 @@ class StreamLeg:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
-        if self._watch is not None:
-            self._watch.close()
+        self._watch.close()
         try:
             await close_stream(self._stream)
         finally:
