@@ -109,39 +109,33 @@ async def test_a_leg_whose_reads_hold_a_lock_is_not_read_ahead() -> None:
     assert [await ahead.next(), await ahead.next()] == ["c", END]
 
 
-async def test_a_step_bounded_by_the_deadline_gets_no_time_back_for_the_write() -> None:
-    # It may overlap the write, but a pause must not stretch the caller's deadline: run
-    # out during the write, it expires as the write ends, before "b" comes 20 ms later.
+@pytest.mark.parametrize(
+    ("stall_s", "within_s", "write_s", "gate_after_s"),
+    [
+        # It may overlap the write, but a pause must not stretch the caller's deadline: run
+        # out during the write, it expires as the write ends, before "b" comes 20 ms later.
+        pytest.param(0.05, 0.05, 0.2, 0.02, id="bounded-by-the-deadline"),
+        # The stall limit (0.2 s) is nearer than the deadline (0.3 s) when the step starts;
+        # a 0.25 s write must not carry the step past the deadline: it expires at 0.3 s,
+        # before "b" comes at 0.35 s (with the whole write given back it would wait until
+        # 0.45 s).
+        pytest.param(0.2, 0.3, 0.25, 0.1, id="stall-limit-nearer"),
+    ],
+)
+async def test_the_time_given_back_for_a_write_stops_at_the_callers_deadline(
+    stall_s: float, within_s: float, write_s: float, gate_after_s: float
+) -> None:
     gate = asyncio.Event()
-    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.05, within_s=0.05))
+    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), stall_s, within_s=within_s))
     assert await ahead.next() == "a"
     assert ahead.take_ready() is None
     await ahead.before_write()
     loop = asyncio.get_running_loop()
     written = loop.create_future()
-    loop.call_later(0.2, written.set_result, None)
+    loop.call_later(write_s, written.set_result, None)
     with ahead.writing():
         await written
-    loop.call_later(0.02, gate.set)
-    with pytest.raises(StepExpired):
-        await ahead.next()
-
-
-async def test_the_time_given_back_for_a_write_stops_at_the_callers_deadline() -> None:
-    # The stall limit (0.2 s) is nearer than the deadline (0.3 s) when the step starts; a
-    # 0.25 s write must not carry the step past the deadline: it expires at 0.3 s, before
-    # "b" comes at 0.35 s (with the whole write given back it would wait until 0.45 s).
-    gate = asyncio.Event()
-    ahead = ReadAhead(_watched(_source(["a"], gate, ["b"]), 0.2, within_s=0.3))
-    assert await ahead.next() == "a"
-    assert ahead.take_ready() is None
-    await ahead.before_write()
-    loop = asyncio.get_running_loop()
-    written = loop.create_future()
-    loop.call_later(0.25, written.set_result, None)
-    with ahead.writing():
-        await written
-    loop.call_later(0.1, gate.set)
+    loop.call_later(gate_after_s, gate.set)
     with pytest.raises(StepExpired):
         await ahead.next()
 
