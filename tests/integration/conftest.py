@@ -41,6 +41,16 @@ def make_config(**sections: dict[str, Any]) -> RouterConfig:
     return RouterConfig.model_validate(raw)
 
 
+def request_counts(app: App, rpc: str) -> dict[str, float]:
+    """How many `rpc` calls `app` counted as ended with each status code."""
+    counts: dict[str, float] = {}
+    for family in app.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "modelrouter_requests_total" and sample.labels["rpc"] == rpc:
+                counts[sample.labels["code"]] = sample.value
+    return counts
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     async with Emulator(emulated_models(make_config())) as emu:

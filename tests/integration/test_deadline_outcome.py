@@ -10,19 +10,10 @@ from modelrouter.v1 import modelrouter_pb2_grpc as pb_grpc
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Behavior, Emulator
 
-from .conftest import make_config
+from .conftest import make_config, request_counts
 from .logcapture import captured_log
 
 GPT = "gpt-4o-mini-2024-07-18"
-
-
-def _generate_codes(app: App) -> dict[str, float]:
-    codes: dict[str, float] = {}
-    for family in app.metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == "modelrouter_requests_total" and sample.labels["rpc"] == "Generate":
-                codes[sample.labels["code"]] = sample.value
-    return codes
 
 
 async def test_a_passed_deadline_is_deadline_exceeded_in_metrics_and_log(
@@ -45,5 +36,5 @@ async def test_a_passed_deadline_is_deadline_exceeded_in_metrics_and_log(
             done = [e for e in log.events() if e["event"] == "request_done"]
     finally:
         await app.stop(grace_s=0)
-    assert _generate_codes(app) == {"DEADLINE_EXCEEDED": 1}
+    assert request_counts(app, "Generate") == {"DEADLINE_EXCEEDED": 1}
     assert [(e["rpc"], e["code"]) for e in done] == [("Generate", "DEADLINE_EXCEEDED")]

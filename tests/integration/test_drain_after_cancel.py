@@ -13,20 +13,10 @@ from modelrouter_client import AsyncModelRouterClient
 from modelrouter_server.app import App
 from modelrouter_server.emulator import Behavior, Emulator
 
-from .conftest import make_config
+from .conftest import make_config, request_counts
 from .logcapture import captured_log
 
 GPT = "gpt-4o-mini-2024-07-18"
-
-
-def _counts(app: App, rpc: str) -> dict[str, float]:
-    """How many `rpc` calls ended with each status code."""
-    counts: dict[str, float] = {}
-    for family in app.metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == "modelrouter_requests_total" and sample.labels["rpc"] == rpc:
-                counts[sample.labels["code"]] = sample.value
-    return counts
 
 
 async def test_a_cancelled_call_ended_by_the_drain_is_counted_cancelled(
@@ -53,7 +43,7 @@ async def test_a_cancelled_call_ended_by_the_drain_is_counted_cancelled(
             await stopping
     finally:
         blocker.close()
-    assert set(_counts(app, "Generate")) == {"CANCELLED"}
+    assert set(request_counts(app, "Generate")) == {"CANCELLED"}
 
 
 async def test_streams_whose_callers_left_unnoticed_end_cancelled_at_the_drain(
@@ -84,7 +74,7 @@ async def test_streams_whose_callers_left_unnoticed_end_cancelled_at_the_drain(
         await asyncio.gather(*(stream.aclose() for stream in streams))  # type: ignore[attr-defined]
         await asyncio.gather(*(channel.close(None) for channel in channels))
         await app.stop(grace_s=0)
-    assert _counts(app, "GenerateStream") == {"CANCELLED": streams_count}
+    assert request_counts(app, "GenerateStream") == {"CANCELLED": streams_count}
     # The race this test is for did happen: some drain statuses found their call over.
     events = [e["event"] for e in log.events()]
     assert "rpc_status_not_sent" in events
