@@ -7,7 +7,8 @@ ghz. Each system runs alone, in turn: warm-up, unary at each concurrency, 200-to
 streams, paced streams for the gaps between tokens (a Python client for every system),
 then 1,000 concurrent slow streams with a cancel probe beside them. Each router
 (1 worker, N workers) then holds 10,000 open streams in a fresh process, for memory per
-stream. Plots and bench/out/REPORT.md last.
+stream, and so does the floor under it: a bare grpc.aio relay (bench/relay_floor.py).
+Plots and bench/out/REPORT.md last.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import litellm_proxy, router_process
+from bench import litellm_proxy, relay_floor, router_process
 from bench.drivers import GhzDriver, SdkDriver
 from bench.figures import draw_figures
 from bench.ghz import GHZ
 from bench.machine import describe_machine
 from bench.report import render
-from bench.results import BenchReport
-from bench.rows import SystemResult, hold_streams, measure, warm_up
+from bench.results import FLOOR, BenchReport
+from bench.rows import HoldResult, SystemResult, hold_streams, measure, warm_up
 from bench.settings import BenchSettings
 from bench.standin_process import StandInProcess, start_standin, stop_standin
 
@@ -88,14 +89,36 @@ def _router(
     try:
         driver = GhzDriver(router.target, MODEL, directory, server_cpu_s=router.cpu_s)
         warm_up(driver, settings)
-        result.hold = asyncio.run(hold_streams(driver, settings.hold, standin, router.rss_bytes))
-        log(
-            f"  hold: {result.hold.run.ok}/{result.hold.run.count} OK, peak "
-            f"{result.hold.peak_open} open, {result.hold.bytes_per_stream / 1024:.1f} KiB each"
-        )
+        result.hold = _hold(driver, settings, standin, router.rss_bytes)
     finally:
         router_process.stop(router)
     return result
+
+
+def _floor(standin: StandInProcess, settings: BenchSettings, out: Path) -> SystemResult:
+    """The hold row on the least a Python relay on grpc.aio can be (streams only)."""
+    result = SystemResult(FLOOR, "bare grpc.aio relay")
+    log(result.label)
+    directory = _dir(out, FLOOR)
+    floor = relay_floor.start_floor(standin.base_url, directory / "relay.log")
+    try:
+        driver = GhzDriver(floor.target, MODEL, directory)
+        warm_up(driver, settings, unary=False)
+        result.hold = _hold(driver, settings, standin, floor.rss_bytes)
+    finally:
+        relay_floor.stop_floor(floor)
+    return result
+
+
+def _hold(
+    driver: GhzDriver, settings: BenchSettings, standin: StandInProcess, rss: Callable[[], int]
+) -> HoldResult:
+    hold = asyncio.run(hold_streams(driver, settings.hold, standin, rss))
+    log(
+        f"  hold: {hold.run.ok}/{hold.run.count} OK, peak "
+        f"{hold.peak_open} open, {hold.bytes_per_stream / 1024:.1f} KiB each"
+    )
+    return hold
 
 
 def _litellm(standin: StandInProcess, settings: BenchSettings, out: Path) -> SystemResult:
@@ -158,6 +181,7 @@ def run(out: Path, settings: BenchSettings) -> Path:
             ),
             _guarded("router1", "modelrouter", lambda: _router(standin, settings, out, 1)),
             _guarded("routerN", "modelrouter", lambda: _router(standin, settings, out, cores)),
+            _guarded(FLOOR, "bare grpc.aio relay", lambda: _floor(standin, settings, out)),
             _guarded("litellm", "LiteLLM", lambda: _litellm(standin, settings, out)),
         ]
         standin_cpu = standin.cpu_s()

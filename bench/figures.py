@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import plots
-from bench.results import SYSTEMS, BenchReport
+from bench.results import FLOOR, SYSTEMS, BenchReport
 
 
 def draw_figures(report: BenchReport, out: Path) -> dict[str, Path]:
@@ -41,7 +41,7 @@ def draw_figures(report: BenchReport, out: Path) -> dict[str, Path]:
         )
     holds = {
         s.label: [(x.at_s, x.open_upstream, x.rss_bytes) for x in s.hold.samples]
-        for s in systems
+        for s in [*systems, report.system(FLOOR)]
         if s.hold
     }
     if holds:

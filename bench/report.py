@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.gap_probe import Gaps
 from bench.loadrun import LoadRun
 from bench.report_details import details, header
-from bench.results import SYSTEMS, BenchReport
+from bench.results import FLOOR, SYSTEMS, BenchReport
 from bench.rows import CancelResult, HoldResult, SystemResult
 from bench.stats import Summary
 
@@ -229,17 +229,34 @@ def _hold_row(report: BenchReport) -> list[str]:
             return "not measured"
         return _hold_cell(s.hold) if s.hold else s.hold_unavailable or None
 
-    holds = [h for k in ("router1", "routerN") if (h := report.system(k).hold)]
+    holds = {k: h for k in ("router1", "routerN") if (h := report.system(k).hold)}
     met = bool(holds) and all(
-        h.run.ok == row.total and h.bytes_per_stream <= 30 * 1024 for h in holds
+        h.run.ok == row.total and h.bytes_per_stream <= 30 * 1024 for h in holds.values()
     )
     return [
         f"{row.total:,} concurrent open streams, slow upstream",
         "all held; <= 30 KB RSS per open stream",
         *_cells(report, cell),
-        "",
+        _floor_cell(report, holds),
         _met(met),
     ]
+
+
+def _floor_cell(report: BenchReport, holds: dict[str, HoldResult]) -> str:
+    """The routers' memory per stream over that of a bare grpc.aio relay."""
+    floor = report.system(FLOOR)
+    if floor.hold is None:
+        return f"floor {floor.unavailable or 'not measured'}"
+    per_stream = floor.hold.bytes_per_stream
+    text = f"floor (bare grpc.aio relay) {per_stream / 1024:.1f} KiB"
+    if floor.hold.run.ok < floor.hold.run.count:
+        text += f" ({floor.hold.run.count - floor.hold.run.ok:,} failed)"
+    added = [
+        f"{'1w' if k == 'router1' else f'{report.cores}w'} "
+        f"{(h.bytes_per_stream - per_stream) / 1024:+.1f} KiB"
+        for k, h in holds.items()
+    ]
+    return "; ".join([text, *added])
 
 
 def _cancel_row(report: BenchReport) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.loadrun import LoadRun
-from bench.results import SYSTEMS, BenchReport
+from bench.results import FLOOR, SYSTEMS, BenchReport
 
 
 def header(report: BenchReport) -> list[str]:
@@ -78,7 +78,7 @@ def _runs_table(report: BenchReport) -> list[str]:
 
 def _errors(report: BenchReport) -> list[str]:
     lines = []
-    for key in SYSTEMS:
+    for key in (*SYSTEMS, FLOOR):
         system = report.system(key)
         runs = [*system.unary.values(), system.stream, system.burst]
         runs.append(system.hold.run if system.hold else None)
@@ -92,7 +92,7 @@ def _errors(report: BenchReport) -> list[str]:
 
 def _hold_details(report: BenchReport) -> list[str]:
     lines = []
-    for key in ("router1", "routerN"):
+    for key in ("router1", "routerN", FLOOR):
         hold = report.system(key).hold
         if hold is None:
             continue
@@ -159,7 +159,10 @@ def details(report: BenchReport, out: Path) -> list[str]:
         + f"; each answered with {hold.tokens} tokens in {hold.ideal_s:g} s ({hold.prompt}), "
         "long enough for all to be open together at the end of the ramp. Resident memory "
         "(all the router's processes) sampled with the stand-in's count of open streams. "
-        "Per stream: (RSS at the peak - RSS before) / streams open at the peak.",
+        "Per stream: (RSS at the peak - RSS before) / streams open at the peak. "
+        "The floor is the same load on a bare grpc.aio server that relays each stream to "
+        "the stand-in over a raw socket of its own (bench/relay_floor.py): grpc.aio's cost "
+        "per call plus one upstream connection, and nothing of a router's.",
         "",
         *_hold_details(report),
         "",

@@ -11,6 +11,8 @@ from bench.settings import BenchSettings
 
 SYSTEMS = ("direct", "direct_aiohttp", "router1", "routerN", "litellm")
 """Every system the bench measures, in the order the report shows them."""
+FLOOR = "floor"
+"""The hold row's floor (bench/relay_floor.py): measured and reported in that row alone."""
 
 
 @dataclass

@@ -74,10 +74,13 @@ class SystemResult:
     hold_unavailable: str = ""
 
 
-def warm_up(driver: Driver, settings: BenchSettings) -> None:
+def warm_up(driver: Driver, settings: BenchSettings, *, unary: bool = True) -> None:
     """Connections opened, code paths taken once, before anything is timed."""
-    prompt = f"tokens={settings.unary_tokens}"
-    driver.run("warmup", prompt=prompt, concurrency=16, stream=False, total=settings.warmup_calls)
+    if unary:
+        prompt = f"tokens={settings.unary_tokens}"
+        driver.run(
+            "warmup", prompt=prompt, concurrency=16, stream=False, total=settings.warmup_calls
+        )
     driver.run("warmup_stream", prompt="tokens=20", concurrency=4, stream=True, total=20)
 
 

@@ -44,11 +44,14 @@ class StandInProcess:
         return process_cpu_s(self.process.pid)
 
 
-def start_standin(log_path: Path) -> StandInProcess:
-    """Start the stand-in on a free port; returns once it listens."""
+def start_listening(
+    module: str, args: list[str], log_path: Path
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """Run `python -m module *args`, a server that prints `listening on PORT` once it
+    listens; returns the port and the process."""
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.standin", "--port", "0"],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -58,8 +61,14 @@ def start_standin(log_path: Path) -> StandInProcess:
     line = process.stdout.readline().decode()
     if not line.startswith("listening on "):
         process.kill()
-        raise RuntimeError(f"the stand-in did not start: {line!r}; see {log_path}")
-    return StandInProcess(port=int(line.split()[-1]), process=process)
+        raise RuntimeError(f"{module} did not start: {line!r}; see {log_path}")
+    return int(line.split()[-1]), process
+
+
+def start_standin(log_path: Path) -> StandInProcess:
+    """Start the stand-in on a free port; returns once it listens."""
+    port, process = start_listening("bench.standin", ["--port", "0"], log_path)
+    return StandInProcess(port=port, process=process)
 
 
 def stop_standin(standin: StandInProcess) -> None:
