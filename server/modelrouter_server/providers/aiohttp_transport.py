@@ -16,6 +16,7 @@ it needs no sharding however large it is.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import httpx2
+from multidict import istr
 from yarl import URL
 
 from modelrouter_server.providers.pool import PoolWatch
@@ -45,6 +47,17 @@ batches bounded too, by 65 MiB (40 MiB for clients without BDP)."""
 
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5))
+
+
+@functools.lru_cache(maxsize=1024)
+def _header(name: bytes, value: bytes, encoding: str) -> tuple[istr, str]:
+    """A request header as aiohttp takes it, one copy for every call that sends it.
+
+    An SDK sends the same dozen headers on every call, and aiohttp keeps a call's headers
+    for as long as its response is open. Decoded anew for each call, they were about
+    4 KiB of every open stream: the strings, and the case-folded name aiohttp derives from
+    each (an `istr` carries its own, so the shared one serves every call)."""
+    return istr(name.lower().decode(encoding)), value.decode(encoding)
 
 
 def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
@@ -251,7 +264,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                     response = await session.request(
                         request.method,
                         URL(str(url), encoded=True),
-                        headers=request.headers.multi_items(),
+                        headers=[
+                            _header(name, value, request.headers.encoding)
+                            for name, value in request.headers.raw
+                        ],
                         data=body,
                         allow_redirects=False,
                         timeout=timeout,
