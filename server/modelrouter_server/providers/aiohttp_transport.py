@@ -49,15 +49,34 @@ batches bounded too, by 65 MiB (40 MiB for clients without BDP)."""
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5))
 
 
-@functools.lru_cache(maxsize=1024)
-def _header(name: bytes, value: bytes, encoding: str) -> tuple[istr, str]:
-    """A request header as aiohttp takes it, one copy for every call that sends it.
+# Headers whose values differ from call to call (the body's length; the SDKs' timeout
+# headers, which say the time left): kept in `_shared_header` they would only push out
+# the values that every call sends.
+_PER_CALL_HEADERS = frozenset(
+    (b"content-length", b"x-stainless-read-timeout", b"x-stainless-timeout")
+)
 
-    An SDK sends the same dozen headers on every call, and aiohttp keeps a call's headers
-    for as long as its response is open. Decoded anew for each call, they were about
-    4 KiB of every open stream: the strings, and the case-folded name aiohttp derives from
-    each (an `istr` carries its own, so the shared one serves every call)."""
+
+def _aiohttp_headers(headers: httpx2.Headers) -> list[tuple[istr, str]]:
+    encoding = headers.encoding
+    return [
+        _decoded(name, value, encoding)
+        if name.lower() in _PER_CALL_HEADERS
+        else _shared_header(name, value, encoding)
+        for name, value in headers.raw
+    ]
+
+
+def _decoded(name: bytes, value: bytes, encoding: str) -> tuple[istr, str]:
     return istr(name.lower().decode(encoding)), value.decode(encoding)
+
+
+_shared_header = functools.lru_cache(maxsize=512)(_decoded)
+"""A request header as aiohttp takes it, one copy for every call that sends it. An SDK
+sends the same dozen headers on every call, and aiohttp keeps a call's headers for as
+long as its response is open. Decoded anew for each call, they were about 4 KiB of every
+open stream: the strings, and the case-folded name aiohttp derives from each (an `istr`
+carries its own, so the shared one serves every call)."""
 
 
 def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
@@ -264,10 +283,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                     response = await session.request(
                         request.method,
                         URL(str(url), encoded=True),
-                        headers=[
-                            _header(name, value, request.headers.encoding)
-                            for name, value in request.headers.raw
-                        ],
+                        headers=_aiohttp_headers(request.headers),
                         data=body,
                         allow_redirects=False,
                         timeout=timeout,

@@ -188,8 +188,9 @@ class SdkEndpoint:
         read = str(timeouts.read)
         for name in self._timed:
             headers[name] = read
-        if self._client._idempotency_header:
-            headers[self._client._idempotency_header] = self._client._idempotency_key()
+        idempotency = self._client._idempotency_header
+        if idempotency and idempotency not in headers:  # a fixed key stays, as in the SDK
+            headers[idempotency] = self._client._idempotency_key()
         payload = _exact(orjson.dumps(body))
         headers["content-length"] = str(len(payload))
         request = httpx2.Request(
