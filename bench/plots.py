@@ -71,7 +71,7 @@ def hold_over_time(series: Mapping[str, Sequence[tuple[float, int, int]]], path:
         top.plot(times, [n for _, n, _ in samples], label=label)
         bottom.plot(times, [rss / 2**20 for _, _, rss in samples], label=label)
     top.set_ylabel("streams open upstream")
-    bottom.set_ylabel("router RSS (MiB)")
+    bottom.set_ylabel("server RSS (MiB)")
     bottom.set_xlabel("seconds since the streams were opened")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)

@@ -79,8 +79,12 @@ class _Relay:
             if not head.startswith(b"HTTP/1.1 200"):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, head.split(b"\r\n", 1)[0].decode())
             yield pb.GenerateStreamResponse(start=pb.StreamStart(model=request.model))
-            # The body is chunked, one SSE event a chunk: the size line, then the event.
-            while line := await reader.readline():
+            # The stand-in's body is chunked, one SSE event a chunk that ends a line: the
+            # size line, then the event (the relay reads no other upstream).
+            while True:
+                line = await reader.readline()
+                if not line:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "upstream closed early")
                 if not line.startswith(b"data: "):
                     continue
                 data = line[6:].strip()

@@ -246,8 +246,10 @@ def _floor_cell(report: BenchReport, holds: dict[str, HoldResult]) -> str:
     """The routers' memory per stream over that of a bare grpc.aio relay."""
     floor = report.system(FLOOR)
     if floor.hold is None:
-        return f"floor {floor.unavailable or 'not measured'}"
+        return "floor n/a"  # why: in the notes above the table
     per_stream = floor.hold.bytes_per_stream
+    if math.isnan(per_stream):
+        return "floor: no stream was seen open"
     text = f"floor (bare grpc.aio relay) {per_stream / 1024:.1f} KiB"
     if floor.hold.run.ok < floor.hold.run.count:
         text += f" ({floor.hold.run.count - floor.hold.run.ok:,} failed)"

@@ -10,7 +10,7 @@ from bench.results import FLOOR, SYSTEMS, BenchReport
 
 def header(report: BenchReport) -> list[str]:
     s = report.settings
-    systems = [report.system(k) for k in SYSTEMS]
+    systems = [report.system(k) for k in (*SYSTEMS, FLOOR)]
     notes = [f"- {r.label}: {r.unavailable}" for r in systems if r.unavailable]
     return [
         "# modelrouter side by side: the openai SDK, modelrouter, LiteLLM",
@@ -61,7 +61,7 @@ def _runs_table(report: BenchReport) -> list[str]:
         "| server cores used |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for key in SYSTEMS:
+    for key in (*SYSTEMS, FLOOR):
         system = report.system(key)
         runs: list[tuple[str, LoadRun]] = [
             (f"unary c{c}", r) for c, r in sorted(system.unary.items())

@@ -34,7 +34,7 @@ class StreamRow:
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """Every knob of `python -m bench`; the defaults keep a full run near 10 minutes on
+    """Every knob of `python -m bench`; the defaults keep a full run near 13 minutes on
     2 cores."""
 
     unary_concurrency: tuple[int, ...] = (1, 16, 50)
