@@ -1,6 +1,6 @@
-"""HTTP/2 to providers: negotiated over TLS (ALPN) by default, off when a provider says
-so, prior knowledge (h2c) when asked for on plaintext. The stand-in is hypercorn, a real
-HTTP/2 server, behind a certificate of a throw-away CA; the calls go through the real SDKs."""
+"""HTTP/1.1 to providers by default; HTTP/2 when a provider asks for it: negotiated over
+TLS (ALPN), prior knowledge (h2c) on plaintext. The stand-in is hypercorn, a real HTTP/2
+server, behind a certificate of a throw-away CA; the calls go through the real SDKs."""
 
 from __future__ import annotations
 
@@ -173,17 +173,20 @@ async def _ask_both(config: RouterConfig) -> _Recorder:
     return recorder
 
 
-async def test_https_providers_negotiate_http2(tls_stand_in: StandIn) -> None:
+async def test_https_providers_speak_http1_unless_http2_is_asked_for(
+    tls_stand_in: StandIn,
+) -> None:
     recorder = await _ask_both(_config(tls_stand_in.base_url, http2=None))
-    assert tls_stand_in.versions == ["2", "2"]
-    # Each call's wait for a pooled connection was timed, once.
-    assert len(recorder.wait_s) == 2
-
-
-async def test_http2_false_keeps_an_https_provider_on_http1(tls_stand_in: StandIn) -> None:
-    recorder = await _ask_both(_config(tls_stand_in.base_url, http2=False))
     assert tls_stand_in.versions == ["1.1", "1.1"]
-    assert recorder.wait_s == [0.0, 0.0]  # the HTTP/1.1 transport times its waits too
+    assert recorder.wait_s == [0.0, 0.0]  # each call's wait for a connection, timed once
+    recorder = await _ask_both(_config(tls_stand_in.base_url, http2=False))
+    assert tls_stand_in.versions[2:] == ["1.1", "1.1"]
+
+
+async def test_http2_true_negotiates_http2_with_an_https_provider(tls_stand_in: StandIn) -> None:
+    recorder = await _ask_both(_config(tls_stand_in.base_url, http2=True))
+    assert tls_stand_in.versions == ["2", "2"]
+    assert len(recorder.wait_s) == 2  # the HTTP/2 client times its waits too
 
 
 async def test_plaintext_stays_http1_unless_http2_is_asked_for(plain_stand_in: StandIn) -> None:

@@ -163,12 +163,10 @@ def _connection(
     api_key: str,
     base_url: str | None,
     *,
-    http2: bool | None,
+    http2: bool,
 ) -> Connection:
     # No base URL: the SDK's default endpoint, which is https.
     plaintext = base_url is not None and base_url.lower().startswith("http:")
-    if http2 is None:
-        http2 = not plaintext
     return Connection(
         api_key=api_key,
         base_url=base_url,
