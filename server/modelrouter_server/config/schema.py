@@ -83,8 +83,7 @@ class ProviderConfig(_Strict):
     over TLS (ALPN: an https base URL or the SDK's default endpoint), and with prior
     knowledge (h2c), which the server must speak, on an http:// base URL. Off by default
     because the HTTP/2 client (httpx2 2.16) can hold a stream's data back until other data
-    comes in on the connection: a stream's first token came with its next one, 2 s late,
-    in 2 to 7 of 10 concurrent streams in some runs."""
+    comes in on the connection: `python -m bench.load.http2_stall`."""
 
 
 class Capabilities(_Strict):
