@@ -82,7 +82,8 @@ async def _bare_h2_firsts(port: int, streams: int) -> list[float]:
     for _ in range(streams):
         stream_id = connection.get_next_available_stream_id()
         headers = [(":method", "POST"), (":authority", "127.0.0.1"), (":scheme", "http")]
-        connection.send_headers(stream_id, [*headers, (":path", "/")], end_stream=True)
+        connection.send_headers(stream_id, [*headers, (":path", "/")])
+        connection.send_data(stream_id, b"{}", end_stream=True)  # the body httpx2 sends
     writer.write(connection.data_to_send())
     firsts: dict[int, float] = {}
     ended = 0
@@ -98,9 +99,14 @@ async def _bare_h2_firsts(port: int, streams: int) -> list[float]:
                     connection.acknowledge_received_data(length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     ended += 1
+                elif isinstance(event, h2.events.StreamReset):
+                    raise RuntimeError(f"the server reset stream {event.stream_id}")
             writer.write(connection.data_to_send())
     finally:
         writer.close()
+        await writer.wait_closed()
+    if len(firsts) < streams:
+        raise RuntimeError(f"{streams - len(firsts)} streams ended without data")
     return list(firsts.values())
 
 
@@ -120,7 +126,8 @@ async def _rounds(port: int, streams: int, delay_s: float, rounds: int) -> None:
             ("httpx2", _httpx2_firsts),
             ("bare h2", _bare_h2_firsts),
         ):
-            times = await firsts(port, streams)
+            # A bound, so a stream the client never sees end fails the run, not hangs it.
+            times = await asyncio.wait_for(firsts(port, streams), timeout=10 * delay_s + 30)
             held = [t for t in times if t > delay_s / 2]
             print(
                 f"round {round_}, {name:7s}: {len(held)} of {streams} streams held back"

@@ -179,7 +179,7 @@ async def test_https_providers_speak_http1_unless_http2_is_asked_for(
     recorder = await _ask_both(_config(tls_stand_in.base_url, http2=None))
     assert tls_stand_in.versions == ["1.1", "1.1"]
     assert recorder.wait_s == [0.0, 0.0]  # each call's wait for a connection, timed once
-    recorder = await _ask_both(_config(tls_stand_in.base_url, http2=False))
+    await _ask_both(_config(tls_stand_in.base_url, http2=False))
     assert tls_stand_in.versions[2:] == ["1.1", "1.1"]
 
 
