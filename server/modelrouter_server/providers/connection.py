@@ -6,6 +6,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -13,6 +14,19 @@ from modelrouter_server.providers.aiohttp_transport import AiohttpTransport
 from modelrouter_server.providers.pool import PoolObserver, PoolWatch
 
 C = TypeVar("C")
+
+
+def proxied(base_url: str | None) -> bool:
+    """Whether the environment names a proxy that calls to `base_url` go through (None:
+    the SDK's default endpoint, an https URL whose host is not known here). `NO_PROXY`
+    alone, common where no proxy is used at all, names none; a host it lists bypasses
+    the proxy."""
+    proxies = urllib.request.getproxies()
+    scheme = "https" if base_url is None else urlsplit(base_url).scheme.lower()
+    if not (proxies.get(scheme) or proxies.get("all")):
+        return False
+    host = urlsplit(base_url).hostname if base_url is not None else None
+    return host is None or not urllib.request.proxy_bypass(host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,7 @@ class Connection:
         with the SDK's TCP keep-alive settings: aiohttp speaks no HTTP/2, and the proxy
         variables are honoured by the SDK's client only.
         """
-        if self.http2 or urllib.request.getproxies():
+        if self.http2 or proxied(self.base_url):
             return sdk_client(
                 timeout=self.timeout,
                 limits=self.limits,
@@ -86,7 +100,7 @@ class Connection:
     @property
     def _tls(self) -> bool:
         # No base URL: the SDK's default, the provider's https API.
-        return self.base_url is None or self.base_url.startswith("https:")
+        return self.base_url is None or self.base_url.lower().startswith("https:")
 
     @property
     def timeout(self) -> httpx2.Timeout:
