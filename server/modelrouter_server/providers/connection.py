@@ -21,12 +21,11 @@ def proxied(base_url: str | None) -> bool:
     the SDK's default endpoint, an https URL whose host is not known here). `NO_PROXY`
     alone, common where no proxy is used at all, names none; a host it lists bypasses
     the proxy."""
+    url = urlsplit("https://" if base_url is None else base_url)
     proxies = urllib.request.getproxies()
-    scheme = "https" if base_url is None else urlsplit(base_url).scheme.lower()
-    if not (proxies.get(scheme) or proxies.get("all")):
+    if not (proxies.get(url.scheme) or proxies.get("all")):
         return False
-    host = urlsplit(base_url).hostname if base_url is not None else None
-    return host is None or not urllib.request.proxy_bypass(host)
+    return url.hostname is None or not urllib.request.proxy_bypass(url.hostname)
 
 
 @dataclass(frozen=True, slots=True)
