@@ -59,7 +59,7 @@ async def _httpx2_firsts(port: int, streams: int) -> list[float]:
     async with httpx2.AsyncClient(http1=False, http2=True, timeout=60) as client:
         started = time.monotonic()
 
-        async def first(_: int) -> float:
+        async def first() -> float:
             # Read to the end, as a relay does: a stream that has its first chunk then
             # waits for the next, and that wait is what can hold the others' data back.
             arrivals = []
@@ -71,7 +71,7 @@ async def _httpx2_firsts(port: int, streams: int) -> list[float]:
                 raise RuntimeError("the stream ended without data")
             return arrivals[0]
 
-        return await asyncio.gather(*[first(i) for i in range(streams)])
+        return await asyncio.gather(*[first() for _ in range(streams)])
 
 
 async def _bare_h2_firsts(port: int, streams: int) -> list[float]:
